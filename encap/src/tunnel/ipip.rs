@@ -1,0 +1,294 @@
+//! IP-in-IP encapsulation (RFC 2003) by template, and validating decapsulation.
+//!
+//! ```text
+//! before: Ethernet (14) | inner IPv4 ...
+//! after:  Ethernet (14) | outer IPv4 (20, protocol 4) | inner IPv4 ...
+//! ```
+//!
+//! The inner Ethernet header is replaced by the outer Ethernet + IPv4 headers, so
+//! encap needs 20 bytes of headroom; decap moves the Ethernet header forward over
+//! the outer IPv4 header.
+
+use core::net::Ipv4Addr;
+
+use super::{DecapError, EncapError, Span, check_headroom};
+use crate::checksum;
+use crate::error::{Layer, Problem, malformed, need};
+use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr, MacAddr, VlanPolicy};
+use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::{get_u16, put_u16};
+
+/// Bytes IPIP adds to a frame.
+pub const OVERHEAD: usize = ipv4::HEADER_LEN;
+const OUTER_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+
+const IP: usize = ethernet::HEADER_LEN;
+const IP_TOTAL_LEN: usize = IP + 2;
+const IP_IDENT: usize = IP + 4;
+const IP_CHECKSUM: usize = IP + 10;
+
+/// Everything that defines the outer headers towards one remote node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpipParams {
+    pub outer_src_mac: MacAddr,
+    pub outer_dst_mac: MacAddr,
+    pub src_ip: Ipv4Addr,
+    pub dst_ip: Ipv4Addr,
+    pub ttl: u8,
+    pub tos: u8,
+    pub dont_frag: bool,
+}
+
+/// Prebuilt outer Ethernet + IPv4 headers towards one remote node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpipTemplate {
+    params: IpipParams,
+    /// Outer headers with total length, identification and checksum zero.
+    outer: [u8; OUTER_LEN],
+    /// Sum of the outer IPv4 header's fixed words.
+    ip_sum: u32,
+}
+
+impl IpipTemplate {
+    pub fn new(params: IpipParams) -> Self {
+        let mut outer = [0u8; OUTER_LEN];
+        EthernetRepr { src: params.outer_src_mac, dst: params.outer_dst_mac, ethertype: EtherType::IPV4 }
+            .emit(&mut EthernetFrame::new_unchecked(&mut outer[..]));
+        Ipv4Repr {
+            src: params.src_ip,
+            dst: params.dst_ip,
+            protocol: IpProtocol::IPIP,
+            payload_len: 0,
+            ttl: params.ttl,
+            tos: params.tos,
+            ident: 0,
+            dont_frag: params.dont_frag,
+        }
+        .emit(&mut Ipv4Packet::new_unchecked(&mut outer[IP..]));
+        put_u16(&mut outer, IP_TOTAL_LEN, 0);
+        put_u16(&mut outer, IP_CHECKSUM, 0);
+        let ip_sum = checksum::sum(0, &outer[IP..]);
+        IpipTemplate { params, outer, ip_sum }
+    }
+
+    pub const fn params(&self) -> &IpipParams {
+        &self.params
+    }
+
+    /// The same template with another underlay next-hop MAC.
+    pub fn with_outer_dst_mac(&self, mac: MacAddr) -> Self {
+        let mut t = self.clone();
+        t.params.outer_dst_mac = mac;
+        t.outer[..6].copy_from_slice(&mac.0);
+        t
+    }
+
+    /// Encapsulates the Ethernet/IPv4 frame at `span` in place. The outer packet
+    /// carries exactly the inner IPv4 packet's `total_len` bytes (Ethernet padding
+    /// is dropped). Returns the outer frame's span.
+    #[inline]
+    pub fn encap(&self, buf: &mut [u8], span: Span, ident: u16) -> Result<Span, EncapError> {
+        check_headroom(buf.len(), span, OVERHEAD)?;
+        let frame = &buf[span.start..span.end()];
+        need(Layer::InnerEthernet, ethernet::HEADER_LEN, frame.len()).map_err(EncapError::Inner)?;
+        if get_u16(frame, 12) != EtherType::IPV4.0 {
+            return Err(EncapError::Inner(malformed(Layer::InnerEthernet, Problem::NotIpv4)));
+        }
+        let inner = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..])
+            .map_err(|e| EncapError::Inner(e.at(Layer::InnerIpv4)))?;
+        let ip_len = u16::try_from(ipv4::HEADER_LEN + usize::from(inner.total_len()))
+            .map_err(|_| EncapError::TooLong)?;
+
+        let out = span.start - OVERHEAD;
+        let frame = &mut buf[out..];
+        frame[..OUTER_LEN].copy_from_slice(&self.outer);
+        put_u16(frame, IP_TOTAL_LEN, ip_len);
+        put_u16(frame, IP_IDENT, ident);
+        let sum = self.ip_sum + u32::from(ip_len) + u32::from(ident);
+        put_u16(frame, IP_CHECKSUM, !checksum::fold(sum));
+        Ok(Span::new(out, ethernet::HEADER_LEN + usize::from(ip_len)))
+    }
+}
+
+/// What a receiving node accepts as IPIP for itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpipDecapConfig {
+    /// Our PublicIP: the outer destination.
+    pub local_ip: Ipv4Addr,
+}
+
+/// A decapsulated IPIP frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpipDecapped {
+    /// The inner packet behind a copy of the outer Ethernet header (rewrite its MACs).
+    pub frame: Span,
+    pub outer_src: Ipv4Addr,
+    pub outer_src_mac: MacAddr,
+    pub outer_tos: u8,
+}
+
+impl IpipDecapConfig {
+    /// Validates the outer headers (untagged Ethernet, IPv4 with good checksum, not a
+    /// fragment, protocol 4, to `local_ip`) and the inner IPv4 header's lengths, then
+    /// moves the Ethernet header forward so the frame is Ethernet + inner IPv4.
+    #[inline]
+    pub fn decap(&self, buf: &mut [u8], span: Span) -> Result<IpipDecapped, DecapError> {
+        let frame = buf.get(span.start..span.end()).ok_or(DecapError::NotTunnel)?;
+        let eth = EthernetFrame::new_checked(frame)?;
+        let l2 = eth.header(VlanPolicy::Reject)?;
+        if l2.ethertype != EtherType::IPV4 {
+            return Err(DecapError::NotTunnel);
+        }
+        let outer = Ipv4Packet::new_checked(&frame[l2.header_len..])?;
+        outer.check_checksum()?;
+        if outer.protocol() != IpProtocol::IPIP || outer.dst_addr() != self.local_ip {
+            return Err(DecapError::NotTunnel);
+        }
+        if outer.is_fragment() {
+            return Err(malformed(Layer::Ipv4, Problem::Ipv4Fragment).into());
+        }
+        let inner = Ipv4Packet::new_checked(outer.payload()).map_err(|e| e.at(Layer::InnerIpv4))?;
+        let inner_len = usize::from(inner.total_len());
+        let (outer_src, outer_src_mac, outer_tos) = (outer.src_addr(), eth.src_addr(), outer.tos());
+        let outer_hl = outer.header_len();
+
+        let new_start = span.start + outer_hl;
+        buf.copy_within(span.start..span.start + ethernet::HEADER_LEN, new_start);
+        Ok(IpipDecapped {
+            frame: Span::new(new_start, ethernet::HEADER_LEN + inner_len),
+            outer_src,
+            outer_src_mac,
+            outer_tos,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ParseError;
+
+    const OUR_MAC: MacAddr = MacAddr([2, 0, 0xc6, 0x12, 0, 1]);
+    const PEER_MAC: MacAddr = MacAddr([2, 0, 0xc6, 0x12, 0, 2]);
+    const OUR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn params() -> IpipParams {
+        IpipParams {
+            outer_src_mac: OUR_MAC,
+            outer_dst_mac: PEER_MAC,
+            src_ip: OUR_IP,
+            dst_ip: PEER_IP,
+            ttl: 64,
+            tos: 0,
+            dont_frag: true,
+        }
+    }
+
+    /// A pod frame of a 60-byte IPv4 packet plus 4 bytes of Ethernet padding.
+    fn pod_frame() -> ([u8; 512], Span) {
+        let mut buf = [0u8; 512];
+        let span = Span::new(64, 14 + 60 + 4);
+        let f = &mut buf[span.start..span.end()];
+        EthernetRepr {
+            src: MacAddr([2, 0, 0, 0, 1, 2]),
+            dst: MacAddr([2, 0, 0, 0, 1, 1]),
+            ethertype: EtherType::IPV4,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+        Ipv4Repr {
+            src: Ipv4Addr::new(198, 19, 1, 2),
+            dst: Ipv4Addr::new(198, 19, 2, 2),
+            protocol: IpProtocol::TCP,
+            payload_len: 40,
+            ttl: 63,
+            tos: 0,
+            ident: 5,
+            dont_frag: true,
+        }
+        .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..]));
+        (buf, span)
+    }
+
+    #[test]
+    fn encap_prepends_a_protocol_4_header_and_drops_padding() {
+        let (mut buf, span) = pod_frame();
+        let inner: [u8; 60] = buf[span.start + 14..span.start + 74].try_into().unwrap();
+        let out = IpipTemplate::new(params()).encap(&mut buf, span, 0x1111).unwrap();
+        assert_eq!(out, Span::new(44, 14 + 20 + 60));
+        let f = &buf[out.start..out.end()];
+        let eth = EthernetFrame::new_checked(f).unwrap();
+        assert_eq!((eth.src_addr(), eth.dst_addr()), (OUR_MAC, PEER_MAC));
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(
+            (ip.protocol(), ip.total_len(), ip.ident(), ip.dont_frag()),
+            (IpProtocol::IPIP, 80, 0x1111, true)
+        );
+        assert_eq!(ip.payload(), &inner[..]);
+    }
+
+    #[test]
+    fn encap_then_decap_returns_ethernet_and_the_inner_packet() {
+        let (mut buf, span) = pod_frame();
+        let inner: [u8; 60] = buf[span.start + 14..span.start + 74].try_into().unwrap();
+        let out = IpipTemplate::new(params()).encap(&mut buf, span, 1).unwrap();
+        let d = IpipDecapConfig { local_ip: PEER_IP }.decap(&mut buf, out).unwrap();
+        assert_eq!(d.frame, Span::new(64, 74));
+        assert_eq!((d.outer_src, d.outer_src_mac), (OUR_IP, OUR_MAC));
+        let f = &buf[d.frame.start..d.frame.end()];
+        assert_eq!(EthernetFrame::new_checked(f).unwrap().ethertype(), EtherType::IPV4);
+        assert_eq!(&f[14..], &inner[..]);
+    }
+
+    #[test]
+    fn encap_refuses_non_ipv4_and_broken_inner_headers() {
+        let (mut buf, span) = pod_frame();
+        let t = IpipTemplate::new(params());
+        let mut arp = buf;
+        arp[span.start + 13] = 0x06;
+        assert_eq!(
+            t.encap(&mut arp, span, 0),
+            Err(EncapError::Inner(malformed(Layer::InnerEthernet, Problem::NotIpv4)))
+        );
+        buf[span.start + 14] = 0x55; // version 5
+        assert_eq!(
+            t.encap(&mut buf, span, 0),
+            Err(EncapError::Inner(malformed(Layer::InnerIpv4, Problem::IpVersion)))
+        );
+        assert_eq!(
+            t.encap(&mut buf, Span::new(19, 78), 0),
+            Err(EncapError::NoHeadroom { need: 20, have: 19 })
+        );
+    }
+
+    #[test]
+    fn decap_rejects_other_destinations_protocols_and_bad_inner_headers() {
+        let (mut buf, span) = pod_frame();
+        let out = IpipTemplate::new(params()).encap(&mut buf, span, 1).unwrap();
+        assert_eq!(
+            IpipDecapConfig { local_ip: OUR_IP }.decap(&mut buf.clone(), out),
+            Err(DecapError::NotTunnel)
+        );
+        let cfg = IpipDecapConfig { local_ip: PEER_IP };
+        let mut b = buf;
+        b[out.start + 34] = 0x35; // inner version 3
+        assert_eq!(
+            cfg.decap(&mut b, out),
+            Err(DecapError::Parse(malformed(Layer::InnerIpv4, Problem::IpVersion)))
+        );
+        for len in 0..out.len {
+            assert!(cfg.decap(&mut buf.clone(), Span::new(out.start, len)).is_err(), "len {len}");
+        }
+        let mut b = buf;
+        b[out.start + 20] = 0x20; // MF on the outer header...
+        let mut ip = Ipv4Packet::new_checked(&mut b[out.start + 14..out.end()]).unwrap();
+        ip.fill_checksum(); // ...with a valid checksum
+        assert_eq!(
+            cfg.decap(&mut b, out),
+            Err(DecapError::Parse(malformed(Layer::Ipv4, Problem::Ipv4Fragment)))
+        );
+        let e = cfg.decap(&mut buf.clone(), Span::new(out.start, 40)).unwrap_err();
+        assert_eq!(e, DecapError::Parse(ParseError::Truncated { layer: Layer::Ipv4, need: 80, have: 26 }));
+    }
+}
