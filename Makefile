@@ -37,7 +37,7 @@ fuzz:
 # Regenerates the golden frames under encap/tests/golden/ with scapy.
 fixtures:
 	@scripts/setup.sh fixtures
-	python3 encap/tests/golden/make_golden.py encap/tests/golden
+	/usr/bin/python3 encap/tests/golden/make_golden.py encap/tests/golden
 
 lab-up lab-down:
 	@echo "make $@: the netns lab is issue 7 and not built yet" >&2; exit 2
