@@ -21,7 +21,14 @@ fn small_config(groups: u32) -> FibConfig {
 fn writer(groups: u32) -> FibWriter {
     let mut w = FibWriter::new(small_config(groups));
     let hops: Vec<_> = (0..HOPS)
-        .map(|i| (NextHopId(i), NextHop::HostGw { node: Ipv4Addr::new(198, 18, 0, i as u8) }))
+        .map(|i| {
+            (
+                NextHopId(i),
+                NextHop::HostGw {
+                    node: Ipv4Addr::new(198, 18, 0, i as u8),
+                },
+            )
+        })
         .collect();
     w.set_next_hops(&hops).unwrap();
     w
@@ -52,7 +59,12 @@ fn assert_matches_model(reader: &FibReader, model: &ReferenceFib, extra: &[u32])
     reader.lookup_batch(&addrs, &mut batch);
     for (&addr, &batched) in addrs.iter().zip(&batch) {
         let want = model.lookup(addr);
-        assert_eq!(reader.lookup(addr), want, "lookup({})", Ipv4Addr::from(addr));
+        assert_eq!(
+            reader.lookup(addr),
+            want,
+            "lookup({})",
+            Ipv4Addr::from(addr)
+        );
         assert_eq!(batched, want, "lookup_batch({})", Ipv4Addr::from(addr));
     }
 }
@@ -131,13 +143,17 @@ fn removing_a_prefix_restores_the_covering_route() {
     ])
     .unwrap();
     assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(5)));
-    fib.apply(&[RouteChange::Remove(p("10.244.1.130/32"))]).unwrap();
+    fib.apply(&[RouteChange::Remove(p("10.244.1.130/32"))])
+        .unwrap();
     assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(4)));
-    fib.apply(&[RouteChange::Remove(p("10.244.1.128/25"))]).unwrap();
+    fib.apply(&[RouteChange::Remove(p("10.244.1.128/25"))])
+        .unwrap();
     assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(3)));
-    fib.apply(&[RouteChange::Remove(p("10.244.1.0/24"))]).unwrap();
+    fib.apply(&[RouteChange::Remove(p("10.244.1.0/24"))])
+        .unwrap();
     assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(2)));
-    fib.apply(&[RouteChange::Remove(p("10.244.0.0/16"))]).unwrap();
+    fib.apply(&[RouteChange::Remove(p("10.244.0.0/16"))])
+        .unwrap();
     assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(1)));
     fib.apply(&[RouteChange::Remove(p("10.0.0.0/8"))]).unwrap();
     assert_eq!(r.lookup(ip("10.244.1.130")), None);
@@ -157,7 +173,8 @@ fn the_default_route_catches_what_no_longer_route_matches() {
     assert_eq!(r.lookup(ip("198.19.7.9")), Some(NextHopId(1)));
     assert_eq!(r.lookup(ip("198.19.7.10")), Some(NextHopId(0)));
     // Replacing the default route's next hop reaches addresses inside the /32's group too.
-    fib.apply(&[RouteChange::Upsert(Ipv4Prefix::DEFAULT, NextHopId(2))]).unwrap();
+    fib.apply(&[RouteChange::Upsert(Ipv4Prefix::DEFAULT, NextHopId(2))])
+        .unwrap();
     assert_eq!(r.lookup(ip("198.19.7.10")), Some(NextHopId(2)));
     assert_eq!(r.lookup(ip("198.19.7.9")), Some(NextHopId(1)));
 }
@@ -176,10 +193,18 @@ fn tbl8_exhaustion_is_an_error_that_keeps_the_earlier_changes() {
         .unwrap_err();
     assert_eq!(
         err,
-        FibError::Tbl8Exhausted { prefix: p("10.0.3.0/25"), index: 3, capacity: 2 }
+        FibError::Tbl8Exhausted {
+            prefix: p("10.0.3.0/25"),
+            index: 3,
+            capacity: 2
+        }
     );
     assert!(err.to_string().contains("tbl8_groups"), "{err}");
-    assert_eq!(fib.version(), FibVersion(1), "the three applied changes are published");
+    assert_eq!(
+        fib.version(),
+        FibVersion(1),
+        "the three applied changes are published"
+    );
     assert_eq!(r.version(), FibVersion(1));
     assert_eq!(r.lookup(ip("10.0.2.65")), Some(NextHopId(2)));
     assert_eq!(r.lookup(ip("10.0.3.1")), None);
@@ -191,10 +216,16 @@ fn tbl8_exhaustion_is_an_error_that_keeps_the_earlier_changes() {
 fn a_collapsed_group_is_recycled_after_a_grace_period() {
     let mut fib = writer(1);
     let r = fib.reader();
-    fib.apply(&[RouteChange::Upsert(p("10.0.1.0/25"), NextHopId(1))]).unwrap();
+    fib.apply(&[RouteChange::Upsert(p("10.0.1.0/25"), NextHopId(1))])
+        .unwrap();
     fib.apply(&[RouteChange::Remove(p("10.0.1.0/25"))]).unwrap();
-    assert_eq!(fib.stats().tbl8_groups_in_use, 1, "retired, not yet recycled");
-    fib.apply(&[RouteChange::Upsert(p("10.0.2.0/25"), NextHopId(2))]).unwrap();
+    assert_eq!(
+        fib.stats().tbl8_groups_in_use,
+        1,
+        "retired, not yet recycled"
+    );
+    fib.apply(&[RouteChange::Upsert(p("10.0.2.0/25"), NextHopId(2))])
+        .unwrap();
     assert_eq!(fib.stats().grace_periods, 1);
     assert_eq!(r.lookup(ip("10.0.2.1")), Some(NextHopId(2)));
     assert_eq!(r.lookup(ip("10.0.1.1")), None);
@@ -206,7 +237,10 @@ fn memory_accounting_counts_tbl24_and_the_groups_in_use() {
     let s = fib.stats();
     assert_eq!(s.memory.tables_allocated, (1 << 24) * 4 + 16 * 256 * 4);
     assert_eq!(s.memory.tables_in_use, (1 << 24) * 4);
-    assert!(s.memory.writer >= (1 << 24) + 16 * 256, "depth shadows are counted");
+    assert!(
+        s.memory.writer >= (1 << 24) + 16 * 256,
+        "depth shadows are counted"
+    );
     assert!(s.memory.next_hops > 0);
     fib.apply(&[
         RouteChange::Upsert(p("10.0.1.0/25"), NextHopId(1)),
@@ -233,7 +267,9 @@ fn a_route_to_an_unknown_next_hop_is_refused() {
     assert_eq!(fib.version(), FibVersion(0));
     assert_eq!(
         fib.set_next_hops(&[(NextHopId(NextHopId::MAX + 1), NextHop::Blackhole)]),
-        Err(FibError::NextHopIdOutOfRange { id: NextHopId(NextHopId::MAX + 1) })
+        Err(FibError::NextHopIdOutOfRange {
+            id: NextHopId(NextHopId::MAX + 1)
+        })
     );
 }
 
@@ -248,7 +284,10 @@ fn a_next_hop_is_removable_only_once_no_route_uses_it() {
     .unwrap();
     assert_eq!(
         fib.remove_next_hop(NextHopId(3)),
-        Err(FibError::NextHopInUse { id: NextHopId(3), routes: 2 })
+        Err(FibError::NextHopInUse {
+            id: NextHopId(3),
+            routes: 2
+        })
     );
     // Repointing one route and removing the other releases it.
     fib.apply(&[

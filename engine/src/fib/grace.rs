@@ -174,7 +174,12 @@ mod tests {
         // period (which may unlink what it can now see), until it unpins.
         grace.unpin(&slot);
         grace.pin(&slot);
-        assert_eq!(grace.synchronize(Duration::from_millis(20)).map_err(|s| s.readers), Err(1));
+        assert_eq!(
+            grace
+                .synchronize(Duration::from_millis(20))
+                .map_err(|s| s.readers),
+            Err(1)
+        );
         grace.unpin(&slot);
         assert_eq!(grace.synchronize(Duration::from_millis(20)), Ok(()));
     }

@@ -111,6 +111,10 @@ impl Ipv4Prefix {
     }
 
     /// The prefix length, `0..=32`.
+    #[expect(
+        clippy::len_without_is_empty,
+        reason = "a prefix length, not a collection size"
+    )]
     pub fn len(&self) -> u8 {
         self.len
     }
@@ -152,14 +156,15 @@ impl FromStr for Ipv4Prefix {
             address: address.to_owned(),
         })?;
         let len_ok = !length.is_empty() && length.bytes().all(|b| b.is_ascii_digit());
-        let len: u8 = length
-            .parse()
-            .ok()
-            .filter(|_| len_ok)
-            .ok_or_else(|| PrefixError::InvalidLength {
-                input: input.to_owned(),
-                length: length.to_owned(),
-            })?;
+        let len: u8 =
+            length
+                .parse()
+                .ok()
+                .filter(|_| len_ok)
+                .ok_or_else(|| PrefixError::InvalidLength {
+                    input: input.to_owned(),
+                    length: length.to_owned(),
+                })?;
         Ipv4Prefix::new(addr, len)
     }
 }
@@ -174,7 +179,10 @@ mod tests {
         assert_eq!(p.addr(), Ipv4Addr::new(10, 244, 1, 0));
         assert_eq!(p.len(), 24);
         assert_eq!(p.to_string(), "10.244.1.0/24");
-        assert_eq!("0.0.0.0/0".parse::<Ipv4Prefix>().unwrap(), Ipv4Prefix::DEFAULT);
+        assert_eq!(
+            "0.0.0.0/0".parse::<Ipv4Prefix>().unwrap(),
+            Ipv4Prefix::DEFAULT
+        );
         assert_eq!(
             "198.19.3.7/32".parse::<Ipv4Prefix>().unwrap().range(),
             (0xc613_0307, 0xc613_0307)
@@ -194,7 +202,10 @@ mod tests {
             }
         );
         let text = err.to_string();
-        assert!(text.contains("host bits") && text.contains("10.244.1.0/24"), "{text}");
+        assert!(
+            text.contains("host bits") && text.contains("10.244.1.0/24"),
+            "{text}"
+        );
         assert!(Ipv4Prefix::new(Ipv4Addr::new(0, 0, 0, 1), 0).is_err());
     }
 
@@ -223,9 +234,18 @@ mod tests {
             "10.0.0/8".parse::<Ipv4Prefix>(),
             Err(PrefixError::InvalidAddress { address, .. }) if address == "10.0.0"
         ));
-        for bad in ["10.0.0.0/", "10.0.0.0/x", "10.0.0.0/+8", "10.0.0.0/256", "10.0.0.0/-1"] {
+        for bad in [
+            "10.0.0.0/",
+            "10.0.0.0/x",
+            "10.0.0.0/+8",
+            "10.0.0.0/256",
+            "10.0.0.0/-1",
+        ] {
             assert!(
-                matches!(bad.parse::<Ipv4Prefix>(), Err(PrefixError::InvalidLength { .. })),
+                matches!(
+                    bad.parse::<Ipv4Prefix>(),
+                    Err(PrefixError::InvalidLength { .. })
+                ),
                 "{bad}"
             );
         }

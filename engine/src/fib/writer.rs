@@ -369,10 +369,20 @@ impl FibWriter {
         }
         let slot = (bits >> 8) as usize;
         let entry = self.shared.tables.entry24(slot);
-        debug_assert!(entry & EXTENDED != 0, "a route longer than /24 lives in a group");
+        debug_assert!(
+            entry & EXTENDED != 0,
+            "a route longer than /24 lives in a group"
+        );
         let group = entry & !EXTENDED;
         let (first, count) = range8(prefix);
-        self.paint8(group, first, count, |d| d == depth, cover_depth, cover_value);
+        self.paint8(
+            group,
+            first,
+            count,
+            |d| d == depth,
+            cover_depth,
+            cover_value,
+        );
 
         let start = group as usize * GROUP_ENTRIES;
         if self.group_depth[start..start + GROUP_ENTRIES]

@@ -1,0 +1,288 @@
+//! Readers look up continuously while the writer churns routes; every answer must be one the
+//! address had at some instant the lookup overlapped.
+//!
+//! The writer's history is computed up front with the reference model: for every batch `k`,
+//! the answer of every probe address after it (`after[k]`) and the set of answers the probe
+//! has in the states *during* it (after each of its changes). A reader reads the version `v0`
+//! before a lookup and `v1` after it; the lookup overlapped batches `v0 + 1 ..= v1 + 1` (the
+//! one in progress when `v1` was read), so its answer must be `after[v0]` or in `during[k]`
+//! for one of those. Small batches keep that window tight: an answer from a recycled tbl8
+//! group refilled for another /24, a half-published group or a torn entry falls outside it.
+//!
+//! The history ends by removing every route, so the writer replays it cyclically for the whole
+//! run (version `v` is history position `v mod len`). The tbl8 pool has exactly one group per
+//! /24 in play, so once all were used every new group is a recycled one: the test exercises the
+//! grace period on nearly every collapse.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use weft_engine::fib::{
+    FibConfig, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHop, NextHopId, ReferenceFib,
+    RouteChange,
+};
+
+const SLASH24S: u32 = 6;
+const HOPS: u32 = 8;
+const NONE: u8 = HOPS as u8; // answer code of "no route"
+const LOW_BYTES: [u32; 8] = [1, 63, 64, 127, 128, 129, 201, 255];
+const BATCHES: usize = 20_000;
+const RUN_FOR: Duration = Duration::from_secs(2);
+
+fn code(answer: Option<NextHopId>) -> u8 {
+    answer.map_or(NONE, |h| h.0 as u8)
+}
+
+/// splitmix64: deterministic, seedable, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn base(i: u32) -> u32 {
+    u32::from(Ipv4Addr::new(198, 19, i as u8, 0))
+}
+
+fn probes() -> Vec<u32> {
+    (0..SLASH24S)
+        .flat_map(|i| LOW_BYTES.iter().map(move |&lo| base(i) | lo))
+        .collect()
+}
+
+/// Overlapping prefixes from /16 to /32 around the probes.
+fn pool() -> Vec<Ipv4Prefix> {
+    let mut pool = vec![
+        Ipv4Prefix::covering(base(0), 16),
+        Ipv4Prefix::covering(base(0), 22),
+        Ipv4Prefix::covering(base(4), 22),
+    ];
+    for i in 0..SLASH24S {
+        let b = base(i);
+        for (lo, len) in [(0, 24), (0, 25), (64, 26), (200, 30), (127, 32), (129, 32)] {
+            pool.push(Ipv4Prefix::covering(b | lo, len));
+        }
+    }
+    pool
+}
+
+struct History {
+    batches: Vec<Vec<RouteChange>>,
+    /// `after[k * probes + p]`: answer code of probe `p` after batch `k` (k = 0: empty FIB).
+    after: Vec<u8>,
+    /// `during[(k - 1) * probes + p]`: bitmask of answer codes of probe `p` after each change
+    /// of batch `k`.
+    during: Vec<u16>,
+}
+
+fn history(probes: &[u32], pool: &[Ipv4Prefix]) -> History {
+    let mut rng = Rng(0x5eed_f1b0);
+    let mut model = ReferenceFib::new();
+    let mut current: Vec<u8> = vec![NONE; probes.len()];
+    let mut h = History {
+        batches: Vec::with_capacity(BATCHES),
+        after: current.clone(),
+        during: Vec::with_capacity(BATCHES * probes.len()),
+    };
+    for k in 0..=BATCHES {
+        let batch: Vec<RouteChange> = if k == BATCHES {
+            // Back to the empty FIB, so that the history can be replayed.
+            pool.iter().map(|&p| RouteChange::Remove(p)).collect()
+        } else {
+            (0..1 + rng.below(3))
+                .map(|_| {
+                    let prefix = pool[rng.below(pool.len())];
+                    if rng.below(2) == 0 {
+                        RouteChange::Upsert(prefix, NextHopId(rng.below(HOPS as usize) as u32))
+                    } else {
+                        RouteChange::Remove(prefix)
+                    }
+                })
+                .collect()
+        };
+        let mut during = vec![0u16; probes.len()];
+        for change in &batch {
+            model.apply_one(change);
+            let (RouteChange::Upsert(prefix, _) | RouteChange::Remove(prefix)) = *change;
+            for (i, &addr) in probes.iter().enumerate() {
+                if prefix.contains(addr) {
+                    current[i] = code(model.lookup(addr));
+                }
+                during[i] |= 1 << current[i];
+            }
+        }
+        h.after.extend_from_slice(&current);
+        h.during.extend_from_slice(&during);
+        h.batches.push(batch);
+    }
+    assert_eq!(
+        current,
+        vec![NONE; probes.len()],
+        "the history must end empty"
+    );
+    h
+}
+
+impl History {
+    /// Answer codes probe `p` may have in a lookup made between versions `v0` and `v1`.
+    fn allowed(&self, p: usize, v0: u64, v1: u64, probes: usize) -> u16 {
+        let len = self.batches.len() as u64;
+        let mut mask = 1u16 << self.after[(v0 % len) as usize * probes + p];
+        for k in v0 + 1..=v1 + 1 {
+            mask |= self.during[((k - 1) % len) as usize * probes + p];
+        }
+        mask
+    }
+
+    fn after(&self, version: u64, p: usize, probes: usize) -> u8 {
+        self.after[(version % self.batches.len() as u64) as usize * probes + p]
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    checks: AtomicU64,
+    violations: AtomicU64,
+}
+
+fn check(
+    h: &History,
+    tally: &Tally,
+    probes: &[u32],
+    p: usize,
+    (v0, v1): (FibVersion, FibVersion),
+    answer: Option<NextHopId>,
+) {
+    tally.checks.fetch_add(1, Ordering::Relaxed);
+    let allowed = h.allowed(p, v0.0, v1.0, probes.len());
+    if allowed & (1 << code(answer)) == 0 && tally.violations.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!(
+            "VIOLATION {}: got {answer:?} between versions {} and {}; allowed mask {allowed:#b}",
+            Ipv4Addr::from(probes[p]),
+            v0.0,
+            v1.0
+        );
+    }
+}
+
+fn single_reader(reader: FibReader, h: Arc<History>, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+    let probes = probes();
+    let mut p = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let v0 = reader.version();
+        let answer = reader.lookup(probes[p]);
+        let v1 = reader.version();
+        check(&h, &tally, &probes, p, (v0, v1), answer);
+        p = (p + 7) % probes.len();
+    }
+}
+
+fn batch_reader(reader: FibReader, h: Arc<History>, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+    let probes = probes();
+    let mut out = vec![None; probes.len()];
+    while !stop.load(Ordering::Relaxed) {
+        let v0 = reader.version();
+        let hops = reader.resolve_batch(&probes, &mut out);
+        let v1 = reader.version();
+        for (p, &answer) in out.iter().enumerate() {
+            check(&h, &tally, &probes, p, (v0, v1), answer);
+            if let Some(id) = answer {
+                assert!(
+                    hops.get(id).is_some(),
+                    "id {id:?} missing from its batch's snapshot"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_lookups_only_ever_return_an_answer_the_address_had_meanwhile() {
+    let probes = probes();
+    let h = Arc::new(history(&probes, &pool()));
+    let mut fib = FibWriter::new(FibConfig {
+        tbl8_groups: SLASH24S,
+        ..FibConfig::default()
+    });
+    let hops: Vec<_> = (0..HOPS)
+        .map(|i| {
+            (
+                NextHopId(i),
+                NextHop::HostGw {
+                    node: Ipv4Addr::new(198, 18, 0, i as u8),
+                },
+            )
+        })
+        .collect();
+    fib.set_next_hops(&hops).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let readers = [
+        thread::spawn({
+            let (r, h, s, t) = (fib.reader(), h.clone(), stop.clone(), tally.clone());
+            move || single_reader(r, h, s, t)
+        }),
+        thread::spawn({
+            let (r, h, s, t) = (fib.reader(), h.clone(), stop.clone(), tally.clone());
+            move || batch_reader(r, h, s, t)
+        }),
+    ];
+
+    let start = Instant::now();
+    let mut applied = 0u64;
+    for batch in h.batches.iter().cycle() {
+        if start.elapsed() > RUN_FOR {
+            break;
+        }
+        applied += 1;
+        assert_eq!(fib.apply(batch).unwrap(), FibVersion(applied));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().expect("reader thread panicked");
+    }
+
+    let checks = tally.checks.load(Ordering::Relaxed);
+    let violations = tally.violations.load(Ordering::Relaxed);
+    let stats = fib.stats();
+    eprintln!(
+        "stress: {applied} batches in {:?}, {checks} checked lookups, {} grace periods",
+        start.elapsed(),
+        stats.grace_periods
+    );
+    assert_eq!(
+        violations, 0,
+        "{violations} of {checks} lookups returned an impossible answer"
+    );
+    assert!(
+        applied >= 1_000,
+        "the writer applied only {applied} batches"
+    );
+    assert!(
+        checks >= 10_000,
+        "the readers checked only {checks} lookups"
+    );
+    assert!(
+        stats.grace_periods >= 10,
+        "tbl8 groups were recycled only {} times",
+        stats.grace_periods
+    );
+
+    // Quiescent again: the FIB answers exactly the model's final state.
+    let reader = fib.reader();
+    for (p, &addr) in probes.iter().enumerate() {
+        assert_eq!(code(reader.lookup(addr)), h.after(applied, p, probes.len()));
+    }
+}
