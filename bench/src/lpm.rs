@@ -5,8 +5,10 @@
 //! each band), random distinct networks, 256 next hops. Lookup addresses: 2^20 uniformly random
 //! 32-bit addresses (most miss at 1k routes; the rate of a DIR-24-8 barely depends on that,
 //! a trie's does, so a "hits" set, one random address inside a random route each, is measured
-//! too). All inputs are built before the timed loops; each timed loop walks the address array
-//! at least once and runs for `--secs`.
+//! too). All inputs are built before the timed loops; each timed loop makes one untimed warm-up
+//! pass over the address array, then walks it until `--secs` have passed. Routes and addresses
+//! come from `weft_engine::fib::sample` with fixed seeds; weft's and prefix-trie's answers are
+//! cross-checked on 100k addresses before anything is timed.
 
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -18,9 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use prefix_trie::PrefixMap;
-use weft_engine::fib::{
-    FibConfig, FibReader, FibWriter, Ipv4Prefix, NextHop, NextHopId, RouteChange,
-};
+use weft_engine::fib::sample::{SplitMix64, host_gw_next_hops, mixed_prefixes};
+use weft_engine::fib::{FibConfig, FibReader, FibWriter, Ipv4Prefix, NextHopId, RouteChange};
 
 const USAGE: &str = "usage: weft-bench lpm [--prefixes 1000,100000,1000000] [--secs 0.3]
                       [--reader-core 1] [--writer-core 0] [--visibility-samples 300]";
@@ -72,46 +73,6 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         }
     }
     Ok(o)
-}
-
-/// splitmix64, seeded: the same run gets the same routes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn u32(&mut self) -> u32 {
-        (self.next() >> 32) as u32
-    }
-    fn below(&mut self, n: u32) -> u32 {
-        (self.next() % u64::from(n)) as u32
-    }
-}
-
-/// A prefix length from the mix: 85 % /24, 10 % /16../23, 5 % /25../32.
-fn mixed_len(rng: &mut Rng) -> u8 {
-    match rng.below(100) {
-        0..85 => 24,
-        85..95 => 16 + rng.below(8) as u8,
-        _ => 25 + rng.below(8) as u8,
-    }
-}
-
-/// `n` distinct prefixes of the mix, none in `avoid`.
-fn prefixes(rng: &mut Rng, n: usize, avoid: &HashSet<Ipv4Prefix>) -> Vec<Ipv4Prefix> {
-    let mut seen = HashSet::with_capacity(n);
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let p = Ipv4Prefix::covering(rng.u32(), mixed_len(rng));
-        if !avoid.contains(&p) && seen.insert(p) {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn pin(core: usize) -> bool {
@@ -206,10 +167,10 @@ fn measure(
     n: usize,
     with_visibility: bool,
 ) -> anyhow::Result<(Row, Option<Visibility>)> {
-    let mut rng = Rng(0x00c0_ffee ^ n as u64);
+    let mut rng = SplitMix64(0x00c0_ffee ^ n as u64);
     eprintln!("lpm: {n} prefixes: building");
-    let routes = prefixes(&mut rng, n, &HashSet::new());
-    let churn_pool = prefixes(&mut rng, 10_000, &routes.iter().copied().collect());
+    let routes = mixed_prefixes(&mut rng, n, &HashSet::new());
+    let churn_pool = mixed_prefixes(&mut rng, 10_000, &routes.iter().copied().collect());
     let long_24s: HashSet<u32> = routes
         .iter()
         .chain(&churn_pool)
@@ -222,13 +183,7 @@ fn measure(
         tbl8_groups: long_24s.len() as u32,
         ..FibConfig::default()
     });
-    let hops: Vec<_> = (0..HOPS)
-        .map(|i| {
-            let node = Ipv4Addr::new(198, 18, 0, i as u8);
-            (NextHopId(i), NextHop::HostGw { node })
-        })
-        .collect();
-    fib.set_next_hops(&hops)?;
+    fib.set_next_hops(&host_gw_next_hops(HOPS))?;
     let changes: Vec<_> = routes
         .iter()
         .map(|&p| RouteChange::Upsert(p, NextHopId(rng.below(HOPS))))
@@ -241,7 +196,7 @@ fn measure(
         }
     }
 
-    let random: Vec<u32> = (0..ADDRS).map(|_| rng.u32()).collect();
+    let random: Vec<u32> = (0..ADDRS).map(|_| rng.next_u32()).collect();
     let hits: Vec<u32> = (0..ADDRS)
         .map(|_| {
             let p = routes[rng.below(n as u32) as usize];
@@ -349,7 +304,7 @@ fn with_churn(
         let (active, stop) = (active.clone(), stop.clone());
         move || {
             pin(core);
-            let mut rng = Rng(0xc4u64);
+            let mut rng = SplitMix64(0xc4u64);
             let mut present = vec![false; pool.len()];
             let per_tick =
                 (u128::from(CHURN_PER_SEC) * CHURN_TICK.as_micros() / 1_000_000) as usize;
@@ -418,7 +373,7 @@ fn visibility(
     o: &Options,
     fib: &mut FibWriter,
     reader: &FibReader,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
 ) -> Vec<Duration> {
     let base = Instant::now();
     let target = Arc::new(AtomicU32::new(0));
@@ -459,7 +414,7 @@ fn visibility(
     pin(o.writer_core);
     let mut samples = Vec::with_capacity(o.visibility_samples);
     for r in 1..=o.visibility_samples as u64 {
-        let addr = rng.u32();
+        let addr = rng.next_u32();
         let prefix = Ipv4Prefix::covering(addr, 32);
         let hop = (reader.lookup(addr).map_or(0, |h| h.0) + 1) % HOPS;
         target.store(addr, Ordering::Relaxed);
@@ -560,7 +515,29 @@ fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
     }
     println!(
         "\nsettings: --secs {} per measurement, {ADDRS} random addresses, mix 85% /24, 10% /16-/23, \
-         5% /25-/32, {HOPS} next hops",
-        o.secs
+         5% /25-/32, {HOPS} next hops; {}",
+        o.secs,
+        huge_pages()
     );
+}
+
+/// The process's transparent huge pages, which decide how often random tbl24 loads miss the
+/// TLB. With THP in `madvise` mode, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` makes glibc advise
+/// its large allocations (the FIB's tables among them).
+fn huge_pages() -> String {
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let anon = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("AnonHugePages:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "THP {:?}, GLIBC_TUNABLES={:?}, AnonHugePages at the end: {anon} kB",
+        thp.trim(),
+        std::env::var("GLIBC_TUNABLES").unwrap_or_default()
+    )
 }

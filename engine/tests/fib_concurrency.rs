@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use weft_engine::fib::sample::{SplitMix64, host_gw_next_hops};
 use weft_engine::fib::{
-    FibConfig, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHop, NextHopId, ReferenceFib,
-    RouteChange,
+    FibConfig, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHopId, ReferenceFib, RouteChange,
 };
 
 const SLASH24S: u32 = 6;
@@ -34,21 +34,6 @@ const RUN_FOR: Duration = Duration::from_secs(2);
 
 fn code(answer: Option<NextHopId>) -> u8 {
     answer.map_or(NONE, |h| h.0 as u8)
-}
-
-/// splitmix64: deterministic, seedable, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 fn base(i: u32) -> u32 {
@@ -87,7 +72,7 @@ struct History {
 }
 
 fn history(probes: &[u32], pool: &[Ipv4Prefix]) -> History {
-    let mut rng = Rng(0x5eed_f1b0);
+    let mut rng = SplitMix64(0x5eed_f1b0);
     let mut model = ReferenceFib::new();
     let mut current: Vec<u8> = vec![NONE; probes.len()];
     let mut h = History {
@@ -100,11 +85,11 @@ fn history(probes: &[u32], pool: &[Ipv4Prefix]) -> History {
             // Back to the empty FIB, so that the history can be replayed.
             pool.iter().map(|&p| RouteChange::Remove(p)).collect()
         } else {
-            (0..1 + rng.below(3))
+            (0..1 + rng.below(3) as usize)
                 .map(|_| {
-                    let prefix = pool[rng.below(pool.len())];
+                    let prefix = pool[rng.below(pool.len() as u32) as usize];
                     if rng.below(2) == 0 {
-                        RouteChange::Upsert(prefix, NextHopId(rng.below(HOPS as usize) as u32))
+                        RouteChange::Upsert(prefix, NextHopId(rng.below(HOPS)))
                     } else {
                         RouteChange::Remove(prefix)
                     }
@@ -215,17 +200,7 @@ fn concurrent_lookups_only_ever_return_an_answer_the_address_had_meanwhile() {
         tbl8_groups: SLASH24S,
         ..FibConfig::default()
     });
-    let hops: Vec<_> = (0..HOPS)
-        .map(|i| {
-            (
-                NextHopId(i),
-                NextHop::HostGw {
-                    node: Ipv4Addr::new(198, 18, 0, i as u8),
-                },
-            )
-        })
-        .collect();
-    fib.set_next_hops(&hops).unwrap();
+    fib.set_next_hops(&host_gw_next_hops(HOPS)).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());

@@ -3,6 +3,7 @@
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
+use weft_engine::fib::sample::host_gw_next_hops;
 use weft_engine::fib::{
     FibConfig, FibError, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHop, NextHopId,
     ReferenceFib, RouteChange,
@@ -20,17 +21,7 @@ fn small_config(groups: u32) -> FibConfig {
 /// A writer with next hops `0..HOPS` published.
 fn writer(groups: u32) -> FibWriter {
     let mut w = FibWriter::new(small_config(groups));
-    let hops: Vec<_> = (0..HOPS)
-        .map(|i| {
-            (
-                NextHopId(i),
-                NextHop::HostGw {
-                    node: Ipv4Addr::new(198, 18, 0, i as u8),
-                },
-            )
-        })
-        .collect();
-    w.set_next_hops(&hops).unwrap();
+    w.set_next_hops(&host_gw_next_hops(HOPS)).unwrap();
     w
 }
 
@@ -143,20 +134,20 @@ fn removing_a_prefix_restores_the_covering_route() {
     ])
     .unwrap();
     assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(5)));
-    fib.apply(&[RouteChange::Remove(p("10.244.1.130/32"))])
-        .unwrap();
-    assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(4)));
-    fib.apply(&[RouteChange::Remove(p("10.244.1.128/25"))])
-        .unwrap();
-    assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(3)));
-    fib.apply(&[RouteChange::Remove(p("10.244.1.0/24"))])
-        .unwrap();
-    assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(2)));
-    fib.apply(&[RouteChange::Remove(p("10.244.0.0/16"))])
-        .unwrap();
-    assert_eq!(r.lookup(ip("10.244.1.130")), Some(NextHopId(1)));
-    fib.apply(&[RouteChange::Remove(p("10.0.0.0/8"))]).unwrap();
-    assert_eq!(r.lookup(ip("10.244.1.130")), None);
+    for (remove, fallback) in [
+        ("10.244.1.130/32", Some(4)),
+        ("10.244.1.128/25", Some(3)),
+        ("10.244.1.0/24", Some(2)),
+        ("10.244.0.0/16", Some(1)),
+        ("10.0.0.0/8", None),
+    ] {
+        fib.apply(&[RouteChange::Remove(p(remove))]).unwrap();
+        assert_eq!(
+            r.lookup(ip("10.244.1.130")),
+            fallback.map(NextHopId),
+            "after removing {remove}"
+        );
+    }
 }
 
 #[test]

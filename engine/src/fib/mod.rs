@@ -11,7 +11,8 @@
 //! - [`reader`]: [`FibReader`], one per worker, `Clone + Send`, never blocks.
 //! - `grace`: when a collapsed tbl8 group or a removed next hop may be recycled.
 //! - [`next_hop`]: [`NextHop`]s in immutable snapshots published with `arc-swap`.
-//! - [`reference`]: the naive model the tests compare against.
+//! - [`reference`]: the naive model the tests compare against; [`sample`]: seeded route
+//!   generators shared by the tests and the benchmark.
 //!
 //! # Consistency contract
 //! Route changes are *atomic entry stores*, never a lock the workers take:
@@ -41,6 +42,7 @@ pub mod next_hop;
 pub mod prefix;
 pub mod reader;
 pub mod reference;
+pub mod sample;
 pub mod writer;
 
 use std::sync::atomic::AtomicU64;
