@@ -23,13 +23,17 @@ use prefix_trie::PrefixMap;
 use weft_engine::fib::sample::{SplitMix64, host_gw_next_hops, mixed_prefixes};
 use weft_engine::fib::{FibConfig, FibReader, FibWriter, Ipv4Prefix, NextHopId, RouteChange};
 
-const USAGE: &str = "usage: weft-bench lpm [--prefixes 1000,100000,1000000] [--secs 0.3]
+const USAGE: &str = "usage: weft-bench lpm [--prefixes 1000,100000,1000000] [--secs 0.2]
                       [--reader-core 1] [--writer-core 0] [--visibility-samples 300]";
 const HOPS: u32 = 256;
 const ADDRS: usize = 1 << 20;
 const BATCH: usize = 64;
 const CHURN_PER_SEC: u32 = 10_000;
+/// Prefixes the churn writer toggles.
+const CHURN_POOL: usize = 2_000;
 const CHURN_TICK: Duration = Duration::from_millis(1);
+/// Alternating measurement rounds; medians are reported.
+const ROUNDS: usize = 5;
 
 struct Options {
     prefixes: Vec<usize>,
@@ -42,7 +46,7 @@ struct Options {
 fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut o = Options {
         prefixes: vec![1_000, 100_000, 1_000_000],
-        secs: 0.3,
+        secs: 0.2,
         reader_core: 1,
         writer_core: 0,
         visibility_samples: 300,
@@ -92,6 +96,11 @@ fn rate(secs: f64, addrs: usize, mut body: impl FnMut() -> u64) -> f64 {
     }
     black_box(sum);
     (passes * addrs as u64) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn weft_single(reader: &FibReader, addrs: &[u32]) -> u64 {
@@ -170,10 +179,16 @@ fn measure(
     let mut rng = SplitMix64(0x00c0_ffee ^ n as u64);
     eprintln!("lpm: {n} prefixes: building");
     let routes = mixed_prefixes(&mut rng, n, &HashSet::new());
-    let churn_pool = mixed_prefixes(&mut rng, 10_000, &routes.iter().copied().collect());
+    // Churn toggles a small pool (each prefix comes and goes several times per measurement, so
+    // tbl8 groups are collapsed and recycled); the one-version batch adds 10k other routes.
+    let mut taken: HashSet<Ipv4Prefix> = routes.iter().copied().collect();
+    let churn_pool = mixed_prefixes(&mut rng, CHURN_POOL, &taken);
+    taken.extend(&churn_pool);
+    let big_batch = mixed_prefixes(&mut rng, 10_000, &taken);
     let long_24s: HashSet<u32> = routes
         .iter()
         .chain(&churn_pool)
+        .chain(&big_batch)
         .filter(|p| p.len() > 24)
         .map(|p| p.bits() >> 8)
         .collect();
@@ -222,11 +237,25 @@ fn measure(
 
     eprintln!("lpm: {n} prefixes: lookups");
     let mut out = [None; BATCH];
-    let weft_single_rate = rate(o.secs, ADDRS, || weft_single(&reader, &random));
-    let weft_batch_rate = rate(o.secs, ADDRS, || weft_batch(&reader, &random, &mut out));
-    let trie_rate = rate(o.secs, ADDRS, || trie_single(&trie, &random_keys));
-    let weft_hits = rate(o.secs, ADDRS, || weft_batch(&reader, &hits, &mut out));
-    let trie_hits = rate(o.secs, ADDRS, || trie_single(&trie, &hit_keys));
+    // Contenders take turns, ROUNDS times, and each reports its median: a burst of load
+    // from other processes on a shared machine then hits them alike.
+    let mut samples = [const { Vec::new() }; 5];
+    for _ in 0..ROUNDS {
+        samples[0].push(rate(o.secs, ADDRS, || weft_single(&reader, &random)));
+        samples[1].push(rate(o.secs, ADDRS, || {
+            weft_batch(&reader, &random, &mut out)
+        }));
+        samples[2].push(rate(o.secs, ADDRS, || trie_single(&trie, &random_keys)));
+        samples[3].push(rate(o.secs, ADDRS, || weft_batch(&reader, &hits, &mut out)));
+        samples[4].push(rate(o.secs, ADDRS, || trie_single(&trie, &hit_keys)));
+    }
+    let [
+        weft_single_rate,
+        weft_batch_rate,
+        trie_rate,
+        weft_hits,
+        trie_hits,
+    ] = samples.map(|mut v| median(&mut v));
 
     eprintln!("lpm: {n} prefixes: churn");
     let churn = with_churn(o, fib, &churn_pool, || {
@@ -235,14 +264,14 @@ fn measure(
     let mut fib = churn.writer;
 
     // One batch of 10k changes as one version, then undone.
-    let batch: Vec<_> = churn_pool
+    let batch: Vec<_> = big_batch
         .iter()
         .map(|&p| RouteChange::Upsert(p, NextHopId(1)))
         .collect();
     let t = Instant::now();
     fib.apply(&batch)?;
     let apply_10k_ms = t.elapsed().as_secs_f64() * 1e3;
-    let undo: Vec<_> = churn_pool.iter().map(|&p| RouteChange::Remove(p)).collect();
+    let undo: Vec<_> = big_batch.iter().map(|&p| RouteChange::Remove(p)).collect();
     fib.apply(&undo)?;
 
     let stats = fib.stats();
@@ -283,7 +312,7 @@ struct Churn {
     writer: FibWriter,
 }
 
-/// Alternates `ROUNDS` times between measuring on this (reader) thread with the writer idle
+/// Alternates [`ROUNDS`] times between measuring on this (reader) thread with the writer idle
 /// and with a writer thread on `writer_core` applying `CHURN_PER_SEC` updates per second
 /// (batches every `CHURN_TICK`: upserts of absent churn prefixes, removals of present ones,
 /// random next hops). Reports the median of each, the update rate achieved while active and
@@ -294,7 +323,6 @@ fn with_churn(
     pool: &[Ipv4Prefix],
     mut measure: impl FnMut() -> f64,
 ) -> Churn {
-    const ROUNDS: usize = 5;
     let active = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let pool = pool.to_vec();
@@ -355,10 +383,6 @@ fn with_churn(
     }
     stop.store(true, Ordering::Relaxed);
     let (updates_per_sec, writer) = writer.join().expect("churn writer panicked");
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     Churn {
         quiet: median(&mut quiet),
         busy: median(&mut busy),
@@ -443,7 +467,9 @@ fn mlps(rate: f64) -> String {
 }
 
 fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
-    println!("### Lookups per second, one pinned core (M lookups/s)\n");
+    println!(
+        "### Lookups per second, one pinned core (M lookups/s, median of {ROUNDS} interleaved rounds)\n"
+    );
     println!(
         "| prefixes | weft single | weft batch {BATCH} | prefix-trie | batch / trie | single / trie \
          | weft batch, hits | prefix-trie, hits | hits ratio |"
@@ -464,7 +490,7 @@ fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
         );
     }
     println!(
-        "\n### Under churn ({CHURN_PER_SEC} updates/s on another core, batched {BATCH}, median of 5 alternating rounds)\n"
+        "\n### Under churn ({CHURN_PER_SEC} updates/s on another core, batched {BATCH}, median of {ROUNDS} alternating rounds)\n"
     );
     println!(
         "| prefixes | quiet M/s | churn M/s | churn / quiet | updates/s applied | grace periods | apply 10k changes (one version) |"
