@@ -21,6 +21,18 @@ use super::{FibVersion, Shared};
 pub type NextHopSnapshot = Guard<Arc<NextHopTable>>;
 
 /// A worker's handle on the FIB: `Clone + Send`, one per worker thread.
+///
+/// It is deliberately not `Sync` (two threads must not share one grace slot):
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<weft_engine::fib::FibReader>();
+/// ```
+///
+/// ```
+/// fn moved_to_a_worker<T: Send + Clone>() {}
+/// moved_to_a_worker::<weft_engine::fib::FibReader>();
+/// ```
 #[derive(Debug)]
 pub struct FibReader {
     shared: Arc<Shared>,
