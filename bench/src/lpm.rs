@@ -34,6 +34,8 @@ const CHURN_POOL: usize = 2_000;
 const CHURN_TICK: Duration = Duration::from_millis(1);
 /// Alternating measurement rounds; medians are reported.
 const ROUNDS: usize = 5;
+/// Quiet/churn measurement pairs.
+const CHURN_ROUNDS: usize = 9;
 
 struct Options {
     prefixes: Vec<usize>,
@@ -136,6 +138,7 @@ struct Row {
     weft_batch_hits: f64,
     trie_hits: f64,
     churn_quiet: f64,
+    churn_ratio: f64,
     churn_busy: f64,
     churn_updates_per_sec: f64,
     churn_grace_periods: u64,
@@ -284,6 +287,7 @@ fn measure(
         weft_batch_hits: weft_hits,
         trie_hits,
         churn_quiet: churn.quiet,
+        churn_ratio: churn.ratio,
         churn_busy: churn.busy,
         churn_updates_per_sec: churn.updates_per_sec,
         churn_grace_periods: churn.grace_periods,
@@ -306,13 +310,15 @@ fn measure(
 
 struct Churn {
     quiet: f64,
+    /// Median over rounds of (busy / quiet) of the same round.
+    ratio: f64,
     busy: f64,
     updates_per_sec: f64,
     grace_periods: u64,
     writer: FibWriter,
 }
 
-/// Alternates [`ROUNDS`] times between measuring on this (reader) thread with the writer idle
+/// Alternates [`CHURN_ROUNDS`] times between measuring on this (reader) thread with the writer idle
 /// and with a writer thread on `writer_core` applying `CHURN_PER_SEC` updates per second
 /// (batches every `CHURN_TICK`: upserts of absent churn prefixes, removals of present ones,
 /// random next hops). Reports the median of each, the update rate achieved while active and
@@ -372,7 +378,7 @@ fn with_churn(
         }
     });
     let (mut quiet, mut busy) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..CHURN_ROUNDS {
         quiet.push(measure());
         active.store(true, Ordering::Relaxed);
         // Let the writer reach its pace before measuring.
@@ -384,6 +390,13 @@ fn with_churn(
     stop.store(true, Ordering::Relaxed);
     let (updates_per_sec, writer) = writer.join().expect("churn writer panicked");
     Churn {
+        ratio: median(
+            &mut busy
+                .iter()
+                .zip(&quiet)
+                .map(|(b, q)| b / q)
+                .collect::<Vec<_>>(),
+        ),
         quiet: median(&mut quiet),
         busy: median(&mut busy),
         updates_per_sec,
@@ -490,10 +503,10 @@ fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
         );
     }
     println!(
-        "\n### Under churn ({CHURN_PER_SEC} updates/s on another core, batched {BATCH}, median of {ROUNDS} alternating rounds)\n"
+        "\n### Under churn ({CHURN_PER_SEC} updates/s on another core, batched {BATCH}, medians of {CHURN_ROUNDS} alternating rounds)\n"
     );
     println!(
-        "| prefixes | quiet M/s | churn M/s | churn / quiet | updates/s applied | grace periods | apply 10k changes (one version) |"
+        "| prefixes | quiet M/s | churn M/s | churn / quiet (median of per-round ratios) | updates/s applied | grace periods | apply 10k changes (one version) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
@@ -502,7 +515,7 @@ fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
             r.prefixes,
             mlps(r.churn_quiet),
             mlps(r.churn_busy),
-            r.churn_busy / r.churn_quiet,
+            r.churn_ratio,
             r.churn_updates_per_sec,
             r.churn_grace_periods,
             r.apply_10k_ms,
