@@ -30,7 +30,14 @@ const HOPS: u32 = 8;
 const NONE: u8 = HOPS as u8; // answer code of "no route"
 const LOW_BYTES: [u32; 8] = [1, 63, 64, 127, 128, 129, 201, 255];
 const BATCHES: usize = 20_000;
-const RUN_FOR: Duration = Duration::from_secs(2);
+/// How long the writer churns; `WEFT_FIB_STRESS_SECS` overrides it for a longer soak.
+fn run_for() -> Duration {
+    let secs = std::env::var("WEFT_FIB_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    Duration::from_secs_f64(secs)
+}
 
 fn code(answer: Option<NextHopId>) -> u8 {
     answer.map_or(NONE, |h| h.0 as u8)
@@ -215,10 +222,11 @@ fn concurrent_lookups_only_ever_return_an_answer_the_address_had_meanwhile() {
         }),
     ];
 
+    let run_for = run_for();
     let start = Instant::now();
     let mut applied = 0u64;
     for batch in h.batches.iter().cycle() {
-        if start.elapsed() > RUN_FOR {
+        if start.elapsed() > run_for {
             break;
         }
         applied += 1;
