@@ -1,5 +1,6 @@
-//! Readers look up continuously while the writer churns routes; every answer must be one the
-//! address had at some instant the lookup overlapped.
+//! Readers look up continuously while the writer churns routes (first test) or next hops
+//! (second test); every answer must be one the address had at some instant the lookup
+//! overlapped, and every next hop a batch returns must resolve in that batch's snapshot.
 //!
 //! The writer's history is computed up front with the reference model: for every batch `k`,
 //! the answer of every probe address after it (`after[k]`) and the set of answers the probe
@@ -22,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use weft_engine::fib::sample::{SplitMix64, host_gw_next_hops};
 use weft_engine::fib::{
-    FibConfig, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHopId, ReferenceFib, RouteChange,
+    FibConfig, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHop, NextHopId, ReferenceFib,
+    RouteChange,
 };
 
 const SLASH24S: u32 = 6;
@@ -268,4 +270,76 @@ fn concurrent_lookups_only_ever_return_an_answer_the_address_had_meanwhile() {
     for (p, &addr) in probes.iter().enumerate() {
         assert_eq!(code(reader.lookup(addr)), h.after(applied, p, probes.len()));
     }
+}
+
+#[test]
+fn next_hops_removed_under_readers_never_vanish_from_a_batch_snapshot() {
+    // R routes; each step repoints one route to a fresh next hop and removes the one it used.
+    // Id `i % K` (K = 2R) is always free at step i: its last user was repointed R steps ago.
+    const R: u32 = 8;
+    const K: u32 = 2 * R;
+    let hop = |i: u32| NextHop::HostGw {
+        node: Ipv4Addr::new(198, 18, 1, i as u8),
+    };
+    let route = |r: u32| Ipv4Prefix::covering(base(0) + (r << 8), 24);
+    let mut fib = FibWriter::new(FibConfig::default());
+    let initial: Vec<_> = (0..R).map(|r| (NextHopId(r), hop(r))).collect();
+    fib.set_next_hops(&initial).unwrap();
+    let routes: Vec<_> = (0..R)
+        .map(|r| RouteChange::Upsert(route(r), NextHopId(r)))
+        .collect();
+    fib.apply(&routes).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let checked = Arc::new(AtomicU64::new(0));
+    let reader = thread::spawn({
+        let (reader, stop, checked) = (fib.reader(), stop.clone(), checked.clone());
+        move || {
+            let addrs: Vec<u32> = (0..R).map(|r| route(r).bits() | 7).collect();
+            let mut out = vec![None; addrs.len()];
+            while !stop.load(Ordering::Relaxed) {
+                let hops = reader.resolve_batch(&addrs, &mut out);
+                for (&addr, answer) in addrs.iter().zip(&out) {
+                    let id =
+                        answer.unwrap_or_else(|| panic!("{} lost its route", Ipv4Addr::from(addr)));
+                    assert!(
+                        hops.get(id).is_some(),
+                        "next hop {} vanished from the batch's snapshot",
+                        id.0
+                    );
+                }
+                checked.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+
+    let start = Instant::now();
+    let mut step = R;
+    while start.elapsed() < Duration::from_secs(1) {
+        let (r, id) = (step % R, NextHopId(step % K));
+        let old = fib.route(route(r)).unwrap();
+        fib.set_next_hops(&[(id, hop(id.0))]).unwrap();
+        fib.apply(&[RouteChange::Upsert(route(r), id)]).unwrap();
+        fib.remove_next_hop(old).unwrap();
+        step += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader
+        .join()
+        .expect("reader saw a route or next hop vanish");
+    let checked = checked.load(Ordering::Relaxed);
+    eprintln!(
+        "next-hop churn: {} steps, {checked} batches checked",
+        step - R
+    );
+    assert!(step - R >= 1_000, "the writer made only {} steps", step - R);
+    assert!(
+        checked >= 1_000,
+        "the reader checked only {checked} batches"
+    );
+    assert_eq!(
+        fib.next_hops().len(),
+        R as usize,
+        "only the next hops in use remain"
+    );
 }
