@@ -23,7 +23,8 @@
 //!   it, or between two of its changes), never an answer that no such route set gives.
 //! - [`FibVersion`] is bumped (`Release`) once per applied batch, after all its stores; a
 //!   reader that observes version `v` (`Acquire`) sees every batch up to `v` in later lookups.
-//!   Tests and the visibility benchmark use it, and it is exported as a metric.
+//!   The stress test uses it to bound what a lookup may see; `FibWriter::stats` reports it
+//!   for metrics.
 //!
 //! # Reclamation
 //! Memory that a reader may be reading is never reused while it may: collapsed tbl8 groups
@@ -34,7 +35,14 @@
 //! versions (arc-swap of a new table) because a 64 MiB table cannot be copied per update batch
 //! at 10k updates/s, and over pure QSBR because idle workers would stall reclamation.
 //! The churn benchmark (`weft-bench lpm`) measures the readers' rate while the writer applies
-//! 10k updates/s, recycling groups.
+//! 10k updates/s; the stress test (`tests/fib_concurrency.rs`) recycles tbl8 groups over 10k
+//! times a second under two readers and checks every answer.
+//!
+//! # Pages
+//! tbl24 is read at random: with 4 KiB pages most lookups also miss the TLB. With THP in
+//! `madvise` mode the tables need `MADV_HUGEPAGE`, which safe code cannot request; running the
+//! process with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` makes glibc do it (see bench/README.md
+//! for the difference it makes).
 
 mod dir24_8;
 mod grace;
