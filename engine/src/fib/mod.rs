@@ -11,7 +11,7 @@
 //! - [`reader`]: [`FibReader`], one per worker, `Clone + Send`, never blocks.
 //! - `grace`: when a collapsed tbl8 group or a removed next hop may be recycled.
 //! - [`next_hop`]: [`NextHop`]s in immutable snapshots published with `arc-swap`.
-//! - [`reference`]: the naive model the tests compare against; [`sample`]: seeded route
+//! - [`reference`](mod@reference): the naive model the tests compare against; [`sample`]: seeded route
 //!   generators shared by the tests and the benchmark.
 //!
 //! # Consistency contract
