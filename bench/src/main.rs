@@ -1,7 +1,37 @@
-//! `weft-bench`: weft's benchmark suite.
+//! `weft-bench`: weft's benchmark suite. One subcommand per suite; each suite lives in its own
+//! file and parses its own options.
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("weft-bench: no suites yet; run `cargo bench -p weft-encap` for the encap micro-benchmarks");
-    std::process::exit(2);
+mod lpm;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: weft-bench <suite> [options]
+
+suites:
+  lpm    FIB longest-prefix-match lookups vs the prefix-trie crate, under churn, update
+         visibility, memory per prefix (weft-bench lpm --help)
+
+micro-benchmarks of the wire formats: cargo bench -p weft-encap";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let suite = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match suite.as_deref() {
+        Some("lpm") => lpm::run(&rest),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown suite {other:?}\n\n{USAGE}")),
+        None => Err(anyhow::anyhow!("no suite given\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weft-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
