@@ -4,3 +4,6 @@
 //! `unsafe` is denied crate-wide; the one module that talks to kernel rings
 //! opts back in and documents every block.
 #![deny(unsafe_code)]
+
+pub mod port;
+pub mod worker;
