@@ -234,3 +234,36 @@ impl Endpoint {
         got
     }
 }
+
+impl Netns {
+    /// Like [`Netns::run`] but returns at once with the thread's handle.
+    pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<std::thread::JoinHandle<T>> {
+        let path = format!("/run/netns/{}", self.name);
+        let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+        Ok(std::thread::spawn(move || {
+            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
+            f()
+        }))
+    }
+}
+
+/// The RFC 791 header checksum of `hdr` (checksum field zero).
+pub fn ipv4_checksum(hdr: &[u8]) -> u16 {
+    let mut sum: u32 = hdr.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A 20-byte IPv4 header (DF, TTL 64) with a valid checksum.
+pub fn ipv4_header(src: [u8; 4], dst: [u8; 4], proto: u8, payload_len: usize) -> Vec<u8> {
+    let total = (20 + payload_len) as u16;
+    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0];
+    h[2..4].copy_from_slice(&total.to_be_bytes());
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    let c = ipv4_checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
