@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use weft_engine::port::{FrameMut, FramePool, MemPort, Port};
 use weft_engine::worker::{
-    DropReason, Forward, FrameProcessor, IdleStrategy, PortId, Verdict, Worker, WorkerConfig, WorkerError, WorkerId,
-    batch_bucket, handoff_mesh,
+    DropReason, Forward, FrameProcessor, IdleStrategy, PortId, Verdict, Worker, WorkerConfig,
+    WorkerError, WorkerId, batch_bucket, handoff_mesh,
 };
 
 fn frame(i: u8, len: usize) -> Vec<u8> {
@@ -37,15 +37,22 @@ fn forwarding_between_memory_ports_counts_packets_bytes_and_batches_while_runnin
     let (a, ha) = MemPort::queue("a", 1024);
     let (b, hb) = MemPort::queue("b", 1024);
     let ports: Vec<Box<dyn Port>> = vec![Box::new(a), Box::new(b)];
-    let w = Worker::new(busy("wx-mem"), FramePool::new(512).unwrap(), ports, Forward::new(vec![PortId(1), PortId(0)]))
-        .unwrap()
-        .spawn()
-        .unwrap();
+    let w = Worker::new(
+        busy("wx-mem"),
+        FramePool::new(512).unwrap(),
+        ports,
+        Forward::new(vec![PortId(1), PortId(0)]),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
     for i in 0..100u8 {
         assert!(ha.inject(&frame(i, 60 + i as usize)));
     }
     // Counters are read from this thread while the worker keeps running.
-    wait_for("100 frames out of b", || w.counters().snapshot().port("b").unwrap().tx_packets == 100);
+    wait_for("100 frames out of b", || {
+        w.counters().snapshot().port("b").unwrap().tx_packets == 100
+    });
     let running = w.counters().snapshot();
     let expected_bytes: u64 = (0..100u64).map(|i| 60 + i).sum();
     assert_eq!(running.port("a").unwrap().rx_packets, 100);
@@ -58,9 +65,18 @@ fn forwarding_between_memory_ports_counts_packets_bytes_and_batches_while_runnin
         got.push(f);
     }
     assert_eq!(got.len(), 100);
-    assert!(got.iter().enumerate().all(|(i, f)| f[0] == i as u8 && f.len() == 60 + i), "order and contents kept");
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, f)| f[0] == i as u8 && f.len() == 60 + i),
+        "order and contents kept"
+    );
     let done = w.stop().unwrap();
-    assert_eq!(done.pool().free_frames(), 512, "every frame is back in the pool after stop");
+    assert_eq!(
+        done.pool().free_frames(),
+        512,
+        "every frame is back in the pool after stop"
+    );
 }
 
 /// Sends every frame of port 0 to worker 1's port 0.
@@ -79,21 +95,34 @@ fn handed_off_frames_leave_through_the_other_workers_port() {
     let mut mesh = handoff_mesh(2, 64).into_iter();
     let (src, h_src) = MemPort::queue("src", 256);
     let (dst, h_dst) = MemPort::queue("dst", 256);
-    let w0 = Worker::new(busy("wx-h0"), FramePool::new(256).unwrap(), vec![Box::new(src) as Box<dyn Port>], ToOtherWorker)
-        .unwrap()
-        .with_handoff(mesh.next().unwrap())
-        .spawn()
-        .unwrap();
-    let w1 = Worker::new(busy("wx-h1"), FramePool::new(256).unwrap(), vec![Box::new(dst) as Box<dyn Port>], Forward::new(vec![PortId(0)]))
-        .unwrap()
-        .with_handoff(mesh.next().unwrap())
-        .spawn()
-        .unwrap();
+    let w0 = Worker::new(
+        busy("wx-h0"),
+        FramePool::new(256).unwrap(),
+        vec![Box::new(src) as Box<dyn Port>],
+        ToOtherWorker,
+    )
+    .unwrap()
+    .with_handoff(mesh.next().unwrap())
+    .spawn()
+    .unwrap();
+    let w1 = Worker::new(
+        busy("wx-h1"),
+        FramePool::new(256).unwrap(),
+        vec![Box::new(dst) as Box<dyn Port>],
+        Forward::new(vec![PortId(0)]),
+    )
+    .unwrap()
+    .with_handoff(mesh.next().unwrap())
+    .spawn()
+    .unwrap();
     for i in 0..50u8 {
         assert!(h_src.inject(&frame(i, 100)));
     }
     wait_for("50 frames out of dst", || h_dst.sent() == 50);
-    let (c0, c1) = (w0.stop().unwrap().counters().snapshot(), w1.stop().unwrap().counters().snapshot());
+    let (c0, c1) = (
+        w0.stop().unwrap().counters().snapshot(),
+        w1.stop().unwrap().counters().snapshot(),
+    );
     assert_eq!(c0.worker.handoff_out, 50);
     assert_eq!(c1.worker.handoff_in, 50);
     assert_eq!(c1.ports[0].tx_packets, 50);
@@ -111,15 +140,22 @@ fn a_full_handoff_ring_counts_drops_instead_of_blocking() {
     // Worker 1 exists in the mesh but never runs: its inbox (8 slots) fills up.
     let mut mesh = handoff_mesh(2, 8).into_iter();
     let (src, h_src) = MemPort::queue("src", 256);
-    let w0 = Worker::new(busy("wx-hf"), FramePool::new(256).unwrap(), vec![Box::new(src) as Box<dyn Port>], ToOtherWorker)
-        .unwrap()
-        .with_handoff(mesh.next().unwrap())
-        .spawn()
-        .unwrap();
+    let w0 = Worker::new(
+        busy("wx-hf"),
+        FramePool::new(256).unwrap(),
+        vec![Box::new(src) as Box<dyn Port>],
+        ToOtherWorker,
+    )
+    .unwrap()
+    .with_handoff(mesh.next().unwrap())
+    .spawn()
+    .unwrap();
     for i in 0..30u8 {
         assert!(h_src.inject(&frame(i, 64)));
     }
-    wait_for("30 frames received", || w0.counters().snapshot().ports[0].rx_packets == 30);
+    wait_for("30 frames received", || {
+        w0.counters().snapshot().ports[0].rx_packets == 30
+    });
     let c = w0.stop().unwrap().counters().snapshot();
     assert_eq!(c.worker.handoff_out, 8);
     assert_eq!(c.dropped(DropReason::HandoffFull), 22);
@@ -145,7 +181,13 @@ fn verdicts_naming_missing_ports_or_workers_are_counted_drops() {
     for i in 0..10u8 {
         h.inject(&frame(i, 64));
     }
-    let mut w = Worker::new(busy("wx-bad"), FramePool::new(64).unwrap(), vec![Box::new(p) as Box<dyn Port>], Bad(0)).unwrap();
+    let mut w = Worker::new(
+        busy("wx-bad"),
+        FramePool::new(64).unwrap(),
+        vec![Box::new(p) as Box<dyn Port>],
+        Bad(0),
+    )
+    .unwrap();
     // Drive `run` directly (no spawn) on a helper thread with our own stop flag.
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let counters = w.counters().clone();
@@ -160,7 +202,11 @@ fn verdicts_naming_missing_ports_or_workers_are_counted_drops() {
     let c = w.counters().snapshot();
     assert_eq!(c.dropped(DropReason::NoSuchPort), 5);
     assert_eq!(c.dropped(DropReason::NoSuchWorker), 5);
-    assert_eq!(w.pool().free_frames(), 64, "dropped frames return to the pool");
+    assert_eq!(
+        w.pool().free_frames(),
+        64,
+        "dropped frames return to the pool"
+    );
 }
 
 #[test]
@@ -169,13 +215,23 @@ fn replay_ports_fill_full_batches_and_the_histogram_shows_them() {
     let (p, _) = MemPort::replay("replay", templates, 64 * 100);
     let (sink, hs) = MemPort::replay("sink", Vec::new(), 0);
     let ports: Vec<Box<dyn Port>> = vec![Box::new(p), Box::new(sink)];
-    let w = Worker::new(busy("wx-rep"), FramePool::new(1024).unwrap(), ports, Forward::new(vec![PortId(1), PortId(0)]))
-        .unwrap()
-        .spawn()
-        .unwrap();
+    let w = Worker::new(
+        busy("wx-rep"),
+        FramePool::new(1024).unwrap(),
+        ports,
+        Forward::new(vec![PortId(1), PortId(0)]),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
     wait_for("6400 frames to the sink", || hs.sent() == 6400);
     let c = w.stop().unwrap().counters().snapshot();
-    assert_eq!(c.batches[batch_bucket(64)], 100, "every batch was full: {:?}", c.batches);
+    assert_eq!(
+        c.batches[batch_bucket(64)],
+        100,
+        "every batch was full: {:?}",
+        c.batches
+    );
     assert_eq!(c.ports[0].rx_packets, 6400);
 }
 
@@ -184,19 +240,29 @@ fn a_worker_pins_to_an_online_core_and_reports_an_impossible_one() {
     let (p, _) = MemPort::queue("p", 4);
     let mut cfg = busy("wx-pin");
     cfg.core = Some(0);
-    let w = Worker::new(cfg, FramePool::new(8).unwrap(), vec![Box::new(p) as Box<dyn Port>], Forward::new(vec![PortId(0)]))
-        .unwrap()
-        .spawn()
-        .expect("core 0 is online");
+    let w = Worker::new(
+        cfg,
+        FramePool::new(8).unwrap(),
+        vec![Box::new(p) as Box<dyn Port>],
+        Forward::new(vec![PortId(0)]),
+    )
+    .unwrap()
+    .spawn()
+    .expect("core 0 is online");
     w.stop().unwrap();
 
     let (p, _) = MemPort::queue("p", 4);
     let mut cfg = busy("wx-pin2");
     cfg.core = Some(100_000);
-    let e = Worker::new(cfg, FramePool::new(8).unwrap(), vec![Box::new(p) as Box<dyn Port>], Forward::new(vec![PortId(0)]))
-        .unwrap()
-        .spawn()
-        .unwrap_err();
+    let e = Worker::new(
+        cfg,
+        FramePool::new(8).unwrap(),
+        vec![Box::new(p) as Box<dyn Port>],
+        Forward::new(vec![PortId(0)]),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap_err();
     assert!(matches!(e, WorkerError::Pin { core: 100_000, .. }), "{e}");
     assert!(e.to_string().contains("core 100000"), "{e}");
 }
@@ -209,15 +275,28 @@ fn an_adaptive_sleeping_worker_still_stops_promptly_and_counts_idle_loops() {
         spin_loops: 10,
         max_sleep: Duration::from_millis(1),
     };
-    let w = Worker::new(cfg, FramePool::new(8).unwrap(), vec![Box::new(p) as Box<dyn Port>], Forward::new(vec![PortId(0)]))
-        .unwrap()
-        .spawn()
-        .unwrap();
+    let w = Worker::new(
+        cfg,
+        FramePool::new(8).unwrap(),
+        vec![Box::new(p) as Box<dyn Port>],
+        Forward::new(vec![PortId(0)]),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
     let c = w.stop().unwrap().counters().snapshot();
-    assert!(t.elapsed() < Duration::from_millis(500), "stop took {:?}", t.elapsed());
-    assert!(c.worker.idle_loops > 10 && c.worker.idle_loops == c.worker.loops, "{:?}", c.worker);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        c.worker.idle_loops > 10 && c.worker.idle_loops == c.worker.loops,
+        "{:?}",
+        c.worker
+    );
     // Sleeping, not spinning: far fewer loops than 50 ms of busy polling would make.
     assert!(c.worker.loops < 20_000, "{} loops in 50 ms", c.worker.loops);
 }

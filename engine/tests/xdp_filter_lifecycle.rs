@@ -34,7 +34,10 @@ fn dropping_the_attachment_detaches_the_program() -> Result<()> {
         drop(x);
         Ok(attached)
     })??;
-    assert!(seen_while_attached, "program visible on the interface while attached");
+    assert!(
+        seen_while_attached,
+        "program visible on the interface while attached"
+    );
     assert!(!has_xdp(&ns, &a)?, "program gone after drop");
     Ok(())
 }
@@ -42,8 +45,11 @@ fn dropping_the_attachment_detaches_the_program() -> Result<()> {
 /// Child half of the crash test: attach, then die without running destructors.
 #[test]
 fn child_attaches_then_aborts() {
-    let Ok(ifname) = std::env::var(CHILD_ENV) else { return };
-    let _x = XdpAttachment::attach(&ifname, XdpProgram::Drop, XdpMode::Native).expect("child attach");
+    let Ok(ifname) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let _x =
+        XdpAttachment::attach(&ifname, XdpProgram::Drop, XdpMode::Native).expect("child attach");
     let shown = run("ip", &["-d", "link", "show", "dev", &ifname]).expect("ip link");
     if shown.contains("prog/xdp") {
         println!("CHILD-ATTACHED");
@@ -66,14 +72,26 @@ fn a_crashed_process_leaves_no_program_behind() -> Result<()> {
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(&exe)
-        .args(["--exact", "child_attaches_then_aborts", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_attaches_then_aborts",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &a)
         .output()
         .context("running the child")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("CHILD-ATTACHED"), "child attached before aborting: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("CHILD-ATTACHED"),
+        "child attached before aborting: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.status.success(), "child aborted");
     // The kernel releases the link when the last fd closes, which happens at exit.
-    assert!(!has_xdp(&ns, &a)?, "no XDP program left on {a} after the attaching process died");
+    assert!(
+        !has_xdp(&ns, &a)?,
+        "no XDP program left on {a} after the attaching process died"
+    );
     Ok(())
 }

@@ -35,7 +35,13 @@ impl Port for AfPacketPort {
         "af_packet tpacket_v3"
     }
 
-    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
+    fn rx(
+        &mut self,
+        pool: &mut FramePool,
+        out: &mut Vec<Frame>,
+        max: usize,
+        ev: &mut IoEvents,
+    ) -> usize {
         let mut starved = false;
         let n = self.sock.recv(max, |bytes| match pool.copy_in(bytes) {
             Some(f) => {

@@ -17,7 +17,9 @@ pub enum PortError {
         ifname: String,
     },
     /// The kernel refused for lack of a capability or locked-memory budget.
-    #[error("{what} on {ifname}: permission denied: needs {needs} (run as root or grant with setcap)")]
+    #[error(
+        "{what} on {ifname}: permission denied: needs {needs} (run as root or grant with setcap)"
+    )]
     Permission {
         /// The step, e.g. "AF_XDP socket queue 0".
         what: String,
@@ -37,7 +39,9 @@ pub enum PortError {
         detail: String,
     },
     /// Locked memory exhausted while registering UMEM or creating rings.
-    #[error("{what} on {ifname}: out of locked memory: raise RLIMIT_MEMLOCK (ulimit -l unlimited) or grant CAP_IPC_LOCK")]
+    #[error(
+        "{what} on {ifname}: out of locked memory: raise RLIMIT_MEMLOCK (ulimit -l unlimited) or grant CAP_IPC_LOCK"
+    )]
     Memlock {
         /// The step.
         what: String,
@@ -84,7 +88,11 @@ impl PortError {
         let what = what.into();
         let ifname = ifname.to_owned();
         match source.raw_os_error() {
-            Some(libc::EPERM | libc::EACCES) => PortError::Permission { what, ifname, needs },
+            Some(libc::EPERM | libc::EACCES) => PortError::Permission {
+                what,
+                ifname,
+                needs,
+            },
             Some(libc::ENODEV) => PortError::NoSuchInterface {
                 what: "interface",
                 ifname,

@@ -174,11 +174,18 @@ impl FramePool {
     /// Maps `frames` chunks, all free.
     pub fn new(frames: u32) -> io::Result<Self> {
         if frames == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a frame pool needs at least one frame"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a frame pool needs at least one frame",
+            ));
         }
         let umem = Umem::new(frames)?;
         let free = (0..frames).rev().collect();
-        Ok(FramePool { umem, free, copies: 0 })
+        Ok(FramePool {
+            umem,
+            free,
+            copies: 0,
+        })
     }
 
     /// Number of chunks in the pool.
@@ -239,7 +246,8 @@ impl FramePool {
     /// Whether `addr..addr+len` (a kernel descriptor) lies inside one chunk of this pool.
     pub(crate) fn desc_in_bounds(&self, addr: u64, len: u32) -> bool {
         let chunk = addr / FRAME_SIZE as u64;
-        chunk < self.umem.frames() as u64 && (addr % FRAME_SIZE as u64) + len as u64 <= FRAME_SIZE as u64
+        chunk < self.umem.frames() as u64
+            && (addr % FRAME_SIZE as u64) + len as u64 <= FRAME_SIZE as u64
     }
 
     pub(crate) fn umem(&self) -> &Umem {

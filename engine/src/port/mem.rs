@@ -49,7 +49,11 @@ impl MemPortHandle {
 #[derive(Debug)]
 enum Source {
     Queue,
-    Replay { templates: Vec<Vec<u8>>, next: usize, remaining: u64 },
+    Replay {
+        templates: Vec<Vec<u8>>,
+        next: usize,
+        remaining: u64,
+    },
 }
 
 /// An in-memory port (see the module docs for the two flavours).
@@ -109,7 +113,13 @@ impl Port for MemPort {
         "memory"
     }
 
-    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
+    fn rx(
+        &mut self,
+        pool: &mut FramePool,
+        out: &mut Vec<Frame>,
+        max: usize,
+        ev: &mut IoEvents,
+    ) -> usize {
         let mut n = 0;
         match &mut self.source {
             Source::Queue => {
@@ -118,7 +128,9 @@ impl Port for MemPort {
                         ev.fill_starved += 1;
                         break;
                     }
-                    let Some(bytes) = self.shared.inbox.pop() else { break };
+                    let Some(bytes) = self.shared.inbox.pop() else {
+                        break;
+                    };
                     if let Some(f) = pool.copy_in(&bytes) {
                         out.push(f);
                         n += 1;

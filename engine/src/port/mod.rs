@@ -44,6 +44,19 @@ pub struct IoEvents {
     pub invalid_descs: u64,
 }
 
+/// Frames the kernel dropped before the port could see them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KernelDrops {
+    /// Dropped for any reason on receive (AF_XDP `rx_dropped`).
+    pub rx_dropped: u64,
+    /// Dropped because the rx ring was full (the worker was too slow or descheduled).
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub fill_ring_empty: u64,
+    /// Invalid tx descriptors.
+    pub tx_invalid: u64,
+}
+
 /// A batch-oriented frame port. All methods are called from the owning
 /// worker's thread only, never block, never allocate (the output vectors have
 /// capacity for a full batch) and never panic.
@@ -55,13 +68,26 @@ pub trait Port: Send + fmt::Debug {
     fn kind(&self) -> &'static str;
 
     /// Appends up to `max` received frames to `out`; returns how many.
-    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize;
+    fn rx(
+        &mut self,
+        pool: &mut FramePool,
+        out: &mut Vec<Frame>,
+        max: usize,
+        ev: &mut IoEvents,
+    ) -> usize;
 
     /// Queues frames from the front of `frames` for transmission and makes them
     /// visible to the device (a wakeup syscall when the kernel asks for one).
     /// Accepted frames are removed from `frames`; the rest stay there, owned by
     /// the caller (ring full). Returns the number accepted.
     fn tx(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>, ev: &mut IoEvents) -> usize;
+
+    /// Drops the kernel counted on this port's behalf (AF_XDP: `XDP_STATISTICS`).
+    /// Read on the control path, not per packet. Ports without such counters
+    /// return zeros.
+    fn kernel_drops(&self) -> KernelDrops {
+        KernelDrops::default()
+    }
 
     /// Housekeeping once per loop: reaps transmit completions into `pool`,
     /// refills the receive side from `pool` in chunks, repeats wakeups the

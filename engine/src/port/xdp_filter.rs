@@ -85,7 +85,12 @@ fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     None
 }
 
-fn xdp_error(program: &'static str, ifname: &str, step: &str, e: &(dyn std::error::Error + 'static)) -> PortError {
+fn xdp_error(
+    program: &'static str,
+    ifname: &str,
+    step: &str,
+    e: &(dyn std::error::Error + 'static),
+) -> PortError {
     match os_error(e) {
         Some(libc::EPERM | libc::EACCES) => PortError::Permission {
             what: format!("XDP program {program} ({step})"),
@@ -112,10 +117,11 @@ impl XdpAttachment {
     /// Loads `program` and attaches it to `ifname` in `mode`.
     pub fn attach(ifname: &str, program: XdpProgram, mode: XdpMode) -> Result<Self, PortError> {
         let name = program.section_name();
-        let ifindex = super::afxdp::sys::if_index(ifname).map_err(|_| PortError::NoSuchInterface {
-            what: "XDP attach",
-            ifname: ifname.to_owned(),
-        })?;
+        let ifindex =
+            super::afxdp::sys::if_index(ifname).map_err(|_| PortError::NoSuchInterface {
+                what: "XDP attach",
+                ifname: ifname.to_owned(),
+            })?;
         let mut loader = EbpfLoader::new();
         // Network byte order, as compared against packet bytes.
         let (ip, port, net, mask) = match program {
@@ -123,7 +129,9 @@ impl XdpAttachment {
                 let (net, mask) = match p.pod_subnet {
                     Some((addr, len)) => {
                         if !(1..=32).contains(&len) {
-                            return Err(PortError::Config(format!("pod subnet {addr}/{len}: prefix length must be 1..=32")));
+                            return Err(PortError::Config(format!(
+                                "pod subnet {addr}/{len}: prefix length must be 1..=32"
+                            )));
                         }
                         let mask = u32::MAX << (32 - len as u32);
                         (u32::from(addr) & mask, mask)
@@ -144,7 +152,9 @@ impl XdpAttachment {
             .set_global("weft_vxlan_port", &port, true)
             .set_global("weft_pod_net", &net, true)
             .set_global("weft_pod_mask", &mask, true);
-        let mut ebpf = loader.load(OBJECT).map_err(|e| xdp_error(name, ifname, "load object", &e))?;
+        let mut ebpf = loader
+            .load(OBJECT)
+            .map_err(|e| xdp_error(name, ifname, "load object", &e))?;
         let prog: &mut Xdp = ebpf
             .program_mut(name)
             .ok_or_else(|| PortError::Xdp {
@@ -154,7 +164,8 @@ impl XdpAttachment {
             })?
             .try_into()
             .map_err(|e| xdp_error(name, ifname, "program type", &e))?;
-        prog.load().map_err(|e| xdp_error(name, ifname, "verify/load", &e))?;
+        prog.load()
+            .map_err(|e| xdp_error(name, ifname, "verify/load", &e))?;
         let native = match mode {
             XdpMode::Native => {
                 prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE)
@@ -169,10 +180,18 @@ impl XdpAttachment {
             XdpMode::Auto => match prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE) {
                 Ok(_) => true,
                 Err(native_err) => {
-                    prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE).map_err(|e| {
-                        xdp_error(name, ifname, &format!("attach (native mode: {native_err}; generic mode)"), &e)
-                    })?;
-                    log::warn!("XDP program {name} on {ifname}: native mode refused ({native_err}); using generic (SKB) mode");
+                    prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE)
+                        .map_err(|e| {
+                            xdp_error(
+                                name,
+                                ifname,
+                                &format!("attach (native mode: {native_err}; generic mode)"),
+                                &e,
+                            )
+                        })?;
+                    log::warn!(
+                        "XDP program {name} on {ifname}: native mode refused ({native_err}); using generic (SKB) mode"
+                    );
                     false
                 }
             },
@@ -202,13 +221,23 @@ impl XdpAttachment {
     /// Directs frames received on `queue` to the AF_XDP socket `fd`.
     pub fn register_socket(&mut self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), PortError> {
         let (program, ifname) = (self.program, self.ifname.clone());
-        let map = self.ebpf.map_mut("weft_xsks").ok_or_else(|| PortError::Xdp {
-            program,
-            ifname: ifname.clone(),
-            detail: "XSKMAP weft_xsks missing from the compiled object".into(),
-        })?;
-        let mut xsks = XskMap::try_from(map).map_err(|e| xdp_error(program, &ifname, "XSKMAP", &e))?;
-        xsks.set(queue, fd.as_raw_fd(), 0)
-            .map_err(|e| xdp_error(program, &ifname, &format!("register socket for queue {queue}"), &e))
+        let map = self
+            .ebpf
+            .map_mut("weft_xsks")
+            .ok_or_else(|| PortError::Xdp {
+                program,
+                ifname: ifname.clone(),
+                detail: "XSKMAP weft_xsks missing from the compiled object".into(),
+            })?;
+        let mut xsks =
+            XskMap::try_from(map).map_err(|e| xdp_error(program, &ifname, "XSKMAP", &e))?;
+        xsks.set(queue, fd.as_raw_fd(), 0).map_err(|e| {
+            xdp_error(
+                program,
+                &ifname,
+                &format!("register socket for queue {queue}"),
+                &e,
+            )
+        })
     }
 }

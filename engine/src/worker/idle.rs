@@ -53,7 +53,10 @@ impl Idler {
     pub(crate) fn idle(&mut self) -> Option<Duration> {
         match self.strategy {
             IdleStrategy::BusyPoll => None,
-            IdleStrategy::AdaptiveSleep { spin_loops, max_sleep } => {
+            IdleStrategy::AdaptiveSleep {
+                spin_loops,
+                max_sleep,
+            } => {
                 self.idle = self.idle.saturating_add(1);
                 if self.idle <= spin_loops {
                     return None;

@@ -15,7 +15,10 @@ mod idle;
 mod poll;
 mod processor;
 
-pub use counters::{BATCH_BUCKETS, CounterSnapshot, LocalCounters, PortTotals, WorkerCounters, WorkerTotals, batch_bucket};
+pub use counters::{
+    BATCH_BUCKETS, CounterSnapshot, LocalCounters, PortTotals, WorkerCounters, WorkerTotals,
+    batch_bucket,
+};
 pub use drop_reason::DropReason;
 pub use handoff::{HandoffEndpoint, handoff_mesh};
 pub use idle::IdleStrategy;
@@ -68,7 +71,9 @@ pub enum WorkerError {
         problem: String,
     },
     /// The thread could not be created or pinned.
-    #[error("worker {name}: cannot pin to core {core}: {source} (is the core online and in this process's cpuset?)")]
+    #[error(
+        "worker {name}: cannot pin to core {core}: {source} (is the core online and in this process's cpuset?)"
+    )]
     Pin {
         /// Worker name.
         name: String,
@@ -87,4 +92,10 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Pins the calling thread to CPU `core` (workers do this themselves when
+/// `WorkerConfig::core` is set; generators and control threads may use it).
+pub fn pin_current_thread(core: usize) -> std::io::Result<()> {
+    crate::port::afxdp::sys::pin_current_thread(core)
 }

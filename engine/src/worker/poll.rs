@@ -55,7 +55,12 @@ impl<P> WorkerHandle<P> {
 
 impl<P: FrameProcessor + 'static> Worker<P> {
     /// A worker over `ports` (port `i` is [`PortId`]`(i)`), taking frames from `pool`.
-    pub fn new(cfg: WorkerConfig, pool: FramePool, ports: Vec<Box<dyn Port>>, processor: P) -> Result<Self, WorkerError> {
+    pub fn new(
+        cfg: WorkerConfig,
+        pool: FramePool,
+        ports: Vec<Box<dyn Port>>,
+        processor: P,
+    ) -> Result<Self, WorkerError> {
         if cfg.batch == 0 || cfg.batch > 256 {
             return Err(WorkerError::Config {
                 name: cfg.name,
@@ -68,7 +73,9 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                 problem: format!("{} ports: a worker needs 1..=65535", ports.len()),
             });
         }
-        let counters = Arc::new(WorkerCounters::new(ports.iter().map(|p| p.name().to_owned()).collect()));
+        let counters = Arc::new(WorkerCounters::new(
+            ports.iter().map(|p| p.name().to_owned()).collect(),
+        ));
         Ok(Worker {
             cfg,
             pool,
@@ -128,9 +135,16 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                 me.run(&flag);
                 me
             })
-            .map_err(|source| WorkerError::Spawn { name: name.clone(), source })?;
+            .map_err(|source| WorkerError::Spawn {
+                name: name.clone(),
+                source,
+            })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(WorkerHandle { stop, counters, thread }),
+            Ok(Ok(())) => Ok(WorkerHandle {
+                stop,
+                counters,
+                thread,
+            }),
             Ok(Err(source)) => {
                 let _ = thread.join();
                 Err(WorkerError::Pin {
@@ -154,7 +168,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let stage_cap = self.cfg.tx_backlog + (nports + 1) * batch;
         let mut rx: Vec<Frame> = Vec::with_capacity(batch);
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(batch);
-        let mut staged: Vec<Vec<Frame>> = (0..nports).map(|_| Vec::with_capacity(stage_cap)).collect();
+        let mut staged: Vec<Vec<Frame>> =
+            (0..nports).map(|_| Vec::with_capacity(stage_cap)).collect();
         let mut local = LocalCounters::new(nports);
         let mut idler = Idler::new(self.cfg.idle);
         let mut last_flush = Instant::now();
@@ -219,7 +234,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         local.batches[batch_bucket(n)] += 1;
 
         verdicts.clear();
-        self.processor.process_batch(PortId(p as u16), &mut self.pool, rx, verdicts);
+        self.processor
+            .process_batch(PortId(p as u16), &mut self.pool, rx, verdicts);
         // A processor that returns too few verdicts gets the rest discarded.
         verdicts.resize(rx.len(), Verdict::Drop(DropReason::Discard));
         for (frame, verdict) in rx.drain(..).zip(verdicts.drain(..)) {
@@ -266,7 +282,9 @@ impl<P: FrameProcessor + 'static> Worker<P> {
     /// Copies up to one batch of handed-off frames into this worker's pool and
     /// stages them on their target ports.
     fn drain_inbox(&mut self, staged: &mut [Vec<Frame>], local: &mut LocalCounters) -> usize {
-        let Some(h) = self.handoff.as_ref() else { return 0 };
+        let Some(h) = self.handoff.as_ref() else {
+            return 0;
+        };
         let mut n = 0;
         while n < self.cfg.batch {
             let Some(slot) = h.inbox().pop() else { break };
@@ -286,7 +304,13 @@ impl<P: FrameProcessor + 'static> Worker<P> {
 
     /// Transmits what is staged for port `q`; trims the backlog when the ring
     /// stays full. Returns the number of frames accepted.
-    fn tx_one(&mut self, q: usize, s: &mut Vec<Frame>, local: &mut LocalCounters, ev: &mut IoEvents) -> usize {
+    fn tx_one(
+        &mut self,
+        q: usize,
+        s: &mut Vec<Frame>,
+        local: &mut LocalCounters,
+        ev: &mut IoEvents,
+    ) -> usize {
         let before: usize = s.iter().map(Frame::len).sum();
         let sent = self.ports[q].tx(&mut self.pool, s, ev);
         let after: usize = s.iter().map(Frame::len).sum();
@@ -315,7 +339,12 @@ impl<P: FrameProcessor + 'static> Worker<P> {
 
     /// Flushes staged frames (a few attempts), reaps completions, counts what
     /// could not be sent as `shutdown` drops, publishes the final counters.
-    fn shutdown(&mut self, staged: &mut [Vec<Frame>], local: &mut LocalCounters, ev: &mut IoEvents) {
+    fn shutdown(
+        &mut self,
+        staged: &mut [Vec<Frame>],
+        local: &mut LocalCounters,
+        ev: &mut IoEvents,
+    ) {
         for _ in 0..8 {
             for (q, s) in staged.iter_mut().enumerate() {
                 if !s.is_empty() {

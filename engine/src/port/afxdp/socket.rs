@@ -8,7 +8,7 @@ use super::ring::Ring;
 use super::sys;
 use crate::port::error::{NEEDS_AF_XDP, PortError};
 use crate::port::frame::{FRAME_SIZE, Frame, FramePool};
-use crate::port::{IoEvents, Port};
+use crate::port::{IoEvents, KernelDrops, Port};
 
 /// How the socket binds to the queue (driver zero-copy or kernel copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,7 +31,9 @@ pub struct XskConfig {
     pub queue: u32,
     /// Entries in each of the four rings (power of two).
     pub ring_size: u32,
-    /// Frames kept in the fill ring (at most `ring_size`).
+    /// Frames kept in the fill ring, at most half of `ring_size`: the kernel
+    /// publishes its fill-ring consumer index only after using up everything it
+    /// read at its last look, so the other half is what lets us refill in time.
     pub fill_target: u32,
     /// Copy / zero-copy choice.
     pub bind: BindMode,
@@ -80,10 +82,17 @@ impl AfXdpPort {
         let ifname = cfg.ifname.as_str();
         let what = |step: &str| format!("AF_XDP socket queue {} ({step})", cfg.queue);
         if !cfg.ring_size.is_power_of_two() || cfg.ring_size < 64 {
-            return Err(PortError::Config(format!("AF_XDP ring size {} on {ifname}: must be a power of two >= 64", cfg.ring_size)));
+            return Err(PortError::Config(format!(
+                "AF_XDP ring size {} on {ifname}: must be a power of two >= 64",
+                cfg.ring_size
+            )));
         }
-        if cfg.fill_target == 0 || cfg.fill_target > cfg.ring_size {
-            return Err(PortError::Config(format!("AF_XDP fill target {} on {ifname}: must be 1..={}", cfg.fill_target, cfg.ring_size)));
+        if cfg.fill_target == 0 || cfg.fill_target > cfg.ring_size / 2 {
+            return Err(PortError::Config(format!(
+                "AF_XDP fill target {} on {ifname}: must be 1..={} (half the ring size)",
+                cfg.fill_target,
+                cfg.ring_size / 2
+            )));
         }
         let ifindex = sys::if_index(ifname).map_err(|_| PortError::NoSuchInterface {
             what: "AF_XDP socket",
@@ -109,7 +118,8 @@ impl AfXdpPort {
                 flags: 0,
                 tx_metadata_len: 0,
             };
-            sys::setsockopt(sock, libc::SOL_XDP, libc::XDP_UMEM_REG, &reg).map_err(|e| os("register UMEM", e))?;
+            sys::setsockopt(sock, libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)
+                .map_err(|e| os("register UMEM", e))?;
         }
         let n = cfg.ring_size;
         for (opt, step) in [
@@ -121,13 +131,28 @@ impl AfXdpPort {
             sys::setsockopt(sock, libc::SOL_XDP, opt, &n).map_err(|e| os(step, e))?;
         }
         let off: libc::xdp_mmap_offsets =
-            sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS).map_err(|e| os("ring offsets", e))?;
-        let rx = Ring::map(sock, &off.rx, n, libc::XDP_PGOFF_RX_RING, false).map_err(|e| os("mmap rx ring", e))?;
-        let tx = Ring::map(sock, &off.tx, n, libc::XDP_PGOFF_TX_RING, true).map_err(|e| os("mmap tx ring", e))?;
-        let fill = Ring::map(sock, &off.fr, n, libc::XDP_UMEM_PGOFF_FILL_RING as i64, true)
-            .map_err(|e| os("mmap fill ring", e))?;
-        let comp = Ring::map(sock, &off.cr, n, libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64, false)
-            .map_err(|e| os("mmap completion ring", e))?;
+            sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS)
+                .map_err(|e| os("ring offsets", e))?;
+        let rx = Ring::map(sock, &off.rx, n, libc::XDP_PGOFF_RX_RING, false)
+            .map_err(|e| os("mmap rx ring", e))?;
+        let tx = Ring::map(sock, &off.tx, n, libc::XDP_PGOFF_TX_RING, true)
+            .map_err(|e| os("mmap tx ring", e))?;
+        let fill = Ring::map(
+            sock,
+            &off.fr,
+            n,
+            libc::XDP_UMEM_PGOFF_FILL_RING as i64,
+            true,
+        )
+        .map_err(|e| os("mmap fill ring", e))?;
+        let comp = Ring::map(
+            sock,
+            &off.cr,
+            n,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64,
+            false,
+        )
+        .map_err(|e| os("mmap completion ring", e))?;
 
         let mut addr = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
@@ -162,8 +187,8 @@ impl AfXdpPort {
             },
             _ => os("bind", e),
         })?;
-        let opts: libc::xdp_options =
-            sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_OPTIONS).map_err(|e| os("options", e))?;
+        let opts: libc::xdp_options = sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_OPTIONS)
+            .map_err(|e| os("options", e))?;
         if shared_with.is_none() {
             let dup = fd.try_clone().map_err(|e| os("dup umem socket", e))?;
             pool.umem_mut().set_registered(dup);
@@ -225,7 +250,8 @@ impl AfXdpPort {
             self.fill.produce(n, |_| {
                 // `n <= free frames`, so alloc cannot fail; an empty pool would only
                 // shorten the batch, never panic.
-                pool.alloc().map_or(0, |f| f.chunk() as u64 * FRAME_SIZE as u64)
+                pool.alloc()
+                    .map_or(0, |f| f.chunk() as u64 * FRAME_SIZE as u64)
             });
             self.in_fill += n;
         }
@@ -251,10 +277,20 @@ impl Port for AfXdpPort {
     }
 
     fn kind(&self) -> &'static str {
-        if self.zero_copy { "af_xdp zero-copy" } else { "af_xdp copy" }
+        if self.zero_copy {
+            "af_xdp zero-copy"
+        } else {
+            "af_xdp copy"
+        }
     }
 
-    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
+    fn rx(
+        &mut self,
+        pool: &mut FramePool,
+        out: &mut Vec<Frame>,
+        max: usize,
+        ev: &mut IoEvents,
+    ) -> usize {
         let n = self.rx.available(max as u32);
         let mut got = 0;
         for i in 0..n {
@@ -297,6 +333,18 @@ impl Port for AfXdpPort {
         }
         self.kick_tx(ev);
         n as usize
+    }
+
+    fn kernel_drops(&self) -> KernelDrops {
+        match self.kernel_stats() {
+            Ok(s) => KernelDrops {
+                rx_dropped: s.rx_dropped,
+                rx_ring_full: s.rx_ring_full,
+                fill_ring_empty: s.rx_fill_ring_empty_descs,
+                tx_invalid: s.tx_invalid_descs,
+            },
+            Err(_) => KernelDrops::default(),
+        }
     }
 
     fn service(&mut self, pool: &mut FramePool, ev: &mut IoEvents) {

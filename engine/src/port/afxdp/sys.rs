@@ -57,7 +57,12 @@ pub(crate) fn socket(domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd>
 }
 
 /// `setsockopt(2)` with a value of ABI type `T`.
-pub(crate) fn setsockopt<T: Pod>(fd: BorrowedFd<'_>, level: i32, name: i32, val: &T) -> io::Result<()> {
+pub(crate) fn setsockopt<T: Pod>(
+    fd: BorrowedFd<'_>,
+    level: i32,
+    name: i32,
+    val: &T,
+) -> io::Result<()> {
     // SAFETY: `val` points to a live `T` of exactly the length passed.
     let rc = unsafe {
         libc::setsockopt(
@@ -68,7 +73,11 @@ pub(crate) fn setsockopt<T: Pod>(fd: BorrowedFd<'_>, level: i32, name: i32, val:
             size_of::<T>() as libc::socklen_t,
         )
     };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// `getsockopt(2)` into a value of ABI type `T` (zero-initialised first).
@@ -78,9 +87,19 @@ pub(crate) fn getsockopt<T: Pod>(fd: BorrowedFd<'_>, level: i32, name: i32) -> i
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: `val` is a writable `T` and `len` holds its exact size.
     let rc = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), level, name, (&mut val as *mut T).cast(), &mut len)
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut val as *mut T).cast(),
+            &mut len,
+        )
     };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(val) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(val)
+    }
 }
 
 /// `bind(2)` to a socket address of ABI type `T`.
@@ -93,7 +112,11 @@ pub(crate) fn bind<T: Pod>(fd: BorrowedFd<'_>, addr: &T) -> io::Result<()> {
             size_of::<T>() as libc::socklen_t,
         )
     };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Asks the kernel to process the TX ring (`sendto` with no data). Transient
@@ -102,7 +125,14 @@ pub(crate) fn bind<T: Pod>(fd: BorrowedFd<'_>, addr: &T) -> io::Result<()> {
 pub(crate) fn kick_tx(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: a zero-length send with null buffer and address is valid for AF_XDP.
     let rc = unsafe {
-        libc::sendto(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+        libc::sendto(
+            fd.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
     };
     if rc >= 0 {
         return Ok(());
@@ -133,7 +163,14 @@ pub(crate) fn kick_rx(fd: BorrowedFd<'_>) {
 /// Non-blocking `send(2)` of one frame; `Ok(false)` when the socket would block.
 pub(crate) fn send(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<bool> {
     // SAFETY: `frame` is a live readable slice of the length passed.
-    let rc = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT) };
+    let rc = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
     if rc >= 0 {
         return Ok(true);
     }
@@ -155,7 +192,11 @@ pub(crate) fn pin_current_thread(core: usize) -> io::Result<()> {
     unsafe { libc::CPU_SET(core, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this thread.
     let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// A memory mapping, unmapped on drop. Holds a raw pointer: only the ring and
@@ -208,7 +249,8 @@ impl Mmap {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let ptr = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
         Ok(Mmap { ptr, len })
     }
 

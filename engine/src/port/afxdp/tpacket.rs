@@ -61,16 +61,29 @@ pub(crate) struct Tpacket {
 
 impl Tpacket {
     pub(crate) fn open(ifname: &str, geo: TpacketGeometry) -> Result<Self, PortError> {
-        let os = |step: &str, e| PortError::from_os(format!("AF_PACKET socket ({step})"), ifname, NEEDS_AF_PACKET, e);
+        let os = |step: &str, e| {
+            PortError::from_os(
+                format!("AF_PACKET socket ({step})"),
+                ifname,
+                NEEDS_AF_PACKET,
+                e,
+            )
+        };
         let ifindex = sys::if_index(ifname).map_err(|_| PortError::NoSuchInterface {
             what: "AF_PACKET socket",
             ifname: ifname.to_owned(),
         })?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32).map_err(|e| os("socket", e))?;
+        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32)
+            .map_err(|e| os("socket", e))?;
         let s = fd.as_fd();
-        sys::setsockopt(s, libc::SOL_PACKET, libc::PACKET_VERSION, &(libc::tpacket_versions::TPACKET_V3 as i32))
-            .map_err(|e| os("TPACKET_V3", e))?;
+        sys::setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &(libc::tpacket_versions::TPACKET_V3 as i32),
+        )
+        .map_err(|e| os("TPACKET_V3", e))?;
         let frame_size = 2048u32;
         let req = libc::tpacket_req3 {
             tp_block_size: geo.block_size,
@@ -81,8 +94,10 @@ impl Tpacket {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        sys::setsockopt(s, libc::SOL_PACKET, libc::PACKET_RX_RING, &req).map_err(|e| os("rx ring", e))?;
-        let ring = Mmap::shared(s, geo.block_size as usize * geo.blocks as usize, 0).map_err(|e| os("mmap rx ring", e))?;
+        sys::setsockopt(s, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+            .map_err(|e| os("rx ring", e))?;
+        let ring = Mmap::shared(s, geo.block_size as usize * geo.blocks as usize, 0)
+            .map_err(|e| os("mmap rx ring", e))?;
         // Best effort: older kernels lack these; the port still works without them.
         let _ = sys::setsockopt(s, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32);
         let _ = sys::setsockopt(s, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32);
@@ -114,7 +129,13 @@ impl Tpacket {
             return 0;
         }
         // SAFETY: in bounds (checked); only called on blocks we own (status USER).
-        unsafe { self.ring.as_ptr().wrapping_add(off).cast::<u32>().read_unaligned() }
+        unsafe {
+            self.ring
+                .as_ptr()
+                .wrapping_add(off)
+                .cast::<u32>()
+                .read_unaligned()
+        }
     }
 
     fn read_u16(&self, off: usize) -> u16 {
@@ -122,7 +143,13 @@ impl Tpacket {
             return 0;
         }
         // SAFETY: in bounds (checked); only called on blocks we own (status USER).
-        unsafe { self.ring.as_ptr().wrapping_add(off).cast::<u16>().read_unaligned() }
+        unsafe {
+            self.ring
+                .as_ptr()
+                .wrapping_add(off)
+                .cast::<u16>()
+                .read_unaligned()
+        }
     }
 
     /// Calls `f` with up to `max` received frames, in order; stops early when
@@ -154,7 +181,9 @@ impl Tpacket {
             let data = if start < end {
                 // SAFETY: `start..end` lies inside the current block, which we own
                 // (status USER) until `release_block`.
-                unsafe { std::slice::from_raw_parts(self.ring.as_ptr().wrapping_add(start), end - start) }
+                unsafe {
+                    std::slice::from_raw_parts(self.ring.as_ptr().wrapping_add(start), end - start)
+                }
             } else {
                 &[]
             };
@@ -174,7 +203,8 @@ impl Tpacket {
     fn release_block(&mut self) {
         let base = self.block as usize * self.geo.block_size as usize;
         // Release: all our reads of the block happen before the kernel refills it.
-        self.atomic_u32(base + BLOCK_STATUS).store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.atomic_u32(base + BLOCK_STATUS)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
         self.block = (self.block + 1) % self.geo.blocks;
         self.left = 0;
     }

@@ -65,7 +65,11 @@ impl Umem {
     /// Start offset of chunk `idx`, clamped into the region (indices come from
     /// frame tokens the pool issued or validated, so clamping never changes one).
     fn start(&self, idx: u32) -> usize {
-        debug_assert!(idx < self.frames, "chunk {idx} outside UMEM of {}", self.frames);
+        debug_assert!(
+            idx < self.frames,
+            "chunk {idx} outside UMEM of {}",
+            self.frames
+        );
         idx.min(self.frames - 1) as usize * FRAME_SIZE
     }
 
