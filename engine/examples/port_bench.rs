@@ -6,7 +6,7 @@
 //! kernel's pktgen is not available here); its rate is reported per case so a
 //! bottlenecked generator is visible. Needs root.
 //!
-//!   cargo run --release -p weft-engine --example port_bench -- [--seconds 3] [--size 64]
+//!   cargo run --release -p weft-engine --example port_bench -- [--seconds 3] [--size 64] [--ring 2048] [--rate PPS]
 //!
 //! Core 0 runs the generator, core 1 the worker (if the machine has them).
 
@@ -53,6 +53,7 @@ impl Drop for Ns {
 fn generator(
     ifname: String,
     size: usize,
+    rate: f64,
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
 ) -> Result<()> {
@@ -78,7 +79,15 @@ fn generator(
     let mut batch = Vec::with_capacity(64);
     let mut total = 0u64;
     let mut rx = Vec::with_capacity(64);
+    let start = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if rate > 0.0 {
+            let due = start + Duration::from_secs_f64(total as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         port.service(&mut pool, &mut ev);
         rx.clear();
         port.rx(&mut pool, &mut rx, 64, &mut ev);
@@ -265,12 +274,14 @@ fn main() -> Result<()> {
     let mut secs = 3.0;
     let mut size = 64usize;
     let mut ring = 2048u32;
+    let mut rate = 0.0f64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seconds" => secs = args.next().context("--seconds N")?.parse()?,
             "--size" => size = args.next().context("--size BYTES")?.parse()?,
             "--ring" => ring = args.next().context("--ring ENTRIES")?.parse()?,
+            "--rate" => rate = args.next().context("--rate PPS")?.parse()?,
             other => bail!(
                 "unknown argument {other}; usage: port_bench [--seconds N] [--size BYTES] [--ring ENTRIES]"
             ),
@@ -337,7 +348,7 @@ fn main() -> Result<()> {
     })?
     .join()
     .map_err(|_| anyhow::anyhow!("attach thread panicked"))??;
-    let sender = in_ns(n, move || generator(g3, size, stop2, sent2))?;
+    let sender = in_ns(n, move || generator(g3, size, rate, stop2, sent2))?;
 
     let mut rows = Vec::new();
     let cases: [(&str, Kind, bool); 7] = [
@@ -362,12 +373,13 @@ fn main() -> Result<()> {
         ("AF_PACKET l2-reflect", Kind::AfPacket, true),
     ];
     for (name, kind, reflect) in &cases {
+        eprintln!("{name} ...");
         let (gen_pps, rx_pps, tx_pps, mode) = if *reflect {
             measure(n, &r, kind, Reflect, secs, ring, &sent)?
         } else {
             measure(n, &r, kind, Discard, secs, ring, &sent)?
         };
-        eprintln!("{name}: gen {gen_pps:.0} rx {rx_pps:.0} tx {tx_pps:.0} ({mode})");
+        eprintln!("  = gen {gen_pps:.0} pps, rx {rx_pps:.0} pps, tx {tx_pps:.0} pps ({mode})");
         rows.push(Row {
             case: name.to_string(),
             mode,

@@ -9,13 +9,15 @@
 //! - [`MemPort`]: in-memory, for tests and the core benchmark.
 //!
 //! [`xdp_filter`] loads and attaches the XDP programs that steer traffic into
-//! the AF_XDP sockets.
+//! the AF_XDP sockets; [`open_uplink`] and [`open_pod_port`] open a queue the
+//! way the daemon does, including the automatic AF_PACKET fallback.
 
 mod afpacket;
 pub mod afxdp;
 pub mod error;
 pub mod frame;
 mod mem;
+mod uplink;
 pub mod xdp_filter;
 
 pub use afpacket::AfPacketPort;
@@ -23,6 +25,7 @@ pub use afxdp::{AfXdpPort, BindMode, TpacketGeometry, XskConfig};
 pub use error::PortError;
 pub use frame::{FRAME_SIZE, Frame, FrameMut, FramePool, MAX_FRAME_LEN, MIN_HEADROOM, RX_HEADROOM};
 pub use mem::{MemPort, MemPortHandle};
+pub use uplink::{Backend, OpenedPort, PortConfig, open_pod_port, open_uplink};
 
 use std::fmt;
 
