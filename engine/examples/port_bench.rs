@@ -295,26 +295,12 @@ fn main() -> Result<()> {
         format!("wxb{}r", std::process::id() % 100_000),
     );
     ip(&["-n", n, "link", "set", "lo", "up"])?;
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            n,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-        ])
-        .status()?;
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            n,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ])
-        .status()?;
+    for knob in ["all", "default"] {
+        let key = format!("net.ipv6.conf.{knob}.disable_ipv6=1");
+        Command::new("ip")
+            .args(["netns", "exec", n, "sysctl", "-qw", &key])
+            .status()?;
+    }
     ip(&[
         "-n",
         n,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use weft_engine::port::{FrameMut, FramePool, MemPort, Port};
 use weft_engine::worker::{
-    DropReason, Forward, FrameProcessor, IdleStrategy, PortId, Verdict, Worker, WorkerConfig,
-    WorkerError, WorkerId, batch_bucket, handoff_mesh,
+    DropReason, Forward, FrameProcessor, HandoffEndpoint, IdleStrategy, PortId, Verdict, Worker,
+    WorkerConfig, WorkerError, WorkerHandle, WorkerId, batch_bucket, handoff_mesh,
 };
 
 fn frame(i: u8, len: usize) -> Vec<u8> {
@@ -24,6 +24,39 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// A worker over the single port `port` with a pool of `frames` frames.
+fn build<P: FrameProcessor + 'static>(
+    cfg: WorkerConfig,
+    frames: u32,
+    port: MemPort,
+    processor: P,
+) -> Worker<P> {
+    Worker::new(
+        cfg,
+        FramePool::new(frames).unwrap(),
+        vec![Box::new(port) as Box<dyn Port>],
+        processor,
+    )
+    .unwrap()
+}
+
+/// Starts a busy-polling worker over `port` with a pool of `frames` frames.
+fn start<P: FrameProcessor + 'static>(
+    name: &str,
+    frames: u32,
+    port: MemPort,
+    processor: P,
+    handoff: Option<HandoffEndpoint>,
+) -> WorkerHandle<P> {
+    let w = build(busy(name), frames, port, processor);
+    match handoff {
+        Some(h) => w.with_handoff(h),
+        None => w,
+    }
+    .spawn()
+    .unwrap()
 }
 
 fn busy(name: &str) -> WorkerConfig {
@@ -95,26 +128,14 @@ fn handed_off_frames_leave_through_the_other_workers_port() {
     let mut mesh = handoff_mesh(2, 64).into_iter();
     let (src, h_src) = MemPort::queue("src", 256);
     let (dst, h_dst) = MemPort::queue("dst", 256);
-    let w0 = Worker::new(
-        busy("wx-h0"),
-        FramePool::new(256).unwrap(),
-        vec![Box::new(src) as Box<dyn Port>],
-        ToOtherWorker,
-    )
-    .unwrap()
-    .with_handoff(mesh.next().unwrap())
-    .spawn()
-    .unwrap();
-    let w1 = Worker::new(
-        busy("wx-h1"),
-        FramePool::new(256).unwrap(),
-        vec![Box::new(dst) as Box<dyn Port>],
+    let w0 = start("wx-h0", 256, src, ToOtherWorker, mesh.next());
+    let w1 = start(
+        "wx-h1",
+        256,
+        dst,
         Forward::new(vec![PortId(0)]),
-    )
-    .unwrap()
-    .with_handoff(mesh.next().unwrap())
-    .spawn()
-    .unwrap();
+        mesh.next(),
+    );
     for i in 0..50u8 {
         assert!(h_src.inject(&frame(i, 100)));
     }
@@ -140,16 +161,7 @@ fn a_full_handoff_ring_counts_drops_instead_of_blocking() {
     // Worker 1 exists in the mesh but never runs: its inbox (8 slots) fills up.
     let mut mesh = handoff_mesh(2, 8).into_iter();
     let (src, h_src) = MemPort::queue("src", 256);
-    let w0 = Worker::new(
-        busy("wx-hf"),
-        FramePool::new(256).unwrap(),
-        vec![Box::new(src) as Box<dyn Port>],
-        ToOtherWorker,
-    )
-    .unwrap()
-    .with_handoff(mesh.next().unwrap())
-    .spawn()
-    .unwrap();
+    let w0 = start("wx-hf", 256, src, ToOtherWorker, mesh.next());
     for i in 0..30u8 {
         assert!(h_src.inject(&frame(i, 64)));
     }
@@ -181,13 +193,7 @@ fn verdicts_naming_missing_ports_or_workers_are_counted_drops() {
     for i in 0..10u8 {
         h.inject(&frame(i, 64));
     }
-    let mut w = Worker::new(
-        busy("wx-bad"),
-        FramePool::new(64).unwrap(),
-        vec![Box::new(p) as Box<dyn Port>],
-        Bad(0),
-    )
-    .unwrap();
+    let mut w = build(busy("wx-bad"), 64, p, Bad(0));
     // Drive `run` directly (no spawn) on a helper thread with our own stop flag.
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let counters = w.counters().clone();
@@ -240,29 +246,17 @@ fn a_worker_pins_to_an_online_core_and_reports_an_impossible_one() {
     let (p, _) = MemPort::queue("p", 4);
     let mut cfg = busy("wx-pin");
     cfg.core = Some(0);
-    let w = Worker::new(
-        cfg,
-        FramePool::new(8).unwrap(),
-        vec![Box::new(p) as Box<dyn Port>],
-        Forward::new(vec![PortId(0)]),
-    )
-    .unwrap()
-    .spawn()
-    .expect("core 0 is online");
+    let w = build(cfg, 8, p, Forward::new(vec![PortId(0)]))
+        .spawn()
+        .expect("core 0 is online");
     w.stop().unwrap();
 
     let (p, _) = MemPort::queue("p", 4);
     let mut cfg = busy("wx-pin2");
     cfg.core = Some(100_000);
-    let e = Worker::new(
-        cfg,
-        FramePool::new(8).unwrap(),
-        vec![Box::new(p) as Box<dyn Port>],
-        Forward::new(vec![PortId(0)]),
-    )
-    .unwrap()
-    .spawn()
-    .unwrap_err();
+    let e = build(cfg, 8, p, Forward::new(vec![PortId(0)]))
+        .spawn()
+        .unwrap_err();
     assert!(matches!(e, WorkerError::Pin { core: 100_000, .. }), "{e}");
     assert!(e.to_string().contains("core 100000"), "{e}");
 }
@@ -275,15 +269,9 @@ fn an_adaptive_sleeping_worker_still_stops_promptly_and_counts_idle_loops() {
         spin_loops: 10,
         max_sleep: Duration::from_millis(1),
     };
-    let w = Worker::new(
-        cfg,
-        FramePool::new(8).unwrap(),
-        vec![Box::new(p) as Box<dyn Port>],
-        Forward::new(vec![PortId(0)]),
-    )
-    .unwrap()
-    .spawn()
-    .unwrap();
+    let w = build(cfg, 8, p, Forward::new(vec![PortId(0)]))
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
     let c = w.stop().unwrap().counters().snapshot();

@@ -3,12 +3,12 @@
 //! XDP is unavailable (automatic fallback, with the reason logged and kept);
 //! pod-side veths with the everything-to-the-engine program.
 
+use super::Port;
 use super::afpacket::AfPacketPort;
 use super::afxdp::{AfXdpPort, TpacketGeometry, XskConfig};
 use super::error::PortError;
 use super::frame::FramePool;
 use super::xdp_filter::{FilterParams, XdpAttachment, XdpMode, XdpProgram};
-use super::Port;
 
 /// Which kind of port carries an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,7 +61,11 @@ pub struct OpenedPort {
 }
 
 /// Opens the uplink queue with the filter of `params` (SPEC §2).
-pub fn open_uplink(pool: &mut FramePool, cfg: &PortConfig, params: FilterParams) -> Result<OpenedPort, PortError> {
+pub fn open_uplink(
+    pool: &mut FramePool,
+    cfg: &PortConfig,
+    params: FilterParams,
+) -> Result<OpenedPort, PortError> {
     open(pool, cfg, XdpProgram::Filter(params))
 }
 
@@ -70,7 +74,11 @@ pub fn open_pod_port(pool: &mut FramePool, cfg: &PortConfig) -> Result<OpenedPor
     open(pool, cfg, XdpProgram::All)
 }
 
-fn open_af_xdp(pool: &mut FramePool, cfg: &PortConfig, program: XdpProgram) -> Result<OpenedPort, PortError> {
+fn open_af_xdp(
+    pool: &mut FramePool,
+    cfg: &PortConfig,
+    program: XdpProgram,
+) -> Result<OpenedPort, PortError> {
     let mut xdp = XdpAttachment::attach(&cfg.xsk.ifname, program, cfg.xdp_mode)?;
     let port = AfXdpPort::open(pool, &cfg.xsk)?;
     xdp.register_socket(cfg.xsk.queue, port.fd())?;
@@ -89,7 +97,11 @@ fn open_af_packet(cfg: &PortConfig, reason: Option<String>) -> Result<OpenedPort
     })
 }
 
-fn open(pool: &mut FramePool, cfg: &PortConfig, program: XdpProgram) -> Result<OpenedPort, PortError> {
+fn open(
+    pool: &mut FramePool,
+    cfg: &PortConfig,
+    program: XdpProgram,
+) -> Result<OpenedPort, PortError> {
     match cfg.backend {
         Backend::AfXdp => open_af_xdp(pool, cfg, program),
         Backend::AfPacket => open_af_packet(cfg, None),
@@ -97,7 +109,10 @@ fn open(pool: &mut FramePool, cfg: &PortConfig, program: XdpProgram) -> Result<O
             Ok(p) => Ok(p),
             Err(e @ (PortError::Unsupported { .. } | PortError::Xdp { .. })) => {
                 let reason = e.to_string();
-                log::warn!("{}: AF_XDP unavailable, falling back to AF_PACKET: {reason}", cfg.xsk.ifname);
+                log::warn!(
+                    "{}: AF_XDP unavailable, falling back to AF_PACKET: {reason}",
+                    cfg.xsk.ifname
+                );
                 open_af_packet(cfg, Some(reason))
             }
             Err(e) => Err(e),

@@ -54,7 +54,7 @@ impl XdpProgram {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XdpMode {
     /// Driver (native) mode, falling back to generic (SKB) mode if the driver
-    /// refuses. [`XdpAttachment::mode`] says which one was used.
+    /// refuses. [`XdpAttachment::is_native`] says which one was used.
     #[default]
     Auto,
     /// Driver mode only.

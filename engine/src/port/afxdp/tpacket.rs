@@ -124,32 +124,15 @@ impl Tpacket {
         unsafe { &*self.ring.as_ptr().wrapping_add(off).cast::<AtomicU32>() }
     }
 
-    fn read_u32(&self, off: usize) -> u32 {
-        if off + 4 > self.ring.len() {
-            return 0;
+    /// Reads a plain integer at ring offset `off` (0 when out of bounds).
+    fn read<T: Copy + Default>(&self, off: usize) -> T {
+        if off + size_of::<T>() > self.ring.len() {
+            return T::default();
         }
-        // SAFETY: in bounds (checked); only called on blocks we own (status USER).
-        unsafe {
-            self.ring
-                .as_ptr()
-                .wrapping_add(off)
-                .cast::<u32>()
-                .read_unaligned()
-        }
-    }
-
-    fn read_u16(&self, off: usize) -> u16 {
-        if off + 2 > self.ring.len() {
-            return 0;
-        }
-        // SAFETY: in bounds (checked); only called on blocks we own (status USER).
-        unsafe {
-            self.ring
-                .as_ptr()
-                .wrapping_add(off)
-                .cast::<u16>()
-                .read_unaligned()
-        }
+        let p = self.ring.as_ptr().wrapping_add(off).cast::<T>();
+        // SAFETY: in bounds (checked); only called on blocks we own (status USER);
+        // `T` is an integer, valid for any bit pattern, read unaligned.
+        unsafe { p.read_unaligned() }
     }
 
     /// Calls `f` with up to `max` received frames, in order; stops early when
@@ -166,16 +149,16 @@ impl Tpacket {
                 if status & libc::TP_STATUS_USER == 0 {
                     break;
                 }
-                self.left = self.read_u32(base + BLOCK_NUM_PKTS);
-                self.next = base + self.read_u32(base + BLOCK_FIRST_PKT) as usize;
+                self.left = self.read::<u32>(base + BLOCK_NUM_PKTS);
+                self.next = base + self.read::<u32>(base + BLOCK_FIRST_PKT) as usize;
                 if self.left == 0 {
                     self.release_block();
                     continue;
                 }
             }
             let hdr = self.next;
-            let mac = self.read_u16(hdr + PKT_MAC) as usize;
-            let snap = self.read_u32(hdr + PKT_SNAPLEN) as usize;
+            let mac = self.read::<u16>(hdr + PKT_MAC) as usize;
+            let snap = self.read::<u32>(hdr + PKT_SNAPLEN) as usize;
             let start = hdr + mac;
             let end = (start + snap).min(base + bs);
             let data = if start < end {
@@ -191,7 +174,7 @@ impl Tpacket {
                 break;
             }
             n += 1;
-            self.next = hdr + self.read_u32(hdr + PKT_NEXT) as usize;
+            self.next = hdr + self.read::<u32>(hdr + PKT_NEXT) as usize;
             self.left -= 1;
             if self.left == 0 {
                 self.release_block();
