@@ -20,8 +20,9 @@ use crate::port::{Frame, FramePool, IoEvents, MAX_FRAME_LEN, Port};
 #[derive(Debug)]
 pub struct Worker<P> {
     cfg: WorkerConfig,
-    pool: FramePool,
+    // Field order is drop order: sockets close before their UMEM is unmapped.
     ports: Vec<Box<dyn Port>>,
+    pool: FramePool,
     processor: P,
     counters: Arc<WorkerCounters>,
     handoff: Option<HandoffEndpoint>,
@@ -78,8 +79,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         ));
         Ok(Worker {
             cfg,
-            pool,
             ports,
+            pool,
             processor,
             counters,
             handoff: None,
