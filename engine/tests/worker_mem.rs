@@ -288,3 +288,41 @@ fn an_adaptive_sleeping_worker_still_stops_promptly_and_counts_idle_loops() {
     // Sleeping, not spinning: far fewer loops than 50 ms of busy polling would make.
     assert!(c.worker.loops < 20_000, "{} loops in 50 ms", c.worker.loops);
 }
+
+#[test]
+fn tx_is_staged_until_a_batch_fills_or_the_flush_timer_fires() {
+    // A flush timer that never fires: frames wait until a whole batch is staged.
+    let (a, ha) = MemPort::queue("a", 64);
+    let mut cfg = busy("wx-stage");
+    cfg.batch = 8;
+    cfg.tx_flush = Duration::from_secs(3600);
+    let w = build(cfg, 64, a, Forward::new(vec![PortId(0)]))
+        .spawn()
+        .unwrap();
+    for i in 0..3u8 {
+        ha.inject(&frame(i, 64));
+    }
+    wait_for("3 frames received", || {
+        w.counters().snapshot().ports[0].rx_packets == 3
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(ha.sent(), 0, "3 < batch: still staged");
+    for i in 3..8u8 {
+        ha.inject(&frame(i, 64));
+    }
+    wait_for("a full batch sent", || ha.sent() == 8);
+    ha.inject(&frame(8, 64));
+    wait_for("frame 9 received", || {
+        w.counters().snapshot().ports[0].rx_packets == 9
+    });
+    let c = w.stop().unwrap().counters().snapshot();
+    assert_eq!(ha.sent(), 9, "stopping flushes what is staged");
+    assert_eq!(c.dropped(DropReason::Shutdown), 0);
+
+    // The default 100 µs timer sends a lone frame without waiting for a batch.
+    let (b, hb) = MemPort::queue("b", 64);
+    let w = start("wx-timer", 64, b, Forward::new(vec![PortId(0)]), None);
+    hb.inject(&frame(1, 64));
+    wait_for("the lone frame sent by the timer", || hb.sent() == 1);
+    w.stop().unwrap();
+}

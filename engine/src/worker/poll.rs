@@ -204,7 +204,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             self.fold(&mut local, &mut ev);
             self.counters.publish(&local);
 
-            if work > 0 {
+            // Staged frames keep the worker awake until the flush timer sends them.
+            if work > 0 || staged.iter().any(|s| !s.is_empty()) {
                 idler.busy();
             } else if let Some(d) = idler.idle() {
                 std::thread::sleep(d);

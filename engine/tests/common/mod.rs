@@ -22,7 +22,11 @@ pub fn root_or_skip(test: &str) -> bool {
         })
         .unwrap_or(false);
     if !root {
-        eprintln!(
+        // Straight to fd 2, not `eprintln!`: the test harness captures the
+        // macros' output of passing tests, and a skip must be seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) to create network namespaces, \
              veth pairs, XDP programs and AF_XDP sockets; run `make test` as root (CI does)"
         );
