@@ -5,6 +5,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use common::{Netns, root_or_skip, run, unique_stem, veth_pair};
@@ -15,6 +16,20 @@ const CHILD_ENV: &str = "WEFT_TEST_XDP_ABORT_CHILD";
 fn has_xdp(ns: &Netns, ifname: &str) -> Result<bool> {
     let out = ns.ip(&["-d", "link", "show", "dev", ifname])?;
     Ok(out.contains("prog/xdp"))
+}
+
+/// The kernel releases a BPF link on a workqueue after its last fd closes, so
+/// the program leaves the interface shortly after, not synchronously: wait for
+/// it (up to 5 s) and say whether it left.
+fn xdp_gone(ns: &Netns, ifname: &str) -> Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while has_xdp(ns, ifname)? {
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(true)
 }
 
 #[test]
@@ -38,7 +53,7 @@ fn dropping_the_attachment_detaches_the_program() -> Result<()> {
         seen_while_attached,
         "program visible on the interface while attached"
     );
-    assert!(!has_xdp(&ns, &a)?, "program gone after drop");
+    assert!(xdp_gone(&ns, &a)?, "program gone after drop");
     Ok(())
 }
 
@@ -90,7 +105,7 @@ fn a_crashed_process_leaves_no_program_behind() -> Result<()> {
     assert!(!out.status.success(), "child aborted");
     // The kernel releases the link when the last fd closes, which happens at exit.
     assert!(
-        !has_xdp(&ns, &a)?,
+        xdp_gone(&ns, &a)?,
         "no XDP program left on {a} after the attaching process died"
     );
     Ok(())

@@ -65,6 +65,8 @@ pub enum XdpMode {
 
 /// An attached XDP program. Dropping it detaches the program (closing the
 /// link); if the process dies the kernel closes the link fd and detaches too.
+/// The kernel releases the link on a workqueue, so the program leaves the
+/// interface shortly after the last fd closes, not within `drop` itself.
 #[derive(Debug)]
 pub struct XdpAttachment {
     ebpf: Ebpf,
