@@ -23,9 +23,9 @@ fn main() {
         .status();
     match status {
         Ok(s) if s.success() => {}
-        Ok(s) => panic!(
-            "{clang} failed to compile {src} ({s}); install clang and libbpf-dev (scripts/setup.sh)"
-        ),
+        Ok(s) => {
+            panic!("{clang} failed to compile {src} ({s}); install clang and libbpf-dev (scripts/setup.sh)")
+        }
         Err(e) => {
             panic!("cannot run {clang} to compile {src}: {e}; install clang (scripts/setup.sh)")
         }

@@ -28,16 +28,9 @@ use weft_engine::worker::{
 };
 
 fn ip(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
+    let out = Command::new("ip").args(args).output().context("running ip")?;
     if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -116,10 +109,7 @@ struct Row {
     tx_pps: f64,
 }
 
-fn in_ns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<JoinHandle<T>> {
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<JoinHandle<T>> {
     let file = File::open(format!("/run/netns/{ns}"))?;
     Ok(std::thread::spawn(move || {
         setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
@@ -128,9 +118,7 @@ fn in_ns<T: Send + 'static>(
 }
 
 fn xdp_drops(ns: &str, ifname: &str) -> u64 {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "ethtool", "-S", ifname])
-        .output();
+    let out = Command::new("ip").args(["netns", "exec", ns, "ethtool", "-S", ifname]).output();
     let Ok(out) = out else { return 0 };
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -168,38 +156,18 @@ fn measure<P: FrameProcessor + 'static>(
         if kind_mode == 0 {
             let x = XdpAttachment::attach(&rx_if2, XdpProgram::Drop, XdpMode::Native)?;
             std::thread::sleep(warm);
-            let (d0, s0, t0) = (
-                xdp_drops(&ns2, &rx_if2),
-                sent.load(Ordering::Relaxed),
-                Instant::now(),
-            );
+            let (d0, s0, t0) = (xdp_drops(&ns2, &rx_if2), sent.load(Ordering::Relaxed), Instant::now());
             std::thread::sleep(dur);
-            let (d1, s1, el) = (
-                xdp_drops(&ns2, &rx_if2),
-                sent.load(Ordering::Relaxed),
-                t0.elapsed().as_secs_f64(),
-            );
+            let (d1, s1, el) =
+                (xdp_drops(&ns2, &rx_if2), sent.load(Ordering::Relaxed), t0.elapsed().as_secs_f64());
             drop(x);
-            return Ok((
-                (s1 - s0) as f64 / el,
-                (d1 - d0) as f64 / el,
-                0.0,
-                x_mode(true),
-            ));
+            return Ok(((s1 - s0) as f64 / el, (d1 - d0) as f64 / el, 0.0, x_mode(true)));
         }
         let mut pool = FramePool::new(ring * 4)?;
         let (port, mode, _x): (Box<dyn Port>, String, Option<XdpAttachment>) = if kind_mode == 3 {
-            (
-                Box::new(AfPacketPort::open(&rx_if2, TpacketGeometry::default())?),
-                "tpacket_v3".into(),
-                None,
-            )
+            (Box::new(AfPacketPort::open(&rx_if2, TpacketGeometry::default())?), "tpacket_v3".into(), None)
         } else {
-            let m = if kind_mode == 1 {
-                XdpMode::Native
-            } else {
-                XdpMode::Generic
-            };
+            let m = if kind_mode == 1 { XdpMode::Native } else { XdpMode::Generic };
             let mut x = XdpAttachment::attach(&rx_if2, XdpProgram::All, m)?;
             let mut xc = XskConfig::new(&rx_if2, 0);
             xc.ring_size = ring;
@@ -238,8 +206,7 @@ fn measure<P: FrameProcessor + 'static>(
         let tx = (c1.ports[0].tx_packets - c0.ports[0].tx_packets) as f64 / el;
         Ok(((s1 - s0) as f64 / el, rx, tx, mode))
     })?;
-    h.join()
-        .map_err(|_| anyhow::anyhow!("measurement thread panicked"))?
+    h.join().map_err(|_| anyhow::anyhow!("measurement thread panicked"))?
 }
 
 /// Involuntary context switches of this process's thread named `name`
@@ -263,11 +230,7 @@ fn preemptions(name: &str) -> u64 {
 }
 
 fn x_mode(native: bool) -> String {
-    if native {
-        "native xdp".into()
-    } else {
-        "generic xdp".into()
-    }
+    if native { "native xdp".into() } else { "generic xdp".into() }
 }
 
 fn main() -> Result<()> {
@@ -290,16 +253,12 @@ fn main() -> Result<()> {
     let ns = Ns(format!("wxb{}", std::process::id()));
     ip(&["netns", "add", &ns.0])?;
     let n = ns.0.as_str();
-    let (g, r) = (
-        format!("wxb{}g", std::process::id() % 100_000),
-        format!("wxb{}r", std::process::id() % 100_000),
-    );
+    let (g, r) =
+        (format!("wxb{}g", std::process::id() % 100_000), format!("wxb{}r", std::process::id() % 100_000));
     ip(&["-n", n, "link", "set", "lo", "up"])?;
     for knob in ["all", "default"] {
         let key = format!("net.ipv6.conf.{knob}.disable_ipv6=1");
-        Command::new("ip")
-            .args(["netns", "exec", n, "sysctl", "-qw", &key])
-            .status()?;
+        Command::new("ip").args(["netns", "exec", n, "sysctl", "-qw", &key]).status()?;
     }
     ip(&[
         "-n",
@@ -326,11 +285,7 @@ fn main() -> Result<()> {
     let sent = Arc::new(AtomicU64::new(0));
     let (g2, g3, stop2, sent2) = (g.clone(), g.clone(), stop.clone(), sent.clone());
     let gen_xdp = in_ns(n, move || -> Result<XdpAttachment> {
-        Ok(XdpAttachment::attach(
-            &g2,
-            XdpProgram::Drop,
-            XdpMode::Native,
-        )?)
+        Ok(XdpAttachment::attach(&g2, XdpProgram::Drop, XdpMode::Native)?)
     })?
     .join()
     .map_err(|_| anyhow::anyhow!("attach thread panicked"))??;
@@ -340,21 +295,9 @@ fn main() -> Result<()> {
     let cases: [(&str, Kind, bool); 7] = [
         ("XDP_DROP baseline", Kind::XdpDrop, false),
         ("AF_XDP native rx-drop", Kind::AfXdp(XdpMode::Native), false),
-        (
-            "AF_XDP native l2-reflect",
-            Kind::AfXdp(XdpMode::Native),
-            true,
-        ),
-        (
-            "AF_XDP generic rx-drop",
-            Kind::AfXdp(XdpMode::Generic),
-            false,
-        ),
-        (
-            "AF_XDP generic l2-reflect",
-            Kind::AfXdp(XdpMode::Generic),
-            true,
-        ),
+        ("AF_XDP native l2-reflect", Kind::AfXdp(XdpMode::Native), true),
+        ("AF_XDP generic rx-drop", Kind::AfXdp(XdpMode::Generic), false),
+        ("AF_XDP generic l2-reflect", Kind::AfXdp(XdpMode::Generic), true),
         ("AF_PACKET rx-drop", Kind::AfPacket, false),
         ("AF_PACKET l2-reflect", Kind::AfPacket, true),
     ];
@@ -366,18 +309,10 @@ fn main() -> Result<()> {
             measure(n, &r, kind, Discard, secs, ring, &sent)?
         };
         eprintln!("  = gen {gen_pps:.0} pps, rx {rx_pps:.0} pps, tx {tx_pps:.0} pps ({mode})");
-        rows.push(Row {
-            case: name.to_string(),
-            mode,
-            gen_pps,
-            rx_pps,
-            tx_pps,
-        });
+        rows.push(Row { case: name.to_string(), mode, gen_pps, rx_pps, tx_pps });
     }
     stop.store(true, Ordering::Relaxed);
-    sender
-        .join()
-        .map_err(|_| anyhow::anyhow!("generator panicked"))??;
+    sender.join().map_err(|_| anyhow::anyhow!("generator panicked"))??;
     drop(gen_xdp);
 
     println!("| case | mode | generator Mpps | rx Mpps | tx (reflected) Mpps |");
@@ -389,11 +324,7 @@ fn main() -> Result<()> {
             r.mode,
             r.gen_pps / 1e6,
             r.rx_pps / 1e6,
-            if r.tx_pps > 0.0 {
-                format!("{:.3}", r.tx_pps / 1e6)
-            } else {
-                "-".into()
-            }
+            if r.tx_pps > 0.0 { format!("{:.3}", r.tx_pps / 1e6) } else { "-".into() }
         );
     }
     Ok(())

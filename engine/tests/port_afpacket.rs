@@ -28,18 +28,14 @@ fn af_packet_port_receives_and_reflects_every_frame() -> Result<()> {
         assert_eq!(port.kind(), "af_packet tpacket_v3");
         let mut cfg = WorkerConfig::new("wx-pkt");
         cfg.idle = IdleStrategy::BusyPoll;
-        let worker =
-            Worker::new(cfg, FramePool::new(2048)?, vec![Box::new(port)], Reflect)?.spawn()?;
+        let worker = Worker::new(cfg, FramePool::new(2048)?, vec![Box::new(port)], Reflect)?.spawn()?;
         let mut generator = Endpoint::open(&g)?;
-        let frames: Vec<Vec<u8>> = (0..N)
-            .map(|i| test_frame(mac(p_mac), mac(g_mac), i, 60 + (i as usize % 1000)))
-            .collect();
+        let frames: Vec<Vec<u8>> =
+            (0..N).map(|i| test_frame(mac(p_mac), mac(g_mac), i, 60 + (i as usize % 1000))).collect();
         let mut back = Vec::new();
         for chunk in frames.chunks(128) {
             generator.send(chunk)?;
-            back.extend(generator.recv(chunk.len(), Duration::from_secs(2), |f| {
-                test_seq(f).is_some()
-            }));
+            back.extend(generator.recv(chunk.len(), Duration::from_secs(2), |f| test_seq(f).is_some()));
         }
         let w = worker.stop().expect("worker thread");
         let c = w.counters().snapshot();
@@ -47,18 +43,13 @@ fn af_packet_port_receives_and_reflects_every_frame() -> Result<()> {
         let mut seqs: Vec<u64> = back.iter().map(|f| test_seq(f).unwrap()).collect();
         seqs.sort_unstable();
         assert!(seqs.iter().copied().eq(0..N), "every frame exactly once");
-        assert!(back.iter().all(
-            |f| f[0..6] == mac(g_mac) && f.len() == 60 + (test_seq(f).unwrap() as usize % 1000)
-        ));
-        assert_eq!(
-            c.ports[0].rx_packets, N,
-            "our own transmissions are not received again"
+        assert!(
+            back.iter()
+                .all(|f| f[0..6] == mac(g_mac) && f.len() == 60 + (test_seq(f).unwrap() as usize % 1000))
         );
+        assert_eq!(c.ports[0].rx_packets, N, "our own transmissions are not received again");
         assert_eq!(c.ports[0].tx_packets, N);
-        assert_eq!(
-            c.worker.copies, N,
-            "AF_PACKET copies each received frame once"
-        );
+        assert_eq!(c.worker.copies, N, "AF_PACKET copies each received frame once");
         Ok(())
     })??;
     Ok(())

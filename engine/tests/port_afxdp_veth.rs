@@ -32,20 +32,15 @@ fn reflect_through_af_xdp(mode: XdpMode) -> Result<()> {
         let worker = Worker::new(cfg, pool, vec![Box::new(port)], Reflect)?.spawn()?;
 
         let mut generator = Endpoint::open(&gen_if)?;
-        let frames: Vec<Vec<u8>> = (0..N)
-            .map(|i| test_frame(mac(xdp_mac), mac(gen_mac), i, 64 + (i as usize % 200)))
-            .collect();
+        let frames: Vec<Vec<u8>> =
+            (0..N).map(|i| test_frame(mac(xdp_mac), mac(gen_mac), i, 64 + (i as usize % 200))).collect();
         let mut back = Vec::new();
         for chunk in frames.chunks(256) {
             generator.send(chunk)?;
-            back.extend(generator.recv(chunk.len(), Duration::from_secs(2), |f| {
-                test_seq(f).is_some()
-            }));
+            back.extend(generator.recv(chunk.len(), Duration::from_secs(2), |f| test_seq(f).is_some()));
         }
         back.extend(
-            generator.recv(N as usize - back.len(), Duration::from_secs(2), |f| {
-                test_seq(f).is_some()
-            }),
+            generator.recv(N as usize - back.len(), Duration::from_secs(2), |f| test_seq(f).is_some()),
         );
         let stats = worker.counters().snapshot();
         let w = worker.stop().expect("worker thread");
@@ -56,17 +51,10 @@ fn reflect_through_af_xdp(mode: XdpMode) -> Result<()> {
         );
         let mut seqs: Vec<u64> = back.iter().map(|f| test_seq(f).unwrap()).collect();
         seqs.sort_unstable();
-        assert!(
-            seqs.iter().copied().eq(0..N),
-            "every sequence number exactly once"
-        );
+        assert!(seqs.iter().copied().eq(0..N), "every sequence number exactly once");
         for f in &back {
             let seq = test_seq(f).unwrap();
-            assert_eq!(
-                &f[0..6],
-                &mac(gen_mac),
-                "dst MAC is the generator's after reflection"
-            );
+            assert_eq!(&f[0..6], &mac(gen_mac), "dst MAC is the generator's after reflection");
             assert_eq!(&f[6..12], &mac(xdp_mac));
             assert_eq!(f.len(), 64 + (seq as usize % 200), "length preserved");
         }
@@ -75,14 +63,8 @@ fn reflect_through_af_xdp(mode: XdpMode) -> Result<()> {
         assert_eq!(c.ports[0].tx_packets, N, "worker tx count");
         assert_eq!(c.ports[0].rx_bytes, c.ports[0].tx_bytes);
         assert_eq!(c.dropped_total(), 0);
-        assert_eq!(
-            c.worker.copies, 0,
-            "AF_XDP path copies nothing into the pool"
-        );
-        assert!(
-            c.worker.wakeups > 0,
-            "copy-mode tx needs wakeups, and they are counted"
-        );
+        assert_eq!(c.worker.copies, 0, "AF_XDP path copies nothing into the pool");
+        assert!(c.worker.wakeups > 0, "copy-mode tx needs wakeups, and they are counted");
         Ok(())
     })??;
     drop(ns);

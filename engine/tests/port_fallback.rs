@@ -32,10 +32,7 @@ fn auto_backend_uses_af_xdp_where_xdp_works_and_af_packet_where_it_does_not() ->
         let mut pool = FramePool::new(4096)?;
         let up = open_uplink(&mut pool, &PortConfig::new(&a, 0), params())?;
         assert_eq!(up.port.kind(), "af_xdp copy");
-        assert!(
-            up.xdp.as_ref().is_some_and(|x| x.is_native()),
-            "veth takes native XDP"
-        );
+        assert!(up.xdp.as_ref().is_some_and(|x| x.is_native()), "veth takes native XDP");
         assert!(up.fallback_reason.is_none());
 
         let pod = open_pod_port(&mut pool, &PortConfig::new(&b, 0))?;
@@ -58,10 +55,7 @@ fn auto_backend_uses_af_xdp_where_xdp_works_and_af_packet_where_it_does_not() ->
         );
 
         cfg.backend = Backend::AfPacket;
-        assert_eq!(
-            open_uplink(&mut pool, &cfg, params())?.port.kind(),
-            "af_packet tpacket_v3"
-        );
+        assert_eq!(open_uplink(&mut pool, &cfg, params())?.port.kind(), "af_packet tpacket_v3");
         Ok(())
     })??;
     Ok(())

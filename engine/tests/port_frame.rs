@@ -19,20 +19,13 @@ fn a_received_frame_grows_by_the_vxlan_header_in_place_and_shrinks_back() {
         assert_eq!(&v.data()[50..], &[7u8; 60][..]);
         assert!(v.pull_front(50), "decap");
         assert!(v.push_front(20), "IPIP encap");
-        assert!(
-            !v.push_front(FRAME_SIZE),
-            "cannot grow past the chunk start"
-        );
+        assert!(!v.push_front(FRAME_SIZE), "cannot grow past the chunk start");
         assert_eq!(v.len(), 80);
         assert!(!v.set_bounds(FRAME_SIZE - 10, 11));
         assert!(v.set_bounds(0, FRAME_SIZE));
     }
     assert_eq!(f.len(), FRAME_SIZE);
-    assert_eq!(
-        f.addr(),
-        addr - RX_HEADROOM as u64,
-        "same chunk, start moved"
-    );
+    assert_eq!(f.addr(), addr - RX_HEADROOM as u64, "same chunk, start moved");
     pool.free(f);
     assert_eq!(pool.free_frames(), 4);
 }

@@ -13,21 +13,11 @@ fn a_failing_test_still_removes_its_namespace() {
     let n2 = name.clone();
     let r = std::thread::spawn(move || {
         let ns = Netns::new(&n2).unwrap();
-        veth_pair(
-            &ns,
-            "wxtd0",
-            "02:00:00:00:08:01",
-            "wxtd1",
-            "02:00:00:00:08:02",
-        )
-        .unwrap();
+        veth_pair(&ns, "wxtd0", "02:00:00:00:08:01", "wxtd1", "02:00:00:00:08:02").unwrap();
         assert!(Netns::exists(&n2));
         panic!("simulated test failure");
     })
     .join();
     assert!(r.is_err(), "the inner test failed");
-    assert!(
-        !Netns::exists(&name),
-        "namespace {name} removed by the guard"
-    );
+    assert!(!Netns::exists(&name), "namespace {name} removed by the guard");
 }

@@ -33,13 +33,8 @@ fn build<P: FrameProcessor + 'static>(
     port: MemPort,
     processor: P,
 ) -> Worker<P> {
-    Worker::new(
-        cfg,
-        FramePool::new(frames).unwrap(),
-        vec![Box::new(port) as Box<dyn Port>],
-        processor,
-    )
-    .unwrap()
+    Worker::new(cfg, FramePool::new(frames).unwrap(), vec![Box::new(port) as Box<dyn Port>], processor)
+        .unwrap()
 }
 
 /// Starts a busy-polling worker over `port` with a pool of `frames` frames.
@@ -83,9 +78,7 @@ fn forwarding_between_memory_ports_counts_packets_bytes_and_batches_while_runnin
         assert!(ha.inject(&frame(i, 60 + i as usize)));
     }
     // Counters are read from this thread while the worker keeps running.
-    wait_for("100 frames out of b", || {
-        w.counters().snapshot().port("b").unwrap().tx_packets == 100
-    });
+    wait_for("100 frames out of b", || w.counters().snapshot().port("b").unwrap().tx_packets == 100);
     let running = w.counters().snapshot();
     let expected_bytes: u64 = (0..100u64).map(|i| 60 + i).sum();
     assert_eq!(running.port("a").unwrap().rx_packets, 100);
@@ -99,27 +92,18 @@ fn forwarding_between_memory_ports_counts_packets_bytes_and_batches_while_runnin
     }
     assert_eq!(got.len(), 100);
     assert!(
-        got.iter()
-            .enumerate()
-            .all(|(i, f)| f[0] == i as u8 && f.len() == 60 + i),
+        got.iter().enumerate().all(|(i, f)| f[0] == i as u8 && f.len() == 60 + i),
         "order and contents kept"
     );
     let done = w.stop().unwrap();
-    assert_eq!(
-        done.pool().free_frames(),
-        512,
-        "every frame is back in the pool after stop"
-    );
+    assert_eq!(done.pool().free_frames(), 512, "every frame is back in the pool after stop");
 }
 
 /// Sends every frame of port 0 to worker 1's port 0.
 struct ToOtherWorker;
 impl FrameProcessor for ToOtherWorker {
     fn process(&mut self, _rx: PortId, _f: &mut FrameMut<'_>) -> Verdict {
-        Verdict::Handoff {
-            worker: WorkerId(1),
-            port: PortId(0),
-        }
+        Verdict::Handoff { worker: WorkerId(1), port: PortId(0) }
     }
 }
 
@@ -129,21 +113,12 @@ fn handed_off_frames_leave_through_the_other_workers_port() {
     let (src, h_src) = MemPort::queue("src", 256);
     let (dst, h_dst) = MemPort::queue("dst", 256);
     let w0 = start("wx-h0", 256, src, ToOtherWorker, mesh.next());
-    let w1 = start(
-        "wx-h1",
-        256,
-        dst,
-        Forward::new(vec![PortId(0)]),
-        mesh.next(),
-    );
+    let w1 = start("wx-h1", 256, dst, Forward::new(vec![PortId(0)]), mesh.next());
     for i in 0..50u8 {
         assert!(h_src.inject(&frame(i, 100)));
     }
     wait_for("50 frames out of dst", || h_dst.sent() == 50);
-    let (c0, c1) = (
-        w0.stop().unwrap().counters().snapshot(),
-        w1.stop().unwrap().counters().snapshot(),
-    );
+    let (c0, c1) = (w0.stop().unwrap().counters().snapshot(), w1.stop().unwrap().counters().snapshot());
     assert_eq!(c0.worker.handoff_out, 50);
     assert_eq!(c1.worker.handoff_in, 50);
     assert_eq!(c1.ports[0].tx_packets, 50);
@@ -165,9 +140,7 @@ fn a_full_handoff_ring_counts_drops_instead_of_blocking() {
     for i in 0..30u8 {
         assert!(h_src.inject(&frame(i, 64)));
     }
-    wait_for("30 frames received", || {
-        w0.counters().snapshot().ports[0].rx_packets == 30
-    });
+    wait_for("30 frames received", || w0.counters().snapshot().ports[0].rx_packets == 30);
     let c = w0.stop().unwrap().counters().snapshot();
     assert_eq!(c.worker.handoff_out, 8);
     assert_eq!(c.dropped(DropReason::HandoffFull), 22);
@@ -182,10 +155,7 @@ fn verdicts_naming_missing_ports_or_workers_are_counted_drops() {
             if self.0 % 2 == 0 {
                 Verdict::Tx(PortId(9))
             } else {
-                Verdict::Handoff {
-                    worker: WorkerId(3),
-                    port: PortId(0),
-                }
+                Verdict::Handoff { worker: WorkerId(3), port: PortId(0) }
             }
         }
     }
@@ -208,11 +178,7 @@ fn verdicts_naming_missing_ports_or_workers_are_counted_drops() {
     let c = w.counters().snapshot();
     assert_eq!(c.dropped(DropReason::NoSuchPort), 5);
     assert_eq!(c.dropped(DropReason::NoSuchWorker), 5);
-    assert_eq!(
-        w.pool().free_frames(),
-        64,
-        "dropped frames return to the pool"
-    );
+    assert_eq!(w.pool().free_frames(), 64, "dropped frames return to the pool");
 }
 
 #[test]
@@ -232,12 +198,7 @@ fn replay_ports_fill_full_batches_and_the_histogram_shows_them() {
     .unwrap();
     wait_for("6400 frames to the sink", || hs.sent() == 6400);
     let c = w.stop().unwrap().counters().snapshot();
-    assert_eq!(
-        c.batches[batch_bucket(64)],
-        100,
-        "every batch was full: {:?}",
-        c.batches
-    );
+    assert_eq!(c.batches[batch_bucket(64)], 100, "every batch was full: {:?}", c.batches);
     assert_eq!(c.ports[0].rx_packets, 6400);
 }
 
@@ -246,17 +207,13 @@ fn a_worker_pins_to_an_online_core_and_reports_an_impossible_one() {
     let (p, _) = MemPort::queue("p", 4);
     let mut cfg = busy("wx-pin");
     cfg.core = Some(0);
-    let w = build(cfg, 8, p, Forward::new(vec![PortId(0)]))
-        .spawn()
-        .expect("core 0 is online");
+    let w = build(cfg, 8, p, Forward::new(vec![PortId(0)])).spawn().expect("core 0 is online");
     w.stop().unwrap();
 
     let (p, _) = MemPort::queue("p", 4);
     let mut cfg = busy("wx-pin2");
     cfg.core = Some(100_000);
-    let e = build(cfg, 8, p, Forward::new(vec![PortId(0)]))
-        .spawn()
-        .unwrap_err();
+    let e = build(cfg, 8, p, Forward::new(vec![PortId(0)])).spawn().unwrap_err();
     assert!(matches!(e, WorkerError::Pin { core: 100_000, .. }), "{e}");
     assert!(e.to_string().contains("core 100000"), "{e}");
 }
@@ -265,26 +222,13 @@ fn a_worker_pins_to_an_online_core_and_reports_an_impossible_one() {
 fn an_adaptive_sleeping_worker_still_stops_promptly_and_counts_idle_loops() {
     let (p, _) = MemPort::queue("p", 4);
     let mut cfg = WorkerConfig::new("wx-idle");
-    cfg.idle = IdleStrategy::AdaptiveSleep {
-        spin_loops: 10,
-        max_sleep: Duration::from_millis(1),
-    };
-    let w = build(cfg, 8, p, Forward::new(vec![PortId(0)]))
-        .spawn()
-        .unwrap();
+    cfg.idle = IdleStrategy::AdaptiveSleep { spin_loops: 10, max_sleep: Duration::from_millis(1) };
+    let w = build(cfg, 8, p, Forward::new(vec![PortId(0)])).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
     let c = w.stop().unwrap().counters().snapshot();
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "stop took {:?}",
-        t.elapsed()
-    );
-    assert!(
-        c.worker.idle_loops > 10 && c.worker.idle_loops == c.worker.loops,
-        "{:?}",
-        c.worker
-    );
+    assert!(t.elapsed() < Duration::from_millis(500), "stop took {:?}", t.elapsed());
+    assert!(c.worker.idle_loops > 10 && c.worker.idle_loops == c.worker.loops, "{:?}", c.worker);
     // Sleeping, not spinning: far fewer loops than 50 ms of busy polling would make.
     assert!(c.worker.loops < 20_000, "{} loops in 50 ms", c.worker.loops);
 }
@@ -296,15 +240,11 @@ fn tx_is_staged_until_a_batch_fills_or_the_flush_timer_fires() {
     let mut cfg = busy("wx-stage");
     cfg.batch = 8;
     cfg.tx_flush = Duration::from_secs(3600);
-    let w = build(cfg, 64, a, Forward::new(vec![PortId(0)]))
-        .spawn()
-        .unwrap();
+    let w = build(cfg, 64, a, Forward::new(vec![PortId(0)])).spawn().unwrap();
     for i in 0..3u8 {
         ha.inject(&frame(i, 64));
     }
-    wait_for("3 frames received", || {
-        w.counters().snapshot().ports[0].rx_packets == 3
-    });
+    wait_for("3 frames received", || w.counters().snapshot().ports[0].rx_packets == 3);
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(ha.sent(), 0, "3 < batch: still staged");
     for i in 3..8u8 {
@@ -312,9 +252,7 @@ fn tx_is_staged_until_a_batch_fills_or_the_flush_timer_fires() {
     }
     wait_for("a full batch sent", || ha.sent() == 8);
     ha.inject(&frame(8, 64));
-    wait_for("frame 9 received", || {
-        w.counters().snapshot().ports[0].rx_packets == 9
-    });
+    wait_for("frame 9 received", || w.counters().snapshot().ports[0].rx_packets == 9);
     let c = w.stop().unwrap().counters().snapshot();
     assert_eq!(ha.sent(), 9, "stopping flushes what is staged");
     assert_eq!(c.dropped(DropReason::Shutdown), 0);

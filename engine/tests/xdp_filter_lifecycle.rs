@@ -49,10 +49,7 @@ fn dropping_the_attachment_detaches_the_program() -> Result<()> {
         drop(x);
         Ok(attached)
     })??;
-    assert!(
-        seen_while_attached,
-        "program visible on the interface while attached"
-    );
+    assert!(seen_while_attached, "program visible on the interface while attached");
     assert!(xdp_gone(&ns, &a)?, "program gone after drop");
     Ok(())
 }
@@ -63,8 +60,7 @@ fn child_attaches_then_aborts() {
     let Ok(ifname) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let _x =
-        XdpAttachment::attach(&ifname, XdpProgram::Drop, XdpMode::Native).expect("child attach");
+    let _x = XdpAttachment::attach(&ifname, XdpProgram::Drop, XdpMode::Native).expect("child attach");
     let shown = run("ip", &["-d", "link", "show", "dev", &ifname]).expect("ip link");
     if shown.contains("prog/xdp") {
         println!("CHILD-ATTACHED");
@@ -87,12 +83,7 @@ fn a_crashed_process_leaves_no_program_behind() -> Result<()> {
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(&exe)
-        .args([
-            "--exact",
-            "child_attaches_then_aborts",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "child_attaches_then_aborts", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &a)
         .output()
         .context("running the child")?;
@@ -104,9 +95,6 @@ fn a_crashed_process_leaves_no_program_behind() -> Result<()> {
     );
     assert!(!out.status.success(), "child aborted");
     // The kernel releases the link when the last fd closes, which happens at exit.
-    assert!(
-        xdp_gone(&ns, &a)?,
-        "no XDP program left on {a} after the attaching process died"
-    );
+    assert!(xdp_gone(&ns, &a)?, "no XDP program left on {a} after the attaching process died");
     Ok(())
 }

@@ -36,12 +36,7 @@ fn classify(f: &[u8]) -> &'static str {
         1 => "icmp",
         6 => "tcp",
         4 if dst == NODE_IP => "ipip",
-        17 if dst == NODE_IP
-            && f.len() >= 42
-            && u16::from_be_bytes([f[36], f[37]]) == VXLAN_PORT =>
-        {
-            "vxlan"
-        }
+        17 if dst == NODE_IP && f.len() >= 42 && u16::from_be_bytes([f[36], f[37]]) == VXLAN_PORT => "vxlan",
         _ if dst[..3] == [198, 19, 1] => "pod",
         _ => "other-ip",
     }
@@ -49,8 +44,7 @@ fn classify(f: &[u8]) -> &'static str {
 
 #[test]
 fn filter_passes_node_traffic_to_the_kernel_and_steers_engine_traffic_to_af_xdp() -> Result<()> {
-    if !root_or_skip("filter_passes_node_traffic_to_the_kernel_and_steers_engine_traffic_to_af_xdp")
-    {
+    if !root_or_skip("filter_passes_node_traffic_to_the_kernel_and_steers_engine_traffic_to_af_xdp") {
         return Ok(());
     }
     let stem = unique_stem();
@@ -93,9 +87,7 @@ fn filter_passes_node_traffic_to_the_kernel_and_steers_engine_traffic_to_af_xdp(
         }
         Ok((seen, xdp.is_native()))
     })?;
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .context("collector did not start")?;
+    ready_rx.recv_timeout(Duration::from_secs(10)).context("collector did not start")?;
 
     // Kernel services of the node, bound before the peer talks to them.
     let (tcp, udp) = node.run(|| -> Result<(TcpListener, UdpSocket)> {
@@ -117,8 +109,7 @@ fn filter_passes_node_traffic_to_the_kernel_and_steers_engine_traffic_to_af_xdp(
 
     // 2. TCP to the node's PublicIP (SSH/etcd stand-in), and 3. ordinary UDP.
     peer.run(|| -> Result<()> {
-        let mut c =
-            TcpStream::connect_timeout(&"198.18.0.1:7000".parse()?, Duration::from_secs(3))?;
+        let mut c = TcpStream::connect_timeout(&"198.18.0.1:7000".parse()?, Duration::from_secs(3))?;
         c.set_read_timeout(Some(Duration::from_secs(3)))?;
         c.write_all(b"hello")?;
         let mut echo = [0u8; 5];
@@ -137,9 +128,7 @@ fn filter_passes_node_traffic_to_the_kernel_and_steers_engine_traffic_to_af_xdp(
     })??;
     server.join().expect("tcp server thread")?;
     let mut buf = [0u8; 16];
-    let (n, _) = udp
-        .recv_from(&mut buf)
-        .context("UDP to a non-VXLAN port must reach the node's kernel")?;
+    let (n, _) = udp.recv_from(&mut buf).context("UDP to a non-VXLAN port must reach the node's kernel")?;
     assert_eq!(&buf[..n], b"kernel");
 
     // 6. IPIP to our PublicIP and 7. a VLAN-tagged frame to the pod subnet, crafted.
@@ -166,10 +155,6 @@ fn filter_passes_node_traffic_to_the_kernel_and_steers_engine_traffic_to_af_xdp(
         "filter attached in {} mode; AF_XDP saw {classes:?}",
         if native { "native" } else { "generic" }
     );
-    assert_eq!(
-        classes,
-        ["ipip", "pod", "vxlan"],
-        "exactly the engine's traffic reaches AF_XDP"
-    );
+    assert_eq!(classes, ["ipip", "pod", "vxlan"], "exactly the engine's traffic reaches AF_XDP");
     Ok(())
 }

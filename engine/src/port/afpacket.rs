@@ -19,10 +19,7 @@ impl AfPacketPort {
     /// Opens a TPACKET_V3 socket on `ifname` (all protocols, our own
     /// transmissions not looped back).
     pub fn open(ifname: &str, geometry: TpacketGeometry) -> Result<Self, PortError> {
-        Ok(AfPacketPort {
-            name: format!("{ifname}/packet"),
-            sock: Tpacket::open(ifname, geometry)?,
-        })
+        Ok(AfPacketPort { name: format!("{ifname}/packet"), sock: Tpacket::open(ifname, geometry)? })
     }
 }
 
@@ -35,13 +32,7 @@ impl Port for AfPacketPort {
         "af_packet tpacket_v3"
     }
 
-    fn rx(
-        &mut self,
-        pool: &mut FramePool,
-        out: &mut Vec<Frame>,
-        max: usize,
-        ev: &mut IoEvents,
-    ) -> usize {
+    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
         let mut starved = false;
         let n = self.sock.recv(max, |bytes| match pool.copy_in(bytes) {
             Some(f) => {

@@ -17,9 +17,7 @@ pub enum PortError {
         ifname: String,
     },
     /// The kernel refused for lack of a capability or locked-memory budget.
-    #[error(
-        "{what} on {ifname}: permission denied: needs {needs} (run as root or grant with setcap)"
-    )]
+    #[error("{what} on {ifname}: permission denied: needs {needs} (run as root or grant with setcap)")]
     Permission {
         /// The step, e.g. "AF_XDP socket queue 0".
         what: String,
@@ -88,28 +86,13 @@ impl PortError {
         let what = what.into();
         let ifname = ifname.to_owned();
         match source.raw_os_error() {
-            Some(libc::EPERM | libc::EACCES) => PortError::Permission {
-                what,
-                ifname,
-                needs,
-            },
-            Some(libc::ENODEV) => PortError::NoSuchInterface {
-                what: "interface",
-                ifname,
-            },
+            Some(libc::EPERM | libc::EACCES) => PortError::Permission { what, ifname, needs },
+            Some(libc::ENODEV) => PortError::NoSuchInterface { what: "interface", ifname },
             Some(libc::ENOMEM | libc::ENOBUFS) => PortError::Memlock { what, ifname },
             Some(libc::EOPNOTSUPP | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT) => {
-                PortError::Unsupported {
-                    what,
-                    ifname,
-                    detail: source.to_string(),
-                }
+                PortError::Unsupported { what, ifname, detail: source.to_string() }
             }
-            _ => PortError::Io {
-                what,
-                ifname,
-                source,
-            },
+            _ => PortError::Io { what, ifname, source },
         }
     }
 }

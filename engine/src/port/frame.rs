@@ -32,11 +32,7 @@ pub struct Frame {
 impl Frame {
     /// An empty frame on chunk `chunk`, data starting at [`RX_HEADROOM`].
     pub(crate) fn empty(chunk: u32) -> Self {
-        Frame {
-            chunk,
-            offset: RX_HEADROOM as u16,
-            len: 0,
-        }
+        Frame { chunk, offset: RX_HEADROOM as u16, len: 0 }
     }
 
     /// A frame from a kernel descriptor address (UMEM byte offset) and length.
@@ -174,18 +170,11 @@ impl FramePool {
     /// Maps `frames` chunks, all free.
     pub fn new(frames: u32) -> io::Result<Self> {
         if frames == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a frame pool needs at least one frame",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a frame pool needs at least one frame"));
         }
         let umem = Umem::new(frames)?;
         let free = (0..frames).rev().collect();
-        Ok(FramePool {
-            umem,
-            free,
-            copies: 0,
-        })
+        Ok(FramePool { umem, free, copies: 0 })
     }
 
     /// Number of chunks in the pool.
@@ -237,17 +226,13 @@ impl FramePool {
 
     /// The mutable view of `frame` for processing.
     pub fn view<'a>(&'a mut self, frame: &'a mut Frame) -> FrameMut<'a> {
-        FrameMut {
-            chunk: self.umem.chunk_mut(frame.chunk),
-            frame,
-        }
+        FrameMut { chunk: self.umem.chunk_mut(frame.chunk), frame }
     }
 
     /// Whether `addr..addr+len` (a kernel descriptor) lies inside one chunk of this pool.
     pub(crate) fn desc_in_bounds(&self, addr: u64, len: u32) -> bool {
         let chunk = addr / FRAME_SIZE as u64;
-        chunk < self.umem.frames() as u64
-            && (addr % FRAME_SIZE as u64) + len as u64 <= FRAME_SIZE as u64
+        chunk < self.umem.frames() as u64 && (addr % FRAME_SIZE as u64) + len as u64 <= FRAME_SIZE as u64
     }
 
     pub(crate) fn umem(&self) -> &Umem {

@@ -49,11 +49,7 @@ impl MemPortHandle {
 #[derive(Debug)]
 enum Source {
     Queue,
-    Replay {
-        templates: Vec<Vec<u8>>,
-        next: usize,
-        remaining: u64,
-    },
+    Replay { templates: Vec<Vec<u8>>, next: usize, remaining: u64 },
 }
 
 /// An in-memory port (see the module docs for the two flavours).
@@ -76,16 +72,7 @@ impl MemPort {
     /// `templates`, and discards what it transmits.
     pub fn replay(name: &str, templates: Vec<Vec<u8>>, count: u64) -> (Self, MemPortHandle) {
         let remaining = if templates.is_empty() { 0 } else { count };
-        Self::build(
-            name,
-            Source::Replay {
-                templates,
-                next: 0,
-                remaining,
-            },
-            1,
-            false,
-        )
+        Self::build(name, Source::Replay { templates, next: 0, remaining }, 1, false)
     }
 
     fn build(name: &str, source: Source, capacity: usize, capture: bool) -> (Self, MemPortHandle) {
@@ -94,12 +81,7 @@ impl MemPort {
             outbox: ArrayQueue::new(capacity),
             sent: AtomicU64::new(0),
         });
-        let port = MemPort {
-            name: name.to_owned(),
-            source,
-            shared: shared.clone(),
-            capture,
-        };
+        let port = MemPort { name: name.to_owned(), source, shared: shared.clone(), capture };
         (port, MemPortHandle(shared))
     }
 }
@@ -113,13 +95,7 @@ impl Port for MemPort {
         "memory"
     }
 
-    fn rx(
-        &mut self,
-        pool: &mut FramePool,
-        out: &mut Vec<Frame>,
-        max: usize,
-        ev: &mut IoEvents,
-    ) -> usize {
+    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
         let mut n = 0;
         match &mut self.source {
             Source::Queue => {
@@ -137,11 +113,7 @@ impl Port for MemPort {
                     }
                 }
             }
-            Source::Replay {
-                templates,
-                next,
-                remaining,
-            } => {
+            Source::Replay { templates, next, remaining } => {
                 while n < max && *remaining > 0 {
                     let Some(f) = pool.copy_in(&templates[*next]) else {
                         ev.fill_starved += 1;

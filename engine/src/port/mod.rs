@@ -71,13 +71,7 @@ pub trait Port: Send + fmt::Debug {
     fn kind(&self) -> &'static str;
 
     /// Appends up to `max` received frames to `out`; returns how many.
-    fn rx(
-        &mut self,
-        pool: &mut FramePool,
-        out: &mut Vec<Frame>,
-        max: usize,
-        ev: &mut IoEvents,
-    ) -> usize;
+    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize;
 
     /// Queues frames from the front of `frames` for transmission and makes them
     /// visible to the device (a wakeup syscall when the kernel asks for one).

@@ -74,19 +74,11 @@ pub fn open_pod_port(pool: &mut FramePool, cfg: &PortConfig) -> Result<OpenedPor
     open(pool, cfg, XdpProgram::All)
 }
 
-fn open_af_xdp(
-    pool: &mut FramePool,
-    cfg: &PortConfig,
-    program: XdpProgram,
-) -> Result<OpenedPort, PortError> {
+fn open_af_xdp(pool: &mut FramePool, cfg: &PortConfig, program: XdpProgram) -> Result<OpenedPort, PortError> {
     let mut xdp = XdpAttachment::attach(&cfg.xsk.ifname, program, cfg.xdp_mode)?;
     let port = AfXdpPort::open(pool, &cfg.xsk)?;
     xdp.register_socket(cfg.xsk.queue, port.fd())?;
-    Ok(OpenedPort {
-        port: Box::new(port),
-        xdp: Some(xdp),
-        fallback_reason: None,
-    })
+    Ok(OpenedPort { port: Box::new(port), xdp: Some(xdp), fallback_reason: None })
 }
 
 fn open_af_packet(cfg: &PortConfig, reason: Option<String>) -> Result<OpenedPort, PortError> {
@@ -97,11 +89,7 @@ fn open_af_packet(cfg: &PortConfig, reason: Option<String>) -> Result<OpenedPort
     })
 }
 
-fn open(
-    pool: &mut FramePool,
-    cfg: &PortConfig,
-    program: XdpProgram,
-) -> Result<OpenedPort, PortError> {
+fn open(pool: &mut FramePool, cfg: &PortConfig, program: XdpProgram) -> Result<OpenedPort, PortError> {
     match cfg.backend {
         Backend::AfXdp => open_af_xdp(pool, cfg, program),
         Backend::AfPacket => open_af_packet(cfg, None),
@@ -109,10 +97,7 @@ fn open(
             Ok(p) => Ok(p),
             Err(e @ (PortError::Unsupported { .. } | PortError::Xdp { .. })) => {
                 let reason = e.to_string();
-                log::warn!(
-                    "{}: AF_XDP unavailable, falling back to AF_PACKET: {reason}",
-                    cfg.xsk.ifname
-                );
+                log::warn!("{}: AF_XDP unavailable, falling back to AF_PACKET: {reason}", cfg.xsk.ifname);
                 open_af_packet(cfg, Some(reason))
             }
             Err(e) => Err(e),

@@ -106,11 +106,7 @@ fn xdp_error(
                 detail.push_str(&format!(": {s}"));
                 src = s.source();
             }
-            PortError::Xdp {
-                program,
-                ifname: ifname.to_owned(),
-                detail,
-            }
+            PortError::Xdp { program, ifname: ifname.to_owned(), detail }
         }
     }
 }
@@ -119,11 +115,8 @@ impl XdpAttachment {
     /// Loads `program` and attaches it to `ifname` in `mode`.
     pub fn attach(ifname: &str, program: XdpProgram, mode: XdpMode) -> Result<Self, PortError> {
         let name = program.section_name();
-        let ifindex =
-            super::afxdp::sys::if_index(ifname).map_err(|_| PortError::NoSuchInterface {
-                what: "XDP attach",
-                ifname: ifname.to_owned(),
-            })?;
+        let ifindex = super::afxdp::sys::if_index(ifname)
+            .map_err(|_| PortError::NoSuchInterface { what: "XDP attach", ifname: ifname.to_owned() })?;
         let mut loader = EbpfLoader::new();
         // Network byte order, as compared against packet bytes.
         let (ip, port, net, mask) = match program {
@@ -140,12 +133,7 @@ impl XdpAttachment {
                     }
                     None => (0, 0),
                 };
-                (
-                    u32::from(p.public_ip).to_be(),
-                    p.vxlan_port.unwrap_or(0).to_be(),
-                    net.to_be(),
-                    mask.to_be(),
-                )
+                (u32::from(p.public_ip).to_be(), p.vxlan_port.unwrap_or(0).to_be(), net.to_be(), mask.to_be())
             }
             _ => (0, 0, 0, 0),
         };
@@ -154,9 +142,7 @@ impl XdpAttachment {
             .set_global("weft_vxlan_port", &port, true)
             .set_global("weft_pod_net", &net, true)
             .set_global("weft_pod_mask", &mask, true);
-        let mut ebpf = loader
-            .load(OBJECT)
-            .map_err(|e| xdp_error(name, ifname, "load object", &e))?;
+        let mut ebpf = loader.load(OBJECT).map_err(|e| xdp_error(name, ifname, "load object", &e))?;
         let prog: &mut Xdp = ebpf
             .program_mut(name)
             .ok_or_else(|| PortError::Xdp {
@@ -166,8 +152,7 @@ impl XdpAttachment {
             })?
             .try_into()
             .map_err(|e| xdp_error(name, ifname, "program type", &e))?;
-        prog.load()
-            .map_err(|e| xdp_error(name, ifname, "verify/load", &e))?;
+        prog.load().map_err(|e| xdp_error(name, ifname, "verify/load", &e))?;
         let native = match mode {
             XdpMode::Native => {
                 prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE)
@@ -182,15 +167,14 @@ impl XdpAttachment {
             XdpMode::Auto => match prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE) {
                 Ok(_) => true,
                 Err(native_err) => {
-                    prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE)
-                        .map_err(|e| {
-                            xdp_error(
-                                name,
-                                ifname,
-                                &format!("attach (native mode: {native_err}; generic mode)"),
-                                &e,
-                            )
-                        })?;
+                    prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE).map_err(|e| {
+                        xdp_error(
+                            name,
+                            ifname,
+                            &format!("attach (native mode: {native_err}; generic mode)"),
+                            &e,
+                        )
+                    })?;
                     log::warn!(
                         "XDP program {name} on {ifname}: native mode refused ({native_err}); using generic (SKB) mode"
                     );
@@ -202,12 +186,7 @@ impl XdpAttachment {
             "XDP program {name} attached to {ifname} in {} mode via BPF link",
             if native { "native" } else { "generic" }
         );
-        Ok(XdpAttachment {
-            ebpf,
-            ifname: ifname.to_owned(),
-            program: name,
-            native,
-        })
+        Ok(XdpAttachment { ebpf, ifname: ifname.to_owned(), program: name, native })
     }
 
     /// Whether the program runs in driver (native) mode; false: generic (SKB) mode.
@@ -223,23 +202,13 @@ impl XdpAttachment {
     /// Directs frames received on `queue` to the AF_XDP socket `fd`.
     pub fn register_socket(&mut self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), PortError> {
         let (program, ifname) = (self.program, self.ifname.clone());
-        let map = self
-            .ebpf
-            .map_mut("weft_xsks")
-            .ok_or_else(|| PortError::Xdp {
-                program,
-                ifname: ifname.clone(),
-                detail: "XSKMAP weft_xsks missing from the compiled object".into(),
-            })?;
-        let mut xsks =
-            XskMap::try_from(map).map_err(|e| xdp_error(program, &ifname, "XSKMAP", &e))?;
-        xsks.set(queue, fd.as_raw_fd(), 0).map_err(|e| {
-            xdp_error(
-                program,
-                &ifname,
-                &format!("register socket for queue {queue}"),
-                &e,
-            )
-        })
+        let map = self.ebpf.map_mut("weft_xsks").ok_or_else(|| PortError::Xdp {
+            program,
+            ifname: ifname.clone(),
+            detail: "XSKMAP weft_xsks missing from the compiled object".into(),
+        })?;
+        let mut xsks = XskMap::try_from(map).map_err(|e| xdp_error(program, &ifname, "XSKMAP", &e))?;
+        xsks.set(queue, fd.as_raw_fd(), 0)
+            .map_err(|e| xdp_error(program, &ifname, &format!("register socket for queue {queue}"), &e))
     }
 }

@@ -139,10 +139,7 @@ impl CounterSnapshot {
 
     /// Totals of the port named `name`.
     pub fn port(&self, name: &str) -> Option<PortTotals> {
-        self.port_names
-            .iter()
-            .position(|n| n == name)
-            .map(|i| self.ports[i])
+        self.port_names.iter().position(|n| n == name).map(|i| self.ports[i])
     }
 }
 
@@ -165,10 +162,7 @@ impl WorkerCounters {
     /// Counters for ports named `names`.
     pub fn new(names: Vec<String>) -> Self {
         WorkerCounters {
-            ports: names
-                .iter()
-                .map(|_| CachePadded::new(AtomicPort::default()))
-                .collect(),
+            ports: names.iter().map(|_| CachePadded::new(AtomicPort::default())).collect(),
             names,
             worker: Default::default(),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),

@@ -64,10 +64,7 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
             assert!(!r.description().is_empty());
-            let same = DropReason::ALL
-                .iter()
-                .filter(|o| o.name() == r.name())
-                .count();
+            let same = DropReason::ALL.iter().filter(|o| o.name() == r.name()).count();
             assert_eq!(same, 1, "{} named twice", r.name());
         }
     }

@@ -39,13 +39,7 @@ impl HandoffEndpoint {
 
 /// Creates the endpoints of `workers` workers, each inbox holding `capacity` frames.
 pub fn handoff_mesh(workers: u16, capacity: usize) -> Vec<HandoffEndpoint> {
-    let inboxes: Arc<[ArrayQueue<HandoffSlot>]> = (0..workers)
-        .map(|_| ArrayQueue::new(capacity.max(1)))
-        .collect();
-    (0..workers)
-        .map(|i| HandoffEndpoint {
-            me: WorkerId(i),
-            inboxes: inboxes.clone(),
-        })
-        .collect()
+    let inboxes: Arc<[ArrayQueue<HandoffSlot>]> =
+        (0..workers).map(|_| ArrayQueue::new(capacity.max(1))).collect();
+    (0..workers).map(|i| HandoffEndpoint { me: WorkerId(i), inboxes: inboxes.clone() }).collect()
 }

@@ -19,10 +19,7 @@ pub enum IdleStrategy {
 
 impl Default for IdleStrategy {
     fn default() -> Self {
-        IdleStrategy::AdaptiveSleep {
-            spin_loops: 1000,
-            max_sleep: Duration::from_micros(200),
-        }
+        IdleStrategy::AdaptiveSleep { spin_loops: 1000, max_sleep: Duration::from_micros(200) }
     }
 }
 
@@ -36,11 +33,7 @@ pub(crate) struct Idler {
 
 impl Idler {
     pub(crate) fn new(strategy: IdleStrategy) -> Self {
-        Idler {
-            strategy,
-            idle: 0,
-            sleep: Duration::from_micros(1),
-        }
+        Idler { strategy, idle: 0, sleep: Duration::from_micros(1) }
     }
 
     /// The loop did work.
@@ -53,10 +46,7 @@ impl Idler {
     pub(crate) fn idle(&mut self) -> Option<Duration> {
         match self.strategy {
             IdleStrategy::BusyPoll => None,
-            IdleStrategy::AdaptiveSleep {
-                spin_loops,
-                max_sleep,
-            } => {
+            IdleStrategy::AdaptiveSleep { spin_loops, max_sleep } => {
                 self.idle = self.idle.saturating_add(1);
                 if self.idle <= spin_loops {
                     return None;
@@ -75,10 +65,8 @@ mod tests {
 
     #[test]
     fn adaptive_sleep_spins_first_then_backs_off_up_to_the_cap() {
-        let mut i = Idler::new(IdleStrategy::AdaptiveSleep {
-            spin_loops: 2,
-            max_sleep: Duration::from_micros(4),
-        });
+        let mut i =
+            Idler::new(IdleStrategy::AdaptiveSleep { spin_loops: 2, max_sleep: Duration::from_micros(4) });
         assert_eq!(i.idle(), None);
         assert_eq!(i.idle(), None);
         assert_eq!(i.idle(), Some(Duration::from_micros(1)));

@@ -16,8 +16,7 @@ mod poll;
 mod processor;
 
 pub use counters::{
-    BATCH_BUCKETS, CounterSnapshot, LocalCounters, PortTotals, WorkerCounters, WorkerTotals,
-    batch_bucket,
+    BATCH_BUCKETS, CounterSnapshot, LocalCounters, PortTotals, WorkerCounters, WorkerTotals, batch_bucket,
 };
 pub use drop_reason::DropReason;
 pub use handoff::{HandoffEndpoint, handoff_mesh};

@@ -74,17 +74,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                 problem: format!("{} ports: a worker needs 1..=65535", ports.len()),
             });
         }
-        let counters = Arc::new(WorkerCounters::new(
-            ports.iter().map(|p| p.name().to_owned()).collect(),
-        ));
-        Ok(Worker {
-            cfg,
-            ports,
-            pool,
-            processor,
-            counters,
-            handoff: None,
-        })
+        let counters = Arc::new(WorkerCounters::new(ports.iter().map(|p| p.name().to_owned()).collect()));
+        Ok(Worker { cfg, ports, pool, processor, counters, handoff: None })
     }
 
     /// Joins the handoff mesh with `endpoint`.
@@ -136,23 +127,12 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                 me.run(&flag);
                 me
             })
-            .map_err(|source| WorkerError::Spawn {
-                name: name.clone(),
-                source,
-            })?;
+            .map_err(|source| WorkerError::Spawn { name: name.clone(), source })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(WorkerHandle {
-                stop,
-                counters,
-                thread,
-            }),
+            Ok(Ok(())) => Ok(WorkerHandle { stop, counters, thread }),
             Ok(Err(source)) => {
                 let _ = thread.join();
-                Err(WorkerError::Pin {
-                    name,
-                    core: core.unwrap_or(0),
-                    source,
-                })
+                Err(WorkerError::Pin { name, core: core.unwrap_or(0), source })
             }
             Err(_) => Err(WorkerError::Spawn {
                 name,
@@ -169,8 +149,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let stage_cap = self.cfg.tx_backlog + (nports + 1) * batch;
         let mut rx: Vec<Frame> = Vec::with_capacity(batch);
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(batch);
-        let mut staged: Vec<Vec<Frame>> =
-            (0..nports).map(|_| Vec::with_capacity(stage_cap)).collect();
+        let mut staged: Vec<Vec<Frame>> = (0..nports).map(|_| Vec::with_capacity(stage_cap)).collect();
         let mut local = LocalCounters::new(nports);
         let mut idler = Idler::new(self.cfg.idle);
         let mut last_flush = Instant::now();
@@ -236,8 +215,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         local.batches[batch_bucket(n)] += 1;
 
         verdicts.clear();
-        self.processor
-            .process_batch(PortId(p as u16), &mut self.pool, rx, verdicts);
+        self.processor.process_batch(PortId(p as u16), &mut self.pool, rx, verdicts);
         // A processor that returns too few verdicts gets the rest discarded.
         verdicts.resize(rx.len(), Verdict::Drop(DropReason::Discard));
         for (frame, verdict) in rx.drain(..).zip(verdicts.drain(..)) {
@@ -268,11 +246,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             return;
         };
         let data = self.pool.data(frame);
-        let mut slot = HandoffSlot {
-            port,
-            len: data.len() as u16,
-            bytes: [0; MAX_FRAME_LEN],
-        };
+        let mut slot = HandoffSlot { port, len: data.len() as u16, bytes: [0; MAX_FRAME_LEN] };
         let n = data.len().min(MAX_FRAME_LEN);
         slot.bytes[..n].copy_from_slice(&data[..n]);
         match inbox.push(slot) {
@@ -341,12 +315,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
 
     /// Flushes staged frames (a few attempts), reaps completions, counts what
     /// could not be sent as `shutdown` drops, publishes the final counters.
-    fn shutdown(
-        &mut self,
-        staged: &mut [Vec<Frame>],
-        local: &mut LocalCounters,
-        ev: &mut IoEvents,
-    ) {
+    fn shutdown(&mut self, staged: &mut [Vec<Frame>], local: &mut LocalCounters, ev: &mut IoEvents) {
         for _ in 0..8 {
             for (q, s) in staged.iter_mut().enumerate() {
                 if !s.is_empty() {

@@ -16,10 +16,7 @@ use nix::sched::{CloneFlags, setns};
 /// True when the test runs as root; otherwise prints why `test` is skipped.
 pub fn root_or_skip(test: &str) -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false);
     if !root {
         // Straight to fd 2, not `eprintln!`: the test harness captures the
@@ -57,16 +54,9 @@ pub fn unique_stem() -> String {
 
 /// Runs `cmd args`, failing with its stderr when it exits non-zero.
 pub fn run(cmd: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {cmd}"))?;
+    let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -81,14 +71,9 @@ impl Netns {
     /// Creates `name` with loopback up and IPv6 disabled (no router
     /// solicitations or MLD reports disturbing frame counts).
     pub fn new(name: &str) -> Result<Self> {
-        assert!(
-            name.starts_with("wx"),
-            "test namespaces carry the wx prefix"
-        );
+        assert!(name.starts_with("wx"), "test namespaces carry the wx prefix");
         run("ip", &["netns", "add", name])?;
-        let ns = Netns {
-            name: name.to_owned(),
-        };
+        let ns = Netns { name: name.to_owned() };
         ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
         ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])?;
         ns.ip(&["link", "set", "lo", "up"])?;
@@ -145,26 +130,17 @@ impl Drop for Netns {
 
 /// Creates a veth pair `a`/`b` inside `ns` (both ends), with fixed MACs, up.
 pub fn veth_pair(ns: &Netns, a: &str, mac_a: &str, b: &str, mac_b: &str) -> Result<()> {
-    ns.ip(&[
-        "link", "add", a, "address", mac_a, "type", "veth", "peer", "name", b, "address", mac_b,
-    ])?;
+    ns.ip(&["link", "add", a, "address", mac_a, "type", "veth", "peer", "name", b, "address", mac_b])?;
     ns.ip(&["link", "set", a, "up"])?;
     ns.ip(&["link", "set", b, "up"])?;
     Ok(())
 }
 
 /// Creates a veth pair with end `a` in `ns_a` and end `b` in `ns_b`, up.
-pub fn veth_between(
-    ns_a: &Netns,
-    a: &str,
-    mac_a: &str,
-    ns_b: &Netns,
-    b: &str,
-    mac_b: &str,
-) -> Result<()> {
+pub fn veth_between(ns_a: &Netns, a: &str, mac_a: &str, ns_b: &Netns, b: &str, mac_b: &str) -> Result<()> {
     ns_a.ip(&[
-        "link", "add", a, "address", mac_a, "type", "veth", "peer", "name", b, "address", mac_b,
-        "netns", &ns_b.name,
+        "link", "add", a, "address", mac_a, "type", "veth", "peer", "name", b, "address", mac_b, "netns",
+        &ns_b.name,
     ])?;
     ns_a.ip(&["link", "set", a, "up"])?;
     ns_b.ip(&["link", "set", b, "up"])?;
@@ -243,12 +219,7 @@ impl Endpoint {
     }
 
     /// Receives frames accepted by `keep` until `want` were kept or `timeout`.
-    pub fn recv(
-        &mut self,
-        want: usize,
-        timeout: Duration,
-        keep: impl Fn(&[u8]) -> bool,
-    ) -> Vec<Vec<u8>> {
+    pub fn recv(&mut self, want: usize, timeout: Duration, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         let mut got = Vec::new();
         let mut batch = Vec::with_capacity(64);
@@ -286,10 +257,8 @@ impl Netns {
 
 /// The RFC 791 header checksum of `hdr` (checksum field zero).
 pub fn ipv4_checksum(hdr: &[u8]) -> u16 {
-    let mut sum: u32 = hdr
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
-        .sum();
+    let mut sum: u32 =
+        hdr.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32).sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }

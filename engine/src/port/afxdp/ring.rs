@@ -124,10 +124,7 @@ impl<T: Desc> Ring<T> {
         if free >= want {
             return free;
         }
-        self.cached = self
-            .consumer()
-            .load(Ordering::Acquire)
-            .wrapping_add(self.size);
+        self.cached = self.consumer().load(Ordering::Acquire).wrapping_add(self.size);
         self.cached.wrapping_sub(self.local)
     }
 
@@ -146,8 +143,7 @@ impl<T: Desc> Ring<T> {
 
     /// Entries we produced that the kernel has not consumed yet.
     pub(crate) fn pending(&self) -> u32 {
-        self.local
-            .wrapping_sub(self.consumer().load(Ordering::Acquire))
+        self.local.wrapping_sub(self.consumer().load(Ordering::Acquire))
     }
 
     // ---- consumer rings (rx, completion) ----

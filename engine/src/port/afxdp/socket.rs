@@ -94,10 +94,8 @@ impl AfXdpPort {
                 cfg.ring_size / 2
             )));
         }
-        let ifindex = sys::if_index(ifname).map_err(|_| PortError::NoSuchInterface {
-            what: "AF_XDP socket",
-            ifname: ifname.to_owned(),
-        })?;
+        let ifindex = sys::if_index(ifname)
+            .map_err(|_| PortError::NoSuchInterface { what: "AF_XDP socket", ifname: ifname.to_owned() })?;
         let fd = sys::socket(libc::AF_XDP, libc::SOCK_RAW, 0)
             .map_err(|e| PortError::from_os(what("socket"), ifname, NEEDS_AF_XDP, e))?;
         let sock = fd.as_fd();
@@ -130,29 +128,16 @@ impl AfXdpPort {
         ] {
             sys::setsockopt(sock, libc::SOL_XDP, opt, &n).map_err(|e| os(step, e))?;
         }
-        let off: libc::xdp_mmap_offsets =
-            sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS)
-                .map_err(|e| os("ring offsets", e))?;
-        let rx = Ring::map(sock, &off.rx, n, libc::XDP_PGOFF_RX_RING, false)
-            .map_err(|e| os("mmap rx ring", e))?;
-        let tx = Ring::map(sock, &off.tx, n, libc::XDP_PGOFF_TX_RING, true)
-            .map_err(|e| os("mmap tx ring", e))?;
-        let fill = Ring::map(
-            sock,
-            &off.fr,
-            n,
-            libc::XDP_UMEM_PGOFF_FILL_RING as i64,
-            true,
-        )
-        .map_err(|e| os("mmap fill ring", e))?;
-        let comp = Ring::map(
-            sock,
-            &off.cr,
-            n,
-            libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64,
-            false,
-        )
-        .map_err(|e| os("mmap completion ring", e))?;
+        let off: libc::xdp_mmap_offsets = sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS)
+            .map_err(|e| os("ring offsets", e))?;
+        let rx =
+            Ring::map(sock, &off.rx, n, libc::XDP_PGOFF_RX_RING, false).map_err(|e| os("mmap rx ring", e))?;
+        let tx =
+            Ring::map(sock, &off.tx, n, libc::XDP_PGOFF_TX_RING, true).map_err(|e| os("mmap tx ring", e))?;
+        let fill = Ring::map(sock, &off.fr, n, libc::XDP_UMEM_PGOFF_FILL_RING as i64, true)
+            .map_err(|e| os("mmap fill ring", e))?;
+        let comp = Ring::map(sock, &off.cr, n, libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64, false)
+            .map_err(|e| os("mmap completion ring", e))?;
 
         let mut addr = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
@@ -187,8 +172,8 @@ impl AfXdpPort {
             },
             _ => os("bind", e),
         })?;
-        let opts: libc::xdp_options = sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_OPTIONS)
-            .map_err(|e| os("options", e))?;
+        let opts: libc::xdp_options =
+            sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_OPTIONS).map_err(|e| os("options", e))?;
         if shared_with.is_none() {
             let dup = fd.try_clone().map_err(|e| os("dup umem socket", e))?;
             pool.umem_mut().set_registered(dup);
@@ -250,8 +235,7 @@ impl AfXdpPort {
             self.fill.produce(n, |_| {
                 // `n <= free frames`, so alloc cannot fail; an empty pool would only
                 // shorten the batch, never panic.
-                pool.alloc()
-                    .map_or(0, |f| f.chunk() as u64 * FRAME_SIZE as u64)
+                pool.alloc().map_or(0, |f| f.chunk() as u64 * FRAME_SIZE as u64)
             });
             self.in_fill += n;
         }
@@ -277,20 +261,10 @@ impl Port for AfXdpPort {
     }
 
     fn kind(&self) -> &'static str {
-        if self.zero_copy {
-            "af_xdp zero-copy"
-        } else {
-            "af_xdp copy"
-        }
+        if self.zero_copy { "af_xdp zero-copy" } else { "af_xdp copy" }
     }
 
-    fn rx(
-        &mut self,
-        pool: &mut FramePool,
-        out: &mut Vec<Frame>,
-        max: usize,
-        ev: &mut IoEvents,
-    ) -> usize {
+    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
         let n = self.rx.available(max as u32);
         let mut got = 0;
         for i in 0..n {
@@ -320,11 +294,7 @@ impl Port for AfXdpPort {
         if n > 0 {
             self.tx.produce(n, |i| {
                 let f = &frames[i as usize];
-                libc::xdp_desc {
-                    addr: f.addr(),
-                    len: f.len() as u32,
-                    options: 0,
-                }
+                libc::xdp_desc { addr: f.addr(), len: f.len() as u32, options: 0 }
             });
             // The tokens' chunks now live in the tx ring; they come back through
             // the completion ring.

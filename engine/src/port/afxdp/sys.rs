@@ -38,11 +38,7 @@ pub(crate) fn if_index(name: &str) -> io::Result<u32> {
     let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(idx)
-    }
+    if idx == 0 { Err(io::Error::last_os_error()) } else { Ok(idx) }
 }
 
 /// `socket(2)` with `SOCK_CLOEXEC`.
@@ -57,12 +53,7 @@ pub(crate) fn socket(domain: i32, ty: i32, protocol: i32) -> io::Result<OwnedFd>
 }
 
 /// `setsockopt(2)` with a value of ABI type `T`.
-pub(crate) fn setsockopt<T: Pod>(
-    fd: BorrowedFd<'_>,
-    level: i32,
-    name: i32,
-    val: &T,
-) -> io::Result<()> {
+pub(crate) fn setsockopt<T: Pod>(fd: BorrowedFd<'_>, level: i32, name: i32, val: &T) -> io::Result<()> {
     // SAFETY: `val` points to a live `T` of exactly the length passed.
     let rc = unsafe {
         libc::setsockopt(
@@ -73,11 +64,7 @@ pub(crate) fn setsockopt<T: Pod>(
             size_of::<T>() as libc::socklen_t,
         )
     };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// `getsockopt(2)` into a value of ABI type `T` (zero-initialised first).
@@ -86,37 +73,16 @@ pub(crate) fn getsockopt<T: Pod>(fd: BorrowedFd<'_>, level: i32, name: i32) -> i
     let mut val: T = unsafe { std::mem::zeroed() };
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: `val` is a writable `T` and `len` holds its exact size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&mut val as *mut T).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(val)
-    }
+    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, (&mut val as *mut T).cast(), &mut len) };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(val) }
 }
 
 /// `bind(2)` to a socket address of ABI type `T`.
 pub(crate) fn bind<T: Pod>(fd: BorrowedFd<'_>, addr: &T) -> io::Result<()> {
     // SAFETY: `addr` points to a live `T` of exactly the length passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (addr as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    let rc =
+        unsafe { libc::bind(fd.as_raw_fd(), (addr as *const T).cast(), size_of::<T>() as libc::socklen_t) };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Asks the kernel to process the TX ring (`sendto` with no data). Transient
@@ -124,16 +90,8 @@ pub(crate) fn bind<T: Pod>(fd: BorrowedFd<'_>, addr: &T) -> io::Result<()> {
 /// kick retries.
 pub(crate) fn kick_tx(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: a zero-length send with null buffer and address is valid for AF_XDP.
-    let rc = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            std::ptr::null(),
-            0,
-            libc::MSG_DONTWAIT,
-            std::ptr::null(),
-            0,
-        )
-    };
+    let rc =
+        unsafe { libc::sendto(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
     if rc >= 0 {
         return Ok(());
     }
@@ -163,14 +121,7 @@ pub(crate) fn kick_rx(fd: BorrowedFd<'_>) {
 /// Non-blocking `send(2)` of one frame; `Ok(false)` when the socket would block.
 pub(crate) fn send(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<bool> {
     // SAFETY: `frame` is a live readable slice of the length passed.
-    let rc = unsafe {
-        libc::send(
-            fd.as_raw_fd(),
-            frame.as_ptr().cast(),
-            frame.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
+    let rc = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT) };
     if rc >= 0 {
         return Ok(true);
     }
@@ -192,11 +143,7 @@ pub(crate) fn pin_current_thread(core: usize) -> io::Result<()> {
     unsafe { libc::CPU_SET(core, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this thread.
     let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// A memory mapping, unmapped on drop. Holds a raw pointer: only the ring and
@@ -249,8 +196,7 @@ impl Mmap {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr = NonNull::new(p.cast::<u8>())
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
         Ok(Mmap { ptr, len })
     }
 

@@ -38,11 +38,7 @@ pub struct TpacketGeometry {
 
 impl Default for TpacketGeometry {
     fn default() -> Self {
-        TpacketGeometry {
-            block_size: 1 << 18,
-            blocks: 16,
-            retire_ms: 1,
-        }
+        TpacketGeometry { block_size: 1 << 18, blocks: 16, retire_ms: 1 }
     }
 }
 
@@ -62,20 +58,14 @@ pub(crate) struct Tpacket {
 impl Tpacket {
     pub(crate) fn open(ifname: &str, geo: TpacketGeometry) -> Result<Self, PortError> {
         let os = |step: &str, e| {
-            PortError::from_os(
-                format!("AF_PACKET socket ({step})"),
-                ifname,
-                NEEDS_AF_PACKET,
-                e,
-            )
+            PortError::from_os(format!("AF_PACKET socket ({step})"), ifname, NEEDS_AF_PACKET, e)
         };
         let ifindex = sys::if_index(ifname).map_err(|_| PortError::NoSuchInterface {
             what: "AF_PACKET socket",
             ifname: ifname.to_owned(),
         })?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32)
-            .map_err(|e| os("socket", e))?;
+        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32).map_err(|e| os("socket", e))?;
         let s = fd.as_fd();
         sys::setsockopt(
             s,
@@ -94,8 +84,7 @@ impl Tpacket {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        sys::setsockopt(s, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
-            .map_err(|e| os("rx ring", e))?;
+        sys::setsockopt(s, libc::SOL_PACKET, libc::PACKET_RX_RING, &req).map_err(|e| os("rx ring", e))?;
         let ring = Mmap::shared(s, geo.block_size as usize * geo.blocks as usize, 0)
             .map_err(|e| os("mmap rx ring", e))?;
         // Best effort: older kernels lack these; the port still works without them.
@@ -107,14 +96,7 @@ impl Tpacket {
         sll.sll_protocol = proto;
         sll.sll_ifindex = ifindex as i32;
         sys::bind(s, &sll).map_err(|e| os("bind", e))?;
-        Ok(Tpacket {
-            fd,
-            ring,
-            geo,
-            block: 0,
-            left: 0,
-            next: 0,
-        })
+        Ok(Tpacket { fd, ring, geo, block: 0, left: 0, next: 0 })
     }
 
     fn atomic_u32(&self, off: usize) -> &AtomicU32 {
@@ -164,9 +146,7 @@ impl Tpacket {
             let data = if start < end {
                 // SAFETY: `start..end` lies inside the current block, which we own
                 // (status USER) until `release_block`.
-                unsafe {
-                    std::slice::from_raw_parts(self.ring.as_ptr().wrapping_add(start), end - start)
-                }
+                unsafe { std::slice::from_raw_parts(self.ring.as_ptr().wrapping_add(start), end - start) }
             } else {
                 &[]
             };
@@ -186,8 +166,7 @@ impl Tpacket {
     fn release_block(&mut self) {
         let base = self.block as usize * self.geo.block_size as usize;
         // Release: all our reads of the block happen before the kernel refills it.
-        self.atomic_u32(base + BLOCK_STATUS)
-            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.atomic_u32(base + BLOCK_STATUS).store(libc::TP_STATUS_KERNEL, Ordering::Release);
         self.block = (self.block + 1) % self.geo.blocks;
         self.left = 0;
     }

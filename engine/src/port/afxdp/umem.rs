@@ -29,11 +29,7 @@ impl Umem {
     /// Maps `frames` chunks of [`FRAME_SIZE`] bytes.
     pub(crate) fn new(frames: u32) -> io::Result<Self> {
         let len = frames as usize * FRAME_SIZE;
-        Ok(Umem {
-            map: Mmap::anonymous(len)?,
-            frames,
-            registered: None,
-        })
+        Ok(Umem { map: Mmap::anonymous(len)?, frames, registered: None })
     }
 
     /// Number of chunks.
@@ -65,11 +61,7 @@ impl Umem {
     /// Start offset of chunk `idx`, clamped into the region (indices come from
     /// frame tokens the pool issued or validated, so clamping never changes one).
     fn start(&self, idx: u32) -> usize {
-        debug_assert!(
-            idx < self.frames,
-            "chunk {idx} outside UMEM of {}",
-            self.frames
-        );
+        debug_assert!(idx < self.frames, "chunk {idx} outside UMEM of {}", self.frames);
         idx.min(self.frames - 1) as usize * FRAME_SIZE
     }
 
