@@ -2,7 +2,20 @@
 //! ports they drive (AF_XDP, AF_PACKET, in-memory).
 //!
 //! `unsafe` is denied crate-wide; the one module that talks to kernel rings
-//! opts back in and documents every block.
+//! ([`port::afxdp`]) opts back in and documents every block.
+//!
+//! - [`fib`]: the lock-free longest-prefix-match routing table (DIR-24-8) and its
+//!   next-hop table; one writer (the control thread), one reader per worker.
+//! - [`port`]: the [`port::Port`] trait and its AF_XDP, AF_PACKET and in-memory
+//!   implementations, the frame pool over a shared UMEM, the XDP filter loader.
+//! - [`worker`]: pinned poll-mode workers, the [`worker::FrameProcessor`]
+//!   contract, per-worker counters and the cross-worker handoff ring.
+//!
+//! Every frame a worker drops is counted under a [`worker::DropReason`]; the
+//! table (name, description) is declared once in `worker/drop_reason.rs` and
+//! `DropReason::ALL` lists it for metrics and documentation.
 #![deny(unsafe_code)]
 
 pub mod fib;
+pub mod port;
+pub mod worker;

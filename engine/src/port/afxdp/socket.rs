@@ -1,0 +1,334 @@
+//! An AF_XDP socket on one interface queue as a [`Port`]: its four rings over
+//! the worker's shared UMEM, need_wakeup-driven syscalls, explicit frame
+//! accounting (how many frames sit in the fill and tx rings).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use super::ring::Ring;
+use super::sys;
+use crate::port::error::{NEEDS_AF_XDP, PortError};
+use crate::port::frame::{FRAME_SIZE, Frame, FramePool};
+use crate::port::{IoEvents, KernelDrops, Port};
+
+/// How the socket binds to the queue (driver zero-copy or kernel copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BindMode {
+    /// Let the kernel choose: zero-copy when the driver supports it, else copy.
+    #[default]
+    Auto,
+    /// Force copy mode.
+    Copy,
+    /// Require driver zero-copy; fails on drivers without it (veth).
+    ZeroCopy,
+}
+
+/// Settings of one AF_XDP port.
+#[derive(Debug, Clone)]
+pub struct XskConfig {
+    /// Interface name.
+    pub ifname: String,
+    /// RX/TX queue index.
+    pub queue: u32,
+    /// Entries in each of the four rings (power of two).
+    pub ring_size: u32,
+    /// Frames kept in the fill ring, at most half of `ring_size`: the kernel
+    /// publishes its fill-ring consumer index only after using up everything it
+    /// read at its last look, so the other half is what lets us refill in time.
+    pub fill_target: u32,
+    /// Copy / zero-copy choice.
+    pub bind: BindMode,
+}
+
+impl XskConfig {
+    /// Defaults for `ifname` queue `queue`: 2048-entry rings, 1024 frames in the fill ring.
+    pub fn new(ifname: &str, queue: u32) -> Self {
+        XskConfig {
+            ifname: ifname.to_owned(),
+            queue,
+            ring_size: 2048,
+            fill_target: 1024,
+            bind: BindMode::Auto,
+        }
+    }
+}
+
+/// Frames are given to the fill ring in chunks of at least this many.
+const REFILL_CHUNK: u32 = 16;
+
+/// An AF_XDP socket bound to one interface queue.
+#[derive(Debug)]
+pub struct AfXdpPort {
+    name: String,
+    fd: OwnedFd,
+    rx: Ring<libc::xdp_desc>,
+    tx: Ring<libc::xdp_desc>,
+    fill: Ring<u64>,
+    comp: Ring<u64>,
+    /// Frames we put in the fill ring that have not come back through rx.
+    in_fill: u32,
+    /// Frames we put in the tx ring that have not come back through completion.
+    in_tx: u32,
+    fill_target: u32,
+    zero_copy: bool,
+    shared_umem: bool,
+}
+
+impl AfXdpPort {
+    /// Opens a socket on `cfg.ifname` queue `cfg.queue` over `pool`'s UMEM. The
+    /// first AF_XDP port of a pool registers the UMEM; later ones share it
+    /// (`XDP_SHARED_UMEM`, own fill and completion rings), so frames move between
+    /// them without copies. Fills the fill ring from `pool`.
+    pub fn open(pool: &mut FramePool, cfg: &XskConfig) -> Result<Self, PortError> {
+        let ifname = cfg.ifname.as_str();
+        let what = |step: &str| format!("AF_XDP socket queue {} ({step})", cfg.queue);
+        if !cfg.ring_size.is_power_of_two() || cfg.ring_size < 64 {
+            return Err(PortError::Config(format!(
+                "AF_XDP ring size {} on {ifname}: must be a power of two >= 64",
+                cfg.ring_size
+            )));
+        }
+        if cfg.fill_target == 0 || cfg.fill_target > cfg.ring_size / 2 {
+            return Err(PortError::Config(format!(
+                "AF_XDP fill target {} on {ifname}: must be 1..={} (half the ring size)",
+                cfg.fill_target,
+                cfg.ring_size / 2
+            )));
+        }
+        let ifindex = sys::if_index(ifname)
+            .map_err(|_| PortError::NoSuchInterface { what: "AF_XDP socket", ifname: ifname.to_owned() })?;
+        let fd = sys::socket(libc::AF_XDP, libc::SOCK_RAW, 0)
+            .map_err(|e| PortError::from_os(what("socket"), ifname, NEEDS_AF_XDP, e))?;
+        let sock = fd.as_fd();
+        let os = |step: &str, e| PortError::from_os(what(step), ifname, NEEDS_AF_XDP, e);
+
+        let shared_with = pool.umem().registered().map(|f| f.try_clone_to_owned());
+        let shared_with = match shared_with {
+            Some(r) => Some(r.map_err(|e| os("dup umem socket", e))?),
+            None => None,
+        };
+        if shared_with.is_none() {
+            let umem = pool.umem();
+            let reg = libc::xdp_umem_reg {
+                addr: umem.addr(),
+                len: umem.len() as u64,
+                chunk_size: FRAME_SIZE as u32,
+                headroom: 0,
+                flags: 0,
+                tx_metadata_len: 0,
+            };
+            sys::setsockopt(sock, libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)
+                .map_err(|e| os("register UMEM", e))?;
+        }
+        let n = cfg.ring_size;
+        for (opt, step) in [
+            (libc::XDP_UMEM_FILL_RING, "fill ring"),
+            (libc::XDP_UMEM_COMPLETION_RING, "completion ring"),
+            (libc::XDP_RX_RING, "rx ring"),
+            (libc::XDP_TX_RING, "tx ring"),
+        ] {
+            sys::setsockopt(sock, libc::SOL_XDP, opt, &n).map_err(|e| os(step, e))?;
+        }
+        let off: libc::xdp_mmap_offsets = sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS)
+            .map_err(|e| os("ring offsets", e))?;
+        let rx =
+            Ring::map(sock, &off.rx, n, libc::XDP_PGOFF_RX_RING, false).map_err(|e| os("mmap rx ring", e))?;
+        let tx =
+            Ring::map(sock, &off.tx, n, libc::XDP_PGOFF_TX_RING, true).map_err(|e| os("mmap tx ring", e))?;
+        let fill = Ring::map(sock, &off.fr, n, libc::XDP_UMEM_PGOFF_FILL_RING as i64, true)
+            .map_err(|e| os("mmap fill ring", e))?;
+        let comp = Ring::map(sock, &off.cr, n, libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64, false)
+            .map_err(|e| os("mmap completion ring", e))?;
+
+        let mut addr = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: 0,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: cfg.queue,
+            sxdp_shared_umem_fd: 0,
+        };
+        if let Some(owner) = &shared_with {
+            use std::os::fd::AsRawFd;
+            // Shared sockets inherit copy/zero-copy and need_wakeup from the owner.
+            addr.sxdp_flags = libc::XDP_SHARED_UMEM;
+            addr.sxdp_shared_umem_fd = owner.as_raw_fd() as u32;
+        } else {
+            addr.sxdp_flags = libc::XDP_USE_NEED_WAKEUP
+                | match cfg.bind {
+                    BindMode::Auto => 0,
+                    BindMode::Copy => libc::XDP_COPY,
+                    BindMode::ZeroCopy => libc::XDP_ZEROCOPY,
+                };
+        }
+        sys::bind(sock, &addr).map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) => PortError::Io {
+                what: what("bind: queue already has an AF_XDP socket"),
+                ifname: ifname.to_owned(),
+                source: e,
+            },
+            Some(libc::EINVAL) => PortError::Io {
+                what: what("bind: queue does not exist or mode not supported"),
+                ifname: ifname.to_owned(),
+                source: e,
+            },
+            _ => os("bind", e),
+        })?;
+        let opts: libc::xdp_options =
+            sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_OPTIONS).map_err(|e| os("options", e))?;
+        if shared_with.is_none() {
+            let dup = fd.try_clone().map_err(|e| os("dup umem socket", e))?;
+            pool.umem_mut().set_registered(dup);
+        }
+        let mut port = AfXdpPort {
+            name: format!("{ifname}/xdp{}", cfg.queue),
+            fd,
+            rx,
+            tx,
+            fill,
+            comp,
+            in_fill: 0,
+            in_tx: 0,
+            fill_target: cfg.fill_target,
+            zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
+            shared_umem: shared_with.is_some(),
+        };
+        let mut ev = IoEvents::default();
+        port.refill(pool, &mut ev);
+        Ok(port)
+    }
+
+    /// The socket, to be inserted into the XDP program's XSKMAP.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Whether the driver runs this socket in zero-copy mode (false: copy mode).
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// Whether this socket shares the UMEM registered by another socket.
+    pub fn shares_umem(&self) -> bool {
+        self.shared_umem
+    }
+
+    /// Frames currently lent to the kernel (fill ring plus unfinished tx).
+    pub fn frames_in_kernel(&self) -> u32 {
+        self.in_fill + self.in_tx
+    }
+
+    /// The kernel's drop statistics for this socket (`XDP_STATISTICS`).
+    pub fn kernel_stats(&self) -> std::io::Result<libc::xdp_statistics> {
+        sys::getsockopt(self.fd.as_fd(), libc::SOL_XDP, libc::XDP_STATISTICS)
+    }
+
+    fn refill(&mut self, pool: &mut FramePool, ev: &mut IoEvents) {
+        let want = self.fill_target.saturating_sub(self.in_fill);
+        if want == 0 || (want < REFILL_CHUNK && self.in_fill > 0) {
+            return;
+        }
+        let free = pool.free_frames() as u32;
+        if free < want {
+            ev.fill_starved += 1;
+        }
+        let n = want.min(free).min(self.fill.free_slots(want));
+        if n > 0 {
+            self.fill.produce(n, |_| {
+                // `n <= free frames`, so alloc cannot fail; an empty pool would only
+                // shorten the batch, never panic.
+                pool.alloc().map_or(0, |f| f.chunk() as u64 * FRAME_SIZE as u64)
+            });
+            self.in_fill += n;
+        }
+        if self.fill.needs_wakeup() {
+            sys::kick_rx(self.fd.as_fd());
+            ev.wakeups += 1;
+        }
+    }
+
+    fn kick_tx(&mut self, ev: &mut IoEvents) {
+        if self.tx.needs_wakeup() {
+            ev.wakeups += 1;
+            if sys::kick_tx(self.fd.as_fd()).is_err() {
+                ev.tx_errors += 1;
+            }
+        }
+    }
+}
+
+impl Port for AfXdpPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.zero_copy { "af_xdp zero-copy" } else { "af_xdp copy" }
+    }
+
+    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
+        let n = self.rx.available(max as u32);
+        let mut got = 0;
+        for i in 0..n {
+            let d = self.rx.read(i);
+            if pool.desc_in_bounds(d.addr, d.len) {
+                out.push(Frame::from_desc(d.addr, d.len));
+                got += 1;
+            } else {
+                // A descriptor outside our UMEM cannot be returned to any list.
+                ev.invalid_descs += 1;
+            }
+        }
+        self.rx.release(n);
+        self.in_fill -= n.min(self.in_fill);
+        got
+    }
+
+    fn tx(&mut self, _pool: &mut FramePool, frames: &mut Vec<Frame>, ev: &mut IoEvents) -> usize {
+        if frames.is_empty() {
+            return 0;
+        }
+        let want = frames.len() as u32;
+        let n = self.tx.free_slots(want).min(want);
+        if n < want {
+            ev.tx_ring_full += 1;
+        }
+        if n > 0 {
+            self.tx.produce(n, |i| {
+                let f = &frames[i as usize];
+                libc::xdp_desc { addr: f.addr(), len: f.len() as u32, options: 0 }
+            });
+            // The tokens' chunks now live in the tx ring; they come back through
+            // the completion ring.
+            frames.drain(..n as usize);
+            self.in_tx += n;
+        }
+        self.kick_tx(ev);
+        n as usize
+    }
+
+    fn kernel_drops(&self) -> KernelDrops {
+        match self.kernel_stats() {
+            Ok(s) => KernelDrops {
+                rx_dropped: s.rx_dropped,
+                rx_ring_full: s.rx_ring_full,
+                fill_ring_empty: s.rx_fill_ring_empty_descs,
+                tx_invalid: s.tx_invalid_descs,
+            },
+            Err(_) => KernelDrops::default(),
+        }
+    }
+
+    fn service(&mut self, pool: &mut FramePool, ev: &mut IoEvents) {
+        let n = self.comp.available(self.comp.size());
+        for i in 0..n {
+            pool.free_chunk((self.comp.read(i) / FRAME_SIZE as u64) as u32);
+        }
+        self.comp.release(n);
+        self.in_tx -= n.min(self.in_tx);
+        // Copy mode sends at most 32 frames per kick: keep kicking while the
+        // kernel has not consumed everything we queued.
+        if self.in_tx > 0 && self.tx.pending() > 0 {
+            self.kick_tx(ev);
+        }
+        self.refill(pool, ev);
+    }
+}

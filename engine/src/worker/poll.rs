@@ -1,0 +1,341 @@
+//! The worker itself: its owned context and the poll loop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::counters::{LocalCounters, WorkerCounters, batch_bucket};
+use super::drop_reason::DropReason;
+use super::handoff::{HandoffEndpoint, HandoffSlot};
+use super::idle::Idler;
+use super::processor::{FrameProcessor, PortId, Verdict};
+use super::{WorkerConfig, WorkerError};
+use crate::port::{Frame, FramePool, IoEvents, MAX_FRAME_LEN, Port};
+
+/// A worker's whole context: its frame pool, its ports, its processor and its
+/// counters. Built on the control thread, then moved into the worker thread;
+/// nothing in it is shared except the counters (read-only for others) and the
+/// handoff inboxes (lock-free).
+#[derive(Debug)]
+pub struct Worker<P> {
+    cfg: WorkerConfig,
+    // Field order is drop order: sockets close before their UMEM is unmapped.
+    ports: Vec<Box<dyn Port>>,
+    pool: FramePool,
+    processor: P,
+    counters: Arc<WorkerCounters>,
+    handoff: Option<HandoffEndpoint>,
+}
+
+/// A running worker thread.
+#[derive(Debug)]
+pub struct WorkerHandle<P> {
+    stop: Arc<AtomicBool>,
+    counters: Arc<WorkerCounters>,
+    thread: JoinHandle<Worker<P>>,
+}
+
+impl<P> WorkerHandle<P> {
+    /// The worker's counters, readable while it runs.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    /// Raises the stop flag (the worker finishes its loop, flushes, and exits).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops the worker and returns its context (pool and ports, for inspection).
+    pub fn stop(self) -> std::thread::Result<Worker<P>> {
+        self.request_stop();
+        self.thread.join()
+    }
+}
+
+impl<P: FrameProcessor + 'static> Worker<P> {
+    /// A worker over `ports` (port `i` is [`PortId`]`(i)`), taking frames from `pool`.
+    pub fn new(
+        cfg: WorkerConfig,
+        pool: FramePool,
+        ports: Vec<Box<dyn Port>>,
+        processor: P,
+    ) -> Result<Self, WorkerError> {
+        if cfg.batch == 0 || cfg.batch > 256 {
+            return Err(WorkerError::Config {
+                name: cfg.name,
+                problem: format!("batch size {} must be 1..=256", cfg.batch),
+            });
+        }
+        if ports.is_empty() || ports.len() > u16::MAX as usize {
+            return Err(WorkerError::Config {
+                name: cfg.name,
+                problem: format!("{} ports: a worker needs 1..=65535", ports.len()),
+            });
+        }
+        let counters = Arc::new(WorkerCounters::new(ports.iter().map(|p| p.name().to_owned()).collect()));
+        Ok(Worker { cfg, ports, pool, processor, counters, handoff: None })
+    }
+
+    /// Joins the handoff mesh with `endpoint`.
+    pub fn with_handoff(mut self, endpoint: HandoffEndpoint) -> Self {
+        self.handoff = Some(endpoint);
+        self
+    }
+
+    /// The counters, readable from any thread while the worker runs.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    /// The frame pool (inspect free frames and copies after a run).
+    pub fn pool(&self) -> &FramePool {
+        &self.pool
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &[Box<dyn Port>] {
+        &self.ports
+    }
+
+    /// The processor.
+    pub fn processor(&self) -> &P {
+        &self.processor
+    }
+
+    /// Starts the worker on its own thread, pinned to `cfg.core` if set.
+    /// Returns once the thread runs (and is pinned), or with the pinning error.
+    pub fn spawn(self) -> Result<WorkerHandle<P>, WorkerError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = self.counters.clone();
+        let name = self.cfg.name.clone();
+        let core = self.cfg.core;
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let mut me = self;
+                if let Some(core) = core {
+                    if let Err(e) = crate::port::afxdp::sys::pin_current_thread(core) {
+                        let _ = ready_tx.send(Err(e));
+                        return me;
+                    }
+                }
+                let _ = ready_tx.send(Ok(()));
+                me.run(&flag);
+                me
+            })
+            .map_err(|source| WorkerError::Spawn { name: name.clone(), source })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(WorkerHandle { stop, counters, thread }),
+            Ok(Err(source)) => {
+                let _ = thread.join();
+                Err(WorkerError::Pin { name, core: core.unwrap_or(0), source })
+            }
+            Err(_) => Err(WorkerError::Spawn {
+                name,
+                source: std::io::Error::other("worker thread exited before starting"),
+            }),
+        }
+    }
+
+    /// Runs the poll loop on the calling thread until `stop` is raised, then
+    /// flushes what is staged and publishes the final counters.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        let nports = self.ports.len();
+        let batch = self.cfg.batch;
+        let stage_cap = self.cfg.tx_backlog + (nports + 1) * batch;
+        let mut rx: Vec<Frame> = Vec::with_capacity(batch);
+        let mut verdicts: Vec<Verdict> = Vec::with_capacity(batch);
+        let mut staged: Vec<Vec<Frame>> = (0..nports).map(|_| Vec::with_capacity(stage_cap)).collect();
+        let mut local = LocalCounters::new(nports);
+        let mut idler = Idler::new(self.cfg.idle);
+        let mut last_flush = Instant::now();
+        let mut ev = IoEvents::default();
+
+        while !stop.load(Ordering::Relaxed) {
+            let mut work = 0usize;
+            for p in 0..nports {
+                work += self.rx_one(p, &mut rx, &mut verdicts, &mut staged, &mut local, &mut ev);
+            }
+            work += self.drain_inbox(&mut staged, &mut local);
+
+            let now = Instant::now();
+            let flush_due = now.duration_since(last_flush) >= self.cfg.tx_flush;
+            for (q, s) in staged.iter_mut().enumerate() {
+                if s.len() >= batch || (flush_due && !s.is_empty()) {
+                    work += self.tx_one(q, s, &mut local, &mut ev);
+                }
+            }
+            if flush_due {
+                last_flush = now;
+            }
+            for port in &mut self.ports {
+                port.service(&mut self.pool, &mut ev);
+            }
+
+            local.worker.loops += 1;
+            if work == 0 {
+                local.worker.idle_loops += 1;
+            }
+            self.fold(&mut local, &mut ev);
+            self.counters.publish(&local);
+
+            // Staged frames keep the worker awake until the flush timer sends them.
+            if work > 0 || staged.iter().any(|s| !s.is_empty()) {
+                idler.busy();
+            } else if let Some(d) = idler.idle() {
+                std::thread::sleep(d);
+            }
+        }
+        self.shutdown(&mut staged, &mut local, &mut ev);
+    }
+
+    /// Receives one batch on port `p`, runs the processor, and routes each frame
+    /// by its verdict. Returns the number of frames received.
+    fn rx_one(
+        &mut self,
+        p: usize,
+        rx: &mut Vec<Frame>,
+        verdicts: &mut Vec<Verdict>,
+        staged: &mut [Vec<Frame>],
+        local: &mut LocalCounters,
+        ev: &mut IoEvents,
+    ) -> usize {
+        rx.clear();
+        let n = self.ports[p].rx(&mut self.pool, rx, self.cfg.batch, ev);
+        if n == 0 {
+            return 0;
+        }
+        let bytes: usize = rx.iter().map(Frame::len).sum();
+        local.ports[p].rx_packets += n as u64;
+        local.ports[p].rx_bytes += bytes as u64;
+        local.batches[batch_bucket(n)] += 1;
+
+        verdicts.clear();
+        self.processor.process_batch(PortId(p as u16), &mut self.pool, rx, verdicts);
+        // A processor that returns too few verdicts gets the rest discarded.
+        verdicts.resize(rx.len(), Verdict::Drop(DropReason::Discard));
+        for (frame, verdict) in rx.drain(..).zip(verdicts.drain(..)) {
+            match verdict {
+                Verdict::Tx(q) => match staged.get_mut(q.0 as usize) {
+                    Some(s) => s.push(frame),
+                    None => {
+                        local.drop(DropReason::NoSuchPort, 1);
+                        self.pool.free(frame);
+                    }
+                },
+                Verdict::Drop(reason) => {
+                    local.drop(reason, 1);
+                    self.pool.free(frame);
+                }
+                Verdict::Handoff { worker, port } => {
+                    self.hand_off(worker.0 as usize, port, &frame, local);
+                    self.pool.free(frame);
+                }
+            }
+        }
+        n
+    }
+
+    fn hand_off(&mut self, worker: usize, port: PortId, frame: &Frame, local: &mut LocalCounters) {
+        let Some(inbox) = self.handoff.as_ref().and_then(|h| h.inboxes.get(worker)) else {
+            local.drop(DropReason::NoSuchWorker, 1);
+            return;
+        };
+        let data = self.pool.data(frame);
+        let mut slot = HandoffSlot { port, len: data.len() as u16, bytes: [0; MAX_FRAME_LEN] };
+        let n = data.len().min(MAX_FRAME_LEN);
+        slot.bytes[..n].copy_from_slice(&data[..n]);
+        match inbox.push(slot) {
+            Ok(()) => local.worker.handoff_out += 1,
+            Err(_) => local.drop(DropReason::HandoffFull, 1),
+        }
+    }
+
+    /// Copies up to one batch of handed-off frames into this worker's pool and
+    /// stages them on their target ports.
+    fn drain_inbox(&mut self, staged: &mut [Vec<Frame>], local: &mut LocalCounters) -> usize {
+        let Some(h) = self.handoff.as_ref() else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < self.cfg.batch {
+            let Some(slot) = h.inbox().pop() else { break };
+            n += 1;
+            local.worker.handoff_in += 1;
+            let Some(s) = staged.get_mut(slot.port.0 as usize) else {
+                local.drop(DropReason::NoSuchPort, 1);
+                continue;
+            };
+            match self.pool.copy_in(&slot.bytes[..slot.len as usize]) {
+                Some(f) => s.push(f),
+                None => local.drop(DropReason::HandoffNoFrame, 1),
+            }
+        }
+        n
+    }
+
+    /// Transmits what is staged for port `q`; trims the backlog when the ring
+    /// stays full. Returns the number of frames accepted.
+    fn tx_one(
+        &mut self,
+        q: usize,
+        s: &mut Vec<Frame>,
+        local: &mut LocalCounters,
+        ev: &mut IoEvents,
+    ) -> usize {
+        let before: usize = s.iter().map(Frame::len).sum();
+        let sent = self.ports[q].tx(&mut self.pool, s, ev);
+        let after: usize = s.iter().map(Frame::len).sum();
+        local.ports[q].tx_packets += sent as u64;
+        local.ports[q].tx_bytes += (before - after) as u64;
+        if s.len() > self.cfg.tx_backlog {
+            let excess = s.len() - self.cfg.tx_backlog;
+            for f in s.drain(..excess) {
+                self.pool.free(f);
+            }
+            local.drop(DropReason::TxBacklog, excess as u64);
+        }
+        sent
+    }
+
+    fn fold(&self, local: &mut LocalCounters, ev: &mut IoEvents) {
+        let w = &mut local.worker;
+        w.wakeups += ev.wakeups;
+        w.fill_starved += ev.fill_starved;
+        w.tx_ring_full += ev.tx_ring_full;
+        w.tx_errors += ev.tx_errors;
+        w.invalid_descs += ev.invalid_descs;
+        w.copies = self.pool.copies();
+        *ev = IoEvents::default();
+    }
+
+    /// Flushes staged frames (a few attempts), reaps completions, counts what
+    /// could not be sent as `shutdown` drops, publishes the final counters.
+    fn shutdown(&mut self, staged: &mut [Vec<Frame>], local: &mut LocalCounters, ev: &mut IoEvents) {
+        for _ in 0..8 {
+            for (q, s) in staged.iter_mut().enumerate() {
+                if !s.is_empty() {
+                    self.tx_one(q, s, local, ev);
+                }
+            }
+            for port in &mut self.ports {
+                port.service(&mut self.pool, ev);
+            }
+            if staged.iter().all(Vec::is_empty) {
+                break;
+            }
+        }
+        for s in staged.iter_mut() {
+            local.drop(DropReason::Shutdown, s.len() as u64);
+            for f in s.drain(..) {
+                self.pool.free(f);
+            }
+        }
+        self.fold(local, ev);
+        self.counters.publish(local);
+    }
+}
