@@ -1,0 +1,163 @@
+//! Taking this node's subnet lease, as SPEC §3 says:
+//!
+//! 1. a lease whose PublicIP is ours (we restarted): take it over with a
+//!    compare on its mod revision, attached to a fresh etcd lease;
+//! 2. else a preferred subnet (the one in our subnet.env, or the one we just
+//!    lost) if nobody holds it;
+//! 3. else a random free subnet in SubnetMin..=SubnetMax.
+//!
+//! Creation is `grant` + `txn(version(key) == 0 -> put(key, value, lease))`.
+//! A lost race tries another subnet (flannel exits instead); when the local
+//! view has no free subnet left we re-list once, and only a fresh list with
+//! nothing free is "out of subnets".
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use ipnet::Ipv4Net;
+use rand::Rng;
+
+use super::rpc::call;
+use super::{AgentSettings, ControlError, Keys, LeaseTable};
+use crate::flannel::{LeaseAttrs, NetworkConfig};
+
+/// Rounds of (list, try) before giving up on a pathologically busy etcd.
+const MAX_ROUNDS: u32 = 64;
+
+/// The lease this node holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnLease {
+    /// Our subnet.
+    pub subnet: Ipv4Net,
+    /// The etcd lease our key is attached to.
+    pub lease_id: i64,
+    /// Its TTL as granted.
+    pub ttl: Duration,
+}
+
+/// Lists `<prefix>/subnets/` in one ranged get (no per-lease calls).
+pub async fn list(client: &mut Client, settings: &AgentSettings, keys: &Keys) -> Result<LeaseTable, ControlError> {
+    let prefix = keys.subnets();
+    let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("list {prefix}"), client.get(prefix.clone(), Some(GetOptions::new().with_prefix()))).await?;
+    let revision = resp.header().map_or(0, |h| h.revision());
+    Ok(LeaseTable::from_kvs(resp.kvs(), revision))
+}
+
+/// A fresh etcd lease of the configured TTL.
+pub(crate) async fn grant(client: &mut Client, settings: &AgentSettings) -> Result<i64, ControlError> {
+    let ttl = settings.lease_ttl.as_secs() as i64;
+    let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("grant a {ttl}s lease"), client.lease_grant(ttl, None)).await?;
+    Ok(resp.id())
+}
+
+/// Best effort: a lease we no longer need goes away now rather than at TTL.
+pub(crate) async fn revoke(client: &mut Client, settings: &AgentSettings, lease_id: i64) {
+    if let Err(e) = call(&settings.endpoints, settings.rpc_timeout, || format!("revoke lease {lease_id:x}"), client.lease_revoke(lease_id)).await {
+        tracing::debug!("{e}");
+    }
+}
+
+/// Acquires a subnet lease with value `attrs`; `table` is a recent list of
+/// `<prefix>/subnets/` and is refreshed in place when a race is lost.
+/// `prefer` lists subnets to try before a random one, in order.
+pub async fn acquire(
+    client: &mut Client,
+    settings: &AgentSettings,
+    network: &NetworkConfig,
+    attrs: &LeaseAttrs,
+    prefer: &[Ipv4Net],
+    table: &mut LeaseTable,
+) -> Result<OwnLease, ControlError> {
+    let keys = Keys::new(&settings.prefix);
+    let lease_id = grant(client, settings).await?;
+    match acquire_with(client, settings, network, attrs, prefer, table, &keys, lease_id).await {
+        Ok(subnet) => Ok(OwnLease { subnet, lease_id, ttl: settings.lease_ttl }),
+        Err(e) => {
+            revoke(client, settings, lease_id).await;
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn acquire_with(
+    client: &mut Client,
+    settings: &AgentSettings,
+    network: &NetworkConfig,
+    attrs: &LeaseAttrs,
+    prefer: &[Ipv4Net],
+    table: &mut LeaseTable,
+    keys: &Keys,
+    lease_id: i64,
+) -> Result<Ipv4Net, ControlError> {
+    let value = attrs.to_json();
+    for round in 0..MAX_ROUNDS {
+        if round > 0 {
+            *table = list(client, settings, keys).await?;
+        }
+        // 1. Our own lease from a previous life: take it over in place.
+        let mine = table
+            .iter()
+            .find(|(s, l)| network.is_leasable(*s) && l.attrs.as_ref().is_some_and(|a| a.public_ip == attrs.public_ip))
+            .map(|(s, l)| (s, l.clone()));
+        if let Some((subnet, old)) = mine {
+            let key = keys.subnet(subnet);
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, old.mod_revision)])
+                .and_then([TxnOp::put(key.clone(), value.clone(), Some(PutOptions::new().with_lease(lease_id)))]);
+            let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("renew our lease {key}"), client.txn(txn)).await?;
+            if resp.succeeded() {
+                if old.lease_id != 0 && old.lease_id != lease_id {
+                    revoke(client, settings, old.lease_id).await;
+                }
+                return Ok(subnet);
+            }
+            continue;
+        }
+        // 2 and 3. A free subnet: preferred ones first, then random.
+        let mut lost = HashSet::new();
+        loop {
+            let free = |s: &Ipv4Net| network.is_leasable(*s) && !table.is_taken(*s) && !lost.contains(s);
+            let Some(subnet) = prefer.iter().copied().find(free).or_else(|| random_free(network, table, &lost)) else {
+                break;
+            };
+            let key = keys.subnet(subnet);
+            let txn = Txn::new()
+                .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key.clone(), value.clone(), Some(PutOptions::new().with_lease(lease_id)))]);
+            let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("create lease {key}"), client.txn(txn)).await?;
+            if resp.succeeded() {
+                return Ok(subnet);
+            }
+            tracing::debug!(%subnet, "lost the race for a subnet; trying another");
+            lost.insert(subnet);
+        }
+        if round > 0 && lost.is_empty() {
+            return Err(ControlError::OutOfSubnets {
+                network: network.network,
+                min: network.subnet_min,
+                max: network.subnet_max,
+                count: network.subnet_count(),
+                prefix: settings.prefix.clone(),
+            });
+        }
+    }
+    Err(ControlError::TooManyRaces { prefix: settings.prefix.clone(), rounds: MAX_ROUNDS })
+}
+
+/// A uniformly-ish random subnet nobody holds: random probes first, then a
+/// scan from a random start (so a nearly full network still finds the gap).
+fn random_free(network: &NetworkConfig, table: &LeaseTable, lost: &HashSet<Ipv4Net>) -> Option<Ipv4Net> {
+    let count = network.subnet_count();
+    let mut rng = rand::thread_rng();
+    let free = |s: &Ipv4Net| !table.is_taken(*s) && !lost.contains(s);
+    for _ in 0..64 {
+        let s = network.nth_subnet(rng.gen_range(0..count));
+        if free(&s) {
+            return Some(s);
+        }
+    }
+    let start = rng.gen_range(0..count);
+    (0..count).map(|i| network.nth_subnet((start + i) % count)).find(free)
+}
