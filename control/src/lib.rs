@@ -17,4 +17,5 @@ pub mod config;
 pub mod etcd;
 pub mod flannel;
 pub mod routes;
+pub mod static_mode;
 pub mod subnet_env;
