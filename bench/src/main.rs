@@ -8,7 +8,9 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("control") => control::run(&args[1..]),
         _ => {
-            eprintln!("usage: weft-bench <suite> [args]\nsuites: control (etcd lease sync and convergence)\nrun `cargo bench -p weft-encap` for the encap micro-benchmarks");
+            eprintln!(
+                "usage: weft-bench <suite> [args]\nsuites: control (etcd lease sync and convergence)\nrun `cargo bench -p weft-encap` for the encap micro-benchmarks"
+            );
             std::process::exit(2);
         }
     }

@@ -38,12 +38,8 @@ pub struct SubnetEnvError {
 impl SubnetEnv {
     /// The file's text.
     pub fn render(&self) -> String {
-        let gateway = Ipv4Net::new(self.subnet.network().into(), self.subnet.prefix_len())
-            .map(|n| {
-                let first = u32::from(n.network()) + 1;
-                format!("{}/{}", std::net::Ipv4Addr::from(first), n.prefix_len())
-            })
-            .unwrap_or_default();
+        let first_host = std::net::Ipv4Addr::from(u32::from(self.subnet.network()) + 1);
+        let gateway = format!("{first_host}/{}", self.subnet.prefix_len());
         format!(
             "FLANNEL_NETWORK={}\nFLANNEL_SUBNET={gateway}\nFLANNEL_MTU={}\nFLANNEL_IPMASQ={}\n",
             self.network, self.mtu, self.ipmasq
@@ -64,7 +60,8 @@ impl SubnetEnv {
         tmp.push(format!(".tmp{}", std::process::id()));
         let tmp = PathBuf::from(tmp);
         let mut file = std::fs::File::create(&tmp).map_err(err(&tmp))?;
-        file.write_all(self.render().as_bytes()).map_err(err(&tmp))?;
+        file.write_all(self.render().as_bytes())
+            .map_err(err(&tmp))?;
         file.sync_all().map_err(err(&tmp))?;
         std::fs::rename(&tmp, path).map_err(err(path))
     }
@@ -88,18 +85,30 @@ mod tests {
     fn subnet_env_names_the_first_host_and_reads_back_the_subnet() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flannel/subnet.env");
-        let env = SubnetEnv { network: "10.244.0.0/16".parse().unwrap(), subnet: "10.244.7.0/24".parse().unwrap(), mtu: 1450, ipmasq: true };
+        let env = SubnetEnv {
+            network: "10.244.0.0/16".parse().unwrap(),
+            subnet: "10.244.7.0/24".parse().unwrap(),
+            mtu: 1450,
+            ipmasq: true,
+        };
         env.write(&path).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
         );
         assert_eq!(SubnetEnv::read_subnet(&path), Some(env.subnet));
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 
     #[test]
     fn a_missing_subnet_env_is_a_fresh_node() {
-        assert_eq!(SubnetEnv::read_subnet(Path::new("/nonexistent/weft/subnet.env")), None);
+        assert_eq!(
+            SubnetEnv::read_subnet(Path::new("/nonexistent/weft/subnet.env")),
+            None
+        );
     }
 }

@@ -21,11 +21,20 @@ fn net(s: &str) -> Ipv4Net {
 }
 
 fn golden(name: &str) -> String {
-    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)).unwrap()
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn key(subnet: Ipv4Net) -> String {
-    format!("{PREFIX}/subnets/{}-{}", subnet.network(), subnet.prefix_len())
+    format!(
+        "{PREFIX}/subnets/{}-{}",
+        subnet.network(),
+        subnet.prefix_len()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,48 +43,101 @@ async fn our_lease_is_byte_identical_to_flannels() {
     let dir = tempfile::tempdir().unwrap();
     put_network(&etcd, VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
-    assert_eq!(etcd.get(&key(agent.subnet)).unwrap(), golden("lease-vxlan.json"));
+    assert_eq!(
+        etcd.get(&key(agent.subnet)).unwrap(),
+        golden("lease-vxlan.json")
+    );
 
     let etcd2 = Etcd::start();
-    put_network(&etcd2, r#"{"Network":"198.19.0.0/16","Backend":{"Type":"host-gw"}}"#);
+    put_network(
+        &etcd2,
+        r#"{"Network":"198.19.0.0/16","Backend":{"Type":"host-gw"}}"#,
+    );
     let hostgw = Running::start(settings(&etcd2, 11, dir.path())).await;
-    assert_eq!(etcd2.get(&key(hostgw.subnet)).unwrap(), golden("lease-host-gw.json"));
+    assert_eq!(
+        etcd2.get(&key(hostgw.subnet)).unwrap(),
+        golden("lease-host-gw.json")
+    );
     // and subnet.env says what flannel's CNI plugin expects
     let env = std::fs::read_to_string(dir.path().join("node11/subnet.env")).unwrap();
     let first_host = Ipv4Addr::from(u32::from(hostgw.subnet.network()) + 1);
-    assert_eq!(env, format!("FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET={first_host}/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n"));
+    assert_eq!(
+        env,
+        format!(
+            "FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET={first_host}/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n"
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_put_by_flannel_become_the_right_routes() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, r#"{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}"#);
+    put_network(
+        &etcd,
+        r#"{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}"#,
+    );
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
 
     // Off our L2 subnet: VXLAN. On it (DirectRouting): host-gw. Another backend: ignored.
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.200.0-24"), &flannel_vxlan_lease("198.18.7.20", "0a:58:c6:13:c8:00")]);
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.201.0-24"), &flannel_vxlan_lease("198.18.0.21", "0a:58:c6:13:c9:00")]);
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.202.0-24"), r#"{"PublicIP":"198.18.0.22","PublicIPv6":null,"BackendType":"host-gw"}"#]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.200.0-24"),
+        &flannel_vxlan_lease("198.18.7.20", "0a:58:c6:13:c8:00"),
+    ]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.201.0-24"),
+        &flannel_vxlan_lease("198.18.0.21", "0a:58:c6:13:c9:00"),
+    ]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.202.0-24"),
+        r#"{"PublicIP":"198.18.0.22","PublicIPv6":null,"BackendType":"host-gw"}"#,
+    ]);
     wait_for("two routes", WAIT, || agent.table().len() == 2).await;
     let table = agent.table();
     assert_eq!(
         table[&net("198.19.200.0/24")],
-        Via::Vxlan { remote: Ipv4Addr::new(198, 18, 7, 20), vtep_mac: "0a:58:c6:13:c8:00".parse().unwrap(), vni: 1, port: 8472 }
+        Via::Vxlan {
+            remote: Ipv4Addr::new(198, 18, 7, 20),
+            vtep_mac: "0a:58:c6:13:c8:00".parse().unwrap(),
+            vni: 1,
+            port: 8472
+        }
     );
-    assert_eq!(table[&net("198.19.201.0/24")], Via::HostGw { gateway: Ipv4Addr::new(198, 18, 0, 21) });
-    assert!(!table.contains_key(&net("198.19.202.0/24")), "a host-gw lease on a vxlan network is ignored");
-    assert!(!table.contains_key(&agent.subnet), "never a route to our own subnet");
+    assert_eq!(
+        table[&net("198.19.201.0/24")],
+        Via::HostGw {
+            gateway: Ipv4Addr::new(198, 18, 0, 21)
+        }
+    );
+    assert!(
+        !table.contains_key(&net("198.19.202.0/24")),
+        "a host-gw lease on a vxlan network is ignored"
+    );
+    assert!(
+        !table.contains_key(&agent.subnet),
+        "never a route to our own subnet"
+    );
 
     // A changed lease replaces the next hop; a deleted one removes the route.
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.200.0-24"), &flannel_vxlan_lease("198.18.7.30", "0a:58:c6:13:c8:01")]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.200.0-24"),
+        &flannel_vxlan_lease("198.18.7.30", "0a:58:c6:13:c8:01"),
+    ]);
     etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.201.0-24")]);
     wait_for("update and removal", WAIT, || {
         let t = agent.table();
         t.len() == 1 && t[&net("198.19.200.0/24")].node_ip() == Ipv4Addr::new(198, 18, 7, 30)
     })
     .await;
-    assert_eq!(agent.status().leases, 3, "ours, one vxlan peer and the ignored host-gw one");
+    assert_eq!(
+        agent.status().leases,
+        3,
+        "ours, one vxlan peer and the ignored host-gw one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,9 +145,15 @@ async fn two_agents_racing_get_distinct_subnets() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
     // A /22 holds three leasable /24s: a real chance of picking the same one.
-    put_network(&etcd, r#"{"Network":"198.19.0.0/22","Backend":{"Type":"host-gw"}}"#);
+    put_network(
+        &etcd,
+        r#"{"Network":"198.19.0.0/22","Backend":{"Type":"host-gw"}}"#,
+    );
     for round in 0..5u8 {
-        let (a, b) = tokio::join!(Agent::start(settings(&etcd, 2 * round + 1, dir.path())), Agent::start(settings(&etcd, 2 * round + 2, dir.path())));
+        let (a, b) = tokio::join!(
+            Agent::start(settings(&etcd, 2 * round + 1, dir.path())),
+            Agent::start(settings(&etcd, 2 * round + 2, dir.path()))
+        );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_ne!(a.subnet(), b.subnet(), "round {round}");
         etcd.etcdctl(&["del", "--prefix", &format!("{PREFIX}/subnets/")]);
@@ -96,9 +164,17 @@ async fn two_agents_racing_get_distinct_subnets() {
 async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_it_is_full() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, r#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#);
-    let network = NetworkConfig::parse(br#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#).unwrap();
-    let client = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
+    put_network(
+        &etcd,
+        r#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#,
+    );
+    let network = NetworkConfig::parse(
+        br#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#,
+    )
+    .unwrap();
+    let client = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (1..=50u8)
         .map(|host| {
             let mut client = client.clone();
@@ -123,7 +199,11 @@ async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_i
         match task.await.unwrap() {
             Ok(own) => assert!(won.insert(own.subnet), "{} leased twice", own.subnet),
             Err(e @ ControlError::OutOfSubnets { .. }) => {
-                assert!(e.to_string().starts_with("out of subnets: all 15 subnets of 198.19.0.0/20"), "{e}");
+                assert!(
+                    e.to_string()
+                        .starts_with("out of subnets: all 15 subnets of 198.19.0.0/20"),
+                    "{e}"
+                );
                 full += 1;
             }
             Err(e) => panic!("unexpected: {e}"),
@@ -142,9 +222,21 @@ async fn an_expired_peer_lease_removes_its_route() {
     put_network(&etcd, VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
     let lease = etcd.grant(2);
-    etcd.etcdctl(&["put", "--lease", &lease, &format!("{PREFIX}/subnets/198.19.99.0-24"), &flannel_vxlan_lease("198.18.9.9", "0a:58:c6:13:63:00")]);
-    wait_for("the peer's route", WAIT, || agent.table().contains_key(&net("198.19.99.0/24"))).await;
-    wait_for("expiry to remove the route", WAIT, || agent.table().is_empty()).await;
+    etcd.etcdctl(&[
+        "put",
+        "--lease",
+        &lease,
+        &format!("{PREFIX}/subnets/198.19.99.0-24"),
+        &flannel_vxlan_lease("198.18.9.9", "0a:58:c6:13:63:00"),
+    ]);
+    wait_for("the peer's route", WAIT, || {
+        agent.table().contains_key(&net("198.19.99.0/24"))
+    })
+    .await;
+    wait_for("expiry to remove the route", WAIT, || {
+        agent.table().is_empty()
+    })
+    .await;
     let last = agent.sink.batches().last().unwrap().1.clone();
     assert_eq!(last, vec![RouteDelta::Remove(net("198.19.99.0/24"))]);
 }
@@ -155,13 +247,21 @@ async fn our_key_deleted_by_hand_is_reacquired_while_routes_stay() {
     let dir = tempfile::tempdir().unwrap();
     put_network(&etcd, VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.99.0-24"), &flannel_vxlan_lease("198.18.9.9", "0a:58:c6:13:63:00")]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.99.0-24"),
+        &flannel_vxlan_lease("198.18.9.9", "0a:58:c6:13:63:00"),
+    ]);
     wait_for("the peer's route", WAIT, || agent.table().len() == 1).await;
     let batches = agent.sink.batch_count();
 
     etcd.etcdctl(&["del", &key(agent.subnet)]);
     wait_for("re-acquisition", WAIT, || agent.status().reacquired == 1).await;
-    assert_eq!(etcd.get(&key(agent.subnet)).unwrap(), golden("lease-vxlan.json"), "the same subnet, the same value");
+    assert_eq!(
+        etcd.get(&key(agent.subnet)).unwrap(),
+        golden("lease-vxlan.json"),
+        "the same subnet, the same value"
+    );
     assert_eq!(agent.status().subnet, agent.subnet);
     assert_eq!(agent.sink.batch_count(), batches, "no route was touched");
     assert_eq!(agent.table().len(), 1);
@@ -173,7 +273,11 @@ async fn etcd_killed_and_restarted_keeps_routes_then_reconciles() {
     let dir = tempfile::tempdir().unwrap();
     put_network(&etcd, VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.98.0-24"), &flannel_vxlan_lease("198.18.9.8", "0a:58:c6:13:62:00")]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.98.0-24"),
+        &flannel_vxlan_lease("198.18.9.8", "0a:58:c6:13:62:00"),
+    ]);
     wait_for("the first peer", WAIT, || agent.table().len() == 1).await;
     let before = agent.table();
 
@@ -184,7 +288,11 @@ async fn etcd_killed_and_restarted_keeps_routes_then_reconciles() {
 
     etcd.restart();
     // Changes made as soon as etcd is back, before or during the agent's re-list.
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.97.0-24"), &flannel_vxlan_lease("198.18.9.7", "0a:58:c6:13:61:00")]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.97.0-24"),
+        &flannel_vxlan_lease("198.18.9.7", "0a:58:c6:13:61:00"),
+    ]);
     etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.98.0-24")]);
     wait_for("reconciliation", WAIT, || {
         let t = agent.table();
@@ -193,7 +301,11 @@ async fn etcd_killed_and_restarted_keeps_routes_then_reconciles() {
     .await;
     wait_for("reconnection", WAIT, || agent.status().connected).await;
     assert!(agent.status().resyncs >= 1);
-    assert_eq!(agent.status().reacquired, 0, "our lease survived the restart");
+    assert_eq!(
+        agent.status().reacquired,
+        0,
+        "our lease survived the restart"
+    );
     assert!(etcd.get(&key(agent.subnet)).is_some());
 }
 
@@ -202,15 +314,28 @@ async fn compaction_before_the_watch_starts_is_survived_by_relisting() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
     put_network(&etcd, VXLAN_NET);
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.96.0-24"), &flannel_vxlan_lease("198.18.9.6", "0a:58:c6:13:60:00")]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.96.0-24"),
+        &flannel_vxlan_lease("198.18.9.6", "0a:58:c6:13:60:00"),
+    ]);
     // The agent lists now; the watch will start from that revision + 1 ...
     let agent = Agent::start(settings(&etcd, 11, dir.path())).await.unwrap();
     // ... which changes and is compacted away before the watch begins.
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.95.0-24"), &flannel_vxlan_lease("198.18.9.5", "0a:58:c6:13:5f:00")]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.95.0-24"),
+        &flannel_vxlan_lease("198.18.9.5", "0a:58:c6:13:5f:00"),
+    ]);
     etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.96.0-24")]);
     etcd.etcdctl(&["put", "/unrelated", "x"]);
     let status = etcd.etcdctl(&["endpoint", "status", "--write-out=json"]);
-    let rev = status.split("\"revision\":").nth(1).and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()).unwrap().to_owned();
+    let rev = status
+        .split("\"revision\":")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .to_owned();
     etcd.etcdctl(&["compact", &rev]);
 
     let agent = Running::from_agent(agent);
@@ -219,9 +344,16 @@ async fn compaction_before_the_watch_starts_is_survived_by_relisting() {
         t.len() == 1 && t.contains_key(&net("198.19.95.0/24"))
     })
     .await;
-    assert!(agent.status().resyncs >= 1, "the compacted watch forced a re-list");
+    assert!(
+        agent.status().resyncs >= 1,
+        "the compacted watch forced a re-list"
+    );
     // and the watch works afterwards
-    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.94.0-24"), &flannel_vxlan_lease("198.18.9.4", "0a:58:c6:13:5e:00")]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.94.0-24"),
+        &flannel_vxlan_lease("198.18.9.4", "0a:58:c6:13:5e:00"),
+    ]);
     wait_for("a later put", WAIT, || agent.table().len() == 2).await;
 }
 
@@ -251,20 +383,30 @@ async fn a_restarted_agent_keeps_its_subnet_via_etcd_and_via_subnet_env() {
 async fn a_missing_network_config_is_an_error_and_init_network_writes_it() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
-    let err = Agent::start(settings(&etcd, 11, dir.path())).await.unwrap_err();
+    let err = Agent::start(settings(&etcd, 11, dir.path()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ControlError::NoNetworkConfig { .. }), "{err}");
-    assert!(err.to_string().contains(&format!("{PREFIX}/config")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{PREFIX}/config")),
+        "{err}"
+    );
 
     put_network(&etcd, r#"{"Network":"198.19.0.0/16","SubnetLen":33}"#);
-    let err = Agent::start(settings(&etcd, 11, dir.path())).await.unwrap_err();
+    let err = Agent::start(settings(&etcd, 11, dir.path()))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("SubnetLen"), "{err}");
 
     etcd.etcdctl(&["del", &format!("{PREFIX}/config")]);
     let mut s = settings(&etcd, 11, dir.path());
-    s.init_network = Some(NetworkConfig::parse(br#"{"Network":"198.19.0.0/16","Backend":{"Type":"ipip"}}"#).unwrap());
+    s.init_network = Some(
+        NetworkConfig::parse(br#"{"Network":"198.19.0.0/16","Backend":{"Type":"ipip"}}"#).unwrap(),
+    );
     let agent = Agent::start(s).await.unwrap();
     assert_eq!(agent.network().network, net("198.19.0.0/16"));
-    let stored = NetworkConfig::parse(etcd.get(&format!("{PREFIX}/config")).unwrap().as_bytes()).unwrap();
+    let stored =
+        NetworkConfig::parse(etcd.get(&format!("{PREFIX}/config")).unwrap().as_bytes()).unwrap();
     assert_eq!(&stored, agent.network());
 }
 
@@ -279,7 +421,10 @@ async fn our_lease_is_renewed_before_it_expires() {
     let lease_id = agent.status().lease_id;
     // Three TTLs later the key is still there, on the same etcd lease.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(etcd.get(&key(agent.subnet)).unwrap(), golden("lease-vxlan.json"));
+    assert_eq!(
+        etcd.get(&key(agent.subnet)).unwrap(),
+        golden("lease-vxlan.json")
+    );
     let ttl = etcd.etcdctl(&["lease", "timetolive", &format!("{lease_id:x}")]);
     assert!(!ttl.contains("already expired"), "{ttl}");
     assert_eq!(agent.status().reacquired, 0);

@@ -21,9 +21,19 @@ fn check(path: PathBuf) -> Result<(), String> {
     if let Some(mac) = node.vtep_mac {
         println!("node.vtep_mac   {mac}");
     }
-    println!("subnet file     {} (ipmasq {}, uplink mtu {})", node.subnet_file.display(), node.ipmasq, node.mtu);
+    println!(
+        "subnet file     {} (ipmasq {}, uplink mtu {})",
+        node.subnet_file.display(),
+        node.ipmasq,
+        node.mtu
+    );
     if config.mode == Mode::Etcd {
-        println!("etcd            {} prefix {} lease ttl {}s", config.etcd.endpoints.join(","), config.etcd.prefix, config.etcd.lease_ttl.as_secs());
+        println!(
+            "etcd            {} prefix {} lease ttl {}s",
+            config.etcd.endpoints.join(","),
+            config.etcd.prefix,
+            config.etcd.lease_ttl.as_secs()
+        );
     }
     if let Some(network) = &config.network {
         println!("network         {}", network.to_json());
@@ -39,7 +49,12 @@ fn check(path: PathBuf) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["check", "--config", file] => match check(PathBuf::from(file)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -48,7 +63,9 @@ fn main() -> ExitCode {
             }
         },
         ["run", ..] => {
-            eprintln!("weft: the daemon is not built yet (see the open issues); `weft check --config FILE` validates a config");
+            eprintln!(
+                "weft: the daemon is not built yet (see the open issues); `weft check --config FILE` validates a config"
+            );
             ExitCode::from(2)
         }
         _ => {

@@ -37,11 +37,15 @@ fn toml_key(flannel_key: &str) -> &'static str {
 
 pub(super) fn validate(raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
     if !matches!(raw.backend.as_str(), "vxlan" | "host-gw" | "ipip") {
-        return Err(ConfigError::key("network.backend", format!("{:?} is not one of vxlan, host-gw, ipip", raw.backend)));
+        return Err(ConfigError::key(
+            "network.backend",
+            format!("{:?} is not one of vxlan, host-gw, ipip", raw.backend),
+        ));
     }
     // Build flannel's JSON and run it through the one validator, so TOML and
     // etcd configs obey the same rules and defaults.
-    let mut backend = serde_json::json!({ "Type": raw.backend, "DirectRouting": raw.direct_routing });
+    let mut backend =
+        serde_json::json!({ "Type": raw.backend, "DirectRouting": raw.direct_routing });
     if let Some(vni) = raw.vni {
         backend["VNI"] = vni.into();
     }
@@ -61,7 +65,8 @@ pub(super) fn validate(raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
     if let Some(max) = raw.subnet_max {
         doc["SubnetMax"] = max.into();
     }
-    NetworkConfig::parse(doc.to_string().as_bytes()).map_err(|e| ConfigError::key(toml_key(e.key), e.problem))
+    NetworkConfig::parse(doc.to_string().as_bytes())
+        .map_err(|e| ConfigError::key(toml_key(e.key), e.problem))
 }
 
 /// Re-exported for `weft check`: the flannel JSON a `[network]` section stands for.

@@ -37,23 +37,49 @@ pub struct OwnLease {
 }
 
 /// Lists `<prefix>/subnets/` in one ranged get (no per-lease calls).
-pub async fn list(client: &mut Client, settings: &AgentSettings, keys: &Keys) -> Result<LeaseTable, ControlError> {
+pub async fn list(
+    client: &mut Client,
+    settings: &AgentSettings,
+    keys: &Keys,
+) -> Result<LeaseTable, ControlError> {
     let prefix = keys.subnets();
-    let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("list {prefix}"), client.get(prefix.clone(), Some(GetOptions::new().with_prefix()))).await?;
+    let resp = call(
+        &settings.endpoints,
+        settings.rpc_timeout,
+        || format!("list {prefix}"),
+        client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
+    )
+    .await?;
     let revision = resp.header().map_or(0, |h| h.revision());
     Ok(LeaseTable::from_kvs(resp.kvs(), revision))
 }
 
 /// A fresh etcd lease of the configured TTL.
-pub(crate) async fn grant(client: &mut Client, settings: &AgentSettings) -> Result<i64, ControlError> {
+pub(crate) async fn grant(
+    client: &mut Client,
+    settings: &AgentSettings,
+) -> Result<i64, ControlError> {
     let ttl = settings.lease_ttl.as_secs() as i64;
-    let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("grant a {ttl}s lease"), client.lease_grant(ttl, None)).await?;
+    let resp = call(
+        &settings.endpoints,
+        settings.rpc_timeout,
+        || format!("grant a {ttl}s lease"),
+        client.lease_grant(ttl, None),
+    )
+    .await?;
     Ok(resp.id())
 }
 
 /// Best effort: a lease we no longer need goes away now rather than at TTL.
 pub(crate) async fn revoke(client: &mut Client, settings: &AgentSettings, lease_id: i64) {
-    if let Err(e) = call(&settings.endpoints, settings.rpc_timeout, || format!("revoke lease {lease_id:x}"), client.lease_revoke(lease_id)).await {
+    if let Err(e) = call(
+        &settings.endpoints,
+        settings.rpc_timeout,
+        || format!("revoke lease {lease_id:x}"),
+        client.lease_revoke(lease_id),
+    )
+    .await
+    {
         tracing::debug!("{e}");
     }
 }
@@ -71,8 +97,16 @@ pub async fn acquire(
 ) -> Result<OwnLease, ControlError> {
     let keys = Keys::new(&settings.prefix);
     let lease_id = grant(client, settings).await?;
-    match acquire_with(client, settings, network, attrs, prefer, table, &keys, lease_id).await {
-        Ok(subnet) => Ok(OwnLease { subnet, lease_id, ttl: settings.lease_ttl }),
+    match acquire_with(
+        client, settings, network, attrs, prefer, table, &keys, lease_id,
+    )
+    .await
+    {
+        Ok(subnet) => Ok(OwnLease {
+            subnet,
+            lease_id,
+            ttl: settings.lease_ttl,
+        }),
         Err(e) => {
             revoke(client, settings, lease_id).await;
             Err(e)
@@ -99,14 +133,33 @@ async fn acquire_with(
         // 1. Our own lease from a previous life: take it over in place.
         let mine = table
             .iter()
-            .find(|(s, l)| network.is_leasable(*s) && l.attrs.as_ref().is_some_and(|a| a.public_ip == attrs.public_ip))
+            .find(|(s, l)| {
+                network.is_leasable(*s)
+                    && l.attrs
+                        .as_ref()
+                        .is_some_and(|a| a.public_ip == attrs.public_ip)
+            })
             .map(|(s, l)| (s, l.clone()));
         if let Some((subnet, old)) = mine {
             let key = keys.subnet(subnet);
             let txn = Txn::new()
-                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, old.mod_revision)])
-                .and_then([TxnOp::put(key.clone(), value.clone(), Some(PutOptions::new().with_lease(lease_id)))]);
-            let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("renew our lease {key}"), client.txn(txn)).await?;
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    old.mod_revision,
+                )])
+                .and_then([TxnOp::put(
+                    key.clone(),
+                    value.clone(),
+                    Some(PutOptions::new().with_lease(lease_id)),
+                )]);
+            let resp = call(
+                &settings.endpoints,
+                settings.rpc_timeout,
+                || format!("renew our lease {key}"),
+                client.txn(txn),
+            )
+            .await?;
             if resp.succeeded() {
                 if old.lease_id != 0 && old.lease_id != lease_id {
                     revoke(client, settings, old.lease_id).await;
@@ -118,15 +171,31 @@ async fn acquire_with(
         // 2 and 3. A free subnet: preferred ones first, then random.
         let mut lost = HashSet::new();
         loop {
-            let free = |s: &Ipv4Net| network.is_leasable(*s) && !table.is_taken(*s) && !lost.contains(s);
-            let Some(subnet) = prefer.iter().copied().find(free).or_else(|| random_free(network, table, &lost)) else {
+            let free =
+                |s: &Ipv4Net| network.is_leasable(*s) && !table.is_taken(*s) && !lost.contains(s);
+            let Some(subnet) = prefer
+                .iter()
+                .copied()
+                .find(free)
+                .or_else(|| random_free(network, table, &lost))
+            else {
                 break;
             };
             let key = keys.subnet(subnet);
             let txn = Txn::new()
                 .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(key.clone(), value.clone(), Some(PutOptions::new().with_lease(lease_id)))]);
-            let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("create lease {key}"), client.txn(txn)).await?;
+                .and_then([TxnOp::put(
+                    key.clone(),
+                    value.clone(),
+                    Some(PutOptions::new().with_lease(lease_id)),
+                )]);
+            let resp = call(
+                &settings.endpoints,
+                settings.rpc_timeout,
+                || format!("create lease {key}"),
+                client.txn(txn),
+            )
+            .await?;
             if resp.succeeded() {
                 return Ok(subnet);
             }
@@ -143,12 +212,19 @@ async fn acquire_with(
             });
         }
     }
-    Err(ControlError::TooManyRaces { prefix: settings.prefix.clone(), rounds: MAX_ROUNDS })
+    Err(ControlError::TooManyRaces {
+        prefix: settings.prefix.clone(),
+        rounds: MAX_ROUNDS,
+    })
 }
 
 /// A uniformly-ish random subnet nobody holds: random probes first, then a
 /// scan from a random start (so a nearly full network still finds the gap).
-fn random_free(network: &NetworkConfig, table: &LeaseTable, lost: &HashSet<Ipv4Net>) -> Option<Ipv4Net> {
+fn random_free(
+    network: &NetworkConfig,
+    table: &LeaseTable,
+    lost: &HashSet<Ipv4Net>,
+) -> Option<Ipv4Net> {
     let count = network.subnet_count();
     let mut rng = rand::thread_rng();
     let free = |s: &Ipv4Net| !table.is_taken(*s) && !lost.contains(s);
@@ -159,5 +235,7 @@ fn random_free(network: &NetworkConfig, table: &LeaseTable, lost: &HashSet<Ipv4N
         }
     }
     let start = rng.gen_range(0..count);
-    (0..count).map(|i| network.nth_subnet((start + i) % count)).find(free)
+    (0..count)
+        .map(|i| network.nth_subnet((start + i) % count))
+        .find(free)
 }

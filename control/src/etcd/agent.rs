@@ -15,7 +15,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, EventType, Txn, TxnOp, WatchOptions};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, Txn, TxnOp, WatchOptions,
+};
 use ipnet::Ipv4Net;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -23,7 +25,9 @@ use tokio::time::Instant;
 use super::acquire::{list, revoke};
 use super::rpc::call;
 use super::{AgentSettings, ControlError, Keys, LeaseTable, OwnLease, acquire};
-use crate::flannel::{BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData};
+use crate::flannel::{
+    BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData,
+};
 use crate::routes::{RouteCompiler, RoutePolicy, RouteSink};
 use crate::subnet_env::SubnetEnv;
 
@@ -74,41 +78,84 @@ async fn connect(settings: &AgentSettings) -> Result<Client, ControlError> {
     let options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
-    call(&settings.endpoints, settings.rpc_timeout, || "connect".into(), Client::connect(settings.endpoints.clone(), Some(options))).await
+    call(
+        &settings.endpoints,
+        settings.rpc_timeout,
+        || "connect".into(),
+        Client::connect(settings.endpoints.clone(), Some(options)),
+    )
+    .await
 }
 
 /// Reads `<prefix>/config`, writing `init` first when the key is absent.
-pub(crate) async fn network_config(client: &mut Client, settings: &AgentSettings, keys: &Keys) -> Result<NetworkConfig, ControlError> {
+pub(crate) async fn network_config(
+    client: &mut Client,
+    settings: &AgentSettings,
+    keys: &Keys,
+) -> Result<NetworkConfig, ControlError> {
     let key = keys.config();
     if let Some(init) = &settings.init_network {
         let txn = Txn::new()
             .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), init.to_json(), None)]);
-        let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("initialise {key}"), client.txn(txn)).await?;
+        let resp = call(
+            &settings.endpoints,
+            settings.rpc_timeout,
+            || format!("initialise {key}"),
+            client.txn(txn),
+        )
+        .await?;
         if resp.succeeded() {
             tracing::info!(%key, "wrote the network config (--init-network)");
         }
     }
-    let resp = call(&settings.endpoints, settings.rpc_timeout, || format!("get {key}"), client.get(key.clone(), None)).await?;
-    let kv = resp.kvs().first().ok_or_else(|| ControlError::NoNetworkConfig { key: key.clone() })?;
-    let network = NetworkConfig::parse(kv.value()).map_err(|source| ControlError::BadNetworkConfig { key: key.clone(), source })?;
+    let resp = call(
+        &settings.endpoints,
+        settings.rpc_timeout,
+        || format!("get {key}"),
+        client.get(key.clone(), None),
+    )
+    .await?;
+    let kv = resp
+        .kvs()
+        .first()
+        .ok_or_else(|| ControlError::NoNetworkConfig { key: key.clone() })?;
+    let network =
+        NetworkConfig::parse(kv.value()).map_err(|source| ControlError::BadNetworkConfig {
+            key: key.clone(),
+            source,
+        })?;
     if let BackendType::Other(name) = &network.backend.backend_type {
-        let source = NetworkConfigError { key: "Backend.Type", problem: format!("{name:?}: weft runs vxlan, host-gw and ipip") };
+        let source = NetworkConfigError {
+            key: "Backend.Type",
+            problem: format!("{name:?}: weft runs vxlan, host-gw and ipip"),
+        };
         return Err(ControlError::BadNetworkConfig { key, source });
     }
     Ok(network)
 }
 
 /// The value of our lease for this network.
-pub(crate) fn own_attrs(settings: &AgentSettings, network: &NetworkConfig) -> Result<LeaseAttrs, ControlError> {
+pub(crate) fn own_attrs(
+    settings: &AgentSettings,
+    network: &NetworkConfig,
+) -> Result<LeaseAttrs, ControlError> {
     let vxlan = match network.backend.backend_type {
         BackendType::Vxlan => {
             let vtep_mac = settings.vtep_mac.ok_or(ControlError::MissingVtepMac)?;
-            Some(VxlanBackendData { vni: Some(network.backend.vni), vtep_mac })
+            Some(VxlanBackendData {
+                vni: Some(network.backend.vni),
+                vtep_mac,
+            })
         }
         _ => None,
     };
-    Ok(LeaseAttrs { public_ip: settings.public_ip, public_ipv6: None, backend_type: network.backend.backend_type.clone(), vxlan })
+    Ok(LeaseAttrs {
+        public_ip: settings.public_ip,
+        public_ipv6: None,
+        backend_type: network.backend.backend_type.clone(),
+        vxlan,
+    })
 }
 
 impl Agent {
@@ -121,10 +168,24 @@ impl Agent {
         let network = network_config(&mut client, &settings, &keys).await?;
         let attrs = own_attrs(&settings, &network)?;
         let mut table = list(&mut client, &settings, &keys).await?;
-        let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file).into_iter().collect();
-        let own = acquire(&mut client, &settings, &network, &attrs, &prefer, &mut table).await?;
+        let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file)
+            .into_iter()
+            .collect();
+        let own = acquire(
+            &mut client,
+            &settings,
+            &network,
+            &attrs,
+            &prefer,
+            &mut table,
+        )
+        .await?;
         tracing::info!(subnet = %own.subnet, lease = own.lease_id, "acquired our subnet lease");
-        let policy = RoutePolicy { backend: network.backend.clone(), own_public_ip: settings.public_ip, uplink_subnet: settings.uplink_subnet };
+        let policy = RoutePolicy {
+            backend: network.backend.clone(),
+            own_public_ip: settings.public_ip,
+            uplink_subnet: settings.uplink_subnet,
+        };
         let mut compiler = RouteCompiler::new(policy);
         compiler.set_own_subnet(Some(own.subnet));
         let status = watch::Sender::new(AgentStatus {
@@ -177,7 +238,11 @@ impl Agent {
         let env = SubnetEnv {
             network: self.network.network,
             subnet: self.own.subnet,
-            mtu: self.network.backend.mtu.unwrap_or(self.settings.mtu - overhead),
+            mtu: self
+                .network
+                .backend
+                .mtu
+                .unwrap_or(self.settings.mtu - overhead),
             ipmasq: self.settings.ipmasq,
         };
         Ok(env.write(&self.settings.subnet_file)?)
@@ -201,7 +266,11 @@ impl Agent {
 
     /// Runs until `shutdown` resolves. Routes in `sink` are only changed by
     /// what etcd says: while etcd is unreachable they stay as they are.
-    pub async fn run(mut self, sink: &mut dyn RouteSink, shutdown: impl Future<Output = ()>) -> Result<(), ControlError> {
+    pub async fn run(
+        mut self,
+        sink: &mut dyn RouteSink,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ControlError> {
         tokio::pin!(shutdown);
         self.compiler.reconcile_leases(self.table.usable());
         self.flush(sink);
@@ -236,10 +305,12 @@ impl Agent {
     /// Re-lists, makes sure our lease is still ours, and reconciles routes.
     async fn resync(&mut self, sink: &mut dyn RouteSink) -> Result<(), ControlError> {
         self.table = list(&mut self.client, &self.settings, &self.keys).await?;
-        let ours = self
-            .table
-            .get(self.own.subnet)
-            .is_some_and(|l| l.lease_id == self.own.lease_id && l.attrs.as_ref().is_some_and(|a| a.public_ip == self.settings.public_ip));
+        let ours = self.table.get(self.own.subnet).is_some_and(|l| {
+            l.lease_id == self.own.lease_id
+                && l.attrs
+                    .as_ref()
+                    .is_some_and(|a| a.public_ip == self.settings.public_ip)
+        });
         if ours {
             self.renew().await?;
         } else {
@@ -266,7 +337,8 @@ impl Agent {
             tracing::warn!(subnet = %self.own.subnet, "our lease expired; re-acquiring");
             self.reacquire().await?;
         } else {
-            self.renew_at = Instant::now() + Duration::from_secs(ttl as u64).saturating_sub(self.settings.renew_margin());
+            self.renew_at = Instant::now()
+                + Duration::from_secs(ttl as u64).saturating_sub(self.settings.renew_margin());
         }
         Ok(())
     }
@@ -275,7 +347,15 @@ impl Agent {
     /// touched: forwarding goes on meanwhile.
     async fn reacquire(&mut self) -> Result<(), ControlError> {
         let old = self.own.clone();
-        let own = acquire(&mut self.client, &self.settings, &self.network, &self.attrs, &[old.subnet], &mut self.table).await?;
+        let own = acquire(
+            &mut self.client,
+            &self.settings,
+            &self.network,
+            &self.attrs,
+            &[old.subnet],
+            &mut self.table,
+        )
+        .await?;
         if own.lease_id != old.lease_id {
             revoke(&mut self.client, &self.settings, old.lease_id).await;
         }
@@ -291,12 +371,22 @@ impl Agent {
         Ok(())
     }
 
-    async fn watch(&mut self, sink: &mut dyn RouteSink, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> Result<WatchEnd, ControlError> {
+    async fn watch(
+        &mut self,
+        sink: &mut dyn RouteSink,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<WatchEnd, ControlError> {
         let prefix = self.keys.subnets();
         let start = self.table.revision() + 1;
         let options = WatchOptions::new().with_prefix().with_start_revision(start);
         let (ep, timeout) = (self.settings.endpoints.clone(), self.settings.rpc_timeout);
-        let (mut watcher, mut stream) = call(&ep, timeout, || format!("watch {prefix} from revision {start}"), self.client.watch(prefix.clone(), Some(options))).await?;
+        let (mut watcher, mut stream) = call(
+            &ep,
+            timeout,
+            || format!("watch {prefix} from revision {start}"),
+            self.client.watch(prefix.clone(), Some(options)),
+        )
+        .await?;
         self.publish(true);
         loop {
             tokio::select! {
@@ -339,17 +429,22 @@ impl Agent {
             let Some(kv) = event.kv() else { continue };
             match event.event_type() {
                 EventType::Put => {
-                    let Some(subnet) = self.table.put(kv) else { continue };
+                    let Some(subnet) = self.table.put(kv) else {
+                        continue;
+                    };
                     if subnet == self.own.subnet {
                         lost_own |= kv.lease() != self.own.lease_id;
-                    } else if let Some(attrs) = self.table.get(subnet).and_then(|l| l.attrs.clone()) {
+                    } else if let Some(attrs) = self.table.get(subnet).and_then(|l| l.attrs.clone())
+                    {
                         self.compiler.lease_put(subnet, &attrs);
                     } else {
                         self.compiler.lease_deleted(subnet);
                     }
                 }
                 EventType::Delete => {
-                    let Some((subnet, _)) = self.table.delete(kv) else { continue };
+                    let Some((subnet, _)) = self.table.delete(kv) else {
+                        continue;
+                    };
                     if subnet == self.own.subnet {
                         lost_own = true;
                     } else {
@@ -364,6 +459,10 @@ impl Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("prefix", &self.keys.prefix()).field("own", &self.own).field("leases", &self.table.len()).finish_non_exhaustive()
+        f.debug_struct("Agent")
+            .field("prefix", &self.keys.prefix())
+            .field("own", &self.own)
+            .field("leases", &self.table.len())
+            .finish_non_exhaustive()
     }
 }

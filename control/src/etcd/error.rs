@@ -21,7 +21,9 @@ pub enum ControlError {
         endpoints: String,
     },
     /// `<prefix>/config` is absent and `--init-network` was not given.
-    #[error("no flannel network config at etcd key {key}: write one (etcdctl put {key} '{{\"Network\":\"10.244.0.0/16\",\"Backend\":{{\"Type\":\"vxlan\"}}}}') or run with --init-network and a [network] section")]
+    #[error(
+        "no flannel network config at etcd key {key}: write one (etcdctl put {key} '{{\"Network\":\"10.244.0.0/16\",\"Backend\":{{\"Type\":\"vxlan\"}}}}') or run with --init-network and a [network] section"
+    )]
     NoNetworkConfig {
         /// The config key.
         key: String,
@@ -35,7 +37,9 @@ pub enum ControlError {
         source: NetworkConfigError,
     },
     /// Every subnet in SubnetMin..SubnetMax is leased by another node.
-    #[error("out of subnets: all {count} subnets of {network} between {min} and {max} are leased by other nodes (remove stale leases under {prefix}/subnets/ or widen Network/SubnetMin/SubnetMax)")]
+    #[error(
+        "out of subnets: all {count} subnets of {network} between {min} and {max} are leased by other nodes (remove stale leases under {prefix}/subnets/ or widen Network/SubnetMin/SubnetMax)"
+    )]
     OutOfSubnets {
         /// Network.
         network: Ipv4Net,
@@ -49,10 +53,14 @@ pub enum ControlError {
         prefix: String,
     },
     /// The vxlan backend needs our VTEP MAC for the lease.
-    #[error("node.vtep_mac: required because the network's backend is vxlan (the lease carries our VtepMAC)")]
+    #[error(
+        "node.vtep_mac: required because the network's backend is vxlan (the lease carries our VtepMAC)"
+    )]
     MissingVtepMac,
     /// Lost too many races in a row (a pathological churn of other nodes).
-    #[error("could not acquire a subnet lease under {prefix}/subnets/ after {rounds} rounds of lost races")]
+    #[error(
+        "could not acquire a subnet lease under {prefix}/subnets/ after {rounds} rounds of lost races"
+    )]
     TooManyRaces {
         /// The etcd prefix.
         prefix: String,

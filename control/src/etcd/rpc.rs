@@ -12,7 +12,11 @@ pub(crate) async fn call<T>(
     context: impl FnOnce() -> String,
     fut: impl Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, ControlError> {
-    let err = |message: String, context: String| ControlError::Etcd { context, message, endpoints: endpoints.join(",") };
+    let err = |message: String, context: String| ControlError::Etcd {
+        context,
+        message,
+        endpoints: endpoints.join(","),
+    };
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(err(e.to_string(), context())),

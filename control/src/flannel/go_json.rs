@@ -25,8 +25,14 @@ mod tests {
     #[test]
     fn an_exact_key_is_preferred_over_a_case_folded_one() {
         let v: Value = serde_json::from_str(r#"{"network":"a","Network":"b"}"#).unwrap();
-        assert_eq!(field(v.as_object().unwrap(), "Network"), Some(&Value::from("b")));
+        assert_eq!(
+            field(v.as_object().unwrap(), "Network"),
+            Some(&Value::from("b"))
+        );
         let v: Value = serde_json::from_str(r#"{"NETWORK":"a"}"#).unwrap();
-        assert_eq!(field(v.as_object().unwrap(), "Network"), Some(&Value::from("a")));
+        assert_eq!(
+            field(v.as_object().unwrap(), "Network"),
+            Some(&Value::from("a"))
+        );
     }
 }

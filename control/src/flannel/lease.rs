@@ -95,7 +95,10 @@ pub enum LeaseDecodeError {
 }
 
 fn bad(field: &'static str, problem: impl Into<String>) -> LeaseDecodeError {
-    LeaseDecodeError::Field { field, problem: problem.into() }
+    LeaseDecodeError::Field {
+        field,
+        problem: problem.into(),
+    }
 }
 
 #[derive(Serialize)]
@@ -167,9 +170,9 @@ impl LeaseAttrs {
         let vxlan = match (&backend_type, present(obj, "BackendData")) {
             (BackendType::Vxlan, Some(Value::Object(data))) => {
                 let vtep_mac = match present(data, "VtepMAC") {
-                    Some(Value::String(s)) => s
-                        .parse()
-                        .map_err(|e: super::MacParseError| bad("BackendData.VtepMAC", e.to_string()))?,
+                    Some(Value::String(s)) => s.parse().map_err(|e: super::MacParseError| {
+                        bad("BackendData.VtepMAC", e.to_string())
+                    })?,
                     _ => return Err(bad("BackendData.VtepMAC", "missing or not a string")),
                 };
                 let vni = match present(data, "VNI") {
@@ -177,18 +180,28 @@ impl LeaseAttrs {
                         v.as_u64()
                             .and_then(|n| u32::try_from(n).ok())
                             .filter(|&n| n < 1 << 24)
-                            .ok_or_else(|| bad("BackendData.VNI", format!("{v} is not a 24-bit VNI")))?,
+                            .ok_or_else(|| {
+                                bad("BackendData.VNI", format!("{v} is not a 24-bit VNI"))
+                            })?,
                     ),
                     None => None,
                 };
                 Some(VxlanBackendData { vni, vtep_mac })
             }
             (BackendType::Vxlan, _) => {
-                return Err(bad("BackendData", "a vxlan lease needs an object with VtepMAC"));
+                return Err(bad(
+                    "BackendData",
+                    "a vxlan lease needs an object with VtepMAC",
+                ));
             }
             _ => None,
         };
-        Ok(LeaseAttrs { public_ip, public_ipv6, backend_type, vxlan })
+        Ok(LeaseAttrs {
+            public_ip,
+            public_ipv6,
+            backend_type,
+            vxlan,
+        })
     }
 }
 
@@ -219,7 +232,11 @@ mod tests {
     #[test]
     fn host_gw_and_ipip_leases_carry_no_backend_data() {
         for bt in [BackendType::HostGw, BackendType::Ipip] {
-            let lease = LeaseAttrs { backend_type: bt.clone(), vxlan: None, ..vxlan_lease() };
+            let lease = LeaseAttrs {
+                backend_type: bt.clone(),
+                vxlan: None,
+                ..vxlan_lease()
+            };
             assert_eq!(
                 lease.to_json(),
                 format!(r#"{{"PublicIP":"198.18.0.11","PublicIPv6":null,"BackendType":"{bt}"}}"#)
@@ -230,7 +247,10 @@ mod tests {
     #[test]
     fn a_lease_decodes_with_go_case_folding_and_round_trips() {
         let lease = vxlan_lease();
-        assert_eq!(LeaseAttrs::from_json(lease.to_json().as_bytes()), Ok(lease.clone()));
+        assert_eq!(
+            LeaseAttrs::from_json(lease.to_json().as_bytes()),
+            Ok(lease.clone())
+        );
         let folded = br#"{"publicip":"198.18.0.11","backendtype":"vxlan","backenddata":{"vni":1,"vtepmac":"0A:58:C6:13:01:01"},"Extra":1}"#;
         assert_eq!(LeaseAttrs::from_json(folded), Ok(lease));
     }
@@ -240,8 +260,14 @@ mod tests {
         let cases: [(&[u8], &str); 4] = [
             (br#"{"PublicIP":"300.1.1.1"}"#, "PublicIP"),
             (br#"{"BackendType":"host-gw"}"#, "PublicIP"),
-            (br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan"}"#, "BackendData"),
-            (br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan","BackendData":{"VtepMAC":"zz"}}"#, "BackendData.VtepMAC"),
+            (
+                br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan"}"#,
+                "BackendData",
+            ),
+            (
+                br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan","BackendData":{"VtepMAC":"zz"}}"#,
+                "BackendData.VtepMAC",
+            ),
         ];
         for (json, want) in cases {
             match LeaseAttrs::from_json(json) {

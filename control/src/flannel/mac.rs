@@ -60,7 +60,13 @@ mod tests {
 
     #[test]
     fn short_long_and_non_hex_macs_are_rejected() {
-        for bad in ["", "0a:58:c6:13:01", "0a:58:c6:13:01:ff:00", "0a:58:c6:13:01:fg", "a:58:c6:13:01:ff"] {
+        for bad in [
+            "",
+            "0a:58:c6:13:01",
+            "0a:58:c6:13:01:ff:00",
+            "0a:58:c6:13:01:fg",
+            "a:58:c6:13:01:ff",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }

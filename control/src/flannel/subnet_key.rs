@@ -28,12 +28,20 @@ mod tests {
     fn a_subnet_key_round_trips() {
         let net: Ipv4Net = "10.244.1.0/24".parse().unwrap();
         assert_eq!(subnet_key(net), "10.244.1.0-24");
-        assert_eq!(parse_subnet_key("/coreos.com/network/subnets/10.244.1.0-24"), Some(net));
+        assert_eq!(
+            parse_subnet_key("/coreos.com/network/subnets/10.244.1.0-24"),
+            Some(net)
+        );
     }
 
     #[test]
     fn keys_that_are_not_subnets_are_skipped() {
-        for bad in ["/x/subnets/10.244.1.1-24", "/x/subnets/junk", "/x/subnets/10.244.1.0-33", "/x/subnets/10.244.1.0"] {
+        for bad in [
+            "/x/subnets/10.244.1.1-24",
+            "/x/subnets/junk",
+            "/x/subnets/10.244.1.0-33",
+            "/x/subnets/10.244.1.0",
+        ] {
             assert_eq!(parse_subnet_key(bad), None, "{bad}");
         }
     }

@@ -35,7 +35,10 @@ impl Etcd {
         for _ in 0..3 {
             let mut etcd = Etcd {
                 child: None,
-                dir: tempfile::Builder::new().prefix("weft-etcd-").tempdir().expect("temp dir"),
+                dir: tempfile::Builder::new()
+                    .prefix("weft-etcd-")
+                    .tempdir()
+                    .expect("temp dir"),
                 client_port: free_port(),
                 peer_port: free_port(),
             };
@@ -58,13 +61,27 @@ impl Etcd {
 
     fn spawn(&mut self) -> Result<(), String> {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).map_err(|e| e.to_string())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(|e| e.to_string())?;
         let child = Command::new(ETCD)
             .args(["--name", "weft-test"])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
-            .args(["--listen-client-urls", &self.endpoint(), "--advertise-client-urls", &self.endpoint()])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args([
+                "--listen-client-urls",
+                &self.endpoint(),
+                "--advertise-client-urls",
+                &self.endpoint(),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
             .args(["--initial-cluster", &format!("weft-test={peer}")])
             // Short election timeout: faster start and a 1 s minimum lease TTL.
             .args(["--heartbeat-interval", "50", "--election-timeout", "300"])
@@ -76,9 +93,16 @@ impl Etcd {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
-                return Err(format!("etcd exited with {status}; log:\n{}", std::fs::read_to_string(self.log_path()).unwrap_or_default()));
+                return Err(format!(
+                    "etcd exited with {status}; log:\n{}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                ));
             }
             if self.try_etcdctl(&["endpoint", "health"]).is_ok() {
                 return Ok(());
@@ -116,7 +140,10 @@ impl Etcd {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!("etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+            Err(format!(
+                "etcdctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 
@@ -134,14 +161,21 @@ impl Etcd {
 
     /// The keys under `prefix`.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        self.etcdctl(&["get", "--prefix", "--keys-only", prefix]).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+        self.etcdctl(&["get", "--prefix", "--keys-only", prefix])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Grants an etcd lease of `ttl_secs` and returns its hex id.
     pub fn grant(&self, ttl_secs: u32) -> String {
         let out = self.etcdctl(&["lease", "grant", &ttl_secs.to_string()]);
         // "lease 694d7d5b5c5a0c0b granted with TTL(2s)"
-        out.split_whitespace().nth(1).expect("lease id in etcdctl output").to_owned()
+        out.split_whitespace()
+            .nth(1)
+            .expect("lease id in etcdctl output")
+            .to_owned()
     }
 }
 

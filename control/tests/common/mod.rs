@@ -41,14 +41,19 @@ pub fn put_network(etcd: &Etcd, json: &str) {
 
 /// A lease value exactly as flanneld's vxlan backend writes it.
 pub fn flannel_vxlan_lease(public_ip: &str, mac: &str) -> String {
-    format!(r#"{{"PublicIP":"{public_ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"{mac}"}}}}"#)
+    format!(
+        r#"{{"PublicIP":"{public_ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"{mac}"}}}}"#
+    )
 }
 
 /// Polls `cond` every 10 ms until it holds or `timeout` passes.
 pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -80,7 +85,13 @@ impl Running {
                 })
                 .await
         });
-        Running { subnet, sink, status, stop: Some(stop), task: Some(task) }
+        Running {
+            subnet,
+            sink,
+            status,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub fn status(&self) -> AgentStatus {
