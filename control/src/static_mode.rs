@@ -3,7 +3,6 @@
 //! sink, same subnet.env as etcd mode.
 
 use crate::config::{Config, Mode};
-use crate::flannel::BackendType;
 use crate::routes::{RouteCompiler, RoutePolicy, RouteSink};
 use crate::subnet_env::{SubnetEnv, SubnetEnvError};
 
@@ -30,18 +29,8 @@ pub fn start_static(
     else {
         return Err(StaticModeError::NotStatic);
     };
-    let overhead = match network.backend.backend_type {
-        BackendType::Vxlan => 50,
-        BackendType::Ipip => 20,
-        _ => 0,
-    };
-    SubnetEnv {
-        network: network.network,
-        subnet: routes.subnet,
-        mtu: network.backend.mtu.unwrap_or(config.node.mtu - overhead),
-        ipmasq: config.node.ipmasq,
-    }
-    .write(&config.node.subnet_file)?;
+    SubnetEnv::for_network(network, routes.subnet, config.node.mtu, config.node.ipmasq)
+        .write(&config.node.subnet_file)?;
     let mut compiler = RouteCompiler::new(RoutePolicy {
         backend: network.backend.clone(),
         own_public_ip: config.node.public_ip,

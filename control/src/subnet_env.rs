@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 
+use crate::flannel::{BackendType, NetworkConfig};
+
 /// The contents of a subnet.env file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubnetEnv {
@@ -36,6 +38,31 @@ pub struct SubnetEnvError {
 }
 
 impl SubnetEnv {
+    /// subnet.env for `subnet` in `network`: FLANNEL_MTU is the backend's
+    /// MTU when the network config sets one, else the uplink MTU minus the
+    /// encapsulation overhead (vxlan 50, ipip 20, host-gw 0).
+    pub fn for_network(
+        network: &NetworkConfig,
+        subnet: Ipv4Net,
+        uplink_mtu: u32,
+        ipmasq: bool,
+    ) -> Self {
+        let overhead = match network.backend.backend_type {
+            BackendType::Vxlan => 50,
+            BackendType::Ipip => 20,
+            _ => 0,
+        };
+        SubnetEnv {
+            network: network.network,
+            subnet,
+            mtu: network
+                .backend
+                .mtu
+                .unwrap_or(uplink_mtu.saturating_sub(overhead)),
+            ipmasq,
+        }
+    }
+
     /// The file's text.
     pub fn render(&self) -> String {
         let first_host = std::net::Ipv4Addr::from(u32::from(self.subnet.network()) + 1);

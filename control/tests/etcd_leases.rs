@@ -7,9 +7,12 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::{Etcd, PREFIX, Running, flannel_vxlan_lease, put_network, settings, wait_for};
+use common::{
+    Etcd, PREFIX, Running, etcd_with_network, flannel_vxlan_lease, put_network, put_peer, settings,
+    wait_for,
+};
 use ipnet::Ipv4Net;
-use weft_control::etcd::{Agent, ControlError, acquire, list};
+use weft_control::etcd::{Agent, ControlError, LeaseRequest, acquire, list};
 use weft_control::flannel::NetworkConfig;
 use weft_control::routes::{RouteDelta, Via};
 
@@ -39,27 +42,22 @@ fn key(subnet: Ipv4Net) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_lease_is_byte_identical_to_flannels() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, VXLAN_NET);
+    let (etcd, dir) = etcd_with_network(VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
     assert_eq!(
         etcd.get(&key(agent.subnet)).unwrap(),
         golden("lease-vxlan.json")
     );
 
-    let etcd2 = Etcd::start();
-    put_network(
-        &etcd2,
-        r#"{"Network":"198.19.0.0/16","Backend":{"Type":"host-gw"}}"#,
-    );
-    let hostgw = Running::start(settings(&etcd2, 11, dir.path())).await;
+    let (etcd2, dir2) =
+        etcd_with_network(r#"{"Network":"198.19.0.0/16","Backend":{"Type":"host-gw"}}"#);
+    let hostgw = Running::start(settings(&etcd2, 11, dir2.path())).await;
     assert_eq!(
         etcd2.get(&key(hostgw.subnet)).unwrap(),
         golden("lease-host-gw.json")
     );
     // and subnet.env says what flannel's CNI plugin expects
-    let env = std::fs::read_to_string(dir.path().join("node11/subnet.env")).unwrap();
+    let env = std::fs::read_to_string(dir2.path().join("node11/subnet.env")).unwrap();
     let first_host = Ipv4Addr::from(u32::from(hostgw.subnet.network()) + 1);
     assert_eq!(
         env,
@@ -71,25 +69,14 @@ async fn our_lease_is_byte_identical_to_flannels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_put_by_flannel_become_the_right_routes() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(
-        &etcd,
+    let (etcd, dir) = etcd_with_network(
         r#"{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}"#,
     );
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
 
     // Off our L2 subnet: VXLAN. On it (DirectRouting): host-gw. Another backend: ignored.
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.200.0-24"),
-        &flannel_vxlan_lease("198.18.7.20", "0a:58:c6:13:c8:00"),
-    ]);
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.201.0-24"),
-        &flannel_vxlan_lease("198.18.0.21", "0a:58:c6:13:c9:00"),
-    ]);
+    put_peer(&etcd, "198.19.200.0-24", "198.18.7.20", "0a:58:c6:13:c8:00");
+    put_peer(&etcd, "198.19.201.0-24", "198.18.0.21", "0a:58:c6:13:c9:00");
     etcd.etcdctl(&[
         "put",
         &format!("{PREFIX}/subnets/198.19.202.0-24"),
@@ -122,11 +109,7 @@ async fn leases_put_by_flannel_become_the_right_routes() {
     );
 
     // A changed lease replaces the next hop; a deleted one removes the route.
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.200.0-24"),
-        &flannel_vxlan_lease("198.18.7.30", "0a:58:c6:13:c8:01"),
-    ]);
+    put_peer(&etcd, "198.19.200.0-24", "198.18.7.30", "0a:58:c6:13:c8:01");
     etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.201.0-24")]);
     wait_for("update and removal", WAIT, || {
         let t = agent.table();
@@ -142,13 +125,9 @@ async fn leases_put_by_flannel_become_the_right_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_racing_get_distinct_subnets() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
     // A /22 holds three leasable /24s: a real chance of picking the same one.
-    put_network(
-        &etcd,
-        r#"{"Network":"198.19.0.0/22","Backend":{"Type":"host-gw"}}"#,
-    );
+    let (etcd, dir) =
+        etcd_with_network(r#"{"Network":"198.19.0.0/22","Backend":{"Type":"host-gw"}}"#);
     for round in 0..5u8 {
         let (a, b) = tokio::join!(
             Agent::start(settings(&etcd, 2 * round + 1, dir.path())),
@@ -162,10 +141,7 @@ async fn two_agents_racing_get_distinct_subnets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_it_is_full() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(
-        &etcd,
+    let (etcd, dir) = etcd_with_network(
         r#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#,
     );
     let network = NetworkConfig::parse(
@@ -189,7 +165,12 @@ async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_i
                     backend_type: network.backend.backend_type.clone(),
                     vxlan: None,
                 };
-                acquire(&mut client, &settings, &network, &attrs, &[], &mut table).await
+                let request = LeaseRequest {
+                    network: &network,
+                    attrs: &attrs,
+                    prefer: &[],
+                };
+                acquire(&mut client, &settings, request, &mut table).await
             })
         })
         .collect();
@@ -217,11 +198,10 @@ async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_peer_lease_removes_its_route() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, VXLAN_NET);
+    let (etcd, dir) = etcd_with_network(VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
-    let lease = etcd.grant(2);
+    // Long enough that a loaded CI box still sees the put before the expiry.
+    let lease = etcd.grant(4);
     etcd.etcdctl(&[
         "put",
         "--lease",
@@ -243,15 +223,9 @@ async fn an_expired_peer_lease_removes_its_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_key_deleted_by_hand_is_reacquired_while_routes_stay() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, VXLAN_NET);
+    let (etcd, dir) = etcd_with_network(VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.99.0-24"),
-        &flannel_vxlan_lease("198.18.9.9", "0a:58:c6:13:63:00"),
-    ]);
+    put_peer(&etcd, "198.19.99.0-24", "198.18.9.9", "0a:58:c6:13:63:00");
     wait_for("the peer's route", WAIT, || agent.table().len() == 1).await;
     let batches = agent.sink.batch_count();
 
@@ -269,15 +243,9 @@ async fn our_key_deleted_by_hand_is_reacquired_while_routes_stay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_killed_and_restarted_keeps_routes_then_reconciles() {
-    let mut etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, VXLAN_NET);
+    let (mut etcd, dir) = etcd_with_network(VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.98.0-24"),
-        &flannel_vxlan_lease("198.18.9.8", "0a:58:c6:13:62:00"),
-    ]);
+    put_peer(&etcd, "198.19.98.0-24", "198.18.9.8", "0a:58:c6:13:62:00");
     wait_for("the first peer", WAIT, || agent.table().len() == 1).await;
     let before = agent.table();
 
@@ -288,11 +256,7 @@ async fn etcd_killed_and_restarted_keeps_routes_then_reconciles() {
 
     etcd.restart();
     // Changes made as soon as etcd is back, before or during the agent's re-list.
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.97.0-24"),
-        &flannel_vxlan_lease("198.18.9.7", "0a:58:c6:13:61:00"),
-    ]);
+    put_peer(&etcd, "198.19.97.0-24", "198.18.9.7", "0a:58:c6:13:61:00");
     etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.98.0-24")]);
     wait_for("reconciliation", WAIT, || {
         let t = agent.table();
@@ -311,22 +275,12 @@ async fn etcd_killed_and_restarted_keeps_routes_then_reconciles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_before_the_watch_starts_is_survived_by_relisting() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, VXLAN_NET);
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.96.0-24"),
-        &flannel_vxlan_lease("198.18.9.6", "0a:58:c6:13:60:00"),
-    ]);
+    let (etcd, dir) = etcd_with_network(VXLAN_NET);
+    put_peer(&etcd, "198.19.96.0-24", "198.18.9.6", "0a:58:c6:13:60:00");
     // The agent lists now; the watch will start from that revision + 1 ...
     let agent = Agent::start(settings(&etcd, 11, dir.path())).await.unwrap();
     // ... which changes and is compacted away before the watch begins.
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.95.0-24"),
-        &flannel_vxlan_lease("198.18.9.5", "0a:58:c6:13:5f:00"),
-    ]);
+    put_peer(&etcd, "198.19.95.0-24", "198.18.9.5", "0a:58:c6:13:5f:00");
     etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.96.0-24")]);
     etcd.etcdctl(&["put", "/unrelated", "x"]);
     let status = etcd.etcdctl(&["endpoint", "status", "--write-out=json"]);
@@ -349,19 +303,13 @@ async fn compaction_before_the_watch_starts_is_survived_by_relisting() {
         "the compacted watch forced a re-list"
     );
     // and the watch works afterwards
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.94.0-24"),
-        &flannel_vxlan_lease("198.18.9.4", "0a:58:c6:13:5e:00"),
-    ]);
+    put_peer(&etcd, "198.19.94.0-24", "198.18.9.4", "0a:58:c6:13:5e:00");
     wait_for("a later put", WAIT, || agent.table().len() == 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_agent_keeps_its_subnet_via_etcd_and_via_subnet_env() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, VXLAN_NET);
+    let (etcd, dir) = etcd_with_network(VXLAN_NET);
     let first = Running::start(settings(&etcd, 11, dir.path())).await;
     let subnet = first.subnet;
     first.stop().await;
@@ -412,15 +360,13 @@ async fn a_missing_network_config_is_an_error_and_init_network_writes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_lease_is_renewed_before_it_expires() {
-    let etcd = Etcd::start();
-    let dir = tempfile::tempdir().unwrap();
-    put_network(&etcd, VXLAN_NET);
+    let (etcd, dir) = etcd_with_network(VXLAN_NET);
     let mut s = settings(&etcd, 11, dir.path());
-    s.lease_ttl = Duration::from_secs(2);
+    s.lease_ttl = Duration::from_secs(3);
     let agent = Running::start(s).await;
     let lease_id = agent.status().lease_id;
     // Three TTLs later the key is still there, on the same etcd lease.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(
         etcd.get(&key(agent.subnet)).unwrap(),
         golden("lease-vxlan.json")
@@ -428,4 +374,20 @@ async fn our_lease_is_renewed_before_it_expires() {
     let ttl = etcd.etcdctl(&["lease", "timetolive", &format!("{lease_id:x}")]);
     assert!(!ttl.contains("already expired"), "{ttl}");
     assert_eq!(agent.status().reacquired, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_etcd_at_start_is_an_error_naming_the_endpoint() {
+    let (etcd, dir) = etcd_with_network(VXLAN_NET);
+    let mut s = settings(&etcd, 11, dir.path());
+    drop(etcd);
+    s.rpc_timeout = Duration::from_secs(1);
+    let endpoint = s.endpoints[0].clone();
+    let err = Agent::start(s).await.unwrap_err();
+    assert!(matches!(err, ControlError::Etcd { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&endpoint) && text.contains("is etcd running"),
+        "{text}"
+    );
 }

@@ -54,6 +54,29 @@ pub async fn list(
     Ok(LeaseTable::from_kvs(resp.kvs(), revision))
 }
 
+/// `txn(compare -> put(key, value, lease))`: true when the put happened.
+pub(crate) async fn put_if(
+    client: &mut Client,
+    settings: &AgentSettings,
+    compare: Compare,
+    key: &str,
+    value: &str,
+    lease_id: Option<i64>,
+) -> Result<bool, ControlError> {
+    let options = lease_id.map(|id| PutOptions::new().with_lease(id));
+    let txn = Txn::new()
+        .when([compare])
+        .and_then([TxnOp::put(key, value, options)]);
+    let resp = call(
+        &settings.endpoints,
+        settings.rpc_timeout,
+        || format!("conditional put {key}"),
+        client.txn(txn),
+    )
+    .await?;
+    Ok(resp.succeeded())
+}
+
 /// A fresh etcd lease of the configured TTL.
 pub(crate) async fn grant(
     client: &mut Client,
@@ -84,24 +107,28 @@ pub(crate) async fn revoke(client: &mut Client, settings: &AgentSettings, lease_
     }
 }
 
-/// Acquires a subnet lease with value `attrs`; `table` is a recent list of
-/// `<prefix>/subnets/` and is refreshed in place when a race is lost.
-/// `prefer` lists subnets to try before a random one, in order.
+/// What to lease: a subnet of `network`, with value `attrs`, trying the
+/// `prefer`red subnets (in order) before a random one.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRequest<'a> {
+    /// The network config (SubnetMin..SubnetMax, SubnetLen).
+    pub network: &'a NetworkConfig,
+    /// Our lease value.
+    pub attrs: &'a LeaseAttrs,
+    /// Subnets to try first (subnet.env's, or the one we just lost).
+    pub prefer: &'a [Ipv4Net],
+}
+
+/// Acquires a subnet lease; `table` is a recent list of `<prefix>/subnets/`
+/// and is refreshed in place when a race is lost.
 pub async fn acquire(
     client: &mut Client,
     settings: &AgentSettings,
-    network: &NetworkConfig,
-    attrs: &LeaseAttrs,
-    prefer: &[Ipv4Net],
+    request: LeaseRequest<'_>,
     table: &mut LeaseTable,
 ) -> Result<OwnLease, ControlError> {
-    let keys = Keys::new(&settings.prefix);
     let lease_id = grant(client, settings).await?;
-    match acquire_with(
-        client, settings, network, attrs, prefer, table, &keys, lease_id,
-    )
-    .await
-    {
+    match acquire_with(client, settings, request, table, lease_id).await {
         Ok(subnet) => Ok(OwnLease {
             subnet,
             lease_id,
@@ -114,17 +141,18 @@ pub async fn acquire(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn acquire_with(
     client: &mut Client,
     settings: &AgentSettings,
-    network: &NetworkConfig,
-    attrs: &LeaseAttrs,
-    prefer: &[Ipv4Net],
+    LeaseRequest {
+        network,
+        attrs,
+        prefer,
+    }: LeaseRequest<'_>,
     table: &mut LeaseTable,
-    keys: &Keys,
     lease_id: i64,
 ) -> Result<Ipv4Net, ControlError> {
+    let keys = &Keys::new(&settings.prefix);
     let value = attrs.to_json();
     for round in 0..MAX_ROUNDS {
         if round > 0 {
@@ -142,25 +170,9 @@ async fn acquire_with(
             .map(|(s, l)| (s, l.clone()));
         if let Some((subnet, old)) = mine {
             let key = keys.subnet(subnet);
-            let txn = Txn::new()
-                .when([Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    old.mod_revision,
-                )])
-                .and_then([TxnOp::put(
-                    key.clone(),
-                    value.clone(),
-                    Some(PutOptions::new().with_lease(lease_id)),
-                )]);
-            let resp = call(
-                &settings.endpoints,
-                settings.rpc_timeout,
-                || format!("renew our lease {key}"),
-                client.txn(txn),
-            )
-            .await?;
-            if resp.succeeded() {
+            let cmp = Compare::mod_revision(key.clone(), CompareOp::Equal, old.mod_revision);
+            let taken_over = put_if(client, settings, cmp, &key, &value, Some(lease_id)).await?;
+            if taken_over {
                 if old.lease_id != 0 && old.lease_id != lease_id {
                     revoke(client, settings, old.lease_id).await;
                 }
@@ -182,21 +194,9 @@ async fn acquire_with(
                 break;
             };
             let key = keys.subnet(subnet);
-            let txn = Txn::new()
-                .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    key.clone(),
-                    value.clone(),
-                    Some(PutOptions::new().with_lease(lease_id)),
-                )]);
-            let resp = call(
-                &settings.endpoints,
-                settings.rpc_timeout,
-                || format!("create lease {key}"),
-                client.txn(txn),
-            )
-            .await?;
-            if resp.succeeded() {
+            let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
+            let created = put_if(client, settings, cmp, &key, &value, Some(lease_id)).await?;
+            if created {
                 return Ok(subnet);
             }
             tracing::debug!(%subnet, "lost the race for a subnet; trying another");

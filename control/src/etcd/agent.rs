@@ -15,16 +15,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, Txn, TxnOp, WatchOptions,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, EventType, WatchOptions};
 use ipnet::Ipv4Net;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::acquire::{list, revoke};
+use super::acquire::{list, put_if, revoke};
 use super::rpc::call;
-use super::{AgentSettings, ControlError, Keys, LeaseTable, OwnLease, acquire};
+use super::{AgentSettings, ControlError, Keys, LeaseRequest, LeaseTable, OwnLease, acquire};
 use crate::flannel::{
     BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData,
 };
@@ -95,17 +93,9 @@ pub(crate) async fn network_config(
 ) -> Result<NetworkConfig, ControlError> {
     let key = keys.config();
     if let Some(init) = &settings.init_network {
-        let txn = Txn::new()
-            .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key.clone(), init.to_json(), None)]);
-        let resp = call(
-            &settings.endpoints,
-            settings.rpc_timeout,
-            || format!("initialise {key}"),
-            client.txn(txn),
-        )
-        .await?;
-        if resp.succeeded() {
+        let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
+        let written = put_if(client, settings, cmp, &key, &init.to_json(), None).await?;
+        if written {
             tracing::info!(%key, "wrote the network config (--init-network)");
         }
     }
@@ -171,15 +161,12 @@ impl Agent {
         let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file)
             .into_iter()
             .collect();
-        let own = acquire(
-            &mut client,
-            &settings,
-            &network,
-            &attrs,
-            &prefer,
-            &mut table,
-        )
-        .await?;
+        let request = LeaseRequest {
+            network: &network,
+            attrs: &attrs,
+            prefer: &prefer,
+        };
+        let own = acquire(&mut client, &settings, request, &mut table).await?;
         tracing::info!(subnet = %own.subnet, lease = own.lease_id, "acquired our subnet lease");
         let policy = RoutePolicy {
             backend: network.backend.clone(),
@@ -230,21 +217,12 @@ impl Agent {
     }
 
     fn write_subnet_env(&self) -> Result<(), ControlError> {
-        let overhead = match self.network.backend.backend_type {
-            BackendType::Vxlan => 50,
-            BackendType::Ipip => 20,
-            _ => 0,
-        };
-        let env = SubnetEnv {
-            network: self.network.network,
-            subnet: self.own.subnet,
-            mtu: self
-                .network
-                .backend
-                .mtu
-                .unwrap_or(self.settings.mtu - overhead),
-            ipmasq: self.settings.ipmasq,
-        };
+        let env = SubnetEnv::for_network(
+            &self.network,
+            self.own.subnet,
+            self.settings.mtu,
+            self.settings.ipmasq,
+        );
         Ok(env.write(&self.settings.subnet_file)?)
     }
 
@@ -347,15 +325,12 @@ impl Agent {
     /// touched: forwarding goes on meanwhile.
     async fn reacquire(&mut self) -> Result<(), ControlError> {
         let old = self.own.clone();
-        let own = acquire(
-            &mut self.client,
-            &self.settings,
-            &self.network,
-            &self.attrs,
-            &[old.subnet],
-            &mut self.table,
-        )
-        .await?;
+        let request = LeaseRequest {
+            network: &self.network,
+            attrs: &self.attrs,
+            prefer: &[old.subnet],
+        };
+        let own = acquire(&mut self.client, &self.settings, request, &mut self.table).await?;
         if own.lease_id != old.lease_id {
             revoke(&mut self.client, &self.settings, old.lease_id).await;
         }

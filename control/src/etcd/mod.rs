@@ -13,7 +13,7 @@ mod lease_table;
 mod rpc;
 mod settings;
 
-pub use acquire::{OwnLease, acquire, list};
+pub use acquire::{LeaseRequest, OwnLease, acquire, list};
 pub use agent::{Agent, AgentStatus};
 pub use error::ControlError;
 pub use keys::Keys;

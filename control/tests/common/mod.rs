@@ -46,6 +46,23 @@ pub fn flannel_vxlan_lease(public_ip: &str, mac: &str) -> String {
     )
 }
 
+/// A fresh etcd holding `network_json` at `<prefix>/config`, and a temp dir
+/// for the agents' subnet.env files.
+pub fn etcd_with_network(network_json: &str) -> (Etcd, tempfile::TempDir) {
+    let etcd = Etcd::start();
+    put_network(&etcd, network_json);
+    (etcd, tempfile::tempdir().expect("temp dir"))
+}
+
+/// Plays a flannel vxlan node: puts its lease for `subnet_key` (`198.19.9.0-24`).
+pub fn put_peer(etcd: &Etcd, subnet_key: &str, public_ip: &str, vtep_mac: &str) {
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/{subnet_key}"),
+        &flannel_vxlan_lease(public_ip, vtep_mac),
+    ]);
+}
+
 /// Polls `cond` every 10 ms until it holds or `timeout` passes.
 pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
