@@ -283,14 +283,7 @@ async fn compaction_before_the_watch_starts_is_survived_by_relisting() {
     put_peer(&etcd, "198.19.95.0-24", "198.18.9.5", "0a:58:c6:13:5f:00");
     etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.96.0-24")]);
     etcd.etcdctl(&["put", "/unrelated", "x"]);
-    let status = etcd.etcdctl(&["endpoint", "status", "--write-out=json"]);
-    let rev = status
-        .split("\"revision\":")
-        .nth(1)
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-        .unwrap()
-        .to_owned();
-    etcd.etcdctl(&["compact", &rev]);
+    etcd.compact();
 
     let agent = Running::from_agent(agent);
     wait_for("reconciliation after compaction", WAIT, || {
@@ -302,9 +295,20 @@ async fn compaction_before_the_watch_starts_is_survived_by_relisting() {
         agent.status().resyncs >= 1,
         "the compacted watch forced a re-list"
     );
-    // and the watch works afterwards
+    let resyncs = agent.status().resyncs;
+    // A compaction while the watch is live and current does not disturb it.
     put_peer(&etcd, "198.19.94.0-24", "198.18.9.4", "0a:58:c6:13:5e:00");
-    wait_for("a later put", WAIT, || agent.table().len() == 2).await;
+    etcd.compact();
+    etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.95.0-24")]);
+    wait_for("changes after a live compaction", WAIT, || {
+        agent.table().keys().copied().collect::<Vec<_>>() == [net("198.19.94.0/24")]
+    })
+    .await;
+    assert_eq!(
+        agent.status().resyncs,
+        resyncs,
+        "no re-list needed for a live watch"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,4 +394,44 @@ async fn an_unreachable_etcd_at_start_is_an_error_naming_the_endpoint() {
         text.contains(&endpoint) && text.contains("is etcd running"),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_etcd_is_unreachable_routes_stay_and_changes_made_meanwhile_arrive_on_return() {
+    let (etcd, dir) = etcd_with_network(VXLAN_NET);
+    let proxy = common::proxy::Proxy::start(&etcd.endpoint()).await;
+    let mut s = settings(&etcd, 11, dir.path());
+    s.endpoints = vec![proxy.endpoint()];
+    let agent = Running::start(s).await;
+    put_peer(&etcd, "198.19.90.0-24", "198.18.9.90", "0a:58:c6:13:5a:00");
+    put_peer(&etcd, "198.19.91.0-24", "198.18.9.91", "0a:58:c6:13:5b:00");
+    wait_for("two peers", WAIT, || agent.table().len() == 2).await;
+    let before = agent.table();
+
+    proxy.cut();
+    wait_for("the agent to notice", WAIT, || !agent.status().connected).await;
+    // etcd itself is fine: a peer joins, one leaves, one moves.
+    put_peer(&etcd, "198.19.92.0-24", "198.18.9.92", "0a:58:c6:13:5c:00");
+    etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.90.0-24")]);
+    put_peer(&etcd, "198.19.91.0-24", "198.18.9.191", "0a:58:c6:13:5b:01");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        agent.table(),
+        before,
+        "routes stay while etcd is unreachable"
+    );
+    assert!(!agent.status().connected, "still cut off");
+
+    proxy.restore();
+    wait_for("reconciliation", WAIT, || {
+        let t = agent.table();
+        t.len() == 2
+            && t.contains_key(&net("198.19.92.0/24"))
+            && t.get(&net("198.19.91.0/24")).map(Via::node_ip)
+                == Some(Ipv4Addr::new(198, 18, 9, 191))
+    })
+    .await;
+    wait_for("reconnection", WAIT, || agent.status().connected).await;
+    assert!(agent.status().resyncs >= 1);
+    assert_eq!(agent.status().reacquired, 0);
 }

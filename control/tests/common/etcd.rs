@@ -168,6 +168,17 @@ impl Etcd {
             .collect()
     }
 
+    /// Compacts the history up to the current revision.
+    pub fn compact(&self) {
+        let status = self.etcdctl(&["endpoint", "status", "--write-out=json"]);
+        let revision = status
+            .split("\"revision\":")
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .expect("revision in etcdctl endpoint status");
+        self.etcdctl(&["compact", revision]);
+    }
+
     /// Grants an etcd lease of `ttl_secs` and returns its hex id.
     pub fn grant(&self, ttl_secs: u32) -> String {
         let out = self.etcdctl(&["lease", "grant", &ttl_secs.to_string()]);
