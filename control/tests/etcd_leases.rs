@@ -435,3 +435,24 @@ async fn while_etcd_is_unreachable_routes_stay_and_changes_made_meanwhile_arrive
     assert!(agent.status().resyncs >= 1);
     assert_eq!(agent.status().reacquired, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_lease_still_occupies_its_subnet_and_is_never_routed() {
+    // Three leasable subnets; two hold values no node could have written.
+    let (etcd, dir) =
+        etcd_with_network(r#"{"Network":"198.19.0.0/22","Backend":{"Type":"vxlan"}}"#);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.1.0-24"),
+        "not json",
+    ]);
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}/subnets/198.19.2.0-24"),
+        r#"{"PublicIP":"198.18.9.2","BackendType":"vxlan"}"#,
+    ]);
+    let agent = Running::start(settings(&etcd, 11, dir.path())).await;
+    assert_eq!(agent.subnet, net("198.19.3.0/24"));
+    wait_for("the first sync", WAIT, || agent.status().leases == 3).await;
+    assert!(agent.table().is_empty());
+}
