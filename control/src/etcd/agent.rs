@@ -257,15 +257,23 @@ impl Agent {
         let mut backoff = min_backoff;
         let mut need_list = false;
         loop {
-            let step = async {
+            let mut listed = false;
+            let result = async {
                 if need_list {
                     self.resync(sink).await?;
+                    listed = true;
                 }
                 self.watch(sink, &mut shutdown).await
-            };
-            match step.await {
+            }
+            .await;
+            if listed {
+                // etcd answered a full list: the outage, if any, is over.
+                backoff = min_backoff;
+            }
+            need_list = true;
+            match result {
                 Ok(WatchEnd::Shutdown) => return Ok(()),
-                Ok(WatchEnd::Resync) => backoff = min_backoff,
+                Ok(WatchEnd::Resync) => {}
                 Err(e) => {
                     self.publish(false);
                     tracing::warn!("{e}; keeping the last routes, retrying in {backoff:?}");
@@ -276,7 +284,6 @@ impl Agent {
                     backoff = (backoff * 2).min(self.settings.backoff_max);
                 }
             }
-            need_list = true;
         }
     }
 
