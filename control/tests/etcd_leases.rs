@@ -456,3 +456,43 @@ async fn an_unreadable_lease_still_occupies_its_subnet_and_is_never_routed() {
     wait_for("the first sync", WAIT, || agent.status().leases == 3).await;
     assert!(agent.table().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_spanning_several_pages_arrives_whole_in_the_first_batch() {
+    // 5000 leases: more than one 4096-key page of the paginated list.
+    let (etcd, dir) = etcd_with_network(
+        r#"{"Network":"198.19.0.0/16","SubnetLen":29,"Backend":{"Type":"host-gw"}}"#,
+    );
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
+    let peers: Vec<u32> = (1..=5000).collect();
+    for chunk in peers.chunks(128) {
+        let ops: Vec<etcd_client::TxnOp> = chunk
+            .iter()
+            .map(|&i| {
+                let subnet = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 0, 0)) + i * 8);
+                let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 32, 0)) + i);
+                etcd_client::TxnOp::put(
+                    format!("{PREFIX}/subnets/{subnet}-29"),
+                    format!(r#"{{"PublicIP":"{ip}","PublicIPv6":null,"BackendType":"host-gw"}}"#),
+                    None,
+                )
+            })
+            .collect();
+        client
+            .txn(etcd_client::Txn::new().and_then(ops))
+            .await
+            .unwrap();
+    }
+    let agent = Running::start(settings(&etcd, 11, dir.path())).await;
+    wait_for("the first batch", WAIT, || agent.sink.batch_count() >= 1).await;
+    assert_eq!(agent.sink.batches()[0].1.len(), 5000);
+    assert_eq!(agent.table().len(), 5000);
+    assert_eq!(
+        agent.table()[&net("198.19.156.64/29")],
+        Via::HostGw {
+            gateway: Ipv4Addr::new(198, 18, 51, 136)
+        }
+    );
+}
