@@ -17,7 +17,6 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use etcd::EtcdSection;
-pub use network::network_section;
 pub use node::NodeSection;
 pub use static_routes::StaticSection;
 

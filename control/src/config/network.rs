@@ -68,8 +68,3 @@ pub(super) fn validate(raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
     NetworkConfig::parse(doc.to_string().as_bytes())
         .map_err(|e| ConfigError::key(toml_key(e.key), e.problem))
 }
-
-/// Re-exported for `weft check`: the flannel JSON a `[network]` section stands for.
-pub fn network_section(config: &NetworkConfig) -> String {
-    config.to_json()
-}
