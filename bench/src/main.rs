@@ -2,6 +2,7 @@
 //! file and parses its own options.
 #![forbid(unsafe_code)]
 
+mod control;
 mod lpm;
 
 use std::process::ExitCode;
@@ -9,8 +10,10 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: weft-bench <suite> [options]
 
 suites:
-  lpm    FIB longest-prefix-match lookups vs the prefix-trie crate, under churn, update
-         visibility, memory per prefix (weft-bench lpm --help)
+  control  etcd lease sync time and lease-put -> route convergence against a real etcd
+           (weft-bench control --help)
+  lpm      FIB longest-prefix-match lookups vs the prefix-trie crate, under churn, update
+           visibility, memory per prefix (weft-bench lpm --help)
 
 micro-benchmarks of the wire formats: cargo bench -p weft-encap";
 
@@ -19,6 +22,7 @@ fn main() -> ExitCode {
     let suite = args.next();
     let rest: Vec<String> = args.collect();
     let result = match suite.as_deref() {
+        Some("control") => control::run(&rest),
         Some("lpm") => lpm::run(&rest),
         Some("-h" | "--help") => {
             println!("{USAGE}");

@@ -1,4 +1,21 @@
 //! weft's control plane: configuration, the flannel-compatible etcd lease
 //! manager, the lease -> route compiler, subnet.env and the runtime API.
 //! It never touches a packet.
+//!
+//! Data flow in etcd mode:
+//!
+//! ```text
+//! etcd <prefix>/config ──► flannel::NetworkConfig ─┐
+//! etcd <prefix>/subnets/* ─► etcd::LeaseTable ─────┼─► routes::RouteCompiler ─► RouteSink::apply(&[RouteDelta])
+//! our lease (etcd::acquire) ───────────────────────┘        (whole batches, one writer)
+//! ```
+//!
+//! In static mode the same [`routes::RouteSpec`] values come from the TOML file.
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod etcd;
+pub mod flannel;
+pub mod routes;
+pub mod static_mode;
+pub mod subnet_env;

@@ -1,0 +1,259 @@
+//! `weft-bench control`: the control plane against a real etcd.
+//!
+//! - initial sync: N flannel vxlan leases already in etcd; time from
+//!   `Agent::start` (connect, config, one ranged list, acquire) until the
+//!   sink holds all N routes in its first batch;
+//! - convergence: with 1k peers synced, a peer's lease is changed with a
+//!   put; time from issuing the put until the RouteDelta reaches the sink
+//!   (includes etcd's write, its fsync and the watch delivery).
+//!
+//! etcd is started like the tests do (temp data dir, 127.0.0.1, random
+//! ports); nothing leaves loopback.
+
+#[allow(dead_code)]
+#[path = "../../control/tests/common/etcd.rs"]
+mod etcd;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use etcd_client::{Client, Txn, TxnOp};
+use ipnet::Ipv4Net;
+use tokio::sync::mpsc;
+use weft_control::etcd::{Agent, AgentSettings};
+use weft_control::routes::{RouteDelta, RouteSink};
+
+const PREFIX: &str = "/coreos.com/network";
+
+/// Forwards every batch with its arrival time to the benchmark.
+struct ChannelSink(mpsc::UnboundedSender<(Instant, Vec<RouteDelta>)>);
+
+impl RouteSink for ChannelSink {
+    fn apply(&mut self, batch: &[RouteDelta]) {
+        let _ = self.0.send((Instant::now(), batch.to_vec()));
+    }
+}
+
+fn peer_subnet(i: u32) -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap_or_default()
+}
+
+fn peer_value(i: u32, generation: u32) -> String {
+    let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i + generation * 20_000);
+    let [_, _, a, b] = ip.octets();
+    format!(
+        r#"{{"PublicIP":"{ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"0a:58:c6:12:{a:02x}:{b:02x}"}}}}"#
+    )
+}
+
+fn key(subnet: Ipv4Net) -> String {
+    format!(
+        "{PREFIX}/subnets/{}-{}",
+        subnet.network(),
+        subnet.prefix_len()
+    )
+}
+
+async fn populate(client: &mut Client, n: u32) -> anyhow::Result<()> {
+    client
+        .put(
+            format!("{PREFIX}/config"),
+            r#"{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}"#,
+            None,
+        )
+        .await?;
+    let ids: Vec<u32> = (1..=n).collect();
+    for chunk in ids.chunks(128) {
+        let ops: Vec<TxnOp> = chunk
+            .iter()
+            .map(|&i| TxnOp::put(key(peer_subnet(i)), peer_value(i, 0), None))
+            .collect();
+        client.txn(Txn::new().and_then(ops)).await?;
+    }
+    Ok(())
+}
+
+fn settings(etcd: &etcd::Etcd, dir: &std::path::Path) -> AgentSettings {
+    AgentSettings {
+        endpoints: vec![etcd.endpoint()],
+        prefix: PREFIX.into(),
+        lease_ttl: Duration::from_secs(600),
+        public_ip: Ipv4Addr::new(198, 18, 255, 1),
+        vtep_mac: "0a:58:c6:12:ff:01".parse().ok(),
+        uplink_subnet: None,
+        subnet_file: dir.join("subnet.env"),
+        ipmasq: false,
+        mtu: 1500,
+        init_network: None,
+        backoff_max: Duration::from_secs(1),
+        rpc_timeout: Duration::from_secs(10),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+struct SyncResult {
+    leases: u32,
+    start: Duration,
+    synced: Duration,
+}
+
+struct Convergence {
+    ack: Vec<Duration>,
+    sink: Vec<Duration>,
+}
+
+async fn one_size(n: u32, iterations: u32) -> anyhow::Result<(SyncResult, Option<Convergence>)> {
+    let etcd = etcd::Etcd::start();
+    let dir = tempfile::tempdir()?;
+    let mut client = Client::connect([etcd.endpoint()], None).await?;
+    populate(&mut client, n).await?;
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let t0 = Instant::now();
+    let agent = Agent::start(settings(&etcd, dir.path())).await?;
+    let start = t0.elapsed();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut sink = ChannelSink(tx);
+        agent
+            .run(&mut sink, async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let (at, first) = rx
+        .recv()
+        .await
+        .context("agent stopped before its first batch")?;
+    if first.len() != n as usize {
+        bail!("first batch held {} routes, want {n}", first.len());
+    }
+    let sync = SyncResult {
+        leases: n,
+        start,
+        synced: at - t0,
+    };
+
+    let convergence = if iterations > 0 {
+        let mut ack = Vec::with_capacity(iterations as usize);
+        let mut sink = Vec::with_capacity(iterations as usize);
+        for it in 0..iterations {
+            let i = 1 + it % n;
+            let subnet = peer_subnet(i);
+            // Alternate the PublicIP so every put is a real next-hop change.
+            let value = peer_value(i, 1 + it / n % 2 + (it % 2));
+            let t = Instant::now();
+            client.put(key(subnet), value, None).await?;
+            ack.push(t.elapsed());
+            loop {
+                let (at, batch) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                    .await
+                    .context("no route delta within 5 s")?
+                    .context("agent stopped")?;
+                if batch
+                    .iter()
+                    .any(|d| matches!(d, RouteDelta::Upsert(s) if s.subnet == subnet))
+                {
+                    sink.push(at - t);
+                    break;
+                }
+            }
+        }
+        Some(Convergence { ack, sink })
+    } else {
+        None
+    };
+    let _ = stop_tx.send(());
+    task.await??;
+    Ok((sync, convergence))
+}
+
+/// `weft-bench control [--sizes 1000,10000] [--iterations 2000]`
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut sizes = vec![1000u32, 10_000];
+    let mut iterations = 2000u32;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                sizes = it
+                    .next()
+                    .context("--sizes needs a list")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--iterations" => {
+                iterations = it.next().context("--iterations needs a number")?.parse()?
+            }
+            other => {
+                bail!("weft-bench control: unknown argument {other:?} (know --sizes, --iterations)")
+            }
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    println!("## control (etcd {}, 127.0.0.1)\n", etcd_version());
+    println!("| leases | Agent::start (list + acquire) ms | first batch at sink ms |");
+    println!("|---:|---:|---:|");
+    let mut conv = None;
+    for &n in &sizes {
+        // Convergence is measured with the 1k-lease table.
+        let iters = if n == 1000 { iterations } else { 0 };
+        let (sync, c) = rt.block_on(one_size(n, iters))?;
+        println!(
+            "| {} | {} | {} |",
+            sync.leases,
+            ms(sync.start),
+            ms(sync.synced)
+        );
+        conv = conv.or(c);
+    }
+    if let Some(mut c) = conv {
+        c.ack.sort();
+        c.sink.sort();
+        println!(
+            "\nconvergence, 1000 peers, {} lease puts (put issued -> RouteDelta at sink):\n",
+            c.sink.len()
+        );
+        println!("| measure | p50 ms | p99 ms | max ms |");
+        println!("|---|---:|---:|---:|");
+        for (name, v) in [
+            ("put acknowledged by etcd", &c.ack),
+            ("RouteDelta at the sink", &c.sink),
+        ] {
+            println!(
+                "| {name} | {} | {} | {} |",
+                ms(percentile(v, 0.5)),
+                ms(percentile(v, 0.99)),
+                ms(*v.last().unwrap_or(&Duration::ZERO))
+            );
+        }
+    }
+    Ok(())
+}
+
+fn etcd_version() -> String {
+    std::process::Command::new("/usr/bin/etcd")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.trim_start_matches("etcd Version: ").to_owned())
+        })
+        .unwrap_or_else(|| "?".into())
+}

@@ -1,0 +1,96 @@
+//! `[node]`: who this node is.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::error::parse_at;
+use crate::flannel::MacAddr;
+
+/// flannel's default subnet file.
+pub const DEFAULT_SUBNET_FILE: &str = "/run/flannel/subnet.env";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNode {
+    name: String,
+    public_ip: String,
+    uplink_subnet: Option<String>,
+    vtep_mac: Option<String>,
+    subnet_file: Option<PathBuf>,
+    #[serde(default)]
+    ipmasq: bool,
+    mtu: Option<u32>,
+}
+
+/// `[node]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSection {
+    /// `node.name`: for logs and status.
+    pub name: String,
+    /// `node.public_ip`: our underlay address, the lease's PublicIP.
+    pub public_ip: Ipv4Addr,
+    /// `node.uplink_subnet`: the uplink's L2 subnet (DirectRouting); must contain public_ip.
+    pub uplink_subnet: Option<Ipv4Net>,
+    /// `node.vtep_mac`: our VTEP MAC, written into vxlan leases.
+    pub vtep_mac: Option<MacAddr>,
+    /// `node.subnet_file` (default `/run/flannel/subnet.env`).
+    pub subnet_file: PathBuf,
+    /// `node.ipmasq` -> FLANNEL_IPMASQ.
+    pub ipmasq: bool,
+    /// `node.mtu`: the uplink MTU (default 1500); FLANNEL_MTU subtracts the encap overhead.
+    pub mtu: u32,
+}
+
+pub(super) fn validate(raw: RawNode) -> Result<NodeSection, ConfigError> {
+    if raw.name.trim().is_empty() {
+        return Err(ConfigError::key("node.name", "must not be empty"));
+    }
+    let public_ip: Ipv4Addr = parse_at("node.public_ip", &raw.public_ip, "an IPv4 address")?;
+    if public_ip.is_unspecified() || public_ip.is_multicast() || public_ip.is_broadcast() {
+        return Err(ConfigError::key(
+            "node.public_ip",
+            format!("{public_ip} is not a unicast address"),
+        ));
+    }
+    let uplink_subnet = raw
+        .uplink_subnet
+        .map(|s| {
+            parse_at::<Ipv4Net>("node.uplink_subnet", &s, "an IPv4 CIDR like 198.18.0.0/24")
+                .map(|n| n.trunc())
+        })
+        .transpose()?;
+    if let Some(net) = uplink_subnet {
+        if !net.contains(&public_ip) {
+            return Err(ConfigError::key(
+                "node.uplink_subnet",
+                format!("{net} does not contain node.public_ip {public_ip}"),
+            ));
+        }
+    }
+    let vtep_mac = raw
+        .vtep_mac
+        .map(|s| parse_at::<MacAddr>("node.vtep_mac", &s, "a MAC address like 0a:58:c6:13:01:01"))
+        .transpose()?;
+    let mtu = raw.mtu.unwrap_or(1500);
+    if !(576..=9216).contains(&mtu) {
+        return Err(ConfigError::key(
+            "node.mtu",
+            format!("{mtu} is outside 576..=9216"),
+        ));
+    }
+    Ok(NodeSection {
+        name: raw.name,
+        public_ip,
+        uplink_subnet,
+        vtep_mac,
+        subnet_file: raw
+            .subnet_file
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SUBNET_FILE)),
+        ipmasq: raw.ipmasq,
+        mtu,
+    })
+}

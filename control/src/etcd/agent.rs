@@ -1,0 +1,450 @@
+//! The lease agent: one task that owns our lease, the lease table and the
+//! route compiler, and is the single writer of the route sink.
+//!
+//! ```text
+//! start:  connect -> <prefix>/config -> list subnets -> acquire -> subnet.env
+//! run:    flush routes of the list
+//!         loop { watch from table.revision + 1
+//!                  put/delete -> table + compiler -> one batch per watch response
+//!                  our key deleted or overwritten -> re-acquire (routes untouched)
+//!                  renew timer -> keepalive (expired -> re-acquire)
+//!                  compaction -> re-list and reconcile
+//!                  etcd error -> keep routes, back off, re-list and reconcile }
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, EventType, WatchOptions};
+use ipnet::Ipv4Net;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::acquire::{list, put_if, revoke};
+use super::rpc::call;
+use super::{AgentSettings, ControlError, Keys, LeaseRequest, LeaseTable, OwnLease, acquire};
+use crate::flannel::{
+    BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData,
+};
+use crate::routes::{RouteCompiler, RoutePolicy, RouteSink};
+use crate::subnet_env::SubnetEnv;
+
+/// What the agent is doing, published after every step (for `weft status`,
+/// metrics and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStatus {
+    /// Our subnet.
+    pub subnet: Ipv4Net,
+    /// Our etcd lease id.
+    pub lease_id: i64,
+    /// Is the watch up (false while etcd is unreachable)?
+    pub connected: bool,
+    /// Leases known, ours included.
+    pub leases: usize,
+    /// Routes installed in the sink.
+    pub routes: usize,
+    /// Times our lease was re-acquired after being deleted or expiring.
+    pub reacquired: u64,
+    /// Full re-lists after start (compaction, reconnect).
+    pub resyncs: u64,
+    /// Route batches applied.
+    pub batches: u64,
+}
+
+enum WatchEnd {
+    Shutdown,
+    Resync,
+}
+
+/// The etcd-mode control plane of one node. See the module docs.
+pub struct Agent {
+    settings: AgentSettings,
+    keys: Keys,
+    client: Client,
+    network: NetworkConfig,
+    attrs: LeaseAttrs,
+    own: OwnLease,
+    table: LeaseTable,
+    compiler: RouteCompiler,
+    renew_at: Instant,
+    status: watch::Sender<AgentStatus>,
+}
+
+/// Connects a client; etcd-client connects lazily, so this succeeds while
+/// etcd is down and later calls retry the connection.
+async fn connect(settings: &AgentSettings) -> Result<Client, ControlError> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+    call(
+        &settings.endpoints,
+        settings.rpc_timeout,
+        || "connect".into(),
+        Client::connect(settings.endpoints.clone(), Some(options)),
+    )
+    .await
+}
+
+/// Reads `<prefix>/config`, writing `init` first when the key is absent.
+pub(crate) async fn network_config(
+    client: &mut Client,
+    settings: &AgentSettings,
+    keys: &Keys,
+) -> Result<NetworkConfig, ControlError> {
+    let key = keys.config();
+    if let Some(init) = &settings.init_network {
+        let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
+        let written = put_if(client, settings, cmp, &key, &init.to_json(), None).await?;
+        if written {
+            tracing::info!(%key, "wrote the network config (--init-network)");
+        }
+    }
+    let resp = call(
+        &settings.endpoints,
+        settings.rpc_timeout,
+        || format!("get {key}"),
+        client.get(key.clone(), None),
+    )
+    .await?;
+    let kv = resp
+        .kvs()
+        .first()
+        .ok_or_else(|| ControlError::NoNetworkConfig { key: key.clone() })?;
+    let network =
+        NetworkConfig::parse(kv.value()).map_err(|source| ControlError::BadNetworkConfig {
+            key: key.clone(),
+            source,
+        })?;
+    if let BackendType::Other(name) = &network.backend.backend_type {
+        let source = NetworkConfigError {
+            key: "Backend.Type",
+            problem: format!("{name:?}: weft runs vxlan, host-gw and ipip"),
+        };
+        return Err(ControlError::BadNetworkConfig { key, source });
+    }
+    Ok(network)
+}
+
+/// The value of our lease for this network.
+pub(crate) fn own_attrs(
+    settings: &AgentSettings,
+    network: &NetworkConfig,
+) -> Result<LeaseAttrs, ControlError> {
+    let vxlan = match network.backend.backend_type {
+        BackendType::Vxlan => {
+            let vtep_mac = settings.vtep_mac.ok_or(ControlError::MissingVtepMac)?;
+            Some(VxlanBackendData {
+                vni: Some(network.backend.vni),
+                vtep_mac,
+            })
+        }
+        _ => None,
+    };
+    Ok(LeaseAttrs {
+        public_ip: settings.public_ip,
+        public_ipv6: None,
+        backend_type: network.backend.backend_type.clone(),
+        vxlan,
+    })
+}
+
+impl Agent {
+    /// Connects, reads (or initialises) the network config, lists the
+    /// leases and acquires ours, then writes subnet.env. Errors here are
+    /// fatal to the daemon (no config, out of subnets, etcd unreachable).
+    pub async fn start(settings: AgentSettings) -> Result<Self, ControlError> {
+        let keys = Keys::new(&settings.prefix);
+        let mut client = connect(&settings).await?;
+        let network = network_config(&mut client, &settings, &keys).await?;
+        let attrs = own_attrs(&settings, &network)?;
+        let mut table = list(&mut client, &settings, &keys).await?;
+        let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file)
+            .into_iter()
+            .collect();
+        let request = LeaseRequest {
+            network: &network,
+            attrs: &attrs,
+            prefer: &prefer,
+        };
+        let own = acquire(&mut client, &settings, request, &mut table).await?;
+        tracing::info!(subnet = %own.subnet, lease = own.lease_id, "acquired our subnet lease");
+        let policy = RoutePolicy {
+            backend: network.backend.clone(),
+            own_public_ip: settings.public_ip,
+            uplink_subnet: settings.uplink_subnet,
+        };
+        let mut compiler = RouteCompiler::new(policy);
+        compiler.set_own_subnet(Some(own.subnet));
+        let status = watch::Sender::new(AgentStatus {
+            subnet: own.subnet,
+            lease_id: own.lease_id,
+            connected: true,
+            leases: table.len(),
+            routes: 0,
+            reacquired: 0,
+            resyncs: 0,
+            batches: 0,
+        });
+        let agent = Agent {
+            renew_at: Instant::now() + settings.lease_ttl - settings.renew_margin(),
+            settings,
+            keys,
+            client,
+            network,
+            attrs,
+            own,
+            table,
+            compiler,
+            status,
+        };
+        agent.write_subnet_env()?;
+        Ok(agent)
+    }
+
+    /// Our subnet.
+    pub fn subnet(&self) -> Ipv4Net {
+        self.own.subnet
+    }
+
+    /// The network config in force.
+    pub fn network(&self) -> &NetworkConfig {
+        &self.network
+    }
+
+    /// A receiver of status updates.
+    pub fn status(&self) -> watch::Receiver<AgentStatus> {
+        self.status.subscribe()
+    }
+
+    fn write_subnet_env(&self) -> Result<(), ControlError> {
+        let env = SubnetEnv::for_network(
+            &self.network,
+            self.own.subnet,
+            self.settings.mtu,
+            self.settings.ipmasq,
+        );
+        Ok(env.write(&self.settings.subnet_file)?)
+    }
+
+    fn publish(&self, connected: bool) {
+        self.status.send_modify(|s| {
+            s.subnet = self.own.subnet;
+            s.lease_id = self.own.lease_id;
+            s.connected = connected;
+            s.leases = self.table.len();
+            s.routes = self.compiler.installed().len();
+        });
+    }
+
+    fn flush(&mut self, sink: &mut dyn RouteSink) {
+        if self.compiler.flush(sink) > 0 {
+            self.status.send_modify(|s| s.batches += 1);
+        }
+    }
+
+    /// Runs until `shutdown` resolves. Routes in `sink` are only changed by
+    /// what etcd says: while etcd is unreachable they stay as they are.
+    pub async fn run(
+        mut self,
+        sink: &mut dyn RouteSink,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ControlError> {
+        tokio::pin!(shutdown);
+        self.compiler.reconcile_leases(self.table.usable());
+        self.flush(sink);
+        self.publish(true);
+        let min_backoff = Duration::from_millis(50);
+        let mut backoff = min_backoff;
+        let mut need_list = false;
+        loop {
+            let mut listed = false;
+            let result = async {
+                if need_list {
+                    self.resync(sink).await?;
+                    listed = true;
+                }
+                self.watch(sink, &mut shutdown).await
+            }
+            .await;
+            if listed {
+                // etcd answered a full list: the outage, if any, is over.
+                backoff = min_backoff;
+            }
+            need_list = true;
+            match result {
+                Ok(WatchEnd::Shutdown) => return Ok(()),
+                Ok(WatchEnd::Resync) => {}
+                Err(e) => {
+                    self.publish(false);
+                    tracing::warn!("{e}; keeping the last routes, retrying in {backoff:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = &mut shutdown => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(self.settings.backoff_max);
+                }
+            }
+        }
+    }
+
+    /// Re-lists, makes sure our lease is still ours, and reconciles routes.
+    async fn resync(&mut self, sink: &mut dyn RouteSink) -> Result<(), ControlError> {
+        self.table = list(&mut self.client, &self.settings, &self.keys).await?;
+        let ours = self.table.get(self.own.subnet).is_some_and(|l| {
+            l.lease_id == self.own.lease_id
+                && l.attrs
+                    .as_ref()
+                    .is_some_and(|a| a.public_ip == self.settings.public_ip)
+        });
+        if ours {
+            self.renew().await?;
+        } else {
+            self.reacquire().await?;
+        }
+        self.compiler.reconcile_leases(self.table.usable());
+        self.flush(sink);
+        self.status.send_modify(|s| s.resyncs += 1);
+        self.publish(true);
+        Ok(())
+    }
+
+    /// Keeps our etcd lease alive; an expired lease is re-acquired.
+    async fn renew(&mut self) -> Result<(), ControlError> {
+        let id = self.own.lease_id;
+        let (ep, timeout) = (self.settings.endpoints.clone(), self.settings.rpc_timeout);
+        let ttl = call(&ep, timeout, || format!("renew lease {id:x}"), async {
+            let (mut keeper, mut stream) = self.client.lease_keep_alive(id).await?;
+            keeper.keep_alive().await?;
+            Ok(stream.message().await?.map_or(0, |r| r.ttl()))
+        })
+        .await?;
+        if ttl <= 0 {
+            tracing::warn!(subnet = %self.own.subnet, "our lease expired; re-acquiring");
+            self.reacquire().await?;
+        } else {
+            self.renew_at = Instant::now()
+                + Duration::from_secs(ttl as u64).saturating_sub(self.settings.renew_margin());
+        }
+        Ok(())
+    }
+
+    /// Takes a lease again, preferring the subnet we had. Routes are not
+    /// touched: forwarding goes on meanwhile.
+    async fn reacquire(&mut self) -> Result<(), ControlError> {
+        let old = self.own.clone();
+        let request = LeaseRequest {
+            network: &self.network,
+            attrs: &self.attrs,
+            prefer: &[old.subnet],
+        };
+        let own = acquire(&mut self.client, &self.settings, request, &mut self.table).await?;
+        if own.lease_id != old.lease_id {
+            revoke(&mut self.client, &self.settings, old.lease_id).await;
+        }
+        tracing::info!(subnet = %own.subnet, lease = own.lease_id, "re-acquired our subnet lease");
+        self.renew_at = Instant::now() + own.ttl - self.settings.renew_margin();
+        let moved = own.subnet != old.subnet;
+        self.own = own;
+        if moved {
+            self.compiler.set_own_subnet(Some(self.own.subnet));
+            self.write_subnet_env()?;
+        }
+        self.status.send_modify(|s| s.reacquired += 1);
+        Ok(())
+    }
+
+    async fn watch(
+        &mut self,
+        sink: &mut dyn RouteSink,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<WatchEnd, ControlError> {
+        let prefix = self.keys.subnets();
+        let start = self.table.revision() + 1;
+        let options = WatchOptions::new().with_prefix().with_start_revision(start);
+        let (ep, timeout) = (self.settings.endpoints.clone(), self.settings.rpc_timeout);
+        let (mut watcher, mut stream) = call(
+            &ep,
+            timeout,
+            || format!("watch {prefix} from revision {start}"),
+            self.client.watch(prefix.clone(), Some(options)),
+        )
+        .await?;
+        self.publish(true);
+        loop {
+            tokio::select! {
+                _ = &mut *shutdown => {
+                    let _ = watcher.cancel().await;
+                    return Ok(WatchEnd::Shutdown);
+                }
+                _ = tokio::time::sleep_until(self.renew_at) => self.renew().await?,
+                msg = stream.message() => {
+                    let resp = match msg {
+                        Ok(Some(resp)) => resp,
+                        Ok(None) => return Err(ControlError::Etcd { context: format!("watch {prefix}"), message: "stream closed".into(), endpoints: ep.join(",") }),
+                        Err(e) => return Err(ControlError::Etcd { context: format!("watch {prefix}"), message: e.to_string(), endpoints: ep.join(",") }),
+                    };
+                    if resp.compact_revision() > 0 || resp.canceled() {
+                        tracing::warn!(compacted = resp.compact_revision(), "watch cancelled ({}); re-listing", resp.cancel_reason());
+                        return Ok(WatchEnd::Resync);
+                    }
+                    if self.apply_events(resp.events()) {
+                        let listed = self.table.revision();
+                        self.reacquire().await?;
+                        if self.table.revision() != listed {
+                            // acquire re-listed: the watch is behind the table now.
+                            self.flush(sink);
+                            return Ok(WatchEnd::Resync);
+                        }
+                    }
+                    self.flush(sink);
+                    self.publish(true);
+                }
+            }
+        }
+    }
+
+    /// Applies one watch response to the table and the compiler; returns
+    /// true when our own key was deleted or taken over.
+    fn apply_events(&mut self, events: &[etcd_client::Event]) -> bool {
+        let mut lost_own = false;
+        for event in events {
+            let Some(kv) = event.kv() else { continue };
+            match event.event_type() {
+                EventType::Put => {
+                    let Some(subnet) = self.table.put(kv) else {
+                        continue;
+                    };
+                    if subnet == self.own.subnet {
+                        lost_own |= kv.lease() != self.own.lease_id;
+                    } else if let Some(attrs) = self.table.get(subnet).and_then(|l| l.attrs.clone())
+                    {
+                        self.compiler.lease_put(subnet, &attrs);
+                    } else {
+                        self.compiler.lease_deleted(subnet);
+                    }
+                }
+                EventType::Delete => {
+                    let Some((subnet, _)) = self.table.delete(kv) else {
+                        continue;
+                    };
+                    if subnet == self.own.subnet {
+                        lost_own = true;
+                    } else {
+                        self.compiler.lease_deleted(subnet);
+                    }
+                }
+            }
+        }
+        lost_own
+    }
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("prefix", &self.keys.prefix())
+            .field("own", &self.own)
+            .field("leases", &self.table.len())
+            .finish_non_exhaustive()
+    }
+}

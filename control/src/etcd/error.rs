@@ -1,0 +1,73 @@
+//! Control-plane errors: each names what it was doing and what to do about it.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::flannel::NetworkConfigError;
+use crate::subnet_env::SubnetEnvError;
+
+/// Why the control plane could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// An etcd call failed (connection refused, timeout, gRPC status).
+    #[error("etcd {context}: {message} (endpoints {endpoints}; is etcd running and reachable?)")]
+    Etcd {
+        /// What we were doing, with the key.
+        context: String,
+        /// The client's error text.
+        message: String,
+        /// The endpoints configured.
+        endpoints: String,
+    },
+    /// `<prefix>/config` is absent and `--init-network` was not given.
+    #[error(
+        "no flannel network config at etcd key {key}: write one (etcdctl put {key} '{{\"Network\":\"10.244.0.0/16\",\"Backend\":{{\"Type\":\"vxlan\"}}}}') or run with --init-network and a [network] section"
+    )]
+    NoNetworkConfig {
+        /// The config key.
+        key: String,
+    },
+    /// `<prefix>/config` exists but is invalid.
+    #[error("etcd key {key}: {source}")]
+    BadNetworkConfig {
+        /// The config key.
+        key: String,
+        /// What is wrong, naming the JSON key.
+        source: NetworkConfigError,
+    },
+    /// Every subnet in SubnetMin..SubnetMax is leased by another node.
+    #[error(
+        "out of subnets: all {count} subnets of {network} between {min} and {max} are leased by other nodes (remove stale leases under {prefix}/subnets/ or widen Network/SubnetMin/SubnetMax)"
+    )]
+    OutOfSubnets {
+        /// Network.
+        network: Ipv4Net,
+        /// SubnetMin.
+        min: Ipv4Addr,
+        /// SubnetMax.
+        max: Ipv4Addr,
+        /// How many subnets there are.
+        count: u32,
+        /// The etcd prefix.
+        prefix: String,
+    },
+    /// The vxlan backend needs our VTEP MAC for the lease.
+    #[error(
+        "node.vtep_mac: required because the network's backend is vxlan (the lease carries our VtepMAC)"
+    )]
+    MissingVtepMac,
+    /// Lost too many races in a row (a pathological churn of other nodes).
+    #[error(
+        "could not acquire a subnet lease under {prefix}/subnets/ after {rounds} rounds of lost races"
+    )]
+    TooManyRaces {
+        /// The etcd prefix.
+        prefix: String,
+        /// Rounds tried.
+        rounds: u32,
+    },
+    /// subnet.env could not be written.
+    #[error(transparent)]
+    SubnetEnv(#[from] SubnetEnvError),
+}

@@ -1,0 +1,21 @@
+//! The flannel-compatible etcd lease manager (tokio, control threads only).
+//!
+//! - [`acquire`]: take this node's subnet lease as SPEC §3 says.
+//! - [`LeaseTable`]: the last value of every lease, fed by one list and a watch.
+//! - [`Agent`]: keeps our lease renewed, watches everyone else's, compiles
+//!   routes and survives etcd restarts, compaction and lost keys.
+
+mod acquire;
+mod agent;
+mod error;
+mod keys;
+mod lease_table;
+mod rpc;
+mod settings;
+
+pub use acquire::{LeaseRequest, OwnLease, acquire, list};
+pub use agent::{Agent, AgentStatus};
+pub use error::ControlError;
+pub use keys::Keys;
+pub use lease_table::{LeaseTable, ListedLease};
+pub use settings::AgentSettings;

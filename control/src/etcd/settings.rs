@@ -1,0 +1,70 @@
+//! What the agent needs from the config, in one place.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+use crate::config::Config;
+use crate::flannel::{MacAddr, NetworkConfig};
+
+/// Agent settings, usually [`AgentSettings::from_config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// etcd endpoints (`http://host:port`).
+    pub endpoints: Vec<String>,
+    /// Key prefix.
+    pub prefix: String,
+    /// TTL of our lease.
+    pub lease_ttl: Duration,
+    /// Our PublicIP.
+    pub public_ip: Ipv4Addr,
+    /// Our VTEP MAC (required for vxlan).
+    pub vtep_mac: Option<MacAddr>,
+    /// Uplink L2 subnet for DirectRouting.
+    pub uplink_subnet: Option<Ipv4Net>,
+    /// subnet.env path.
+    pub subnet_file: PathBuf,
+    /// FLANNEL_IPMASQ.
+    pub ipmasq: bool,
+    /// Uplink MTU.
+    pub mtu: u32,
+    /// Written to `<prefix>/config` when absent (`--init-network`).
+    pub init_network: Option<NetworkConfig>,
+    /// Longest wait between reconnect attempts.
+    pub backoff_max: Duration,
+    /// Deadline for one unary etcd call.
+    pub rpc_timeout: Duration,
+}
+
+impl AgentSettings {
+    /// Settings from a validated config; `init_network` takes `[network]`
+    /// when `--init-network` was given.
+    pub fn from_config(config: &Config, init_network: bool) -> Self {
+        AgentSettings {
+            endpoints: config.etcd.endpoints.clone(),
+            prefix: config.etcd.prefix.clone(),
+            lease_ttl: config.etcd.lease_ttl,
+            public_ip: config.node.public_ip,
+            vtep_mac: config.node.vtep_mac,
+            uplink_subnet: config.node.uplink_subnet,
+            subnet_file: config.node.subnet_file.clone(),
+            ipmasq: config.node.ipmasq,
+            mtu: config.node.mtu,
+            init_network: if init_network {
+                config.network.clone()
+            } else {
+                None
+            },
+            backoff_max: Duration::from_secs(5),
+            rpc_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// How long before expiry to renew: flannel's one hour, scaled down to a
+    /// third of the TTL for short (test) TTLs.
+    pub fn renew_margin(&self) -> Duration {
+        Duration::from_secs(3600).min(self.lease_ttl / 3)
+    }
+}

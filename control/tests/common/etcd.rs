@@ -1,0 +1,197 @@
+//! A real etcd for tests: `/usr/bin/etcd` on 127.0.0.1 with random free
+//! client and peer ports and a temporary data dir, killed by PID on drop
+//! (also when the test panics).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ETCD: &str = "/usr/bin/etcd";
+const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// One single-member etcd cluster.
+pub struct Etcd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl Etcd {
+    /// Starts etcd and waits until it answers. Panics with what is missing
+    /// when etcd is not installed (scripts/setup.sh installs etcd-server).
+    pub fn start() -> Self {
+        assert!(
+            std::path::Path::new(ETCD).exists() && std::path::Path::new(ETCDCTL).exists(),
+            "{ETCD} or {ETCDCTL} missing: install the Debian packages etcd-server and etcd-client (scripts/setup.sh does)"
+        );
+        let mut last = String::new();
+        for _ in 0..3 {
+            let mut etcd = Etcd {
+                child: None,
+                dir: tempfile::Builder::new()
+                    .prefix("weft-etcd-")
+                    .tempdir()
+                    .expect("temp dir"),
+                client_port: free_port(),
+                peer_port: free_port(),
+            };
+            match etcd.spawn() {
+                Ok(()) => return etcd,
+                Err(e) => last = e, // most likely a port taken between probe and bind: retry
+            }
+        }
+        panic!("etcd did not start: {last}");
+    }
+
+    /// `http://127.0.0.1:<client port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(|e| e.to_string())?;
+        let child = Command::new(ETCD)
+            .args(["--name", "weft-test"])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &self.endpoint(),
+                "--advertise-client-urls",
+                &self.endpoint(),
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("weft-test={peer}")])
+            // Short election timeout: faster start and a 1 s minimum lease TTL.
+            .args(["--heartbeat-interval", "50", "--election-timeout", "300"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawn {ETCD}: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!(
+                    "etcd exited with {status}; log:\n{}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                ));
+            }
+            if self.try_etcdctl(&["endpoint", "health"]).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err("etcd not healthy after 15 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills etcd (SIGKILL, by PID) and reaps it. The data dir stays.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same ports and data dir.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn().expect("etcd restart");
+    }
+
+    fn try_etcdctl(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(ETCDCTL)
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .args(["--dial-timeout=1s", "--command-timeout=3s"])
+            .args(args)
+            .output()
+            .map_err(|e| format!("run {ETCDCTL}: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "etcdctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// Runs `etcdctl <args>` (API v3) against this etcd; panics on failure.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        self.try_etcdctl(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The value at `key`, if any (`etcdctl get --print-value-only`).
+    pub fn get(&self, key: &str) -> Option<String> {
+        let out = self.etcdctl(&["get", "--print-value-only", key]);
+        let value = out.strip_suffix('\n').unwrap_or(&out);
+        (!value.is_empty()).then(|| value.to_owned())
+    }
+
+    /// The keys under `prefix`.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        self.etcdctl(&["get", "--prefix", "--keys-only", prefix])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Compacts the history up to the current revision.
+    pub fn compact(&self) {
+        let status = self.etcdctl(&["endpoint", "status", "--write-out=json"]);
+        let revision = status
+            .split("\"revision\":")
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .expect("revision in etcdctl endpoint status");
+        self.etcdctl(&["compact", revision]);
+    }
+
+    /// Grants an etcd lease of `ttl_secs` and returns its hex id.
+    pub fn grant(&self, ttl_secs: u32) -> String {
+        let out = self.etcdctl(&["lease", "grant", &ttl_secs.to_string()]);
+        // "lease 694d7d5b5c5a0c0b granted with TTL(2s)"
+        out.split_whitespace()
+            .nth(1)
+            .expect("lease id in etcdctl output")
+            .to_owned()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
