@@ -48,27 +48,17 @@ fn peer_value(i: u32, generation: u32) -> String {
 }
 
 fn key(subnet: Ipv4Net) -> String {
-    format!(
-        "{PREFIX}/subnets/{}-{}",
-        subnet.network(),
-        subnet.prefix_len()
-    )
+    format!("{PREFIX}/subnets/{}-{}", subnet.network(), subnet.prefix_len())
 }
 
 async fn populate(client: &mut Client, n: u32) -> anyhow::Result<()> {
     client
-        .put(
-            format!("{PREFIX}/config"),
-            r#"{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}"#,
-            None,
-        )
+        .put(format!("{PREFIX}/config"), r#"{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}"#, None)
         .await?;
     let ids: Vec<u32> = (1..=n).collect();
     for chunk in ids.chunks(128) {
-        let ops: Vec<TxnOp> = chunk
-            .iter()
-            .map(|&i| TxnOp::put(key(peer_subnet(i)), peer_value(i, 0), None))
-            .collect();
+        let ops: Vec<TxnOp> =
+            chunk.iter().map(|&i| TxnOp::put(key(peer_subnet(i)), peer_value(i, 0), None)).collect();
         client.txn(Txn::new().and_then(ops)).await?;
     }
     Ok(())
@@ -130,18 +120,11 @@ async fn one_size(n: u32, iterations: u32) -> anyhow::Result<(SyncResult, Option
             })
             .await
     });
-    let (at, first) = rx
-        .recv()
-        .await
-        .context("agent stopped before its first batch")?;
+    let (at, first) = rx.recv().await.context("agent stopped before its first batch")?;
     if first.len() != n as usize {
         bail!("first batch held {} routes, want {n}", first.len());
     }
-    let sync = SyncResult {
-        leases: n,
-        start,
-        synced: at - t0,
-    };
+    let sync = SyncResult { leases: n, start, synced: at - t0 };
 
     let convergence = if iterations > 0 {
         let mut ack = Vec::with_capacity(iterations as usize);
@@ -159,10 +142,7 @@ async fn one_size(n: u32, iterations: u32) -> anyhow::Result<(SyncResult, Option
                     .await
                     .context("no route delta within 5 s")?
                     .context("agent stopped")?;
-                if batch
-                    .iter()
-                    .any(|d| matches!(d, RouteDelta::Upsert(s) if s.subnet == subnet))
-                {
+                if batch.iter().any(|d| matches!(d, RouteDelta::Upsert(s) if s.subnet == subnet)) {
                     sink.push(at - t);
                     break;
                 }
@@ -192,18 +172,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     .map(str::parse)
                     .collect::<Result<_, _>>()?
             }
-            "--iterations" => {
-                iterations = it.next().context("--iterations needs a number")?.parse()?
-            }
+            "--iterations" => iterations = it.next().context("--iterations needs a number")?.parse()?,
             other => {
                 bail!("weft-bench control: unknown argument {other:?} (know --sizes, --iterations)")
             }
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     println!("## control (etcd {}, 127.0.0.1)\n", etcd_version());
     println!("| leases | Agent::start (list + acquire) ms | first batch at sink ms |");
     println!("|---:|---:|---:|");
@@ -212,12 +187,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         // Convergence is measured with the 1k-lease table.
         let iters = if n == 1000 { iterations } else { 0 };
         let (sync, c) = rt.block_on(one_size(n, iters))?;
-        println!(
-            "| {} | {} | {} |",
-            sync.leases,
-            ms(sync.start),
-            ms(sync.synced)
-        );
+        println!("| {} | {} | {} |", sync.leases, ms(sync.start), ms(sync.synced));
         conv = conv.or(c);
     }
     if let Some(mut c) = conv {
@@ -229,10 +199,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         );
         println!("| measure | p50 ms | p99 ms | max ms |");
         println!("|---|---:|---:|---:|");
-        for (name, v) in [
-            ("put acknowledged by etcd", &c.ack),
-            ("RouteDelta at the sink", &c.sink),
-        ] {
+        for (name, v) in [("put acknowledged by etcd", &c.ack), ("RouteDelta at the sink", &c.sink)] {
             println!(
                 "| {name} | {} | {} | {} |",
                 ms(percentile(v, 0.5)),
@@ -250,10 +217,6 @@ fn etcd_version() -> String {
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| {
-            s.lines()
-                .next()
-                .map(|l| l.trim_start_matches("etcd Version: ").to_owned())
-        })
+        .and_then(|s| s.lines().next().map(|l| l.trim_start_matches("etcd Version: ").to_owned()))
         .unwrap_or_else(|| "?".into())
 }

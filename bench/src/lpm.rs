@@ -59,17 +59,11 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             println!("{USAGE}");
             std::process::exit(0);
         }
-        let value = it
-            .next()
-            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let value = it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
         let bad = || format!("{flag}: cannot parse {value:?}\n{USAGE}");
         match flag.as_str() {
             "--prefixes" => {
-                o.prefixes = value
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()
-                    .with_context(bad)?;
+                o.prefixes = value.split(',').map(str::parse).collect::<Result<_, _>>().with_context(bad)?;
             }
             "--secs" => o.secs = value.parse().with_context(bad)?,
             "--reader-core" => o.reader_core = value.parse().with_context(bad)?,
@@ -106,28 +100,20 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn weft_single(reader: &FibReader, addrs: &[u32]) -> u64 {
-    addrs
-        .iter()
-        .map(|&a| reader.lookup(a).map_or(0, |h| u64::from(h.0)))
-        .sum()
+    addrs.iter().map(|&a| reader.lookup(a).map_or(0, |h| u64::from(h.0))).sum()
 }
 
 fn weft_batch(reader: &FibReader, addrs: &[u32], out: &mut [Option<NextHopId>; BATCH]) -> u64 {
     let mut sum = 0u64;
     for chunk in addrs.chunks(BATCH) {
         reader.lookup_batch(chunk, out);
-        sum += out
-            .iter()
-            .map(|h| h.map_or(0, |h| u64::from(h.0)))
-            .sum::<u64>();
+        sum += out.iter().map(|h| h.map_or(0, |h| u64::from(h.0))).sum::<u64>();
     }
     sum
 }
 
 fn trie_single(trie: &PrefixMap<(u32, u8), u32>, keys: &[(u32, u8)]) -> u64 {
-    keys.iter()
-        .map(|k| trie.get_lpm(k).map_or(0, |(_, &h)| u64::from(h)))
-        .sum()
+    keys.iter().map(|k| trie.get_lpm(k).map_or(0, |(_, &h)| u64::from(h))).sum()
 }
 
 struct Row {
@@ -151,10 +137,7 @@ struct Row {
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let o = parse(args)?;
     let pinned = pin(o.reader_core);
-    eprintln!(
-        "lpm: reader pinned to core {}: {pinned}; writer core {}",
-        o.reader_core, o.writer_core
-    );
+    eprintln!("lpm: reader pinned to core {}: {pinned}; writer core {}", o.reader_core, o.writer_core);
     let mut rows = Vec::new();
     let mut visibility = None;
     for (i, &n) in o.prefixes.iter().enumerate() {
@@ -174,11 +157,7 @@ struct Visibility {
     samples: Vec<Duration>,
 }
 
-fn measure(
-    o: &Options,
-    n: usize,
-    with_visibility: bool,
-) -> anyhow::Result<(Row, Option<Visibility>)> {
+fn measure(o: &Options, n: usize, with_visibility: bool) -> anyhow::Result<(Row, Option<Visibility>)> {
     let mut rng = SplitMix64(0x00c0_ffee ^ n as u64);
     eprintln!("lpm: {n} prefixes: building");
     let routes = mixed_prefixes(&mut rng, n, &HashSet::new());
@@ -197,15 +176,10 @@ fn measure(
         .collect();
     // Exactly one group per /24 that can ever hold a long route: once the churn has cycled
     // through, every new group is a recycled one and the writer waits for grace periods.
-    let mut fib = FibWriter::new(FibConfig {
-        tbl8_groups: long_24s.len() as u32,
-        ..FibConfig::default()
-    });
+    let mut fib = FibWriter::new(FibConfig { tbl8_groups: long_24s.len() as u32, ..FibConfig::default() });
     fib.set_next_hops(&host_gw_next_hops(HOPS))?;
-    let changes: Vec<_> = routes
-        .iter()
-        .map(|&p| RouteChange::Upsert(p, NextHopId(rng.below(HOPS))))
-        .collect();
+    let changes: Vec<_> =
+        routes.iter().map(|&p| RouteChange::Upsert(p, NextHopId(rng.below(HOPS)))).collect();
     fib.apply(&changes)?;
     let mut trie: PrefixMap<(u32, u8), u32> = PrefixMap::new();
     for c in &changes {
@@ -231,10 +205,7 @@ fn measure(
         let ours = reader.lookup(a).map(|h| h.0);
         let theirs = trie.get_lpm(k).map(|(_, &h)| h);
         if ours != theirs {
-            bail!(
-                "weft and prefix-trie disagree on {}: {ours:?} vs {theirs:?}",
-                Ipv4Addr::from(a)
-            );
+            bail!("weft and prefix-trie disagree on {}: {ours:?} vs {theirs:?}", Ipv4Addr::from(a));
         }
     }
 
@@ -245,32 +216,21 @@ fn measure(
     let mut samples = [const { Vec::new() }; 5];
     for _ in 0..ROUNDS {
         samples[0].push(rate(o.secs, ADDRS, || weft_single(&reader, &random)));
-        samples[1].push(rate(o.secs, ADDRS, || {
-            weft_batch(&reader, &random, &mut out)
-        }));
+        samples[1].push(rate(o.secs, ADDRS, || weft_batch(&reader, &random, &mut out)));
         samples[2].push(rate(o.secs, ADDRS, || trie_single(&trie, &random_keys)));
         samples[3].push(rate(o.secs, ADDRS, || weft_batch(&reader, &hits, &mut out)));
         samples[4].push(rate(o.secs, ADDRS, || trie_single(&trie, &hit_keys)));
     }
-    let [
-        weft_single_rate,
-        weft_batch_rate,
-        trie_rate,
-        weft_hits,
-        trie_hits,
-    ] = samples.map(|mut v| median(&mut v));
+    let [weft_single_rate, weft_batch_rate, trie_rate, weft_hits, trie_hits] =
+        samples.map(|mut v| median(&mut v));
 
     eprintln!("lpm: {n} prefixes: churn");
-    let churn = with_churn(o, fib, &churn_pool, || {
-        rate(o.secs, ADDRS, || weft_batch(&reader, &random, &mut out))
-    });
+    let churn =
+        with_churn(o, fib, &churn_pool, || rate(o.secs, ADDRS, || weft_batch(&reader, &random, &mut out)));
     let mut fib = churn.writer;
 
     // One batch of 10k changes as one version, then undone.
-    let batch: Vec<_> = big_batch
-        .iter()
-        .map(|&p| RouteChange::Upsert(p, NextHopId(1)))
-        .collect();
+    let batch: Vec<_> = big_batch.iter().map(|&p| RouteChange::Upsert(p, NextHopId(1))).collect();
     let t = Instant::now();
     fib.apply(&batch)?;
     let apply_10k_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -298,10 +258,7 @@ fn measure(
     };
     let vis = if with_visibility {
         eprintln!("lpm: {n} prefixes: update visibility");
-        Some(Visibility {
-            prefixes: n,
-            samples: visibility(o, &mut fib, &reader, &mut rng),
-        })
+        Some(Visibility { prefixes: n, samples: visibility(o, &mut fib, &reader, &mut rng) })
     } else {
         None
     };
@@ -340,8 +297,7 @@ fn with_churn(
             pin(core);
             let mut rng = SplitMix64(0xc4u64);
             let mut present = vec![false; pool.len()];
-            let per_tick =
-                (u128::from(CHURN_PER_SEC) * CHURN_TICK.as_micros() / 1_000_000) as usize;
+            let per_tick = (u128::from(CHURN_PER_SEC) * CHURN_TICK.as_micros() / 1_000_000) as usize;
             let mut batch = Vec::with_capacity(per_tick);
             let (mut applied, mut busy) = (0u64, Duration::ZERO);
             let mut next = Instant::now();
@@ -390,13 +346,7 @@ fn with_churn(
     stop.store(true, Ordering::Relaxed);
     let (updates_per_sec, writer) = writer.join().expect("churn writer panicked");
     Churn {
-        ratio: median(
-            &mut busy
-                .iter()
-                .zip(&quiet)
-                .map(|(b, q)| b / q)
-                .collect::<Vec<_>>(),
-        ),
+        ratio: median(&mut busy.iter().zip(&quiet).map(|(b, q)| b / q).collect::<Vec<_>>()),
         quiet: median(&mut quiet),
         busy: median(&mut busy),
         updates_per_sec,
@@ -406,12 +356,7 @@ fn with_churn(
 }
 
 /// Time from just before `apply()` of a /32 until a reader spinning on that address sees it.
-fn visibility(
-    o: &Options,
-    fib: &mut FibWriter,
-    reader: &FibReader,
-    rng: &mut SplitMix64,
-) -> Vec<Duration> {
+fn visibility(o: &Options, fib: &mut FibWriter, reader: &FibReader, rng: &mut SplitMix64) -> Vec<Duration> {
     let base = Instant::now();
     let target = Arc::new(AtomicU32::new(0));
     let want = Arc::new(AtomicU32::new(0));
@@ -419,14 +364,8 @@ fn visibility(
     let seen_ns = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let spinner = thread::spawn({
-        let (reader, target, want, round, seen_ns, done) = (
-            reader.clone(),
-            target.clone(),
-            want.clone(),
-            round.clone(),
-            seen_ns.clone(),
-            done.clone(),
-        );
+        let (reader, target, want, round, seen_ns, done) =
+            (reader.clone(), target.clone(), want.clone(), round.clone(), seen_ns.clone(), done.clone());
         let core = o.reader_core;
         move || {
             pin(core);
@@ -458,16 +397,12 @@ fn visibility(
         want.store(hop, Ordering::Relaxed);
         round.store(r, Ordering::Release);
         let t0 = base.elapsed().as_nanos() as u64;
-        fib.apply(&[RouteChange::Upsert(prefix, NextHopId(hop))])
-            .expect("visibility upsert");
+        fib.apply(&[RouteChange::Upsert(prefix, NextHopId(hop))]).expect("visibility upsert");
         while done.load(Ordering::Acquire) != r {
             std::hint::spin_loop();
         }
-        samples.push(Duration::from_nanos(
-            seen_ns.load(Ordering::Relaxed).saturating_sub(t0),
-        ));
-        fib.apply(&[RouteChange::Remove(prefix)])
-            .expect("visibility cleanup");
+        samples.push(Duration::from_nanos(seen_ns.load(Ordering::Relaxed).saturating_sub(t0)));
+        fib.apply(&[RouteChange::Remove(prefix)]).expect("visibility cleanup");
     }
     round.store(u64::MAX, Ordering::Release);
     spinner.join().expect("visibility reader panicked");
@@ -522,15 +457,10 @@ fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
         );
     }
     println!("\n### Memory per prefix (bytes)\n");
-    println!(
-        "| prefixes | weft lookup tables | weft total (with writer's route set) | prefix-trie |"
-    );
+    println!("| prefixes | weft lookup tables | weft total (with writer's route set) | prefix-trie |");
     println!("|---:|---:|---:|---:|");
     for r in rows {
-        println!(
-            "| {} | {:.0} | {:.0} | {:.0} |",
-            r.prefixes, r.bytes_lookup, r.bytes_total, r.bytes_trie
-        );
+        println!("| {} | {:.0} | {:.0} | {:.0} |", r.prefixes, r.bytes_lookup, r.bytes_total, r.bytes_trie);
     }
     if let Some(v) = vis {
         let mut s = v.samples.clone();
@@ -544,13 +474,7 @@ fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
         );
         println!("| p50 | p90 | p99 | max |");
         println!("|---:|---:|---:|---:|");
-        println!(
-            "| {:?} | {:?} | {:?} | {:?} |",
-            q(0.5),
-            q(0.9),
-            q(0.99),
-            s[s.len() - 1]
-        );
+        println!("| {:?} | {:?} | {:?} | {:?} |", q(0.5), q(0.9), q(0.99), s[s.len() - 1]);
     }
     println!(
         "\nsettings: --secs {} per measurement, {ADDRS} random addresses, mix 85% /24, 10% /16-/23, \
@@ -564,8 +488,7 @@ fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
 /// TLB. With THP in `madvise` mode, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` makes glibc advise
 /// its large allocations (the FIB's tables among them).
 fn huge_pages() -> String {
-    let thp =
-        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     let anon = std::fs::read_to_string("/proc/self/smaps_rollup")
         .ok()
         .and_then(|s| {

@@ -20,12 +20,8 @@ pub enum StaticModeError {
 /// Writes subnet.env and installs every static route into `sink` as one
 /// batch. Returns the compiler, which knows what is installed, so a config
 /// reload can call [`RouteCompiler::reconcile_specs`] and flush the diff.
-pub fn start_static(
-    config: &Config,
-    sink: &mut dyn RouteSink,
-) -> Result<RouteCompiler, StaticModeError> {
-    let (Mode::Static, Some(network), Some(routes)) =
-        (config.mode, &config.network, &config.static_routes)
+pub fn start_static(config: &Config, sink: &mut dyn RouteSink) -> Result<RouteCompiler, StaticModeError> {
+    let (Mode::Static, Some(network), Some(routes)) = (config.mode, &config.network, &config.static_routes)
     else {
         return Err(StaticModeError::NotStatic);
     };

@@ -41,12 +41,7 @@ impl SubnetEnv {
     /// subnet.env for `subnet` in `network`: FLANNEL_MTU is the backend's
     /// MTU when the network config sets one, else the uplink MTU minus the
     /// encapsulation overhead (vxlan 50, ipip 20, host-gw 0).
-    pub fn for_network(
-        network: &NetworkConfig,
-        subnet: Ipv4Net,
-        uplink_mtu: u32,
-        ipmasq: bool,
-    ) -> Self {
+    pub fn for_network(network: &NetworkConfig, subnet: Ipv4Net, uplink_mtu: u32, ipmasq: bool) -> Self {
         let overhead = match network.backend.backend_type {
             BackendType::Vxlan => 50,
             BackendType::Ipip => 20,
@@ -55,10 +50,7 @@ impl SubnetEnv {
         SubnetEnv {
             network: network.network,
             subnet,
-            mtu: network
-                .backend
-                .mtu
-                .unwrap_or(uplink_mtu.saturating_sub(overhead)),
+            mtu: network.backend.mtu.unwrap_or(uplink_mtu.saturating_sub(overhead)),
             ipmasq,
         }
     }
@@ -87,8 +79,7 @@ impl SubnetEnv {
         tmp.push(format!(".tmp{}", std::process::id()));
         let tmp = PathBuf::from(tmp);
         let mut file = std::fs::File::create(&tmp).map_err(err(&tmp))?;
-        file.write_all(self.render().as_bytes())
-            .map_err(err(&tmp))?;
+        file.write_all(self.render().as_bytes()).map_err(err(&tmp))?;
         file.sync_all().map_err(err(&tmp))?;
         std::fs::rename(&tmp, path).map_err(err(path))
     }
@@ -124,18 +115,11 @@ mod tests {
             "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
         );
         assert_eq!(SubnetEnv::read_subnet(&path), Some(env.subnet));
-        assert_eq!(
-            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
-            1,
-            "no temporary file left"
-        );
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file left");
     }
 
     #[test]
     fn a_missing_subnet_env_is_a_fresh_node() {
-        assert_eq!(
-            SubnetEnv::read_subnet(Path::new("/nonexistent/weft/subnet.env")),
-            None
-        );
+        assert_eq!(SubnetEnv::read_subnet(Path::new("/nonexistent/weft/subnet.env")), None);
     }
 }

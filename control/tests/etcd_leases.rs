@@ -8,8 +8,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::{
-    Etcd, PREFIX, Running, etcd_with_network, flannel_vxlan_lease, put_network, put_peer, settings,
-    wait_for,
+    Etcd, PREFIX, Running, etcd_with_network, flannel_vxlan_lease, put_network, put_peer, settings, wait_for,
 };
 use ipnet::Ipv4Net;
 use weft_control::etcd::{Agent, ControlError, LeaseRequest, acquire, list};
@@ -24,38 +23,23 @@ fn net(s: &str) -> Ipv4Net {
 }
 
 fn golden(name: &str) -> String {
-    std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name))
+        .unwrap()
 }
 
 fn key(subnet: Ipv4Net) -> String {
-    format!(
-        "{PREFIX}/subnets/{}-{}",
-        subnet.network(),
-        subnet.prefix_len()
-    )
+    format!("{PREFIX}/subnets/{}-{}", subnet.network(), subnet.prefix_len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_lease_is_byte_identical_to_flannels() {
     let (etcd, dir) = etcd_with_network(VXLAN_NET);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
-    assert_eq!(
-        etcd.get(&key(agent.subnet)).unwrap(),
-        golden("lease-vxlan.json")
-    );
+    assert_eq!(etcd.get(&key(agent.subnet)).unwrap(), golden("lease-vxlan.json"));
 
-    let (etcd2, dir2) =
-        etcd_with_network(r#"{"Network":"198.19.0.0/16","Backend":{"Type":"host-gw"}}"#);
+    let (etcd2, dir2) = etcd_with_network(r#"{"Network":"198.19.0.0/16","Backend":{"Type":"host-gw"}}"#);
     let hostgw = Running::start(settings(&etcd2, 11, dir2.path())).await;
-    assert_eq!(
-        etcd2.get(&key(hostgw.subnet)).unwrap(),
-        golden("lease-host-gw.json")
-    );
+    assert_eq!(etcd2.get(&key(hostgw.subnet)).unwrap(), golden("lease-host-gw.json"));
     // and subnet.env says what flannel's CNI plugin expects
     let env = std::fs::read_to_string(dir2.path().join("node11/subnet.env")).unwrap();
     let first_host = Ipv4Addr::from(u32::from(hostgw.subnet.network()) + 1);
@@ -69,9 +53,8 @@ async fn our_lease_is_byte_identical_to_flannels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_put_by_flannel_become_the_right_routes() {
-    let (etcd, dir) = etcd_with_network(
-        r#"{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}"#,
-    );
+    let (etcd, dir) =
+        etcd_with_network(r#"{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}"#);
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
 
     // Off our L2 subnet: VXLAN. On it (DirectRouting): host-gw. Another backend: ignored.
@@ -93,20 +76,9 @@ async fn leases_put_by_flannel_become_the_right_routes() {
             port: 8472
         }
     );
-    assert_eq!(
-        table[&net("198.19.201.0/24")],
-        Via::HostGw {
-            gateway: Ipv4Addr::new(198, 18, 0, 21)
-        }
-    );
-    assert!(
-        !table.contains_key(&net("198.19.202.0/24")),
-        "a host-gw lease on a vxlan network is ignored"
-    );
-    assert!(
-        !table.contains_key(&agent.subnet),
-        "never a route to our own subnet"
-    );
+    assert_eq!(table[&net("198.19.201.0/24")], Via::HostGw { gateway: Ipv4Addr::new(198, 18, 0, 21) });
+    assert!(!table.contains_key(&net("198.19.202.0/24")), "a host-gw lease on a vxlan network is ignored");
+    assert!(!table.contains_key(&agent.subnet), "never a route to our own subnet");
 
     // A changed lease replaces the next hop; a deleted one removes the route.
     put_peer(&etcd, "198.19.200.0-24", "198.18.7.30", "0a:58:c6:13:c8:01");
@@ -116,18 +88,13 @@ async fn leases_put_by_flannel_become_the_right_routes() {
         t.len() == 1 && t[&net("198.19.200.0/24")].node_ip() == Ipv4Addr::new(198, 18, 7, 30)
     })
     .await;
-    assert_eq!(
-        agent.status().leases,
-        3,
-        "ours, one vxlan peer and the ignored host-gw one"
-    );
+    assert_eq!(agent.status().leases, 3, "ours, one vxlan peer and the ignored host-gw one");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_racing_get_distinct_subnets() {
     // A /22 holds three leasable /24s: a real chance of picking the same one.
-    let (etcd, dir) =
-        etcd_with_network(r#"{"Network":"198.19.0.0/22","Backend":{"Type":"host-gw"}}"#);
+    let (etcd, dir) = etcd_with_network(r#"{"Network":"198.19.0.0/22","Backend":{"Type":"host-gw"}}"#);
     for round in 0..5u8 {
         let (a, b) = tokio::join!(
             Agent::start(settings(&etcd, 2 * round + 1, dir.path())),
@@ -141,16 +108,12 @@ async fn two_agents_racing_get_distinct_subnets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_it_is_full() {
-    let (etcd, dir) = etcd_with_network(
-        r#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#,
-    );
-    let network = NetworkConfig::parse(
-        br#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#,
-    )
-    .unwrap();
-    let client = etcd_client::Client::connect([etcd.endpoint()], None)
-        .await
-        .unwrap();
+    let (etcd, dir) =
+        etcd_with_network(r#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#);
+    let network =
+        NetworkConfig::parse(br#"{"Network":"198.19.0.0/20","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#)
+            .unwrap();
+    let client = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
     let tasks: Vec<_> = (1..=50u8)
         .map(|host| {
             let mut client = client.clone();
@@ -165,11 +128,7 @@ async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_i
                     backend_type: network.backend.backend_type.clone(),
                     vxlan: None,
                 };
-                let request = LeaseRequest {
-                    network: &network,
-                    attrs: &attrs,
-                    prefer: &[],
-                };
+                let request = LeaseRequest { network: &network, attrs: &attrs, prefer: &[] };
                 acquire(&mut client, &settings, request, &mut table).await
             })
         })
@@ -180,11 +139,7 @@ async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_i
         match task.await.unwrap() {
             Ok(own) => assert!(won.insert(own.subnet), "{} leased twice", own.subnet),
             Err(e @ ControlError::OutOfSubnets { .. }) => {
-                assert!(
-                    e.to_string()
-                        .starts_with("out of subnets: all 15 subnets of 198.19.0.0/20"),
-                    "{e}"
-                );
+                assert!(e.to_string().starts_with("out of subnets: all 15 subnets of 198.19.0.0/20"), "{e}");
                 full += 1;
             }
             Err(e) => panic!("unexpected: {e}"),
@@ -209,14 +164,8 @@ async fn an_expired_peer_lease_removes_its_route() {
         &format!("{PREFIX}/subnets/198.19.99.0-24"),
         &flannel_vxlan_lease("198.18.9.9", "0a:58:c6:13:63:00"),
     ]);
-    wait_for("the peer's route", WAIT, || {
-        agent.table().contains_key(&net("198.19.99.0/24"))
-    })
-    .await;
-    wait_for("expiry to remove the route", WAIT, || {
-        agent.table().is_empty()
-    })
-    .await;
+    wait_for("the peer's route", WAIT, || agent.table().contains_key(&net("198.19.99.0/24"))).await;
+    wait_for("expiry to remove the route", WAIT, || agent.table().is_empty()).await;
     let last = agent.sink.batches().last().unwrap().1.clone();
     assert_eq!(last, vec![RouteDelta::Remove(net("198.19.99.0/24"))]);
 }
@@ -265,11 +214,7 @@ async fn etcd_killed_and_restarted_keeps_routes_then_reconciles() {
     .await;
     wait_for("reconnection", WAIT, || agent.status().connected).await;
     assert!(agent.status().resyncs >= 1);
-    assert_eq!(
-        agent.status().reacquired,
-        0,
-        "our lease survived the restart"
-    );
+    assert_eq!(agent.status().reacquired, 0, "our lease survived the restart");
     assert!(etcd.get(&key(agent.subnet)).is_some());
 }
 
@@ -291,10 +236,7 @@ async fn compaction_before_the_watch_starts_is_survived_by_relisting() {
         t.len() == 1 && t.contains_key(&net("198.19.95.0/24"))
     })
     .await;
-    assert!(
-        agent.status().resyncs >= 1,
-        "the compacted watch forced a re-list"
-    );
+    assert!(agent.status().resyncs >= 1, "the compacted watch forced a re-list");
     let resyncs = agent.status().resyncs;
     // A compaction while the watch is live and current does not disturb it.
     put_peer(&etcd, "198.19.94.0-24", "198.18.9.4", "0a:58:c6:13:5e:00");
@@ -304,11 +246,7 @@ async fn compaction_before_the_watch_starts_is_survived_by_relisting() {
         agent.table().keys().copied().collect::<Vec<_>>() == [net("198.19.94.0/24")]
     })
     .await;
-    assert_eq!(
-        agent.status().resyncs,
-        resyncs,
-        "no re-list needed for a live watch"
-    );
+    assert_eq!(agent.status().resyncs, resyncs, "no re-list needed for a live watch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,30 +273,21 @@ async fn a_restarted_agent_keeps_its_subnet_via_etcd_and_via_subnet_env() {
 async fn a_missing_network_config_is_an_error_and_init_network_writes_it() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
-    let err = Agent::start(settings(&etcd, 11, dir.path()))
-        .await
-        .unwrap_err();
+    let err = Agent::start(settings(&etcd, 11, dir.path())).await.unwrap_err();
     assert!(matches!(err, ControlError::NoNetworkConfig { .. }), "{err}");
-    assert!(
-        err.to_string().contains(&format!("{PREFIX}/config")),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("{PREFIX}/config")), "{err}");
 
     put_network(&etcd, r#"{"Network":"198.19.0.0/16","SubnetLen":33}"#);
-    let err = Agent::start(settings(&etcd, 11, dir.path()))
-        .await
-        .unwrap_err();
+    let err = Agent::start(settings(&etcd, 11, dir.path())).await.unwrap_err();
     assert!(err.to_string().contains("SubnetLen"), "{err}");
 
     etcd.etcdctl(&["del", &format!("{PREFIX}/config")]);
     let mut s = settings(&etcd, 11, dir.path());
-    s.init_network = Some(
-        NetworkConfig::parse(br#"{"Network":"198.19.0.0/16","Backend":{"Type":"ipip"}}"#).unwrap(),
-    );
+    s.init_network =
+        Some(NetworkConfig::parse(br#"{"Network":"198.19.0.0/16","Backend":{"Type":"ipip"}}"#).unwrap());
     let agent = Agent::start(s).await.unwrap();
     assert_eq!(agent.network().network, net("198.19.0.0/16"));
-    let stored =
-        NetworkConfig::parse(etcd.get(&format!("{PREFIX}/config")).unwrap().as_bytes()).unwrap();
+    let stored = NetworkConfig::parse(etcd.get(&format!("{PREFIX}/config")).unwrap().as_bytes()).unwrap();
     assert_eq!(&stored, agent.network());
 }
 
@@ -371,10 +300,7 @@ async fn our_lease_is_renewed_before_it_expires() {
     let lease_id = agent.status().lease_id;
     // Three TTLs later the key is still there, on the same etcd lease.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(
-        etcd.get(&key(agent.subnet)).unwrap(),
-        golden("lease-vxlan.json")
-    );
+    assert_eq!(etcd.get(&key(agent.subnet)).unwrap(), golden("lease-vxlan.json"));
     let ttl = etcd.etcdctl(&["lease", "timetolive", &format!("{lease_id:x}")]);
     assert!(!ttl.contains("already expired"), "{ttl}");
     assert_eq!(agent.status().reacquired, 0);
@@ -390,10 +316,7 @@ async fn an_unreachable_etcd_at_start_is_an_error_naming_the_endpoint() {
     let err = Agent::start(s).await.unwrap_err();
     assert!(matches!(err, ControlError::Etcd { .. }), "{err}");
     let text = err.to_string();
-    assert!(
-        text.contains(&endpoint) && text.contains("is etcd running"),
-        "{text}"
-    );
+    assert!(text.contains(&endpoint) && text.contains("is etcd running"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,11 +338,7 @@ async fn while_etcd_is_unreachable_routes_stay_and_changes_made_meanwhile_arrive
     etcd.etcdctl(&["del", &format!("{PREFIX}/subnets/198.19.90.0-24")]);
     put_peer(&etcd, "198.19.91.0-24", "198.18.9.191", "0a:58:c6:13:5b:01");
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        agent.table(),
-        before,
-        "routes stay while etcd is unreachable"
-    );
+    assert_eq!(agent.table(), before, "routes stay while etcd is unreachable");
     assert!(!agent.status().connected, "still cut off");
 
     proxy.restore();
@@ -427,8 +346,7 @@ async fn while_etcd_is_unreachable_routes_stay_and_changes_made_meanwhile_arrive
         let t = agent.table();
         t.len() == 2
             && t.contains_key(&net("198.19.92.0/24"))
-            && t.get(&net("198.19.91.0/24")).map(Via::node_ip)
-                == Some(Ipv4Addr::new(198, 18, 9, 191))
+            && t.get(&net("198.19.91.0/24")).map(Via::node_ip) == Some(Ipv4Addr::new(198, 18, 9, 191))
     })
     .await;
     wait_for("reconnection", WAIT, || agent.status().connected).await;
@@ -439,13 +357,8 @@ async fn while_etcd_is_unreachable_routes_stay_and_changes_made_meanwhile_arrive
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_lease_still_occupies_its_subnet_and_is_never_routed() {
     // Three leasable subnets; two hold values no node could have written.
-    let (etcd, dir) =
-        etcd_with_network(r#"{"Network":"198.19.0.0/22","Backend":{"Type":"vxlan"}}"#);
-    etcd.etcdctl(&[
-        "put",
-        &format!("{PREFIX}/subnets/198.19.1.0-24"),
-        "not json",
-    ]);
+    let (etcd, dir) = etcd_with_network(r#"{"Network":"198.19.0.0/22","Backend":{"Type":"vxlan"}}"#);
+    etcd.etcdctl(&["put", &format!("{PREFIX}/subnets/198.19.1.0-24"), "not json"]);
     etcd.etcdctl(&[
         "put",
         &format!("{PREFIX}/subnets/198.19.2.0-24"),
@@ -460,12 +373,9 @@ async fn an_unreadable_lease_still_occupies_its_subnet_and_is_never_routed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_spanning_several_pages_arrives_whole_in_the_first_batch() {
     // 5000 leases: more than one 4096-key page of the paginated list.
-    let (etcd, dir) = etcd_with_network(
-        r#"{"Network":"198.19.0.0/16","SubnetLen":29,"Backend":{"Type":"host-gw"}}"#,
-    );
-    let mut client = etcd_client::Client::connect([etcd.endpoint()], None)
-        .await
-        .unwrap();
+    let (etcd, dir) =
+        etcd_with_network(r#"{"Network":"198.19.0.0/16","SubnetLen":29,"Backend":{"Type":"host-gw"}}"#);
+    let mut client = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
     let peers: Vec<u32> = (1..=5000).collect();
     for chunk in peers.chunks(128) {
         let ops: Vec<etcd_client::TxnOp> = chunk
@@ -480,10 +390,7 @@ async fn a_list_spanning_several_pages_arrives_whole_in_the_first_batch() {
                 )
             })
             .collect();
-        client
-            .txn(etcd_client::Txn::new().and_then(ops))
-            .await
-            .unwrap();
+        client.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
     }
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
     wait_for("the first batch", WAIT, || agent.sink.batch_count() >= 1).await;
@@ -491,8 +398,6 @@ async fn a_list_spanning_several_pages_arrives_whole_in_the_first_batch() {
     assert_eq!(agent.table().len(), 5000);
     assert_eq!(
         agent.table()[&net("198.19.156.64/29")],
-        Via::HostGw {
-            gateway: Ipv4Addr::new(198, 18, 51, 136)
-        }
+        Via::HostGw { gateway: Ipv4Addr::new(198, 18, 51, 136) }
     );
 }

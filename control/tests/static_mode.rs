@@ -10,11 +10,9 @@ use weft_control::static_mode::start_static;
 fn the_static_example_installs_its_routes_in_one_batch_and_writes_subnet_env() {
     let dir = tempfile::tempdir().unwrap();
     let env_path = dir.path().join("subnet.env");
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/static-host-gw.toml"
-    ))
-    .unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/static-host-gw.toml"))
+            .unwrap();
     let text = example.replace("/run/flannel/subnet.env", env_path.to_str().unwrap());
     assert_ne!(text, example, "the example names a subnet file");
     let config = Config::parse(&text).unwrap();
@@ -25,16 +23,11 @@ fn the_static_example_installs_its_routes_in_one_batch_and_writes_subnet_env() {
     assert_eq!(batches.len(), 1);
     let spec = |net: &str, host: u8| RouteSpec {
         subnet: net.parse().unwrap(),
-        via: Via::HostGw {
-            gateway: Ipv4Addr::new(198, 18, 0, host),
-        },
+        via: Via::HostGw { gateway: Ipv4Addr::new(198, 18, 0, host) },
     };
     assert_eq!(
         batches[0].1,
-        vec![
-            RouteDelta::Upsert(spec("198.19.2.0/24", 12)),
-            RouteDelta::Upsert(spec("198.19.3.0/24", 13))
-        ]
+        vec![RouteDelta::Upsert(spec("198.19.2.0/24", 12)), RouteDelta::Upsert(spec("198.19.3.0/24", 13))]
     );
     assert_eq!(
         std::fs::read_to_string(&env_path).unwrap(),

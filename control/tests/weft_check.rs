@@ -3,10 +3,7 @@
 use std::process::Command;
 
 fn weft(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .output()
-        .expect("run weft");
+    let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(args).output().expect("run weft");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -19,20 +16,10 @@ fn weft_check_prints_the_effective_settings_of_the_examples() {
     let configs = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/");
     let (ok, out, err) = weft(&["check", "--config", &format!("{configs}etcd-vxlan.toml")]);
     assert!(ok, "{err}");
-    assert!(
-        out.contains("lease ttl 86400s") && out.contains(r#""SubnetMin":"198.19.1.0""#),
-        "{out}"
-    );
-    let (ok, out, err) = weft(&[
-        "check",
-        "--config",
-        &format!("{configs}static-host-gw.toml"),
-    ]);
+    assert!(out.contains("lease ttl 86400s") && out.contains(r#""SubnetMin":"198.19.1.0""#), "{out}");
+    let (ok, out, err) = weft(&["check", "--config", &format!("{configs}static-host-gw.toml")]);
     assert!(ok, "{err}");
-    assert!(
-        out.contains("route           198.19.3.0/24 via host-gw 198.18.0.13"),
-        "{out}"
-    );
+    assert!(out.contains("route           198.19.3.0/24 via host-gw 198.18.0.13"), "{out}");
 }
 
 #[test]
@@ -42,8 +29,5 @@ fn weft_check_fails_with_one_line_naming_the_key() {
     std::fs::write(&path, "mode = \"etcd\"\n[node]\nname = \"n\"\npublic_ip = \"198.18.0.1\"\n[etcd]\nendpoints = [\"htp://x\"]\n").unwrap();
     let (ok, _, err) = weft(&["check", "--config", path.to_str().unwrap()]);
     assert!(!ok);
-    assert_eq!(
-        err,
-        "weft: etcd.endpoints[0]: \"htp://x\" is not an http(s) URL\n"
-    );
+    assert_eq!(err, "weft: etcd.endpoints[0]: \"htp://x\" is not an http(s) URL\n");
 }

@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 
 use weft_engine::fib::sample::{SplitMix64, host_gw_next_hops};
 use weft_engine::fib::{
-    FibConfig, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHop, NextHopId, ReferenceFib,
-    RouteChange,
+    FibConfig, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHop, NextHopId, ReferenceFib, RouteChange,
 };
 
 const SLASH24S: u32 = 6;
@@ -34,10 +33,7 @@ const LOW_BYTES: [u32; 8] = [1, 63, 64, 127, 128, 129, 201, 255];
 const BATCHES: usize = 20_000;
 /// How long the writer churns; `WEFT_FIB_STRESS_SECS` overrides it for a longer soak.
 fn run_for() -> Duration {
-    let secs = std::env::var("WEFT_FIB_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2.0);
+    let secs = std::env::var("WEFT_FIB_STRESS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0);
     Duration::from_secs_f64(secs)
 }
 
@@ -50,9 +46,7 @@ fn base(i: u32) -> u32 {
 }
 
 fn probes() -> Vec<u32> {
-    (0..SLASH24S)
-        .flat_map(|i| LOW_BYTES.iter().map(move |&lo| base(i) | lo))
-        .collect()
+    (0..SLASH24S).flat_map(|i| LOW_BYTES.iter().map(move |&lo| base(i) | lo)).collect()
 }
 
 /// Overlapping prefixes from /16 to /32 around the probes.
@@ -120,11 +114,7 @@ fn history(probes: &[u32], pool: &[Ipv4Prefix]) -> History {
         h.during.extend_from_slice(&during);
         h.batches.push(batch);
     }
-    assert_eq!(
-        current,
-        vec![NONE; probes.len()],
-        "the history must end empty"
-    );
+    assert_eq!(current, vec![NONE; probes.len()], "the history must end empty");
     h
 }
 
@@ -192,10 +182,7 @@ fn batch_reader(reader: FibReader, h: Arc<History>, stop: Arc<AtomicBool>, tally
         for (p, &answer) in out.iter().enumerate() {
             check(&h, &tally, &probes, p, (v0, v1), answer);
             if let Some(id) = answer {
-                assert!(
-                    hops.get(id).is_some(),
-                    "id {id:?} missing from its batch's snapshot"
-                );
+                assert!(hops.get(id).is_some(), "id {id:?} missing from its batch's snapshot");
             }
         }
     }
@@ -205,10 +192,7 @@ fn batch_reader(reader: FibReader, h: Arc<History>, stop: Arc<AtomicBool>, tally
 fn concurrent_lookups_only_ever_return_an_answer_the_address_had_meanwhile() {
     let probes = probes();
     let h = Arc::new(history(&probes, &pool()));
-    let mut fib = FibWriter::new(FibConfig {
-        tbl8_groups: SLASH24S,
-        ..FibConfig::default()
-    });
+    let mut fib = FibWriter::new(FibConfig { tbl8_groups: SLASH24S, ..FibConfig::default() });
     fib.set_next_hops(&host_gw_next_hops(HOPS)).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -247,23 +231,10 @@ fn concurrent_lookups_only_ever_return_an_answer_the_address_had_meanwhile() {
         start.elapsed(),
         stats.grace_periods
     );
-    assert_eq!(
-        violations, 0,
-        "{violations} of {checks} lookups returned an impossible answer"
-    );
-    assert!(
-        applied >= 1_000,
-        "the writer applied only {applied} batches"
-    );
-    assert!(
-        checks >= 10_000,
-        "the readers checked only {checks} lookups"
-    );
-    assert!(
-        stats.grace_periods >= 10,
-        "tbl8 groups were recycled only {} times",
-        stats.grace_periods
-    );
+    assert_eq!(violations, 0, "{violations} of {checks} lookups returned an impossible answer");
+    assert!(applied >= 1_000, "the writer applied only {applied} batches");
+    assert!(checks >= 10_000, "the readers checked only {checks} lookups");
+    assert!(stats.grace_periods >= 10, "tbl8 groups were recycled only {} times", stats.grace_periods);
 
     // Quiescent again: the FIB answers exactly the model's final state.
     let reader = fib.reader();
@@ -278,16 +249,12 @@ fn next_hops_removed_under_readers_never_vanish_from_a_batch_snapshot() {
     // Id `i % K` (K = 2R) is always free at step i: its last user was repointed R steps ago.
     const R: u32 = 8;
     const K: u32 = 2 * R;
-    let hop = |i: u32| NextHop::HostGw {
-        node: Ipv4Addr::new(198, 18, 1, i as u8),
-    };
+    let hop = |i: u32| NextHop::HostGw { node: Ipv4Addr::new(198, 18, 1, i as u8) };
     let route = |r: u32| Ipv4Prefix::covering(base(0) + (r << 8), 24);
     let mut fib = FibWriter::new(FibConfig::default());
     let initial: Vec<_> = (0..R).map(|r| (NextHopId(r), hop(r))).collect();
     fib.set_next_hops(&initial).unwrap();
-    let routes: Vec<_> = (0..R)
-        .map(|r| RouteChange::Upsert(route(r), NextHopId(r)))
-        .collect();
+    let routes: Vec<_> = (0..R).map(|r| RouteChange::Upsert(route(r), NextHopId(r))).collect();
     fib.apply(&routes).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -300,13 +267,8 @@ fn next_hops_removed_under_readers_never_vanish_from_a_batch_snapshot() {
             while !stop.load(Ordering::Relaxed) {
                 let hops = reader.resolve_batch(&addrs, &mut out);
                 for (&addr, answer) in addrs.iter().zip(&out) {
-                    let id =
-                        answer.unwrap_or_else(|| panic!("{} lost its route", Ipv4Addr::from(addr)));
-                    assert!(
-                        hops.get(id).is_some(),
-                        "next hop {} vanished from the batch's snapshot",
-                        id.0
-                    );
+                    let id = answer.unwrap_or_else(|| panic!("{} lost its route", Ipv4Addr::from(addr)));
+                    assert!(hops.get(id).is_some(), "next hop {} vanished from the batch's snapshot", id.0);
                 }
                 checked.fetch_add(1, Ordering::Relaxed);
             }
@@ -324,22 +286,10 @@ fn next_hops_removed_under_readers_never_vanish_from_a_batch_snapshot() {
         step += 1;
     }
     stop.store(true, Ordering::Relaxed);
-    reader
-        .join()
-        .expect("reader saw a route or next hop vanish");
+    reader.join().expect("reader saw a route or next hop vanish");
     let checked = checked.load(Ordering::Relaxed);
-    eprintln!(
-        "next-hop churn: {} steps, {checked} batches checked",
-        step - R
-    );
+    eprintln!("next-hop churn: {} steps, {checked} batches checked", step - R);
     assert!(step - R >= 1_000, "the writer made only {} steps", step - R);
-    assert!(
-        checked >= 1_000,
-        "the reader checked only {checked} batches"
-    );
-    assert_eq!(
-        fib.next_hops().len(),
-        R as usize,
-        "only the next hops in use remain"
-    );
+    assert!(checked >= 1_000, "the reader checked only {checked} batches");
+    assert_eq!(fib.next_hops().len(), R as usize, "only the next hops in use remain");
 }

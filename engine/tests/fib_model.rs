@@ -5,17 +5,14 @@ use std::net::Ipv4Addr;
 use proptest::prelude::*;
 use weft_engine::fib::sample::host_gw_next_hops;
 use weft_engine::fib::{
-    FibConfig, FibError, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHop, NextHopId,
-    ReferenceFib, RouteChange,
+    FibConfig, FibError, FibReader, FibVersion, FibWriter, Ipv4Prefix, NextHop, NextHopId, ReferenceFib,
+    RouteChange,
 };
 
 const HOPS: u32 = 6;
 
 fn small_config(groups: u32) -> FibConfig {
-    FibConfig {
-        tbl8_groups: groups,
-        ..FibConfig::default()
-    }
+    FibConfig { tbl8_groups: groups, ..FibConfig::default() }
 }
 
 /// A writer with next hops `0..HOPS` published.
@@ -50,12 +47,7 @@ fn assert_matches_model(reader: &FibReader, model: &ReferenceFib, extra: &[u32])
     reader.lookup_batch(&addrs, &mut batch);
     for (&addr, &batched) in addrs.iter().zip(&batch) {
         let want = model.lookup(addr);
-        assert_eq!(
-            reader.lookup(addr),
-            want,
-            "lookup({})",
-            Ipv4Addr::from(addr)
-        );
+        assert_eq!(reader.lookup(addr), want, "lookup({})", Ipv4Addr::from(addr));
         assert_eq!(batched, want, "lookup_batch({})", Ipv4Addr::from(addr));
     }
 }
@@ -86,9 +78,8 @@ fn change(pool: Vec<Ipv4Prefix>) -> impl Strategy<Value = RouteChange> {
 }
 
 fn batches() -> impl Strategy<Value = Vec<Vec<RouteChange>>> {
-    prop::collection::vec(prefix(), 1..24).prop_flat_map(|pool| {
-        prop::collection::vec(prop::collection::vec(change(pool), 1..12), 1..8)
-    })
+    prop::collection::vec(prefix(), 1..24)
+        .prop_flat_map(|pool| prop::collection::vec(prop::collection::vec(change(pool), 1..12), 1..8))
 }
 
 proptest! {
@@ -142,11 +133,7 @@ fn removing_a_prefix_restores_the_covering_route() {
         ("10.0.0.0/8", None),
     ] {
         fib.apply(&[RouteChange::Remove(p(remove))]).unwrap();
-        assert_eq!(
-            r.lookup(ip("10.244.1.130")),
-            fallback.map(NextHopId),
-            "after removing {remove}"
-        );
+        assert_eq!(r.lookup(ip("10.244.1.130")), fallback.map(NextHopId), "after removing {remove}");
     }
 }
 
@@ -164,8 +151,7 @@ fn the_default_route_catches_what_no_longer_route_matches() {
     assert_eq!(r.lookup(ip("198.19.7.9")), Some(NextHopId(1)));
     assert_eq!(r.lookup(ip("198.19.7.10")), Some(NextHopId(0)));
     // Replacing the default route's next hop reaches addresses inside the /32's group too.
-    fib.apply(&[RouteChange::Upsert(Ipv4Prefix::DEFAULT, NextHopId(2))])
-        .unwrap();
+    fib.apply(&[RouteChange::Upsert(Ipv4Prefix::DEFAULT, NextHopId(2))]).unwrap();
     assert_eq!(r.lookup(ip("198.19.7.10")), Some(NextHopId(2)));
     assert_eq!(r.lookup(ip("198.19.7.9")), Some(NextHopId(1)));
 }
@@ -182,20 +168,9 @@ fn tbl8_exhaustion_is_an_error_that_keeps_the_earlier_changes() {
             RouteChange::Upsert(p("10.0.3.0/25"), NextHopId(3)),
         ])
         .unwrap_err();
-    assert_eq!(
-        err,
-        FibError::Tbl8Exhausted {
-            prefix: p("10.0.3.0/25"),
-            index: 3,
-            capacity: 2
-        }
-    );
+    assert_eq!(err, FibError::Tbl8Exhausted { prefix: p("10.0.3.0/25"), index: 3, capacity: 2 });
     assert!(err.to_string().contains("tbl8_groups"), "{err}");
-    assert_eq!(
-        fib.version(),
-        FibVersion(1),
-        "the three applied changes are published"
-    );
+    assert_eq!(fib.version(), FibVersion(1), "the three applied changes are published");
     assert_eq!(r.version(), FibVersion(1));
     assert_eq!(r.lookup(ip("10.0.2.65")), Some(NextHopId(2)));
     assert_eq!(r.lookup(ip("10.0.3.1")), None);
@@ -207,16 +182,10 @@ fn tbl8_exhaustion_is_an_error_that_keeps_the_earlier_changes() {
 fn a_collapsed_group_is_recycled_after_a_grace_period() {
     let mut fib = writer(1);
     let r = fib.reader();
-    fib.apply(&[RouteChange::Upsert(p("10.0.1.0/25"), NextHopId(1))])
-        .unwrap();
+    fib.apply(&[RouteChange::Upsert(p("10.0.1.0/25"), NextHopId(1))]).unwrap();
     fib.apply(&[RouteChange::Remove(p("10.0.1.0/25"))]).unwrap();
-    assert_eq!(
-        fib.stats().tbl8_groups_in_use,
-        1,
-        "retired, not yet recycled"
-    );
-    fib.apply(&[RouteChange::Upsert(p("10.0.2.0/25"), NextHopId(2))])
-        .unwrap();
+    assert_eq!(fib.stats().tbl8_groups_in_use, 1, "retired, not yet recycled");
+    fib.apply(&[RouteChange::Upsert(p("10.0.2.0/25"), NextHopId(2))]).unwrap();
     assert_eq!(fib.stats().grace_periods, 1);
     assert_eq!(r.lookup(ip("10.0.2.1")), Some(NextHopId(2)));
     assert_eq!(r.lookup(ip("10.0.1.1")), None);
@@ -228,10 +197,7 @@ fn memory_accounting_counts_tbl24_and_the_groups_in_use() {
     let s = fib.stats();
     assert_eq!(s.memory.tables_allocated, (1 << 24) * 4 + 16 * 256 * 4);
     assert_eq!(s.memory.tables_in_use, (1 << 24) * 4);
-    assert!(
-        s.memory.writer >= (1 << 24) + 16 * 256,
-        "depth shadows are counted"
-    );
+    assert!(s.memory.writer >= (1 << 24) + 16 * 256, "depth shadows are counted");
     assert!(s.memory.next_hops > 0);
     fib.apply(&[
         RouteChange::Upsert(p("10.0.1.0/25"), NextHopId(1)),
@@ -251,16 +217,12 @@ fn memory_accounting_counts_tbl24_and_the_groups_in_use() {
 #[test]
 fn a_route_to_an_unknown_next_hop_is_refused() {
     let mut fib = writer(4);
-    let err = fib
-        .apply(&[RouteChange::Upsert(p("10.0.0.0/8"), NextHopId(HOPS))])
-        .unwrap_err();
+    let err = fib.apply(&[RouteChange::Upsert(p("10.0.0.0/8"), NextHopId(HOPS))]).unwrap_err();
     assert!(matches!(err, FibError::UnknownNextHop { index: 0, id, .. } if id == NextHopId(HOPS)));
     assert_eq!(fib.version(), FibVersion(0));
     assert_eq!(
         fib.set_next_hops(&[(NextHopId(NextHopId::MAX + 1), NextHop::Blackhole)]),
-        Err(FibError::NextHopIdOutOfRange {
-            id: NextHopId(NextHopId::MAX + 1)
-        })
+        Err(FibError::NextHopIdOutOfRange { id: NextHopId(NextHopId::MAX + 1) })
     );
 }
 
@@ -275,17 +237,11 @@ fn a_next_hop_is_removable_only_once_no_route_uses_it() {
     .unwrap();
     assert_eq!(
         fib.remove_next_hop(NextHopId(3)),
-        Err(FibError::NextHopInUse {
-            id: NextHopId(3),
-            routes: 2
-        })
+        Err(FibError::NextHopInUse { id: NextHopId(3), routes: 2 })
     );
     // Repointing one route and removing the other releases it.
-    fib.apply(&[
-        RouteChange::Upsert(p("10.0.0.0/8"), NextHopId(2)),
-        RouteChange::Remove(p("10.1.0.0/16")),
-    ])
-    .unwrap();
+    fib.apply(&[RouteChange::Upsert(p("10.0.0.0/8"), NextHopId(2)), RouteChange::Remove(p("10.1.0.0/16"))])
+        .unwrap();
     fib.remove_next_hop(NextHopId(3)).unwrap();
     assert_eq!(fib.next_hops().get(NextHopId(3)), None);
     let mut out = [None; 2];

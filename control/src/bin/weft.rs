@@ -49,12 +49,7 @@ fn check(path: PathBuf) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["check", "--config", file] => match check(PathBuf::from(file)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

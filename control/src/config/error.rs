@@ -29,10 +29,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn key(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        ConfigError::Key {
-            key: key.into(),
-            problem: problem.into(),
-        }
+        ConfigError::Key { key: key.into(), problem: problem.into() }
     }
 
     /// The key the error is about, when it is about one value.
@@ -45,12 +42,6 @@ impl ConfigError {
 }
 
 /// Parses `value` at `key` with `FromStr`, naming the key and the expectation on failure.
-pub(crate) fn parse_at<T: std::str::FromStr>(
-    key: &str,
-    value: &str,
-    what: &str,
-) -> Result<T, ConfigError> {
-    value
-        .parse()
-        .map_err(|_| ConfigError::key(key, format!("{value:?} is not {what}")))
+pub(crate) fn parse_at<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| ConfigError::key(key, format!("{value:?} is not {what}")))
 }

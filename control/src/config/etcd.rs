@@ -41,9 +41,7 @@ impl Default for EtcdSection {
 }
 
 fn is_http_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"));
+    let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
     rest.is_some_and(|r| {
         let host = r.split('/').next().unwrap_or("");
         !host.is_empty() && !host.contains(char::is_whitespace)
@@ -54,10 +52,7 @@ pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
     let mut out = EtcdSection::default();
     if let Some(endpoints) = raw.endpoints {
         if endpoints.is_empty() {
-            return Err(ConfigError::key(
-                "etcd.endpoints",
-                "must list at least one endpoint",
-            ));
+            return Err(ConfigError::key("etcd.endpoints", "must list at least one endpoint"));
         }
         for (i, e) in endpoints.iter().enumerate() {
             if !is_http_url(e) {
@@ -72,10 +67,7 @@ pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
     if let Some(prefix) = raw.prefix {
         let trimmed = prefix.trim_end_matches('/');
         if !trimmed.starts_with('/') {
-            return Err(ConfigError::key(
-                "etcd.prefix",
-                format!("{prefix:?} must start with '/'"),
-            ));
+            return Err(ConfigError::key("etcd.prefix", format!("{prefix:?} must start with '/'")));
         }
         out.prefix = trimmed.to_owned();
     }

@@ -62,24 +62,20 @@ pub struct Config {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse(&text)
     }
 
     /// Validates TOML text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Syntax(e.message().to_owned(), e.span()))?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.message().to_owned(), e.span()))?;
         let node = node::validate(raw.node)?;
         let etcd = etcd::validate(raw.etcd.unwrap_or_default())?;
         let network = raw.network.map(network::validate).transpose()?;
-        let static_routes = raw
-            .static_routes
-            .map(|s| static_routes::validate(s, network.as_ref(), &node))
-            .transpose()?;
+        let static_routes =
+            raw.static_routes.map(|s| static_routes::validate(s, network.as_ref(), &node)).transpose()?;
         if raw.mode == Mode::Static && static_routes.is_none() {
             return Err(ConfigError::key(
                 "static",
@@ -92,13 +88,7 @@ impl Config {
                 "mode = \"static\" needs a [network] section (network and backend)",
             ));
         }
-        Ok(Config {
-            mode: raw.mode,
-            node,
-            etcd,
-            network,
-            static_routes,
-        })
+        Ok(Config { mode: raw.mode, node, etcd, network, static_routes })
     }
 }
 

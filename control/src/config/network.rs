@@ -44,8 +44,7 @@ pub(super) fn validate(raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
     }
     // Build flannel's JSON and run it through the one validator, so TOML and
     // etcd configs obey the same rules and defaults.
-    let mut backend =
-        serde_json::json!({ "Type": raw.backend, "DirectRouting": raw.direct_routing });
+    let mut backend = serde_json::json!({ "Type": raw.backend, "DirectRouting": raw.direct_routing });
     if let Some(vni) = raw.vni {
         backend["VNI"] = vni.into();
     }
@@ -65,6 +64,5 @@ pub(super) fn validate(raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
     if let Some(max) = raw.subnet_max {
         doc["SubnetMax"] = max.into();
     }
-    NetworkConfig::parse(doc.to_string().as_bytes())
-        .map_err(|e| ConfigError::key(toml_key(e.key), e.problem))
+    NetworkConfig::parse(doc.to_string().as_bytes()).map_err(|e| ConfigError::key(toml_key(e.key), e.problem))
 }

@@ -51,10 +51,7 @@ pub(super) fn validate(raw: RawNode) -> Result<NodeSection, ConfigError> {
     }
     let public_ip: Ipv4Addr = parse_at("node.public_ip", &raw.public_ip, "an IPv4 address")?;
     if public_ip.is_unspecified() || public_ip.is_multicast() || public_ip.is_broadcast() {
-        return Err(ConfigError::key(
-            "node.public_ip",
-            format!("{public_ip} is not a unicast address"),
-        ));
+        return Err(ConfigError::key("node.public_ip", format!("{public_ip} is not a unicast address")));
     }
     let uplink_subnet = raw
         .uplink_subnet
@@ -77,19 +74,14 @@ pub(super) fn validate(raw: RawNode) -> Result<NodeSection, ConfigError> {
         .transpose()?;
     let mtu = raw.mtu.unwrap_or(1500);
     if !(576..=9216).contains(&mtu) {
-        return Err(ConfigError::key(
-            "node.mtu",
-            format!("{mtu} is outside 576..=9216"),
-        ));
+        return Err(ConfigError::key("node.mtu", format!("{mtu} is outside 576..=9216")));
     }
     Ok(NodeSection {
         name: raw.name,
         public_ip,
         uplink_subnet,
         vtep_mac,
-        subnet_file: raw
-            .subnet_file
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SUBNET_FILE)),
+        subnet_file: raw.subnet_file.unwrap_or_else(|| PathBuf::from(DEFAULT_SUBNET_FILE)),
         ipmasq: raw.ipmasq,
         mtu,
     })

@@ -43,20 +43,14 @@ pub(super) fn validate(
 ) -> Result<StaticSection, ConfigError> {
     let subnet = parse_at::<Ipv4Net>("static.subnet", &raw.subnet, "an IPv4 CIDR")?;
     if subnet.trunc() != subnet {
-        return Err(ConfigError::key(
-            "static.subnet",
-            format!("{subnet} has host bits set"),
-        ));
+        return Err(ConfigError::key("static.subnet", format!("{subnet} has host bits set")));
     }
     let mut routes: Vec<RouteSpec> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
         let key = |field: &str| format!("static.routes[{i}].{field}");
         let dest = parse_at::<Ipv4Net>(&key("subnet"), &r.subnet, "an IPv4 CIDR")?;
         if dest.trunc() != dest {
-            return Err(ConfigError::key(
-                key("subnet"),
-                format!("{dest} has host bits set"),
-            ));
+            return Err(ConfigError::key(key("subnet"), format!("{dest} has host bits set")));
         }
         if dest.contains(&subnet.network()) || subnet.contains(&dest.network()) {
             return Err(ConfigError::key(
@@ -73,9 +67,9 @@ pub(super) fn validate(
         let node_ip: Ipv4Addr = parse_at(&key("node_ip"), &r.node_ip, "an IPv4 address")?;
         let via = match r.via.as_str() {
             "vxlan" => {
-                let mac = r.vtep_mac.ok_or_else(|| {
-                    ConfigError::key(key("vtep_mac"), "required when via = \"vxlan\"")
-                })?;
+                let mac = r
+                    .vtep_mac
+                    .ok_or_else(|| ConfigError::key(key("vtep_mac"), "required when via = \"vxlan\""))?;
                 let vtep_mac: MacAddr = parse_at(&key("vtep_mac"), &mac, "a MAC address")?;
                 let (vni, port) = network
                     .filter(|n| n.backend.backend_type == BackendType::Vxlan)
@@ -86,12 +80,7 @@ pub(super) fn validate(
                             "vxlan routes need [network] backend = \"vxlan\" (for vni and port)",
                         )
                     })?;
-                Via::Vxlan {
-                    remote: node_ip,
-                    vtep_mac,
-                    vni,
-                    port,
-                }
+                Via::Vxlan { remote: node_ip, vtep_mac, vni, port }
             }
             "ipip" => Via::Ipip { remote: node_ip },
             "host-gw" => {

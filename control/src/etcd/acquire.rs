@@ -64,9 +64,7 @@ pub async fn list(
     let mut revision = 0;
     let mut kvs = Vec::new();
     loop {
-        let mut options = GetOptions::new()
-            .with_range(end.clone())
-            .with_limit(LIST_PAGE);
+        let mut options = GetOptions::new().with_range(end.clone()).with_limit(LIST_PAGE);
         if revision > 0 {
             options = options.with_revision(revision);
         }
@@ -107,24 +105,15 @@ pub(crate) async fn put_if(
     lease_id: Option<i64>,
 ) -> Result<bool, ControlError> {
     let options = lease_id.map(|id| PutOptions::new().with_lease(id));
-    let txn = Txn::new()
-        .when([compare])
-        .and_then([TxnOp::put(key, value, options)]);
-    let resp = call(
-        &settings.endpoints,
-        settings.rpc_timeout,
-        || format!("conditional put {key}"),
-        client.txn(txn),
-    )
-    .await?;
+    let txn = Txn::new().when([compare]).and_then([TxnOp::put(key, value, options)]);
+    let resp =
+        call(&settings.endpoints, settings.rpc_timeout, || format!("conditional put {key}"), client.txn(txn))
+            .await?;
     Ok(resp.succeeded())
 }
 
 /// A fresh etcd lease of the configured TTL.
-pub(crate) async fn grant(
-    client: &mut Client,
-    settings: &AgentSettings,
-) -> Result<i64, ControlError> {
+pub(crate) async fn grant(client: &mut Client, settings: &AgentSettings) -> Result<i64, ControlError> {
     let ttl = settings.lease_ttl.as_secs() as i64;
     let resp = call(
         &settings.endpoints,
@@ -172,11 +161,7 @@ pub async fn acquire(
 ) -> Result<OwnLease, ControlError> {
     let lease_id = grant(client, settings).await?;
     match acquire_with(client, settings, request, table, lease_id).await {
-        Ok(subnet) => Ok(OwnLease {
-            subnet,
-            lease_id,
-            ttl: settings.lease_ttl,
-        }),
+        Ok(subnet) => Ok(OwnLease { subnet, lease_id, ttl: settings.lease_ttl }),
         Err(e) => {
             revoke(client, settings, lease_id).await;
             Err(e)
@@ -187,11 +172,7 @@ pub async fn acquire(
 async fn acquire_with(
     client: &mut Client,
     settings: &AgentSettings,
-    LeaseRequest {
-        network,
-        attrs,
-        prefer,
-    }: LeaseRequest<'_>,
+    LeaseRequest { network, attrs, prefer }: LeaseRequest<'_>,
     table: &mut LeaseTable,
     lease_id: i64,
 ) -> Result<Ipv4Net, ControlError> {
@@ -205,10 +186,7 @@ async fn acquire_with(
         let mine = table
             .iter()
             .find(|(s, l)| {
-                network.is_leasable(*s)
-                    && l.attrs
-                        .as_ref()
-                        .is_some_and(|a| a.public_ip == attrs.public_ip)
+                network.is_leasable(*s) && l.attrs.as_ref().is_some_and(|a| a.public_ip == attrs.public_ip)
             })
             .map(|(s, l)| (s, l.clone()));
         if let Some((subnet, old)) = mine {
@@ -226,13 +204,9 @@ async fn acquire_with(
         // 2 and 3. A free subnet: preferred ones first, then random.
         let mut lost = HashSet::new();
         loop {
-            let free =
-                |s: &Ipv4Net| network.is_leasable(*s) && !table.is_taken(*s) && !lost.contains(s);
-            let Some(subnet) = prefer
-                .iter()
-                .copied()
-                .find(free)
-                .or_else(|| random_free(network, table, &lost))
+            let free = |s: &Ipv4Net| network.is_leasable(*s) && !table.is_taken(*s) && !lost.contains(s);
+            let Some(subnet) =
+                prefer.iter().copied().find(free).or_else(|| random_free(network, table, &lost))
             else {
                 break;
             };
@@ -255,19 +229,12 @@ async fn acquire_with(
             });
         }
     }
-    Err(ControlError::TooManyRaces {
-        prefix: settings.prefix.clone(),
-        rounds: MAX_ROUNDS,
-    })
+    Err(ControlError::TooManyRaces { prefix: settings.prefix.clone(), rounds: MAX_ROUNDS })
 }
 
 /// A uniformly-ish random subnet nobody holds: random probes first, then a
 /// scan from a random start (so a nearly full network still finds the gap).
-fn random_free(
-    network: &NetworkConfig,
-    table: &LeaseTable,
-    lost: &HashSet<Ipv4Net>,
-) -> Option<Ipv4Net> {
+fn random_free(network: &NetworkConfig, table: &LeaseTable, lost: &HashSet<Ipv4Net>) -> Option<Ipv4Net> {
     let count = network.subnet_count();
     let mut rng = rand::thread_rng();
     let free = |s: &Ipv4Net| !table.is_taken(*s) && !lost.contains(s);
@@ -278,7 +245,5 @@ fn random_free(
         }
     }
     let start = rng.gen_range(0..count);
-    (0..count)
-        .map(|i| network.nth_subnet((start + i) % count))
-        .find(free)
+    (0..count).map(|i| network.nth_subnet((start + i) % count)).find(free)
 }

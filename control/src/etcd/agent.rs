@@ -23,9 +23,7 @@ use tokio::time::Instant;
 use super::acquire::{list, put_if, revoke};
 use super::rpc::call;
 use super::{AgentSettings, ControlError, Keys, LeaseRequest, LeaseTable, OwnLease, acquire};
-use crate::flannel::{
-    BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData,
-};
+use crate::flannel::{BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData};
 use crate::routes::{RouteCompiler, RoutePolicy, RouteSink};
 use crate::subnet_env::SubnetEnv;
 
@@ -106,15 +104,9 @@ pub(crate) async fn network_config(
         client.get(key.clone(), None),
     )
     .await?;
-    let kv = resp
-        .kvs()
-        .first()
-        .ok_or_else(|| ControlError::NoNetworkConfig { key: key.clone() })?;
-    let network =
-        NetworkConfig::parse(kv.value()).map_err(|source| ControlError::BadNetworkConfig {
-            key: key.clone(),
-            source,
-        })?;
+    let kv = resp.kvs().first().ok_or_else(|| ControlError::NoNetworkConfig { key: key.clone() })?;
+    let network = NetworkConfig::parse(kv.value())
+        .map_err(|source| ControlError::BadNetworkConfig { key: key.clone(), source })?;
     if let BackendType::Other(name) = &network.backend.backend_type {
         let source = NetworkConfigError {
             key: "Backend.Type",
@@ -133,10 +125,7 @@ pub(crate) fn own_attrs(
     let vxlan = match network.backend.backend_type {
         BackendType::Vxlan => {
             let vtep_mac = settings.vtep_mac.ok_or(ControlError::MissingVtepMac)?;
-            Some(VxlanBackendData {
-                vni: Some(network.backend.vni),
-                vtep_mac,
-            })
+            Some(VxlanBackendData { vni: Some(network.backend.vni), vtep_mac })
         }
         _ => None,
     };
@@ -158,14 +147,8 @@ impl Agent {
         let network = network_config(&mut client, &settings, &keys).await?;
         let attrs = own_attrs(&settings, &network)?;
         let mut table = list(&mut client, &settings, &keys).await?;
-        let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file)
-            .into_iter()
-            .collect();
-        let request = LeaseRequest {
-            network: &network,
-            attrs: &attrs,
-            prefer: &prefer,
-        };
+        let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file).into_iter().collect();
+        let request = LeaseRequest { network: &network, attrs: &attrs, prefer: &prefer };
         let own = acquire(&mut client, &settings, request, &mut table).await?;
         tracing::info!(subnet = %own.subnet, lease = own.lease_id, "acquired our subnet lease");
         let policy = RoutePolicy {
@@ -217,12 +200,8 @@ impl Agent {
     }
 
     fn write_subnet_env(&self) -> Result<(), ControlError> {
-        let env = SubnetEnv::for_network(
-            &self.network,
-            self.own.subnet,
-            self.settings.mtu,
-            self.settings.ipmasq,
-        );
+        let env =
+            SubnetEnv::for_network(&self.network, self.own.subnet, self.settings.mtu, self.settings.ipmasq);
         Ok(env.write(&self.settings.subnet_file)?)
     }
 
@@ -292,9 +271,7 @@ impl Agent {
         self.table = list(&mut self.client, &self.settings, &self.keys).await?;
         let ours = self.table.get(self.own.subnet).is_some_and(|l| {
             l.lease_id == self.own.lease_id
-                && l.attrs
-                    .as_ref()
-                    .is_some_and(|a| a.public_ip == self.settings.public_ip)
+                && l.attrs.as_ref().is_some_and(|a| a.public_ip == self.settings.public_ip)
         });
         if ours {
             self.renew().await?;
@@ -322,8 +299,8 @@ impl Agent {
             tracing::warn!(subnet = %self.own.subnet, "our lease expired; re-acquiring");
             self.reacquire().await?;
         } else {
-            self.renew_at = Instant::now()
-                + Duration::from_secs(ttl as u64).saturating_sub(self.settings.renew_margin());
+            self.renew_at =
+                Instant::now() + Duration::from_secs(ttl as u64).saturating_sub(self.settings.renew_margin());
         }
         Ok(())
     }
@@ -332,11 +309,7 @@ impl Agent {
     /// touched: forwarding goes on meanwhile.
     async fn reacquire(&mut self) -> Result<(), ControlError> {
         let old = self.own.clone();
-        let request = LeaseRequest {
-            network: &self.network,
-            attrs: &self.attrs,
-            prefer: &[old.subnet],
-        };
+        let request = LeaseRequest { network: &self.network, attrs: &self.attrs, prefer: &[old.subnet] };
         let own = acquire(&mut self.client, &self.settings, request, &mut self.table).await?;
         if own.lease_id != old.lease_id {
             revoke(&mut self.client, &self.settings, old.lease_id).await;
@@ -416,8 +389,7 @@ impl Agent {
                     };
                     if subnet == self.own.subnet {
                         lost_own |= kv.lease() != self.own.lease_id;
-                    } else if let Some(attrs) = self.table.get(subnet).and_then(|l| l.attrs.clone())
-                    {
+                    } else if let Some(attrs) = self.table.get(subnet).and_then(|l| l.attrs.clone()) {
                         self.compiler.lease_put(subnet, &attrs);
                     } else {
                         self.compiler.lease_deleted(subnet);

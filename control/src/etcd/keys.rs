@@ -13,9 +13,7 @@ pub struct Keys {
 impl Keys {
     /// Keys under `prefix` (no trailing slash).
     pub fn new(prefix: &str) -> Self {
-        Keys {
-            prefix: prefix.trim_end_matches('/').to_owned(),
-        }
+        Keys { prefix: prefix.trim_end_matches('/').to_owned() }
     }
 
     /// The prefix.

@@ -34,10 +34,7 @@ pub struct LeaseTable {
 impl LeaseTable {
     /// Builds the table from one ranged get at `revision`.
     pub fn from_kvs(kvs: &[KeyValue], revision: i64) -> Self {
-        let mut table = LeaseTable {
-            revision,
-            ..Self::default()
-        };
+        let mut table = LeaseTable { revision, ..Self::default() };
         for kv in kvs {
             table.put(kv);
         }
@@ -56,14 +53,8 @@ impl LeaseTable {
                 None
             }
         };
-        self.leases.insert(
-            subnet,
-            ListedLease {
-                attrs,
-                mod_revision: kv.mod_revision(),
-                lease_id: kv.lease(),
-            },
-        );
+        self.leases
+            .insert(subnet, ListedLease { attrs, mod_revision: kv.mod_revision(), lease_id: kv.lease() });
         self.revision = self.revision.max(kv.mod_revision());
         Some(subnet)
     }
@@ -108,9 +99,7 @@ impl LeaseTable {
 
     /// Every lease with a usable value.
     pub fn usable(&self) -> impl Iterator<Item = (Ipv4Net, &LeaseAttrs)> {
-        self.leases
-            .iter()
-            .filter_map(|(s, l)| l.attrs.as_ref().map(|a| (*s, a)))
+        self.leases.iter().filter_map(|(s, l)| l.attrs.as_ref().map(|a| (*s, a)))
     }
 
     /// Every lease, usable or not.

@@ -52,11 +52,7 @@ impl AgentSettings {
             subnet_file: config.node.subnet_file.clone(),
             ipmasq: config.node.ipmasq,
             mtu: config.node.mtu,
-            init_network: if init_network {
-                config.network.clone()
-            } else {
-                None
-            },
+            init_network: if init_network { config.network.clone() } else { None },
             backoff_max: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(5),
         }

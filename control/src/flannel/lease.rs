@@ -95,10 +95,7 @@ pub enum LeaseDecodeError {
 }
 
 fn bad(field: &'static str, problem: impl Into<String>) -> LeaseDecodeError {
-    LeaseDecodeError::Field {
-        field,
-        problem: problem.into(),
-    }
+    LeaseDecodeError::Field { field, problem: problem.into() }
 }
 
 #[derive(Serialize)]
@@ -129,10 +126,9 @@ impl LeaseAttrs {
             public_ip: self.public_ip,
             public_ipv6: self.public_ipv6,
             backend_type: self.backend_type.name(),
-            backend_data: self.vxlan.map(|v| WireVxlan {
-                vni: v.vni.unwrap_or(0),
-                vtep_mac: v.vtep_mac.to_string(),
-            }),
+            backend_data: self
+                .vxlan
+                .map(|v| WireVxlan { vni: v.vni.unwrap_or(0), vtep_mac: v.vtep_mac.to_string() }),
         };
         // Serialising plain strings and integers into a String cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -144,21 +140,18 @@ impl LeaseAttrs {
     pub fn from_json(bytes: &[u8]) -> Result<Self, LeaseDecodeError> {
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| LeaseDecodeError::NotJson(e.to_string()))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| LeaseDecodeError::NotJson("not an object".into()))?;
+        let obj = value.as_object().ok_or_else(|| LeaseDecodeError::NotJson("not an object".into()))?;
         let public_ip = match present(obj, "PublicIP") {
-            Some(Value::String(s)) => s
-                .parse()
-                .map_err(|_| bad("PublicIP", format!("{s:?} is not an IPv4 address")))?,
+            Some(Value::String(s)) => {
+                s.parse().map_err(|_| bad("PublicIP", format!("{s:?} is not an IPv4 address")))?
+            }
             Some(other) => return Err(bad("PublicIP", format!("{other} is not a string"))),
             None => return Err(bad("PublicIP", "missing")),
         };
         let public_ipv6 = match present(obj, "PublicIPv6") {
-            Some(Value::String(s)) => Some(
-                s.parse()
-                    .map_err(|_| bad("PublicIPv6", format!("{s:?} is not an IPv6 address")))?,
-            ),
+            Some(Value::String(s)) => {
+                Some(s.parse().map_err(|_| bad("PublicIPv6", format!("{s:?} is not an IPv6 address")))?)
+            }
             Some(other) => return Err(bad("PublicIPv6", format!("{other} is not a string"))),
             None => None,
         };
@@ -171,7 +164,7 @@ impl LeaseAttrs {
             (BackendType::Vxlan, Some(Value::Object(data))) => {
                 let vtep_mac = match present(data, "VtepMAC") {
                     Some(Value::String(s)) => s.parse().map_err(|e: super::MacParseError| {
-                        bad("BackendData.VtepMAC", e.to_string())
+                        bad("BackendData.VtepMAC", format!("{s:?}: {e}"))
                     })?,
                     _ => return Err(bad("BackendData.VtepMAC", "missing or not a string")),
                 };
@@ -180,28 +173,18 @@ impl LeaseAttrs {
                         v.as_u64()
                             .and_then(|n| u32::try_from(n).ok())
                             .filter(|&n| n < 1 << 24)
-                            .ok_or_else(|| {
-                                bad("BackendData.VNI", format!("{v} is not a 24-bit VNI"))
-                            })?,
+                            .ok_or_else(|| bad("BackendData.VNI", format!("{v} is not a 24-bit VNI")))?,
                     ),
                     None => None,
                 };
                 Some(VxlanBackendData { vni, vtep_mac })
             }
             (BackendType::Vxlan, _) => {
-                return Err(bad(
-                    "BackendData",
-                    "a vxlan lease needs an object with VtepMAC",
-                ));
+                return Err(bad("BackendData", "a vxlan lease needs an object with VtepMAC"));
             }
             _ => None,
         };
-        Ok(LeaseAttrs {
-            public_ip,
-            public_ipv6,
-            backend_type,
-            vxlan,
-        })
+        Ok(LeaseAttrs { public_ip, public_ipv6, backend_type, vxlan })
     }
 }
 
@@ -214,10 +197,7 @@ mod tests {
             public_ip: Ipv4Addr::new(198, 18, 0, 11),
             public_ipv6: None,
             backend_type: BackendType::Vxlan,
-            vxlan: Some(VxlanBackendData {
-                vni: Some(1),
-                vtep_mac: "0a:58:c6:13:01:01".parse().unwrap(),
-            }),
+            vxlan: Some(VxlanBackendData { vni: Some(1), vtep_mac: "0a:58:c6:13:01:01".parse().unwrap() }),
         }
     }
 
@@ -232,11 +212,7 @@ mod tests {
     #[test]
     fn host_gw_and_ipip_leases_carry_no_backend_data() {
         for bt in [BackendType::HostGw, BackendType::Ipip] {
-            let lease = LeaseAttrs {
-                backend_type: bt.clone(),
-                vxlan: None,
-                ..vxlan_lease()
-            };
+            let lease = LeaseAttrs { backend_type: bt.clone(), vxlan: None, ..vxlan_lease() };
             assert_eq!(
                 lease.to_json(),
                 format!(r#"{{"PublicIP":"198.18.0.11","PublicIPv6":null,"BackendType":"{bt}"}}"#)
@@ -247,10 +223,7 @@ mod tests {
     #[test]
     fn a_lease_decodes_with_go_case_folding_and_round_trips() {
         let lease = vxlan_lease();
-        assert_eq!(
-            LeaseAttrs::from_json(lease.to_json().as_bytes()),
-            Ok(lease.clone())
-        );
+        assert_eq!(LeaseAttrs::from_json(lease.to_json().as_bytes()), Ok(lease.clone()));
         let folded = br#"{"publicip":"198.18.0.11","backendtype":"vxlan","backenddata":{"vni":1,"vtepmac":"0A:58:C6:13:01:01"},"Extra":1}"#;
         assert_eq!(LeaseAttrs::from_json(folded), Ok(lease));
     }
@@ -260,10 +233,7 @@ mod tests {
         let cases: [(&[u8], &str); 4] = [
             (br#"{"PublicIP":"300.1.1.1"}"#, "PublicIP"),
             (br#"{"BackendType":"host-gw"}"#, "PublicIP"),
-            (
-                br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan"}"#,
-                "BackendData",
-            ),
+            (br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan"}"#, "BackendData"),
             (
                 br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan","BackendData":{"VtepMAC":"zz"}}"#,
                 "BackendData.VtepMAC",

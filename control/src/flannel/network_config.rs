@@ -54,10 +54,7 @@ pub struct NetworkConfigError {
 }
 
 fn bad(key: &'static str, problem: impl Into<String>) -> NetworkConfigError {
-    NetworkConfigError {
-        key,
-        problem: problem.into(),
-    }
+    NetworkConfigError { key, problem: problem.into() }
 }
 
 fn string<'a>(
@@ -87,15 +84,9 @@ fn uint(
     }
 }
 
-fn addr(
-    obj: &Map<String, Value>,
-    key: &'static str,
-) -> Result<Option<Ipv4Addr>, NetworkConfigError> {
+fn addr(obj: &Map<String, Value>, key: &'static str) -> Result<Option<Ipv4Addr>, NetworkConfigError> {
     string(obj, key, key)?
-        .map(|s| {
-            s.parse()
-                .map_err(|_| bad(key, format!("{s:?} is not an IPv4 address")))
-        })
+        .map(|s| s.parse().map_err(|_| bad(key, format!("{s:?} is not an IPv4 address"))))
         .transpose()
 }
 
@@ -105,30 +96,20 @@ impl NetworkConfig {
     /// Network+2), SubnetMin the second subnet, SubnetMax the last one, VNI 1,
     /// Port 0 = 8472.
     pub fn parse(json: &[u8]) -> Result<Self, NetworkConfigError> {
-        let value: Value = serde_json::from_slice(json)
-            .map_err(|e| bad("(document)", format!("not JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| bad("(document)", "not a JSON object"))?;
+        let value: Value =
+            serde_json::from_slice(json).map_err(|e| bad("(document)", format!("not JSON: {e}")))?;
+        let obj = value.as_object().ok_or_else(|| bad("(document)", "not a JSON object"))?;
 
         let network: Ipv4Net = match string(obj, "Network", "Network")? {
-            Some(s) => s
-                .parse()
-                .map_err(|_| bad("Network", format!("{s:?} is not an IPv4 CIDR")))?,
+            Some(s) => s.parse().map_err(|_| bad("Network", format!("{s:?} is not an IPv4 CIDR")))?,
             None => {
-                return Err(bad(
-                    "Network",
-                    "missing: please define a correct Network parameter",
-                ));
+                return Err(bad("Network", "missing: please define a correct Network parameter"));
             }
         };
         if network.trunc() != network {
             return Err(bad(
                 "Network",
-                format!(
-                    "{network} has host bits set (did you mean {}?)",
-                    network.trunc()
-                ),
+                format!("{network} has host bits set (did you mean {}?)", network.trunc()),
             ));
         }
         let subnet_len = match uint(obj, "SubnetLen", "SubnetLen", 32)? {
@@ -137,10 +118,7 @@ impl NetworkConfig {
                     return Err(bad("SubnetLen", format!("{n} must be less than /31")));
                 }
                 if n < u64::from(network.prefix_len()) + 2 {
-                    return Err(bad(
-                        "SubnetLen",
-                        format!("/{n} leaves {network} fewer than four subnets"),
-                    ));
+                    return Err(bad("SubnetLen", format!("/{n} leaves {network} fewer than four subnets")));
                 }
                 n as u8
             }
@@ -163,10 +141,9 @@ impl NetworkConfig {
             match addr(obj, key)? {
                 None => Ok(Ipv4Addr::from(default)),
                 Some(a) if a.is_unspecified() => Ok(Ipv4Addr::from(default)),
-                Some(a) if !network.contains(&a) => Err(bad(
-                    key,
-                    format!("{a} is not in the range of the Network {network}"),
-                )),
+                Some(a) if !network.contains(&a) => {
+                    Err(bad(key, format!("{a} is not in the range of the Network {network}")))
+                }
                 Some(a) if u32::from(a) & mask != u32::from(a) => {
                     Err(bad(key, format!("{a} is not on a /{subnet_len} boundary")))
                 }
@@ -176,36 +153,25 @@ impl NetworkConfig {
         let subnet_min = bound("SubnetMin", first + size)?;
         let subnet_max = bound("SubnetMax", last)?;
         if subnet_min > subnet_max {
-            return Err(bad(
-                "SubnetMin",
-                format!("{subnet_min} is above SubnetMax {subnet_max}"),
-            ));
+            return Err(bad("SubnetMin", format!("{subnet_min} is above SubnetMax {subnet_max}")));
         }
 
         let backend = match present(obj, "Backend") {
             None => BackendConfig::defaults(BackendType::Other("udp".into())),
             Some(Value::Object(b)) => {
-                let backend_type =
-                    BackendType::from_name(string(b, "Type", "Backend.Type")?.unwrap_or(""));
+                let backend_type = BackendType::from_name(string(b, "Type", "Backend.Type")?.unwrap_or(""));
                 let mut cfg = BackendConfig::defaults(backend_type);
                 if let Some(vni) = uint(b, "VNI", "Backend.VNI", (1 << 24) - 1)? {
                     cfg.vni = vni as u32;
                 }
                 if let Some(port) = uint(b, "Port", "Backend.Port", u64::from(u16::MAX))? {
-                    cfg.port = if port == 0 {
-                        KERNEL_VXLAN_PORT
-                    } else {
-                        port as u16
-                    };
+                    cfg.port = if port == 0 { KERNEL_VXLAN_PORT } else { port as u16 };
                 }
                 cfg.direct_routing = match present(b, "DirectRouting") {
                     None => false,
                     Some(Value::Bool(v)) => *v,
                     Some(other) => {
-                        return Err(bad(
-                            "Backend.DirectRouting",
-                            format!("{other} is not true or false"),
-                        ));
+                        return Err(bad("Backend.DirectRouting", format!("{other} is not true or false")));
                     }
                 };
                 cfg.mtu = uint(b, "MTU", "Backend.MTU", 65535)?.map(|m| m as u32);
@@ -213,13 +179,7 @@ impl NetworkConfig {
             }
             Some(other) => return Err(bad("Backend", format!("{other} is not an object"))),
         };
-        Ok(NetworkConfig {
-            network,
-            subnet_len,
-            subnet_min,
-            subnet_max,
-            backend,
-        })
+        Ok(NetworkConfig { network, subnet_len, subnet_min, subnet_max, backend })
     }
 
     /// The JSON `--init-network` writes (flannel's key spelling).
@@ -254,8 +214,7 @@ impl NetworkConfig {
 
     /// How many subnets SubnetMin..=SubnetMax holds.
     pub fn subnet_count(&self) -> u32 {
-        (u32::from(self.subnet_max) - u32::from(self.subnet_min)) / (1u32 << (32 - self.subnet_len))
-            + 1
+        (u32::from(self.subnet_max) - u32::from(self.subnet_min)) / (1u32 << (32 - self.subnet_len)) + 1
     }
 
     /// The `index`-th leasable subnet (`index < subnet_count()`).
@@ -279,13 +238,7 @@ impl NetworkConfig {
 impl BackendConfig {
     /// flannel's defaults for `backend_type`: VNI 1, port 8472, no DirectRouting.
     pub fn defaults(backend_type: BackendType) -> Self {
-        BackendConfig {
-            backend_type,
-            vni: 1,
-            port: KERNEL_VXLAN_PORT,
-            direct_routing: false,
-            mtu: None,
-        }
+        BackendConfig { backend_type, vni: 1, port: KERNEL_VXLAN_PORT, direct_routing: false, mtu: None }
     }
 }
 
@@ -336,10 +289,7 @@ mod tests {
     #[test]
     fn port_zero_means_the_kernel_default() {
         assert_eq!(
-            parse(r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":0}}"#)
-                .unwrap()
-                .backend
-                .port,
+            parse(r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":0}}"#).unwrap().backend.port,
             8472
         );
     }
@@ -352,26 +302,11 @@ mod tests {
             (r#"{"Network":"10.244.0.0/29"}"#, "Network"),
             (r#"{"Network":"10.244.0.0/16","SubnetLen":31}"#, "SubnetLen"),
             (r#"{"Network":"10.244.0.0/16","SubnetLen":17}"#, "SubnetLen"),
-            (
-                r#"{"Network":"10.244.0.0/16","SubnetMin":"10.245.0.0"}"#,
-                "SubnetMin",
-            ),
-            (
-                r#"{"Network":"10.244.0.0/16","SubnetMax":"10.244.0.7"}"#,
-                "SubnetMax",
-            ),
-            (
-                r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":-1}}"#,
-                "Backend.VNI",
-            ),
-            (
-                r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":70000}}"#,
-                "Backend.Port",
-            ),
-            (
-                r#"{"Network":"10.244.0.0/16","Backend":{"DirectRouting":"yes"}}"#,
-                "Backend.DirectRouting",
-            ),
+            (r#"{"Network":"10.244.0.0/16","SubnetMin":"10.245.0.0"}"#, "SubnetMin"),
+            (r#"{"Network":"10.244.0.0/16","SubnetMax":"10.244.0.7"}"#, "SubnetMax"),
+            (r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":-1}}"#, "Backend.VNI"),
+            (r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":70000}}"#, "Backend.Port"),
+            (r#"{"Network":"10.244.0.0/16","Backend":{"DirectRouting":"yes"}}"#, "Backend.DirectRouting"),
         ];
         for (json, key) in cases {
             assert_eq!(parse(json).map_err(|e| e.key), Err(key), "{json}");

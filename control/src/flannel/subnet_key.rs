@@ -28,10 +28,7 @@ mod tests {
     fn a_subnet_key_round_trips() {
         let net: Ipv4Net = "10.244.1.0/24".parse().unwrap();
         assert_eq!(subnet_key(net), "10.244.1.0-24");
-        assert_eq!(
-            parse_subnet_key("/coreos.com/network/subnets/10.244.1.0-24"),
-            Some(net)
-        );
+        assert_eq!(parse_subnet_key("/coreos.com/network/subnets/10.244.1.0-24"), Some(net));
     }
 
     #[test]

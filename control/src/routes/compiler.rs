@@ -29,14 +29,10 @@ impl RoutePolicy {
         if attrs.public_ip == self.own_public_ip {
             return Err("PublicIP is our own");
         }
-        let on_link = self
-            .uplink_subnet
-            .is_some_and(|net| net.contains(&attrs.public_ip));
+        let on_link = self.uplink_subnet.is_some_and(|net| net.contains(&attrs.public_ip));
         let encap = matches!(attrs.backend_type, BackendType::Vxlan | BackendType::Ipip);
         if encap && self.backend.direct_routing && on_link {
-            return Ok(Via::HostGw {
-                gateway: attrs.public_ip,
-            });
+            return Ok(Via::HostGw { gateway: attrs.public_ip });
         }
         match attrs.backend_type {
             BackendType::Vxlan => {
@@ -48,12 +44,8 @@ impl RoutePolicy {
                     port: self.backend.port,
                 })
             }
-            BackendType::Ipip => Ok(Via::Ipip {
-                remote: attrs.public_ip,
-            }),
-            BackendType::HostGw => Ok(Via::HostGw {
-                gateway: attrs.public_ip,
-            }),
+            BackendType::Ipip => Ok(Via::Ipip { remote: attrs.public_ip }),
+            BackendType::HostGw => Ok(Via::HostGw { gateway: attrs.public_ip }),
             BackendType::Other(_) => Err("backend type is not one weft routes"),
         }
     }
@@ -130,10 +122,7 @@ impl RouteCompiler {
 
     /// Stages a full resync: afterwards the desired table holds exactly the
     /// routes for `leases` (a re-list after start, compaction or reconnect).
-    pub fn reconcile_leases<'a>(
-        &mut self,
-        leases: impl IntoIterator<Item = (Ipv4Net, &'a LeaseAttrs)>,
-    ) {
+    pub fn reconcile_leases<'a>(&mut self, leases: impl IntoIterator<Item = (Ipv4Net, &'a LeaseAttrs)>) {
         let old: Vec<Ipv4Net> = self.desired.keys().copied().collect();
         let mut seen = BTreeSet::new();
         for (subnet, attrs) in leases {
@@ -179,8 +168,7 @@ impl RouteCompiler {
             match want {
                 Some(via) => {
                     self.installed.insert(subnet, via);
-                    self.batch
-                        .push(RouteDelta::Upsert(RouteSpec { subnet, via }));
+                    self.batch.push(RouteDelta::Upsert(RouteSpec { subnet, via }));
                 }
                 None => {
                     self.installed.remove(&subnet);
@@ -212,26 +200,16 @@ mod tests {
 
     fn policy(backend: BackendType, direct_routing: bool) -> RoutePolicy {
         RoutePolicy {
-            backend: BackendConfig {
-                direct_routing,
-                ..BackendConfig::defaults(backend)
-            },
+            backend: BackendConfig { direct_routing, ..BackendConfig::defaults(backend) },
             own_public_ip: Ipv4Addr::new(198, 18, 0, 1),
             uplink_subnet: Some(net("198.18.0.0/24")),
         }
     }
 
     fn lease(backend: BackendType, ip: [u8; 4]) -> LeaseAttrs {
-        let vxlan = (backend == BackendType::Vxlan).then(|| VxlanBackendData {
-            vni: Some(1),
-            vtep_mac: "0a:00:00:00:00:02".parse().unwrap(),
-        });
-        LeaseAttrs {
-            public_ip: Ipv4Addr::from(ip),
-            public_ipv6: None,
-            backend_type: backend,
-            vxlan,
-        }
+        let vxlan = (backend == BackendType::Vxlan)
+            .then(|| VxlanBackendData { vni: Some(1), vtep_mac: "0a:00:00:00:00:02".parse().unwrap() });
+        LeaseAttrs { public_ip: Ipv4Addr::from(ip), public_ipv6: None, backend_type: backend, vxlan }
     }
 
     #[test]
@@ -249,16 +227,12 @@ mod tests {
         let p = policy(BackendType::Ipip, false);
         assert_eq!(
             p.via(&lease(BackendType::Ipip, [198, 18, 0, 2])),
-            Ok(Via::Ipip {
-                remote: Ipv4Addr::new(198, 18, 0, 2)
-            })
+            Ok(Via::Ipip { remote: Ipv4Addr::new(198, 18, 0, 2) })
         );
         let p = policy(BackendType::HostGw, false);
         assert_eq!(
             p.via(&lease(BackendType::HostGw, [198, 18, 0, 2])),
-            Ok(Via::HostGw {
-                gateway: Ipv4Addr::new(198, 18, 0, 2)
-            })
+            Ok(Via::HostGw { gateway: Ipv4Addr::new(198, 18, 0, 2) })
         );
     }
 
@@ -268,14 +242,9 @@ mod tests {
             let p = policy(backend.clone(), true);
             assert_eq!(
                 p.via(&lease(backend.clone(), [198, 18, 0, 7])),
-                Ok(Via::HostGw {
-                    gateway: Ipv4Addr::new(198, 18, 0, 7)
-                })
+                Ok(Via::HostGw { gateway: Ipv4Addr::new(198, 18, 0, 7) })
             );
-            assert!(!matches!(
-                p.via(&lease(backend, [198, 18, 1, 7])),
-                Ok(Via::HostGw { .. })
-            ));
+            assert!(!matches!(p.via(&lease(backend, [198, 18, 1, 7])), Ok(Via::HostGw { .. })));
         }
     }
 
@@ -301,9 +270,7 @@ mod tests {
             sink.batches()[0].1,
             vec![RouteDelta::Upsert(RouteSpec {
                 subnet: net("10.0.2.0/24"),
-                via: Via::HostGw {
-                    gateway: b.public_ip
-                }
+                via: Via::HostGw { gateway: b.public_ip }
             })]
         );
         c.lease_put(net("10.0.2.0/24"), &b);
@@ -320,14 +287,8 @@ mod tests {
         c.flush(&mut sink);
         c.reconcile_leases([(net("10.0.3.0/24"), &a)]);
         c.flush(&mut sink);
-        assert_eq!(
-            sink.table().keys().copied().collect::<Vec<_>>(),
-            vec![net("10.0.3.0/24")]
-        );
-        assert_eq!(
-            sink.batches()[1].1,
-            vec![RouteDelta::Remove(net("10.0.2.0/24"))]
-        );
+        assert_eq!(sink.table().keys().copied().collect::<Vec<_>>(), vec![net("10.0.3.0/24")]);
+        assert_eq!(sink.batches()[1].1, vec![RouteDelta::Remove(net("10.0.2.0/24"))]);
     }
 
     #[test]
@@ -335,10 +296,7 @@ mod tests {
         let mut c = RouteCompiler::new(policy(BackendType::HostGw, false));
         let mut sink = RecordingSink::new();
         c.set_own_subnet(Some(net("10.0.2.0/24")));
-        c.lease_put(
-            net("10.0.2.0/24"),
-            &lease(BackendType::HostGw, [198, 18, 0, 9]),
-        );
+        c.lease_put(net("10.0.2.0/24"), &lease(BackendType::HostGw, [198, 18, 0, 9]));
         assert_eq!(c.flush(&mut sink), 0);
     }
 }

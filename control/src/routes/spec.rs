@@ -46,12 +46,7 @@ impl Via {
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Via::Vxlan {
-                remote,
-                vtep_mac,
-                vni,
-                port,
-            } => {
+            Via::Vxlan { remote, vtep_mac, vni, port } => {
                 write!(f, "vxlan {remote} vtep {vtep_mac} vni {vni} port {port}")
             }
             Via::Ipip { remote } => write!(f, "ipip {remote}"),

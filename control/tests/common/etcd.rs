@@ -35,10 +35,7 @@ impl Etcd {
         for _ in 0..3 {
             let mut etcd = Etcd {
                 child: None,
-                dir: tempfile::Builder::new()
-                    .prefix("weft-etcd-")
-                    .tempdir()
-                    .expect("temp dir"),
+                dir: tempfile::Builder::new().prefix("weft-etcd-").tempdir().expect("temp dir"),
                 client_port: free_port(),
                 peer_port: free_port(),
             };
@@ -70,18 +67,8 @@ impl Etcd {
             .args(["--name", "weft-test"])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &self.endpoint(),
-                "--advertise-client-urls",
-                &self.endpoint(),
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
+            .args(["--listen-client-urls", &self.endpoint(), "--advertise-client-urls", &self.endpoint()])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("weft-test={peer}")])
             // Short election timeout: faster start and a 1 s minimum lease TTL.
             .args(["--heartbeat-interval", "50", "--election-timeout", "300"])
@@ -93,11 +80,7 @@ impl Etcd {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 self.child = None;
                 return Err(format!(
                     "etcd exited with {status}; log:\n{}",
@@ -140,10 +123,7 @@ impl Etcd {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "etcdctl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
+            Err(format!("etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
         }
     }
 
@@ -183,10 +163,7 @@ impl Etcd {
     pub fn grant(&self, ttl_secs: u32) -> String {
         let out = self.etcdctl(&["lease", "grant", &ttl_secs.to_string()]);
         // "lease 694d7d5b5c5a0c0b granted with TTL(2s)"
-        out.split_whitespace()
-            .nth(1)
-            .expect("lease id in etcdctl output")
-            .to_owned()
+        out.split_whitespace().nth(1).expect("lease id in etcdctl output").to_owned()
     }
 }
 

@@ -68,10 +68,7 @@ pub fn put_peer(etcd: &Etcd, subnet_key: &str, public_ip: &str, vtep_mac: &str) 
 pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -103,13 +100,7 @@ impl Running {
                 })
                 .await
         });
-        Running {
-            subnet,
-            sink,
-            status,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Running { subnet, sink, status, stop: Some(stop), task: Some(task) }
     }
 
     pub fn status(&self) -> AgentStatus {

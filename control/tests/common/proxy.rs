@@ -19,10 +19,7 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on 127.0.0.1:<random> and forwards to `target` (`http://127.0.0.1:port`).
     pub async fn start(target: &str) -> Self {
-        let target: SocketAddr = target
-            .trim_start_matches("http://")
-            .parse()
-            .expect("target addr");
+        let target: SocketAddr = target.trim_start_matches("http://").parse().expect("target addr");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let cut = Arc::new(AtomicBool::new(false));
@@ -42,12 +39,7 @@ impl Proxy {
                 conns2.lock().unwrap().push(task.abort_handle());
             }
         });
-        Proxy {
-            addr,
-            cut,
-            conns,
-            accept,
-        }
+        Proxy { addr, cut, conns, accept }
     }
 
     /// `http://127.0.0.1:<proxy port>`.

@@ -62,20 +62,22 @@ pub struct MacParseError;
 
 impl fmt::Display for MacParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("expected six hex octets separated by ':' (e.g. 0a:58:0a:f4:01:01)")
+        f.write_str("not a MAC address: want six two-digit hex octets separated by ':' or '-' (e.g. 0a:58:c6:13:01:01)")
     }
 }
 
 impl core::error::Error for MacParseError {}
 
+/// Parses what Go's `net.ParseMAC` accepts for a 48-bit address — six two-digit hex
+/// octets separated by ':' or '-' — so VtepMACs written by flannel always parse.
 impl core::str::FromStr for MacAddr {
     type Err = MacParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = [0u8; 6];
-        let mut parts = s.split(':');
+        let mut parts = s.split([':', '-']);
         for b in &mut out {
             let p = parts.next().ok_or(MacParseError)?;
-            if p.is_empty() || p.len() > 2 {
+            if p.len() != 2 {
                 return Err(MacParseError);
             }
             *b = u8::from_str_radix(p, 16).map_err(|_| MacParseError)?;
@@ -338,6 +340,8 @@ mod tests {
         assert!("0a:58:0a:f4:01".parse::<MacAddr>().is_err());
         assert!("0a:58:0a:f4:01:01:02".parse::<MacAddr>().is_err());
         assert!("0a:58:0a:f4:01:zz".parse::<MacAddr>().is_err());
+        assert!("a:58:0a:f4:01:01".parse::<MacAddr>().is_err());
+        assert_eq!("0a-58-0a-f4-01-01".parse::<MacAddr>(), Ok(m));
         assert!(m.is_unicast() && !MacAddr::BROADCAST.is_unicast() && MacAddr::BROADCAST.is_broadcast());
     }
 }

@@ -104,9 +104,7 @@ impl Dir24_8 {
     #[inline(always)]
     fn load24(&self, dst: u32) -> u32 {
         // Index < 2^24 == len, so `get` never fails; it keeps the path panic-free.
-        self.tbl24
-            .get((dst >> 8) as usize)
-            .map_or(0, |e| e.load(Ordering::Acquire))
+        self.tbl24.get((dst >> 8) as usize).map_or(0, |e| e.load(Ordering::Acquire))
     }
 
     #[inline(always)]
@@ -115,9 +113,7 @@ impl Dir24_8 {
             return entry;
         }
         let index = ((entry & !EXTENDED) as usize) * GROUP_ENTRIES + (dst & 0xff) as usize;
-        self.tbl8
-            .get(index)
-            .map_or(0, |e| e.load(Ordering::Acquire))
+        self.tbl8.get(index).map_or(0, |e| e.load(Ordering::Acquire))
     }
 
     // ---- writer side: only `FibWriter` (the single writer) calls these ----

@@ -61,10 +61,7 @@ pub(crate) struct Stuck {
 
 impl Grace {
     pub(crate) fn new() -> Self {
-        Grace {
-            epoch: AtomicU64::new(1),
-            slots: Mutex::new(Vec::new()),
-        }
+        Grace { epoch: AtomicU64::new(1), slots: Mutex::new(Vec::new()) }
     }
 
     /// Registers a new reader slot.
@@ -174,12 +171,7 @@ mod tests {
         // period (which may unlink what it can now see), until it unpins.
         grace.unpin(&slot);
         grace.pin(&slot);
-        assert_eq!(
-            grace
-                .synchronize(Duration::from_millis(20))
-                .map_err(|s| s.readers),
-            Err(1)
-        );
+        assert_eq!(grace.synchronize(Duration::from_millis(20)).map_err(|s| s.readers), Err(1));
         grace.unpin(&slot);
         assert_eq!(grace.synchronize(Duration::from_millis(20)), Ok(()));
     }

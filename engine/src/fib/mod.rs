@@ -82,10 +82,7 @@ pub struct FibConfig {
 impl Default for FibConfig {
     /// 65 536 tbl8 groups (64 MiB of address space), a 1 s grace timeout.
     fn default() -> Self {
-        FibConfig {
-            tbl8_groups: 1 << 16,
-            grace_timeout: Duration::from_secs(1),
-        }
+        FibConfig { tbl8_groups: 1 << 16, grace_timeout: Duration::from_secs(1) }
     }
 }
 

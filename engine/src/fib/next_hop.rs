@@ -20,8 +20,7 @@
 
 use std::net::Ipv4Addr;
 
-/// A 48-bit Ethernet address, in wire order.
-pub type MacAddr = [u8; 6];
+pub use weft_encap::MacAddr;
 
 /// Index of a next hop in the [`NextHopTable`]. At most [`NextHopId::MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -139,10 +138,8 @@ mod tests {
 
     #[test]
     fn a_snapshot_copy_changes_only_the_named_ids() {
-        let base = NextHopTable::default().with(&[
-            (NextHopId(3), NextHop::Blackhole),
-            (NextHopId(0), NextHop::Exception),
-        ]);
+        let base = NextHopTable::default()
+            .with(&[(NextHopId(3), NextHop::Blackhole), (NextHopId(0), NextHop::Exception)]);
         assert_eq!(base.len(), 2);
         assert_eq!(base.get(NextHopId(3)), Some(&NextHop::Blackhole));
         assert_eq!(base.get(NextHopId(1)), None);

@@ -94,10 +94,7 @@ impl Ipv4Prefix {
     /// cleared). Lengths above 32 are clamped to 32.
     pub fn covering(addr: u32, len: u8) -> Self {
         let len = len.min(32);
-        Ipv4Prefix {
-            bits: addr & netmask(len),
-            len,
-        }
+        Ipv4Prefix { bits: addr & netmask(len), len }
     }
 
     /// The network address.
@@ -111,10 +108,7 @@ impl Ipv4Prefix {
     }
 
     /// The prefix length, `0..=32`.
-    #[expect(
-        clippy::len_without_is_empty,
-        reason = "a prefix length, not a collection size"
-    )]
+    #[expect(clippy::len_without_is_empty, reason = "a prefix length, not a collection size")]
     pub fn len(&self) -> u8 {
         self.len
     }
@@ -147,24 +141,17 @@ impl FromStr for Ipv4Prefix {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let Some((address, length)) = input.split_once('/') else {
-            return Err(PrefixError::MissingLength {
-                input: input.to_owned(),
-            });
+            return Err(PrefixError::MissingLength { input: input.to_owned() });
         };
         let addr: Ipv4Addr = address.parse().map_err(|_| PrefixError::InvalidAddress {
             input: input.to_owned(),
             address: address.to_owned(),
         })?;
         let len_ok = !length.is_empty() && length.bytes().all(|b| b.is_ascii_digit());
-        let len: u8 =
-            length
-                .parse()
-                .ok()
-                .filter(|_| len_ok)
-                .ok_or_else(|| PrefixError::InvalidLength {
-                    input: input.to_owned(),
-                    length: length.to_owned(),
-                })?;
+        let len: u8 = length.parse().ok().filter(|_| len_ok).ok_or_else(|| PrefixError::InvalidLength {
+            input: input.to_owned(),
+            length: length.to_owned(),
+        })?;
         Ipv4Prefix::new(addr, len)
     }
 }
@@ -179,14 +166,8 @@ mod tests {
         assert_eq!(p.addr(), Ipv4Addr::new(10, 244, 1, 0));
         assert_eq!(p.len(), 24);
         assert_eq!(p.to_string(), "10.244.1.0/24");
-        assert_eq!(
-            "0.0.0.0/0".parse::<Ipv4Prefix>().unwrap(),
-            Ipv4Prefix::DEFAULT
-        );
-        assert_eq!(
-            "198.19.3.7/32".parse::<Ipv4Prefix>().unwrap().range(),
-            (0xc613_0307, 0xc613_0307)
-        );
+        assert_eq!("0.0.0.0/0".parse::<Ipv4Prefix>().unwrap(), Ipv4Prefix::DEFAULT);
+        assert_eq!("198.19.3.7/32".parse::<Ipv4Prefix>().unwrap().range(), (0xc613_0307, 0xc613_0307));
     }
 
     #[test]
@@ -202,10 +183,7 @@ mod tests {
             }
         );
         let text = err.to_string();
-        assert!(
-            text.contains("host bits") && text.contains("10.244.1.0/24"),
-            "{text}"
-        );
+        assert!(text.contains("host bits") && text.contains("10.244.1.0/24"), "{text}");
         assert!(Ipv4Prefix::new(Ipv4Addr::new(0, 0, 0, 1), 0).is_err());
     }
 
@@ -213,10 +191,7 @@ mod tests {
     fn a_length_over_32_is_rejected() {
         assert_eq!(
             Ipv4Prefix::new(Ipv4Addr::new(10, 0, 0, 0), 33),
-            Err(PrefixError::LengthTooLong {
-                addr: Ipv4Addr::new(10, 0, 0, 0),
-                len: 33
-            })
+            Err(PrefixError::LengthTooLong { addr: Ipv4Addr::new(10, 0, 0, 0), len: 33 })
         );
         assert!(matches!(
             "10.0.0.0/33".parse::<Ipv4Prefix>(),
@@ -226,28 +201,13 @@ mod tests {
 
     #[test]
     fn malformed_text_says_which_part_is_wrong() {
-        assert!(matches!(
-            "10.0.0.0".parse::<Ipv4Prefix>(),
-            Err(PrefixError::MissingLength { .. })
-        ));
+        assert!(matches!("10.0.0.0".parse::<Ipv4Prefix>(), Err(PrefixError::MissingLength { .. })));
         assert!(matches!(
             "10.0.0/8".parse::<Ipv4Prefix>(),
             Err(PrefixError::InvalidAddress { address, .. }) if address == "10.0.0"
         ));
-        for bad in [
-            "10.0.0.0/",
-            "10.0.0.0/x",
-            "10.0.0.0/+8",
-            "10.0.0.0/256",
-            "10.0.0.0/-1",
-        ] {
-            assert!(
-                matches!(
-                    bad.parse::<Ipv4Prefix>(),
-                    Err(PrefixError::InvalidLength { .. })
-                ),
-                "{bad}"
-            );
+        for bad in ["10.0.0.0/", "10.0.0.0/x", "10.0.0.0/+8", "10.0.0.0/256", "10.0.0.0/-1"] {
+            assert!(matches!(bad.parse::<Ipv4Prefix>(), Err(PrefixError::InvalidLength { .. })), "{bad}");
         }
     }
 

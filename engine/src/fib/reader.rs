@@ -44,11 +44,7 @@ pub struct FibReader {
 impl FibReader {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         let slot = shared.grace.register();
-        FibReader {
-            shared,
-            slot,
-            _not_sync: PhantomData,
-        }
+        FibReader { shared, slot, _not_sync: PhantomData }
     }
 
     /// Longest-prefix match for one host-order destination address. Pins and unpins around

@@ -42,11 +42,7 @@ pub fn mixed_len(rng: &mut SplitMix64) -> u8 {
 }
 
 /// `n` distinct random prefixes of the mix, none of them in `avoid`.
-pub fn mixed_prefixes(
-    rng: &mut SplitMix64,
-    n: usize,
-    avoid: &HashSet<Ipv4Prefix>,
-) -> Vec<Ipv4Prefix> {
+pub fn mixed_prefixes(rng: &mut SplitMix64, n: usize, avoid: &HashSet<Ipv4Prefix>) -> Vec<Ipv4Prefix> {
     let mut seen = HashSet::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {

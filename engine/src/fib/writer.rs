@@ -100,10 +100,7 @@ pub enum FibError {
 
 impl From<Stuck> for FibError {
     fn from(s: Stuck) -> Self {
-        FibError::GraceTimeout {
-            waited: s.waited,
-            readers: s.readers,
-        }
+        FibError::GraceTimeout { waited: s.waited, readers: s.readers }
     }
 }
 
@@ -162,10 +159,7 @@ impl FibWriter {
     /// An empty FIB (no routes, no next hops, version 0).
     pub fn new(config: FibConfig) -> Self {
         let groups = config.tbl8_groups.min(EXTENDED - 1);
-        let config = FibConfig {
-            tbl8_groups: groups,
-            ..config
-        };
+        let config = FibConfig { tbl8_groups: groups, ..config };
         let shared = Arc::new(Shared::new(groups));
         FibWriter {
             hops: shared.next_hops.load_full(),
@@ -196,16 +190,13 @@ impl FibWriter {
 
     /// The next hop of an exact route, if present.
     pub fn route(&self, prefix: Ipv4Prefix) -> Option<NextHopId> {
-        self.routes[prefix.len() as usize]
-            .get(&prefix.bits())
-            .copied()
+        self.routes[prefix.len() as usize].get(&prefix.bits()).copied()
     }
 
     /// All routes, in no particular order.
     pub fn routes(&self) -> impl Iterator<Item = (Ipv4Prefix, NextHopId)> + '_ {
         self.routes.iter().enumerate().flat_map(|(len, map)| {
-            map.iter()
-                .map(move |(&bits, &hop)| (Ipv4Prefix::covering(bits, len as u8), hop))
+            map.iter().map(move |(&bits, &hop)| (Ipv4Prefix::covering(bits, len as u8), hop))
         })
     }
 
@@ -305,20 +296,12 @@ impl FibWriter {
 
     fn upsert(&mut self, index: usize, prefix: Ipv4Prefix, hop: NextHopId) -> Result<(), FibError> {
         if self.hops.get(hop).is_none() {
-            return Err(FibError::UnknownNextHop {
-                prefix,
-                index,
-                id: hop,
-            });
+            return Err(FibError::UnknownNextHop { prefix, index, id: hop });
         }
         let len = prefix.len();
         let bits = prefix.bits();
         // Get the group before touching the route set, so a capacity error changes nothing.
-        let group = if len > 24 {
-            Some(self.group_for(prefix, index)?)
-        } else {
-            None
-        };
+        let group = if len > 24 { Some(self.group_for(prefix, index)?) } else { None };
         let old = self.routes[len as usize].insert(bits, hop);
         match old {
             Some(old) => self.unref(old),
@@ -335,9 +318,7 @@ impl FibWriter {
                 self.paint8(group, first, count, |d| d <= depth, depth, value);
                 if fresh {
                     // Publication: the group is complete before this Release store.
-                    self.shared
-                        .tables
-                        .store24((bits >> 8) as usize, EXTENDED | group);
+                    self.shared.tables.store24((bits >> 8) as usize, EXTENDED | group);
                 }
             }
         }
@@ -357,9 +338,7 @@ impl FibWriter {
         let (cover_depth, cover_value) = (0..len)
             .rev()
             .find_map(|l| {
-                self.routes[l as usize]
-                    .get(&(bits & netmask(l)))
-                    .map(|&h| (l + 1, encode(Some(h))))
+                self.routes[l as usize].get(&(bits & netmask(l))).map(|&h| (l + 1, encode(Some(h))))
             })
             .unwrap_or((0, 0));
         let depth = len + 1;
@@ -369,31 +348,16 @@ impl FibWriter {
         }
         let slot = (bits >> 8) as usize;
         let entry = self.shared.tables.entry24(slot);
-        debug_assert!(
-            entry & EXTENDED != 0,
-            "a route longer than /24 lives in a group"
-        );
+        debug_assert!(entry & EXTENDED != 0, "a route longer than /24 lives in a group");
         let group = entry & !EXTENDED;
         let (first, count) = range8(prefix);
-        self.paint8(
-            group,
-            first,
-            count,
-            |d| d == depth,
-            cover_depth,
-            cover_value,
-        );
+        self.paint8(group, first, count, |d| d == depth, cover_depth, cover_value);
 
         let start = group as usize * GROUP_ENTRIES;
-        if self.group_depth[start..start + GROUP_ENTRIES]
-            .iter()
-            .all(|&d| d <= 25)
-        {
+        if self.group_depth[start..start + GROUP_ENTRIES].iter().all(|&d| d <= 25) {
             // No route longer than /24 left: every entry equals the base route. Unlink the
             // group; it is recycled only after a grace period.
-            self.shared
-                .tables
-                .store24(slot, self.group_base[group as usize]);
+            self.shared.tables.store24(slot, self.group_base[group as usize]);
             self.retired_groups.push(group);
         }
         Ok(())
@@ -439,13 +403,7 @@ impl FibWriter {
 
     /// Paints tbl24 entries in `prefix` (length <= 24) whose depth satisfies `paint_over`, and
     /// the matching entries of their groups.
-    fn paint24(
-        &mut self,
-        prefix: Ipv4Prefix,
-        paint_over: impl Fn(u8) -> bool + Copy,
-        depth: u8,
-        value: u32,
-    ) {
+    fn paint24(&mut self, prefix: Ipv4Prefix, paint_over: impl Fn(u8) -> bool + Copy, depth: u8, value: u32) {
         let first = (prefix.bits() >> 8) as usize;
         let count = 1usize << (24 - prefix.len());
         for slot in first..first + count {
@@ -486,8 +444,5 @@ impl FibWriter {
 
 /// First slot and slot count inside a tbl8 group of a prefix longer than /24.
 fn range8(prefix: Ipv4Prefix) -> (usize, usize) {
-    (
-        (prefix.bits() & 0xff) as usize,
-        1usize << (32 - prefix.len()),
-    )
+    ((prefix.bits() & 0xff) as usize, 1usize << (32 - prefix.len()))
 }
