@@ -15,7 +15,9 @@ use weft_control::etcd::{Agent, ControlError, LeaseRequest, acquire, list};
 use weft_control::flannel::NetworkConfig;
 use weft_control::routes::{RouteDelta, Via};
 
-const VXLAN_NET: &str = r#"{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan"}}"#;
+/// Agents lease from 198.19.1.0..198.19.63.0, so the fixed peer subnets the tests put
+/// (198.19.90.0 and up) can never be the one an agent picked at random.
+const VXLAN_NET: &str = r#"{"Network":"198.19.0.0/16","SubnetMin":"198.19.1.0","SubnetMax":"198.19.63.0","Backend":{"Type":"vxlan"}}"#;
 const WAIT: Duration = Duration::from_secs(10);
 
 fn net(s: &str) -> Ipv4Net {
@@ -37,7 +39,9 @@ async fn our_lease_is_byte_identical_to_flannels() {
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
     assert_eq!(etcd.get(&key(agent.subnet)).unwrap(), golden("lease-vxlan.json"));
 
-    let (etcd2, dir2) = etcd_with_network(r#"{"Network":"198.19.0.0/16","Backend":{"Type":"host-gw"}}"#);
+    let (etcd2, dir2) = etcd_with_network(
+        r#"{"Network":"198.19.0.0/16","SubnetMin":"198.19.1.0","SubnetMax":"198.19.63.0","Backend":{"Type":"host-gw"}}"#,
+    );
     let hostgw = Running::start(settings(&etcd2, 11, dir2.path())).await;
     assert_eq!(etcd2.get(&key(hostgw.subnet)).unwrap(), golden("lease-host-gw.json"));
     // and subnet.env says what flannel's CNI plugin expects
@@ -53,8 +57,9 @@ async fn our_lease_is_byte_identical_to_flannels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_put_by_flannel_become_the_right_routes() {
-    let (etcd, dir) =
-        etcd_with_network(r#"{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}"#);
+    let (etcd, dir) = etcd_with_network(
+        r#"{"Network":"198.19.0.0/16","SubnetMin":"198.19.1.0","SubnetMax":"198.19.63.0","Backend":{"Type":"vxlan","DirectRouting":true}}"#,
+    );
     let agent = Running::start(settings(&etcd, 11, dir.path())).await;
 
     // Off our L2 subnet: VXLAN. On it (DirectRouting): host-gw. Another backend: ignored.

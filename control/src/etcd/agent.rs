@@ -292,7 +292,11 @@ impl Agent {
         let ttl = call(&ep, timeout, || format!("renew lease {id:x}"), async {
             let (mut keeper, mut stream) = self.client.lease_keep_alive(id).await?;
             keeper.keep_alive().await?;
-            Ok(stream.message().await?.map_or(0, |r| r.ttl()))
+            // A stream that ends without an answer (etcd restarting, no leader yet) says
+            // nothing about our lease: an error, retried, not an expiry.
+            stream.message().await?.map(|r| r.ttl()).ok_or_else(|| {
+                etcd_client::Error::LeaseKeepAliveError("stream closed without an answer".into())
+            })
         })
         .await?;
         if ttl <= 0 {
