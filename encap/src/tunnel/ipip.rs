@@ -11,21 +11,17 @@
 
 use core::net::Ipv4Addr;
 
-use super::{DecapError, EncapError, Span, check_headroom};
-use crate::checksum;
+use super::{
+    DecapError, EncapError, OuterHeaders, OuterIpv4, Span, check_headroom, outer_ipv4, patch_outer_ipv4,
+};
 use crate::error::{Layer, Problem, malformed, need};
-use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr, MacAddr, VlanPolicy};
-use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
-use crate::wire::{get_u16, put_u16};
+use crate::wire::ethernet::{self, EtherType, MacAddr};
+use crate::wire::get_u16;
+use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet};
 
 /// Bytes IPIP adds to a frame.
 pub const OVERHEAD: usize = ipv4::HEADER_LEN;
 const OUTER_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
-
-const IP: usize = ethernet::HEADER_LEN;
-const IP_TOTAL_LEN: usize = IP + 2;
-const IP_IDENT: usize = IP + 4;
-const IP_CHECKSUM: usize = IP + 10;
 
 /// Everything that defines the outer headers towards one remote node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,22 +48,17 @@ pub struct IpipTemplate {
 impl IpipTemplate {
     pub fn new(params: IpipParams) -> Self {
         let mut outer = [0u8; OUTER_LEN];
-        EthernetRepr { src: params.outer_src_mac, dst: params.outer_dst_mac, ethertype: EtherType::IPV4 }
-            .emit(&mut EthernetFrame::new_unchecked(&mut outer[..]));
-        Ipv4Repr {
-            src: params.src_ip,
-            dst: params.dst_ip,
+        let ip_sum = OuterHeaders {
+            src_mac: params.outer_src_mac,
+            dst_mac: params.outer_dst_mac,
+            src_ip: params.src_ip,
+            dst_ip: params.dst_ip,
             protocol: IpProtocol::IPIP,
-            payload_len: 0,
             ttl: params.ttl,
             tos: params.tos,
-            ident: 0,
             dont_frag: params.dont_frag,
         }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut outer[IP..]));
-        put_u16(&mut outer, IP_TOTAL_LEN, 0);
-        put_u16(&mut outer, IP_CHECKSUM, 0);
-        let ip_sum = checksum::sum(0, &outer[IP..]);
+        .emit(&mut outer);
         IpipTemplate { params, outer, ip_sum }
     }
 
@@ -102,10 +93,7 @@ impl IpipTemplate {
         let out = span.start - OVERHEAD;
         let frame = &mut buf[out..];
         frame[..OUTER_LEN].copy_from_slice(&self.outer);
-        put_u16(frame, IP_TOTAL_LEN, ip_len);
-        put_u16(frame, IP_IDENT, ident);
-        let sum = self.ip_sum + u32::from(ip_len) + u32::from(ident);
-        put_u16(frame, IP_CHECKSUM, !checksum::fold(sum));
+        patch_outer_ipv4(frame, self.ip_sum, ip_len, ident);
         Ok(Span::new(out, ethernet::HEADER_LEN + usize::from(ip_len)))
     }
 }
@@ -134,22 +122,11 @@ impl IpipDecapConfig {
     #[inline]
     pub fn decap(&self, buf: &mut [u8], span: Span) -> Result<IpipDecapped, DecapError> {
         let frame = buf.get(span.start..span.end()).ok_or(DecapError::NotTunnel)?;
-        let eth = EthernetFrame::new_checked(frame)?;
-        let l2 = eth.header(VlanPolicy::Reject)?;
-        if l2.ethertype != EtherType::IPV4 {
-            return Err(DecapError::NotTunnel);
-        }
-        let outer = Ipv4Packet::new_checked(&frame[l2.header_len..])?;
-        outer.check_checksum()?;
-        if outer.protocol() != IpProtocol::IPIP || outer.dst_addr() != self.local_ip {
-            return Err(DecapError::NotTunnel);
-        }
-        if outer.is_fragment() {
-            return Err(malformed(Layer::Ipv4, Problem::Ipv4Fragment).into());
-        }
+        let OuterIpv4 { src_mac: outer_src_mac, ip: outer, .. } =
+            outer_ipv4(frame, self.local_ip, IpProtocol::IPIP)?;
         let inner = Ipv4Packet::new_checked(outer.payload()).map_err(|e| e.at(Layer::InnerIpv4))?;
         let inner_len = usize::from(inner.total_len());
-        let (outer_src, outer_src_mac, outer_tos) = (outer.src_addr(), eth.src_addr(), outer.tos());
+        let (outer_src, outer_tos) = (outer.src_addr(), outer.tos());
         let outer_hl = outer.header_len();
 
         let new_start = span.start + outer_hl;
@@ -167,6 +144,8 @@ impl IpipDecapConfig {
 mod tests {
     use super::*;
     use crate::error::ParseError;
+    use crate::wire::ethernet::{EthernetFrame, EthernetRepr};
+    use crate::wire::ipv4::Ipv4Repr;
 
     const OUR_MAC: MacAddr = MacAddr([2, 0, 0xc6, 0x12, 0, 1]);
     const PEER_MAC: MacAddr = MacAddr([2, 0, 0xc6, 0x12, 0, 2]);

@@ -17,8 +17,13 @@ pub mod ipip;
 pub mod vxlan;
 
 use core::fmt;
+use core::net::Ipv4Addr;
 
-use crate::error::ParseError;
+use crate::checksum;
+use crate::error::{Layer, ParseError, Problem, malformed};
+use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr, MacAddr, VlanPolicy};
+use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::put_u16;
 
 /// Where a frame sits in its buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,4 +112,85 @@ fn check_headroom(buf_len: usize, span: Span, need: usize) -> Result<(), EncapEr
         return Err(EncapError::NoHeadroom { need, have: span.start });
     }
     Ok(())
+}
+
+/// Offsets of the outer IPv4 fields a template patches per packet.
+const IP_TOTAL_LEN: usize = ethernet::HEADER_LEN + 2;
+const IP_IDENT: usize = ethernet::HEADER_LEN + 4;
+const IP_CHECKSUM: usize = ethernet::HEADER_LEN + 10;
+
+/// The outer Ethernet + option-less IPv4 headers every tunnel template starts with.
+#[derive(Debug, Clone, Copy)]
+struct OuterHeaders {
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    protocol: IpProtocol,
+    ttl: u8,
+    tos: u8,
+    dont_frag: bool,
+}
+
+impl OuterHeaders {
+    /// Writes the headers into the first 34 bytes of `out` with total length,
+    /// identification and checksum zero, and returns the sum of the IPv4 header's
+    /// words: per packet, the checksum is `!fold(sum + total_len + ident)`.
+    fn emit(&self, out: &mut [u8]) -> u32 {
+        EthernetRepr { src: self.src_mac, dst: self.dst_mac, ethertype: EtherType::IPV4 }
+            .emit(&mut EthernetFrame::new_unchecked(&mut out[..]));
+        let ip = &mut out[ethernet::HEADER_LEN..ethernet::HEADER_LEN + ipv4::HEADER_LEN];
+        Ipv4Repr {
+            src: self.src_ip,
+            dst: self.dst_ip,
+            protocol: self.protocol,
+            payload_len: 0,
+            ttl: self.ttl,
+            tos: self.tos,
+            ident: 0,
+            dont_frag: self.dont_frag,
+        }
+        .emit(&mut Ipv4Packet::new_unchecked(&mut ip[..]));
+        put_u16(ip, 2, 0);
+        put_u16(ip, 10, 0);
+        checksum::sum(0, ip)
+    }
+}
+
+/// Patches the per-packet outer IPv4 fields of a frame whose first 34 bytes are a
+/// template's outer headers.
+#[inline(always)]
+fn patch_outer_ipv4(frame: &mut [u8], ip_sum: u32, total_len: u16, ident: u16) {
+    put_u16(frame, IP_TOTAL_LEN, total_len);
+    put_u16(frame, IP_IDENT, ident);
+    put_u16(frame, IP_CHECKSUM, !checksum::fold(ip_sum + u32::from(total_len) + u32::from(ident)));
+}
+
+/// The validated outer headers of a received tunnel frame.
+struct OuterIpv4<'a> {
+    /// Length of the outer Ethernet header.
+    l2_len: usize,
+    src_mac: MacAddr,
+    ip: Ipv4Packet<&'a [u8]>,
+}
+
+/// Validates the outer headers every tunnel shares — untagged Ethernet carrying
+/// IPv4 with a good header checksum, not a fragment, addressed to `local_ip` with
+/// `protocol` — or says why the frame is not this tunnel's or is malformed.
+#[inline]
+fn outer_ipv4(frame: &[u8], local_ip: Ipv4Addr, protocol: IpProtocol) -> Result<OuterIpv4<'_>, DecapError> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    let l2 = eth.header(VlanPolicy::Reject)?;
+    if l2.ethertype != EtherType::IPV4 {
+        return Err(DecapError::NotTunnel);
+    }
+    let ip = Ipv4Packet::new_checked(&frame[l2.header_len..])?;
+    ip.check_checksum()?;
+    if ip.protocol() != protocol || ip.dst_addr() != local_ip {
+        return Err(DecapError::NotTunnel);
+    }
+    if ip.is_fragment() {
+        return Err(malformed(Layer::Ipv4, Problem::Ipv4Fragment).into());
+    }
+    Ok(OuterIpv4 { l2_len: l2.header_len, src_mac: eth.src_addr(), ip })
 }

@@ -11,11 +11,13 @@
 use core::net::Ipv4Addr;
 
 use super::flow_hash::{SourcePortRange, ethernet_flow_hash};
-use super::{DecapError, EncapError, Span, check_headroom};
+use super::{
+    DecapError, EncapError, OuterHeaders, OuterIpv4, Span, check_headroom, outer_ipv4, patch_outer_ipv4,
+};
 use crate::checksum;
 use crate::error::{Layer, need};
-use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr, MacAddr, VlanPolicy};
-use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::ethernet::{self, MacAddr};
+use crate::wire::ipv4::{self, IpProtocol};
 use crate::wire::udp::{self, UdpChecksumPolicy, UdpPacket, UdpRepr};
 use crate::wire::vxlan::{self, Vni, VxlanPacket};
 use crate::wire::{get_u16, put_u16};
@@ -25,9 +27,6 @@ pub const OVERHEAD: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADE
 
 // Offsets within the outer headers.
 const IP: usize = ethernet::HEADER_LEN;
-const IP_TOTAL_LEN: usize = IP + 2;
-const IP_IDENT: usize = IP + 4;
-const IP_CHECKSUM: usize = IP + 10;
 const UDP: usize = IP + ipv4::HEADER_LEN;
 const UDP_SRC_PORT: usize = UDP;
 const UDP_LEN: usize = UDP + 4;
@@ -107,21 +106,17 @@ pub struct VxlanTemplate {
 impl VxlanTemplate {
     pub fn new(params: VxlanParams) -> Self {
         let mut outer = [0u8; OVERHEAD];
-        EthernetRepr { src: params.outer_src_mac, dst: params.outer_dst_mac, ethertype: EtherType::IPV4 }
-            .emit(&mut EthernetFrame::new_unchecked(&mut outer[..]));
-        Ipv4Repr {
-            src: params.src_ip,
-            dst: params.dst_ip,
+        let ip_sum = OuterHeaders {
+            src_mac: params.outer_src_mac,
+            dst_mac: params.outer_dst_mac,
+            src_ip: params.src_ip,
+            dst_ip: params.dst_ip,
             protocol: IpProtocol::UDP,
-            payload_len: 0,
             ttl: params.ttl,
             tos: params.tos,
-            ident: 0,
             dont_frag: params.dont_frag,
         }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut outer[IP..UDP]));
-        put_u16(&mut outer, IP_TOTAL_LEN, 0);
-        put_u16(&mut outer, IP_CHECKSUM, 0);
+        .emit(&mut outer);
         UdpRepr { src_port: 0, dst_port: params.dst_port, payload_len: 0 }
             .emit(&mut UdpPacket::new_unchecked(&mut outer[UDP..]));
         put_u16(&mut outer, UDP_LEN, 0);
@@ -130,7 +125,6 @@ impl VxlanTemplate {
         let mut inner_macs = [0u8; 12];
         inner_macs[..6].copy_from_slice(&params.inner_dst_mac.0);
         inner_macs[6..].copy_from_slice(&params.inner_src_mac.0);
-        let ip_sum = checksum::sum(0, &outer[IP..UDP]);
         let pseudo = checksum::pseudo_header(params.src_ip, params.dst_ip, IpProtocol::UDP.0, 0);
         let udp_sum = checksum::sum(pseudo, &outer[UDP..]);
         VxlanTemplate { params, outer, inner_macs, ip_sum, udp_sum }
@@ -165,10 +159,7 @@ impl VxlanTemplate {
         let out = span.start - OVERHEAD;
         let frame = &mut buf[out..span.end()];
         frame[..OVERHEAD].copy_from_slice(&self.outer);
-        put_u16(frame, IP_TOTAL_LEN, ip_len);
-        put_u16(frame, IP_IDENT, ident);
-        let ip_sum = self.ip_sum + u32::from(ip_len) + u32::from(ident);
-        put_u16(frame, IP_CHECKSUM, !checksum::fold(ip_sum));
+        patch_outer_ipv4(frame, self.ip_sum, ip_len, ident);
         put_u16(frame, UDP_SRC_PORT, src_port);
         put_u16(frame, UDP_LEN, udp_len);
         if self.params.udp_checksum {
@@ -211,19 +202,7 @@ impl VxlanDecapConfig {
     #[inline]
     pub fn decap(&self, buf: &[u8], span: Span) -> Result<VxlanDecapped, DecapError> {
         let frame = buf.get(span.start..span.end()).ok_or(DecapError::NotTunnel)?;
-        let eth = EthernetFrame::new_checked(frame)?;
-        let l2 = eth.header(VlanPolicy::Reject)?;
-        if l2.ethertype != EtherType::IPV4 {
-            return Err(DecapError::NotTunnel);
-        }
-        let ip = Ipv4Packet::new_checked(&frame[l2.header_len..])?;
-        ip.check_checksum()?;
-        if ip.protocol() != IpProtocol::UDP || ip.dst_addr() != self.local_ip {
-            return Err(DecapError::NotTunnel);
-        }
-        if ip.is_fragment() {
-            return Err(crate::error::malformed(Layer::Ipv4, crate::error::Problem::Ipv4Fragment).into());
-        }
+        let OuterIpv4 { l2_len, src_mac, ip } = outer_ipv4(frame, self.local_ip, IpProtocol::UDP)?;
         let udp = UdpPacket::new_checked(ip.payload())?;
         if udp.dst_port() != self.port {
             return Err(DecapError::NotTunnel);
@@ -235,11 +214,11 @@ impl VxlanDecapConfig {
         }
         let inner_len = vx.payload().len();
         need(Layer::InnerEthernet, ethernet::HEADER_LEN, inner_len)?;
-        let inner_start = span.start + l2.header_len + ip.header_len() + udp::HEADER_LEN + vxlan::HEADER_LEN;
+        let inner_start = span.start + l2_len + ip.header_len() + udp::HEADER_LEN + vxlan::HEADER_LEN;
         Ok(VxlanDecapped {
             inner: Span::new(inner_start, inner_len),
             outer_src: ip.src_addr(),
-            outer_src_mac: eth.src_addr(),
+            outer_src_mac: src_mac,
             outer_tos: ip.tos(),
         })
     }
@@ -254,6 +233,8 @@ pub fn outer_src_port(frame: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
     use crate::error::{ParseError, Problem, malformed};
+    use crate::wire::ethernet::{EtherType, EthernetFrame, EthernetRepr};
+    use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr};
 
     const HEADROOM: usize = 128;
     const OUR_MAC: MacAddr = MacAddr([2, 0, 0xc6, 0x12, 0, 1]);
