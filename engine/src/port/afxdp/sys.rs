@@ -1,6 +1,6 @@
-//! Thin safe wrappers over the system calls the kernel-facing ports need:
-//! sockets, socket options, `mmap`, wakeups and CPU pinning. Every `unsafe`
-//! block of the crate that is not about ring memory lives here.
+//! Thin safe wrappers over the system calls the engine needs: sockets, socket
+//! options, `mmap`, wakeups, CPU pinning, and huge-page advice for the FIB's
+//! tables. Every `unsafe` block of the crate that is not about ring memory lives here.
 
 use std::ffi::CString;
 use std::io;
@@ -217,4 +217,25 @@ impl Drop for Mmap {
         // no reference into it outlives `self` (borrows are tied to the owners).
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
+}
+
+/// Asks the kernel to back `memory` with transparent huge pages (`MADV_HUGEPAGE`):
+/// for the FIB's 64 MiB tbl24, whose random loads otherwise miss the TLB on most
+/// lookups. Call it before the memory is first touched, so pages fault in huge.
+/// Advisory only: an error (THP disabled, `never` mode) changes nothing else and
+/// the caller may ignore it. Only whole pages inside `memory` are advised.
+pub(crate) fn advise_huge_pages<T>(memory: &[T]) -> io::Result<()> {
+    const PAGE: usize = 4096;
+    let start = memory.as_ptr() as usize;
+    let end = start + std::mem::size_of_val(memory);
+    let first = start.next_multiple_of(PAGE);
+    let last = end & !(PAGE - 1);
+    if first >= last {
+        return Ok(());
+    }
+    // SAFETY: `first..last` lies inside `memory`, which stays mapped while it is
+    // borrowed. MADV_HUGEPAGE only changes how the kernel backs those pages, never
+    // their contents or the mapping, so no reference into `memory` is affected.
+    let r = unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE) };
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
