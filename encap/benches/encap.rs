@@ -2,8 +2,9 @@
 //! the parse chain, VXLAN and IPIP encap/decap, and TTL decrement.
 //! Ids are namespaced `encap::<what>::size=<frame bytes>`; throughput is in frames.
 //! Frames sit in 256-byte chunks at 128 bytes of headroom.
-//! Inputs are prepared outside the timed loop; operations that destroy their input
-//! (IPIP, TTL) get fresh copies per batch through `iter_batched_ref`.
+//! Inputs are prepared outside the timed loop; IPIP encap/decap, which destroy their
+//! input, get fresh copies per batch through `iter_batched_ref` (the copies' cache
+//! misses then count against them: read those two as upper bounds).
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -165,17 +166,25 @@ fn benches(c: &mut Criterion) {
         )
     });
 
+    // TTL decrement runs on the same 64 packets over and over; a packet whose TTL
+    // reaches 1 is reset to 255 (checksum recomputed) — once per 254 decrements, so
+    // the reset is amortised into the figure rather than hidden in a setup copy.
+    let mut ttl_frames = udp_batch();
+    for f in ttl_frames.iter_mut() {
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[HEADROOM + 14..HEADROOM + FRAME]);
+        ip.set_ttl(255);
+        ip.fill_checksum();
+    }
     g.bench_function(format!("ipv4::ttl_decrement::size={FRAME}"), |b| {
-        b.iter_batched_ref(
-            || fresh.clone(),
-            |bufs| {
-                for buf in bufs.iter_mut() {
-                    let ip = &mut buf[HEADROOM + 14..HEADROOM + FRAME];
-                    black_box(Ipv4Packet::new_unchecked(ip).decrement_ttl());
+        b.iter(|| {
+            for buf in ttl_frames.iter_mut() {
+                let mut ip = Ipv4Packet::new_unchecked(&mut buf[HEADROOM + 14..HEADROOM + FRAME]);
+                if black_box(ip.decrement_ttl()).is_none() {
+                    ip.set_ttl(255);
+                    ip.fill_checksum();
                 }
-            },
-            BatchSize::SmallInput,
-        )
+            }
+        })
     });
     g.finish();
 }
