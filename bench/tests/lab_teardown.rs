@@ -18,6 +18,13 @@ fn weft_lab(args: &[&str]) -> std::process::Output {
     Command::new(WEFT_LAB).args(args).output().unwrap()
 }
 
+/// Runs `weft-lab down` and checks that nothing `state` lists is left.
+fn down_and_assert_all_gone(prefix: &str, state: &LabState) {
+    let down = weft_lab(&["down", "--prefix", prefix]);
+    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
+    assert_all_gone(prefix, state);
+}
+
 fn assert_all_gone(prefix: &str, state: &LabState) {
     assert_eq!(namespaces_of(prefix), Vec::<String>::new(), "namespaces left behind");
     for p in &state.processes {
@@ -40,9 +47,7 @@ fn down_cleans_up_a_lab_whose_processes_were_killed() {
     for p in &state.processes {
         kill(Pid::from_raw(p.pid), Signal::SIGKILL).unwrap();
     }
-    let down = weft_lab(&["down", "--prefix", &prefix]);
-    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
-    assert_all_gone(&prefix, &state);
+    down_and_assert_all_gone(&prefix, &state);
 }
 
 #[test]
@@ -67,9 +72,7 @@ fn down_cleans_up_after_up_itself_was_killed_half_way() {
     // An `ip` command `up` had started may still be finishing.
     std::thread::sleep(Duration::from_millis(300));
     let state = LabState::load(&path).unwrap();
-    let down = weft_lab(&["down", "--prefix", &prefix]);
-    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
-    assert_all_gone(&prefix, &state);
+    down_and_assert_all_gone(&prefix, &state);
 }
 
 #[test]

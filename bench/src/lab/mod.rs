@@ -111,8 +111,7 @@ impl Lab {
 
     /// Stops node `i`'s agent or daemon (the lease stays in etcd, as when flanneld stops).
     pub fn stop_node(&mut self, i: usize) -> usize {
-        let kind = self.node(i).kind;
-        self.stop(&format!("n{i} {kind:?}"))
+        self.stop(&Plan::node_process(i, self.node(i).kind))
     }
 
     /// The last `max` bytes of every process log, for failure reports.

@@ -259,6 +259,11 @@ impl Plan {
         format!("p{k}")
     }
 
+    /// The lab process name of node `i`'s agent or daemon (`n1 Kernel`).
+    pub fn node_process(i: usize, kind: NodeKind) -> String {
+        format!("n{i} {kind:?}")
+    }
+
     /// etcd's client URL.
     pub fn etcd_endpoint() -> String {
         format!("http://{ETCD_IP}:{ETCD_PORT}")

@@ -119,7 +119,7 @@ fn build(spec: &LabSpec, state: &mut LabState) -> Result<(), LabError> {
             let n = &state.nodes[i];
             let argv = expand(argv, state, n);
             let log = state.dir.join(format!("n{}.log", n.index));
-            let record = spawn_in(&n.ns, &format!("n{} {:?}", n.index, n.kind), &argv, &log)?;
+            let record = spawn_in(&n.ns, &Plan::node_process(n.index, n.kind), &argv, &log)?;
             state.processes.push(record);
             state.save()?;
         }
@@ -132,7 +132,10 @@ fn build(spec: &LabSpec, state: &mut LabState) -> Result<(), LabError> {
             let (subnet, mtu) = read_subnet_env(&path).unwrap_or_default();
             state.nodes[i].subnet = subnet;
             if node.kind == NodeKind::Kernel {
-                wire_kernel_pods(spec, state, &plan, i + 1, subnet, mtu)?;
+                // What flannel's CNI plugin does on a kernel node: `cni0` with the gateway,
+                // one veth per pod enslaved to it, MTU from subnet.env.
+                wiring::add_cni_bridge(&plan.node_ns(i + 1), subnet, mtu)?;
+                add_pods(spec, state, &plan, i + 1, subnet, mtu, Some("cni0"))?;
             }
         }
     }
@@ -160,7 +163,7 @@ fn add_node(
     let subnet = Plan::node_subnet(i);
     let subnet_file = state.dir.join(format!("n{i}.subnet.env"));
     prefer_subnet(&subnet_file, subnet)?;
-    let mut n = NodeState {
+    state.nodes.push(NodeState {
         index: i,
         kind: node.kind,
         ns: ns.clone(),
@@ -169,21 +172,14 @@ fn add_node(
         subnet_file,
         config: None,
         pods: Vec::new(),
-    };
+    });
+    state.save()?;
     match node.kind {
-        NodeKind::Kernel => cmd::sysctl_in(&ns, "net.ipv4.ip_forward=1")?,
+        NodeKind::Kernel => cmd::sysctl_in(&ns, "net.ipv4.ip_forward=1"),
         NodeKind::Weft => {
-            let mtu = spec.uplink_mtu - spec.backend.overhead();
-            for k in 1..=spec.pods_per_node {
-                let pod = PodState {
-                    ns: plan.pod_ns(i, k),
-                    ip: Plan::pod_ip(subnet, k),
-                    host_iface: Plan::pod_host_iface(k),
-                };
-                record_ns(state, pod.ns.clone())?;
-                wiring::add_pod(&ns, &pod.host_iface, &pod.ns, subnet, pod.ip, mtu)?;
-                n.pods.push(pod);
-            }
+            // The engine attaches to the pods' host ends: no bridge, no address on them.
+            add_pods(spec, state, plan, i, subnet, spec.uplink_mtu - spec.backend.overhead(), None)?;
+            let n = &state.nodes[i - 1];
             let path = state.dir.join(format!("n{i}.toml"));
             let text = weft_config::render(&WeftNodeConfig {
                 index: i,
@@ -196,25 +192,24 @@ fn add_node(
                 pods: &n.pods,
             });
             std::fs::write(&path, text).map_err(LabError::file(&path))?;
-            n.config = Some(path);
+            state.nodes[i - 1].config = Some(path);
+            state.save()
         }
     }
-    state.nodes.push(n);
-    state.save()
 }
 
-/// What flannel's CNI plugin does on a kernel node: `cni0` with the gateway, one veth per
-/// pod enslaved to it, MTU from subnet.env.
-fn wire_kernel_pods(
+/// Node `i`'s pods: a namespace and a veth each, addressed in `subnet`, the host end
+/// enslaved to `bridge` if given.
+fn add_pods(
     spec: &LabSpec,
     state: &mut LabState,
     plan: &Plan,
     i: usize,
     subnet: Ipv4Net,
     mtu: u32,
+    bridge: Option<&str>,
 ) -> Result<(), LabError> {
     let ns = plan.node_ns(i);
-    wiring::add_cni_bridge(&ns, subnet, mtu)?;
     for k in 1..=spec.pods_per_node {
         let pod = PodState {
             ns: plan.pod_ns(i, k),
@@ -223,7 +218,9 @@ fn wire_kernel_pods(
         };
         record_ns(state, pod.ns.clone())?;
         wiring::add_pod(&ns, &pod.host_iface, &pod.ns, subnet, pod.ip, mtu)?;
-        wiring::enslave(&ns, &pod.host_iface, "cni0")?;
+        if let Some(bridge) = bridge {
+            wiring::enslave(&ns, &pod.host_iface, bridge)?;
+        }
         state.nodes[i - 1].pods.push(pod);
         state.save()?;
     }
