@@ -90,3 +90,24 @@ fn a_panicking_test_leaves_no_namespace_or_process_behind() {
     let state = seen.expect("the lab came up");
     assert_all_gone(&state.prefix, &state);
 }
+
+#[test]
+fn up_refuses_a_prefix_whose_namespace_exists_and_leaves_that_namespace_alone() {
+    if !have_root("up_refuses_a_prefix_whose_namespace_exists_and_leaves_that_namespace_alone") {
+        return;
+    }
+    let prefix = prefix();
+    // Not made by a lab: the lab must neither use nor delete it.
+    let foreign = format!("{prefix}-etcd");
+    weft_bench::lab::wiring::add_namespace(&foreign).unwrap();
+    let up = weft_lab(&["up", "--prefix", &prefix, "--nodes", "1"]);
+    let still_there = namespaces_of(&prefix);
+    weft_bench::lab::wiring::del_namespace(&foreign).unwrap();
+    assert!(!up.status.success(), "up used an existing namespace");
+    assert!(
+        String::from_utf8_lossy(&up.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert_eq!(still_there, vec![foreign], "the failed up removed its own namespaces and only those");
+}

@@ -21,7 +21,14 @@ use super::{LabError, cmd, etcd, wiring};
 /// How long a node agent gets to lease a subnet and a lab to converge.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Records namespace `ns` in the state file, then creates it. A namespace that already
+/// exists is not ours: it is neither recorded nor touched.
 fn record_ns(state: &mut LabState, ns: String) -> Result<String, LabError> {
+    if cmd::namespaces()?.contains(&ns) {
+        return Err(LabError::Spec(format!(
+            "namespace {ns} already exists and is not this lab's: pick another --prefix"
+        )));
+    }
     state.namespaces.push(ns.clone());
     state.save()?;
     wiring::add_namespace(&ns)?;
@@ -75,6 +82,11 @@ pub fn up(spec: &LabSpec) -> Result<LabState, LabError> {
             dir.display(),
             spec.prefix
         )));
+    }
+    // A directory without a state file is from an `up` that died before its first save:
+    // nothing in it is in use (old etcd data would otherwise be reused).
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(LabError::file(&dir))?;
     }
     std::fs::create_dir_all(&dir).map_err(LabError::file(&dir))?;
     let mut state = LabState {
