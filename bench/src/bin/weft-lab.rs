@@ -2,6 +2,7 @@
 //! (`kflannel`) and the pod tools (`tcp-echo`, `tcp-send`). See `weft_bench::lab`.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -70,14 +71,17 @@ fn up(flags: &Flags) -> anyhow::Result<()> {
 }
 
 fn print_status(lab: &Lab, json: bool) {
+    // Errors writing stdout (a closed pipe: `| head`) end the listing quietly.
+    let mut out = std::io::stdout().lock();
     let state = lab.state();
     if json {
-        println!("{}", serde_json::to_string_pretty(state).unwrap_or_default());
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(state).unwrap_or_default());
         return;
     }
     let existing = weft_bench::lab::cmd::namespaces().unwrap_or_default();
     let ns_mark = |ns: &str| if existing.iter().any(|e| e == ns) { "" } else { " (gone)" };
-    println!(
+    let _ = writeln!(
+        out,
         "lab {} ({:?}, etcd {} in {}{}) state {}",
         state.prefix,
         state.backend,
@@ -87,7 +91,8 @@ fn print_status(lab: &Lab, json: bool) {
         state.path().display()
     );
     for n in &state.nodes {
-        println!(
+        let _ = writeln!(
+            out,
             "  n{} {:?} ns {}{} uplink {} subnet {}",
             n.index,
             n.kind,
@@ -97,15 +102,23 @@ fn print_status(lab: &Lab, json: bool) {
             n.subnet
         );
         if let Some(c) = &n.config {
-            println!("     config {}", c.display());
+            let _ = writeln!(out, "     config {}", c.display());
         }
         for p in &n.pods {
-            println!("     pod {} ns {}{} (host end {})", p.ip, p.ns, ns_mark(&p.ns), p.host_iface);
+            let _ =
+                writeln!(out, "     pod {} ns {}{} (host end {})", p.ip, p.ns, ns_mark(&p.ns), p.host_iface);
         }
     }
     for p in &state.processes {
         let alive = if supervise::is_alive(p) { "running" } else { "not running" };
-        println!("  process {:<14} pid {:<7} {alive:<11} ns {} log {}", p.name, p.pid, p.ns, p.log.display());
+        let _ = writeln!(
+            out,
+            "  process {:<14} pid {:<7} {alive:<11} ns {} log {}",
+            p.name,
+            p.pid,
+            p.ns,
+            p.log.display()
+        );
     }
 }
 
