@@ -1,7 +1,7 @@
 //! Kernel-only lab, flannel vxlan: two kflannel nodes and etcd. Pods reach each other by
 //! ICMP and TCP both ways, the underlay carries pod traffic only as VXLAN (UDP 8472, VNI 1)
-//! between the nodes' PublicIPs, and a node leaving (agent stopped, lease deleted) takes its
-//! neighbour, FDB entry and route off the other node.
+//! between the nodes' PublicIPs; a changed VtepMAC moves the FDB entry, and a node leaving
+//! (agent stopped, lease deleted) takes its neighbour, FDB entry and route off the other node.
 
 mod lab_common;
 
@@ -68,6 +68,25 @@ fn kernel_flannel_nodes_talk_over_vxlan_8472_and_a_removed_lease_removes_its_rou
     assert_eq!(lab.stop_node(2), 1, "node 2's agent was running");
     assert!(has_route(&n1.ns, n2.subnet), "stopping an agent keeps its lease and so its routes");
     let key = format!("{ETCD_PREFIX}/subnets/{}-{}", n2.subnet.network(), n2.subnet.prefix_len());
+    let fdb_of_n1 = || cmd::run("bridge", &["-n", &n1.ns, "fdb", "show", "dev", "flannel.1"]).unwrap();
+    // A lease whose VtepMAC changes (the node came back with a new flannel.1): the old FDB
+    // entry goes, the new one comes, the neighbour follows.
+    let new_mac = "0a:58:c6:12:00:99";
+    let changed = format!(
+        r#"{{"PublicIP":"{}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"{new_mac}"}}}}"#,
+        n2.public_ip
+    );
+    lab.etcdctl(&["put", &key, &changed]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let fdb = fdb_of_n1();
+            fdb.contains(&format!("{new_mac} dst {} self permanent", n2.public_ip)) && !fdb.contains(&n2_mac)
+        }),
+        "n1's FDB did not follow the new VtepMAC: {}",
+        fdb_of_n1()
+    );
+    let neigh = cmd::ip_in(&n1.ns, &["neigh", "show", "dev", "flannel.1"]).unwrap();
+    assert!(neigh.contains(new_mac), "{neigh}");
     assert_eq!(lab.etcdctl(&["del", &key]).unwrap().trim(), "1", "deleted {key}");
     assert!(
         eventually(Duration::from_secs(10), || !has_route(&n1.ns, n2.subnet)),
@@ -76,7 +95,7 @@ fn kernel_flannel_nodes_talk_over_vxlan_8472_and_a_removed_lease_removes_its_rou
     );
     let neigh = cmd::ip_in(&n1.ns, &["neigh", "show", "dev", "flannel.1"]).unwrap();
     assert!(!neigh.contains(&n2.subnet.network().to_string()), "n2's VTEP neighbour is left: {neigh}");
-    let fdb = cmd::run("bridge", &["-n", &n1.ns, "fdb", "show", "dev", "flannel.1"]).unwrap();
-    assert!(!fdb.contains(&n2_mac), "n2's FDB entry {n2_mac} is left: {fdb}");
+    let fdb = fdb_of_n1();
+    assert!(!fdb.contains(new_mac), "n2's FDB entry {new_mac} is left: {fdb}");
     assert!(!ping(&a.ns, b.ip, 1), "pods of a node without a lease are unreachable");
 }

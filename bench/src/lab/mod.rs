@@ -2,7 +2,7 @@
 //! namespace whose name carries the run's prefix, with no link to the host's network.
 //!
 //! - [`topology`]: the spec ([`LabSpec`], [`NodeSpec`] with its start command) and the
-//!   name and address plan (RFC 2544: underlay 198.18.0.0/24, pods 198.19.<node>.0/24).
+//!   name and address plan (RFC 2544: underlay 198.18.0.0/24, pods `198.19.<node>.0/24`).
 //! - [`up`](up::up) builds it, recording every namespace *before* creating it and every
 //!   process after starting it in a state file ([`state`]); [`down`](down::teardown)
 //!   removes exactly what the file lists, also after a crash.

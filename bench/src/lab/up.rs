@@ -36,7 +36,7 @@ fn record_ns(state: &mut LabState, ns: String) -> Result<String, LabError> {
 }
 
 /// Writes the subnet.env a restarted flanneld would find, so node `i` asks for
-/// 198.19.<i>.0/24 first (flannel reuses the subnet its subnet.env names when it is free).
+/// `198.19.<i>.0/24` first (flannel reuses the subnet its subnet.env names when it is free).
 fn prefer_subnet(path: &Path, subnet: Ipv4Net) -> Result<(), LabError> {
     let text = format!("FLANNEL_SUBNET={}/{}\n", Plan::gateway(subnet), subnet.prefix_len());
     std::fs::write(path, text).map_err(LabError::file(path))
