@@ -28,6 +28,17 @@ commands:
 struct Flags(Vec<String>);
 
 impl Flags {
+    /// Refuses options this command does not know (a typo must not silently mean a default).
+    fn only(&self, known: &[&str]) -> anyhow::Result<&Self> {
+        let mut it = self.0.iter();
+        while let Some(arg) = it.next() {
+            anyhow::ensure!(known.contains(&arg.as_str()), "unknown option {arg:?}\n\n{USAGE}");
+            if arg != "--json" {
+                it.next();
+            }
+        }
+        Ok(self)
+    }
     fn value(&self, name: &str) -> Option<&str> {
         self.0.iter().position(|a| a == name).and_then(|i| self.0.get(i + 1)).map(String::as_str)
     }
@@ -152,10 +163,22 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let flags = Flags(rest.clone());
     let result = match command.as_deref() {
-        Some("up") => up(&flags),
-        Some("down") => down(&flags),
+        Some("up") => flags
+            .only(&[
+                "--prefix",
+                "--nodes",
+                "--weft-nodes",
+                "--weft-cmd",
+                "--pods",
+                "--backend",
+                "--mtu",
+                "--state-root",
+            ])
+            .and_then(up),
+        Some("down") => flags.only(&["--prefix", "--state-root"]).and_then(down),
         Some("status") => flags
-            .prefix()
+            .only(&["--prefix", "--state-root", "--json"])
+            .and_then(Flags::prefix)
             .and_then(|p| Ok(Lab::open(&flags.state_root(), &p)?))
             .map(|lab| print_status(&lab, flags.has("--json"))),
         Some("kflannel") => weft_bench::kflannel::run(&rest),

@@ -59,6 +59,7 @@ impl Options {
                 "--uplink" => uplink = Some(value()?.clone()),
                 "--subnet-file" => subnet_file = Some(PathBuf::from(value()?)),
                 "--lease-ttl-secs" => ttl = value()?.parse().context("--lease-ttl-secs")?,
+                "-h" | "--help" => anyhow::bail!("{USAGE}"),
                 other => anyhow::bail!("unknown option {other:?}\n{USAGE}"),
             }
         }

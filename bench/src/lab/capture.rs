@@ -109,7 +109,7 @@ pub fn read_pcap(path: &Path) -> Result<Vec<Vec<u8>>, LabError> {
     let bytes = std::fs::read(path).map_err(LabError::file(path))?;
     let bad = |why: &str| LabError::File {
         path: path.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned()),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned()),
     };
     if bytes.len() < 24 {
         return Err(bad("shorter than a pcap header"));

@@ -28,13 +28,12 @@ pub fn run_with_input(program: &str, args: &[&str], input: Option<&str>) -> Resu
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| LabError::Spawn { program: program.into(), source })?;
+        .map_err(|error| LabError::Spawn { program: program.into(), error })?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         // A write error shows up as the command's failure below.
         let _ = stdin.write_all(text.as_bytes());
     }
-    let out =
-        child.wait_with_output().map_err(|source| LabError::Spawn { program: program.into(), source })?;
+    let out = child.wait_with_output().map_err(|error| LabError::Spawn { program: program.into(), error })?;
     if !out.status.success() {
         let mut command = render(program, args);
         if let Some(text) = input {

@@ -9,12 +9,12 @@ pub enum LabError {
     #[error("the netns lab needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN): run it as root or with sudo")]
     NotRoot,
     /// A helper program could not be started (not installed?).
-    #[error("cannot run {program}: {source} (installed by scripts/setup.sh?)")]
+    #[error("cannot run {program}: {error} (installed by scripts/setup.sh?)")]
     Spawn {
         /// The program.
         program: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`: printed once).
+        error: std::io::Error,
     },
     /// A helper program failed.
     #[error("`{command}` failed ({status}): {stderr}")]
@@ -27,20 +27,20 @@ pub enum LabError {
         stderr: String,
     },
     /// A file of the lab (state, log, config, subnet.env) could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     File {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`: printed once).
+        error: std::io::Error,
     },
     /// The state file is not valid JSON of the expected shape.
-    #[error("state file {path} is unreadable: {source}")]
+    #[error("state file {path} is unreadable: {error}")]
     State {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: serde_json::Error,
+        /// Why (in the message, so not also a `source()`: printed once).
+        error: serde_json::Error,
     },
     /// Something did not become ready in time.
     #[error("timed out after {seconds} s waiting for {what}")]
@@ -58,6 +58,6 @@ pub enum LabError {
 impl LabError {
     pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LabError {
         let path = path.into();
-        move |source| LabError::File { path, source }
+        move |error| LabError::File { path, error }
     }
 }

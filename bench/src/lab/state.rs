@@ -89,7 +89,7 @@ impl LabState {
     /// Reads a state file.
     pub fn load(path: &Path) -> Result<Self, LabError> {
         let text = std::fs::read_to_string(path).map_err(LabError::file(path))?;
-        serde_json::from_str(&text).map_err(|source| LabError::State { path: path.to_owned(), source })
+        serde_json::from_str(&text).map_err(|error| LabError::State { path: path.to_owned(), error })
     }
 
     /// This state's file.

@@ -51,7 +51,7 @@ pub fn spawn_in(ns: &str, name: &str, argv: &[String], log: &Path) -> Result<Pro
         .stderr(err)
         .process_group(0)
         .spawn()
-        .map_err(|source| LabError::Spawn { program: program.clone(), source })?;
+        .map_err(|error| LabError::Spawn { program: program.clone(), error })?;
     let pid = child.id() as i32;
     // The child is reaped by `stop` (waitpid via try_wait would need the handle; the
     // handle is dropped here so the record alone is enough to stop it, also from
