@@ -39,8 +39,18 @@ fixtures:
 	@scripts/setup.sh fixtures
 	/usr/bin/python3 encap/tests/golden/make_golden.py encap/tests/golden
 
-lab-up lab-down:
-	@echo "make $@: the netns lab is issue 7 and not built yet" >&2; exit 2
+# The netns lab (bench/src/lab): LAB_PREFIX names every namespace; LAB_ARGS adds options
+# (e.g. LAB_ARGS="--nodes 3 --backend host-gw"; `weft-lab --help`). Needs root.
+LAB_PREFIX ?= wlab
+LAB_ARGS ?=
+
+lab-up: setup
+	$(CARGO) build --release -p weft-bench --bin weft-lab
+	target/release/weft-lab up --prefix $(LAB_PREFIX) $(LAB_ARGS)
+
+lab-down:
+	$(CARGO) build --release -p weft-bench --bin weft-lab
+	target/release/weft-lab down --prefix $(LAB_PREFIX)
 
 clean:
 	$(CARGO) clean
