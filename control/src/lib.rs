@@ -13,9 +13,13 @@
 //! In static mode the same [`routes::RouteSpec`] values come from the TOML file.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod etcd;
 pub mod flannel;
+pub mod metrics;
+pub mod neighbour;
 pub mod routes;
 pub mod static_mode;
 pub mod subnet_env;
