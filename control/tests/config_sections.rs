@@ -89,3 +89,19 @@ fn non_loopback_metrics_need_an_explicit_opt_in() {
     .unwrap();
     assert_eq!(c.metrics.listen.to_string(), "198.18.0.11:9464");
 }
+
+#[test]
+fn every_example_config_is_valid_and_names_an_uplink() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(c.uplink.is_some(), "{} has no [uplink]", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 7, "the examples of every data path are there ({seen})");
+}

@@ -10,6 +10,9 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// A counter family: name, help, and how to read it from one line of the report.
+type Family<T> = (&'static str, &'static str, fn(&T) -> u64);
+
 struct Out(String);
 
 impl Out {
@@ -39,7 +42,7 @@ pub fn render(r: &StatusReport) -> String {
     o.family("weft_uptime_seconds", "gauge", "Seconds since the daemon started.");
     o.sample("weft_uptime_seconds", &[], r.uptime_secs);
 
-    let port_counters: [(&str, &str, fn(&crate::api::PortLine) -> u64); 4] = [
+    let port_counters: [Family<crate::api::PortLine>; 4] = [
         ("weft_port_rx_packets_total", "Frames received on the port.", |p| p.rx_packets),
         ("weft_port_rx_bytes_total", "Bytes received on the port.", |p| p.rx_bytes),
         ("weft_port_tx_packets_total", "Frames sent on the port.", |p| p.tx_packets),
@@ -57,7 +60,7 @@ pub fn render(r: &StatusReport) -> String {
         o.sample("weft_drops_total", &[("reason", &d.reason)], d.count);
     }
 
-    let worker_counters: [(&str, &str, fn(&crate::api::WorkerLine) -> u64); 5] = [
+    let worker_counters: [Family<crate::api::WorkerLine>; 5] = [
         ("weft_worker_loops_total", "Poll loops run.", |w| w.loops),
         ("weft_worker_idle_loops_total", "Poll loops that found no work.", |w| w.idle_loops),
         ("weft_worker_wakeups_total", "Wakeup system calls the kernel asked for.", |w| w.wakeups),
