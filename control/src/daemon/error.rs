@@ -21,6 +21,16 @@ pub enum DaemonError {
         /// The interface.
         ifname: String,
     },
+    /// A configured pod is outside the subnet we hold (etcd mode learns it at start).
+    #[error("{key}: {ip} is not in our pod subnet {subnet}")]
+    PodOutsideSubnet {
+        /// The config key.
+        key: String,
+        /// The pod's IP.
+        ip: std::net::Ipv4Addr,
+        /// Our subnet.
+        subnet: ipnet::Ipv4Net,
+    },
     /// Static mode setup failed.
     #[error(transparent)]
     Static(#[from] StaticModeError),

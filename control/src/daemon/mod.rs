@@ -133,6 +133,13 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
             (agent.subnet(), agent.network().clone(), Some(agent))
         }
     };
+    if let Some(i) = config.pods.iter().position(|p| !subnet.contains(&p.ip)) {
+        return Err(DaemonError::PodOutsideSubnet {
+            key: format!("pods[{i}].ip"),
+            ip: config.pods[i].ip,
+            subnet,
+        });
+    }
     let params = FilterParams {
         public_ip: config.node.public_ip,
         vxlan_port: (network.backend.backend_type == BackendType::Vxlan).then_some(network.backend.port),
