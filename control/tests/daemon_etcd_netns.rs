@@ -4,71 +4,10 @@
 mod common;
 mod netns;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use common::{Etcd, PREFIX};
+use netns::daemon::Daemon;
 use netns::{Netns, root_or_skip, unique_stem, veth_between};
-use weft_control::api::StatusReport;
-
-struct Daemon(Option<Child>);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn start(ns: &Netns, cfg: &Path, log: &Path) -> Result<Daemon> {
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_weft"), "run", "--init-network", "--config"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log)?)
-        .spawn()?;
-    Ok(Daemon(Some(child)))
-}
-
-fn wait_status(sock: &Path, log: &Path) -> Result<StatusReport> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["status", "--json", "--socket"])
-            .arg(sock)
-            .output()?;
-        if out.status.success() {
-            return Ok(serde_json::from_slice(&out.stdout)?);
-        }
-        if Instant::now() > deadline {
-            bail!("no status: {}\n{}", String::from_utf8_lossy(&out.stderr), std::fs::read_to_string(log)?);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sigterm(mut d: Daemon, log: &Path) -> Result<()> {
-    let mut child = d.0.take().context("child")?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(s) = child.try_wait()? {
-            if !s.success() {
-                bail!("exit {s:?}\n{}", std::fs::read_to_string(log)?);
-            }
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("no stop on SIGTERM\n{}", std::fs::read_to_string(log)?);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn etcd_mode_keeps_its_lease_over_sigterm_and_gets_the_same_subnet_back() -> Result<()> {
@@ -115,8 +54,8 @@ socket = "{s}"
         ),
     )?;
 
-    let daemon = start(&node, &cfg, &log)?;
-    let first = wait_status(&sock, &log)?;
+    let daemon = Daemon::start(&node, &cfg, &["--init-network"], &log)?;
+    let first = daemon.wait_ready(&sock)?;
     let etcd_state = first.etcd.clone().context("etcd mode reports etcd state")?;
     assert!(etcd_state.connected && etcd_state.lease_id != 0, "{etcd_state:?}");
     assert_eq!(first.mode, "etcd");
@@ -132,7 +71,7 @@ socket = "{s}"
         })),
         "{env}"
     );
-    sigterm(daemon, &log)?;
+    daemon.sigterm()?;
 
     let key = format!("{PREFIX}/subnets/{}-{}", subnet.network(), subnet.prefix_len());
     let (etcd, value) = node.run(move || {
@@ -142,10 +81,10 @@ socket = "{s}"
     let value = value.context("our lease is kept in etcd after SIGTERM")?;
     assert!(value.contains("\"PublicIP\":\"198.18.0.11\""), "{value}");
 
-    let daemon = start(&node, &cfg, &log)?;
-    let second = wait_status(&sock, &log)?;
+    let daemon = Daemon::start(&node, &cfg, &["--init-network"], &log)?;
+    let second = daemon.wait_ready(&sock)?;
     assert_eq!(second.subnet, first.subnet, "a restart gets the same subnet back");
-    sigterm(daemon, &log)?;
+    daemon.sigterm()?;
     drop(etcd);
     Ok(())
 }

@@ -7,19 +7,14 @@ mod netns;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use netns::daemon::{Daemon, cli};
 use netns::{Netns, root_or_skip, unique_stem, veth_between};
-use weft_control::api::StatusReport;
 use weft_engine::worker::DropReason;
 
 const METRICS: &str = "127.0.0.1:9464";
-
-fn weft() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-}
 
 fn config(stem: &str, dir: &Path, uplink: &str) -> String {
     format!(
@@ -52,28 +47,8 @@ socket = "{dir}/weft.sock"
     )
 }
 
-/// The daemon child; killed on drop if the test failed before stopping it.
-struct Daemon(Option<Child>);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn cli(args: &[&str]) -> Result<Output> {
-    weft().args(args).output().context("running weft")
-}
-
-fn status(sock: &str) -> Result<StatusReport> {
-    let out = cli(&["status", "--json", "--socket", sock])?;
-    if !out.status.success() {
-        bail!("weft status: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
+fn status(sock: &str) -> Result<weft_control::api::StatusReport> {
+    Daemon::status(Path::new(sock))
 }
 
 /// One scrape of the metrics endpoint, from inside the namespace.
@@ -121,26 +96,9 @@ fn weft_run_serves_status_metrics_and_pods_then_stops_cleanly_on_sigterm() -> Re
     std::fs::write(&cfg, config(&stem, dir.path(), &up))?;
     let sock = dir.path().join("weft.sock");
     let sock = sock.to_str().context("socket path")?;
-    let log = std::fs::File::create(dir.path().join("weft.log"))?;
-
-    // `ip netns exec` execs weft: the child's pid is the daemon's.
-    let child = Command::new("ip")
-        .args(["netns", "exec", &node.name, env!("CARGO_BIN_EXE_weft"), "run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    let mut daemon = Daemon(Some(child));
-    let log_text = || std::fs::read_to_string(dir.path().join("weft.log")).unwrap_or_default();
-
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let report = loop {
-        match status(sock) {
-            Ok(r) => break r,
-            Err(e) if Instant::now() > deadline => bail!("daemon never answered: {e}\n{}", log_text()),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
+    let daemon = Daemon::start(&node, &cfg, &[], &dir.path().join("weft.log"))?;
+    let log_text = || daemon.log();
+    let report = daemon.wait_ready(Path::new(sock))?;
     assert_eq!((report.mode.as_str(), report.subnet.as_str()), ("static", "198.19.1.0/24"));
     assert_eq!(report.routes.len(), 1, "{:?}", report.routes);
     assert_eq!(report.routes[0].subnet, "198.19.2.0/24");
@@ -200,24 +158,57 @@ fn weft_run_serves_status_metrics_and_pods_then_stops_cleanly_on_sigterm() -> Re
     assert!(node.xdp_gone(&pod)?, "the pod's program left with the pod");
 
     // SIGTERM: clean stop, exit 0, the filter detached, the socket removed.
-    let mut child = daemon.0.take().context("child")?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let code = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("daemon did not stop on SIGTERM\n{}", log_text());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(code.success(), "exit status {code:?}\n{}", log_text());
+    let log_path = dir.path().join("weft.log");
+    daemon.sigterm()?;
     assert!(node.xdp_gone(&up)?, "no XDP program left on the uplink");
     assert!(!Path::new(sock).exists(), "api socket removed");
-    let log = log_text();
+    let log = std::fs::read_to_string(log_path)?;
     assert!(log.contains("SIGTERM: stopping") && log.contains("stopped"), "{log}");
+    Ok(())
+}
+
+#[test]
+fn two_uplink_queues_run_one_worker_each_and_share_one_filter() -> Result<()> {
+    if !root_or_skip("two_uplink_queues_run_one_worker_each_and_share_one_filter") {
+        return Ok(());
+    }
+    let stem = unique_stem();
+    let node = Netns::new(&format!("{stem}n"))?;
+    let (up, peer) = (format!("{stem}u"), format!("{stem}v"));
+    node.ip(&[
+        "link",
+        "add",
+        &up,
+        "numrxqueues",
+        "2",
+        "numtxqueues",
+        "2",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &peer,
+        "numrxqueues",
+        "2",
+        "numtxqueues",
+        "2",
+    ])?;
+    node.ip(&["link", "set", &up, "up"])?;
+    node.ip(&["link", "set", &peer, "up"])?;
+    let dir = tempfile::tempdir()?;
+    let cfg = dir.path().join("weft.toml");
+    let text = config(&stem, dir.path(), &up).replace("xdp_mode = \"generic\"", "queues = 2");
+    std::fs::write(&cfg, text)?;
+    let sock = dir.path().join("weft.sock");
+    let daemon = Daemon::start(&node, &cfg, &[], &dir.path().join("weft.log"))?;
+    let report = daemon.wait_ready(&sock)?;
+    let names: Vec<&str> = report.ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec![format!("{up}/xdp0"), format!("{up}/xdp1")], "{:?}", report.ports);
+    let workers: Vec<&str> = report.workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(workers, vec!["weft-q0", "weft-q1"]);
+    assert!(report.ports.iter().all(|p| p.xdp.is_some()), "both queues on AF_XDP: {:?}", report.ports);
+    daemon.sigterm()?;
+    assert!(node.xdp_gone(&up)?, "no XDP program left on the uplink");
     Ok(())
 }
 

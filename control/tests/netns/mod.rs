@@ -2,6 +2,8 @@
 //! teardown (also on panic), code run inside a namespace, loud skips.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::fs::File;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
