@@ -139,8 +139,9 @@ pub enum PodError {
     Setup(#[from] DaemonError),
 }
 
-/// The engine side of a running daemon. Dropping it without
-/// [`Dataplane::shutdown`] still stops nothing cleanly: call `shutdown`.
+/// The engine side of a running daemon. Dropping it (or
+/// [`Dataplane::shutdown`]) stops and joins every worker, closes the
+/// sockets, then detaches every XDP program.
 #[derive(Debug)]
 pub struct Dataplane {
     uplink: UplinkSection,
@@ -389,11 +390,6 @@ impl Dataplane {
             .collect()
     }
 
-    /// The pod subnet check is the caller's; this is the pod set's IPs.
-    pub fn pod_specs(&self) -> Vec<PodSpec> {
-        self.pods.values().map(|p| p.spec).collect()
-    }
-
     fn running(&self) -> impl Iterator<Item = &Running> {
         self.uplink_workers.iter().chain(self.pod_worker.as_ref())
     }
@@ -447,7 +443,11 @@ impl Dataplane {
 
     /// Stops every worker (sockets closed, UMEM unmapped), then detaches
     /// every XDP program.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(self) {
+        drop(self);
+    }
+
+    fn stop_all(&mut self) {
         for r in self.uplink_workers.drain(..).chain(self.pod_worker.take()) {
             match r.handle.stop() {
                 Ok(worker) => drop(worker),
@@ -462,5 +462,11 @@ impl Dataplane {
         if !pods.is_empty() {
             tracing::info!(pods = pods.len(), "pod ports detached");
         }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.stop_all();
     }
 }
