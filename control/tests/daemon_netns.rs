@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use netns::daemon::{Daemon, cli};
@@ -91,6 +92,9 @@ fn weft_run_serves_status_metrics_and_pods_then_stops_cleanly_on_sigterm() -> Re
     let (pod, pod_peer) = (format!("{stem}p"), format!("{stem}q"));
     veth_between(&node, &up, "02:00:00:0e:00:01", &peer, &up_peer, "02:00:00:0e:00:02")?;
     veth_between(&node, &pod, "02:00:00:0e:01:01", &peer, &pod_peer, "02:00:00:0e:01:02")?;
+    // The static route's next hop 198.18.0.12 lives in the peer namespace.
+    node.ip(&["addr", "add", "198.18.0.11/24", "dev", &up])?;
+    peer.ip(&["addr", "add", "198.18.0.12/24", "dev", &up_peer])?;
     let dir = tempfile::tempdir()?;
     let cfg = dir.path().join("weft.toml");
     std::fs::write(&cfg, config(&stem, dir.path(), &up))?;
@@ -109,6 +113,17 @@ fn weft_run_serves_status_metrics_and_pods_then_stops_cleanly_on_sigterm() -> Re
     assert_eq!(report.workers.len(), 1);
     assert_eq!(report.drops.len(), DropReason::ALL.len(), "every drop reason is listed");
     assert!(node.has_xdp(&up)?, "the filter is attached to the uplink while running");
+
+    // The host-gw next hop's MAC, resolved by the kernel (ARP passes the filter).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = status(sock)?.neighbours;
+        if n.iter().any(|n| n.ip == "198.18.0.12" && n.mac == "02:00:00:0e:00:02") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "next hop never resolved: {n:?}\n{}", log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let body = scrape(&node)?;
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
