@@ -248,3 +248,45 @@ fn a_missing_uplink_interface_exits_non_zero_with_one_line() -> Result<()> {
     assert!(err.starts_with(&format!("weft: uplink.interface: interface {missing} does not exist")), "{err}");
     Ok(())
 }
+
+#[test]
+fn without_privileges_weft_run_names_the_missing_capabilities() -> Result<()> {
+    if !root_or_skip("without_privileges_weft_run_names_the_missing_capabilities") {
+        return Ok(());
+    }
+    if run_ok("setpriv", &["--version"]).is_err() {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: setpriv (util-linux) is not installed");
+        return Ok(());
+    }
+    let stem = unique_stem();
+    let node = Netns::new(&format!("{stem}n"))?;
+    let peer = Netns::new(&format!("{stem}w"))?;
+    let up = format!("{stem}u");
+    veth_between(&node, &up, "02:00:00:10:00:01", &peer, &format!("{stem}v"), "02:00:00:10:00:02")?;
+    // Everything the unprivileged daemon reads or writes lives in a directory it may use.
+    let dir = tempfile::tempdir()?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+    let cfg = dir.path().join("weft.toml");
+    std::fs::write(&cfg, config(&stem, dir.path(), &up))?;
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644))?;
+    let exe = dir.path().join("weft");
+    std::fs::copy(env!("CARGO_BIN_EXE_weft"), &exe)?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &node.name, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("WEFT_LOG", "off")
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("permission denied: needs CAP_") && err.contains(&up), "{err}");
+    Ok(())
+}
+
+fn run_ok(cmd: &str, args: &[&str]) -> Result<()> {
+    netns::run(cmd, args).map(|_| ())
+}
