@@ -92,6 +92,9 @@ fn weft_run_serves_status_metrics_and_pods_then_stops_cleanly_on_sigterm() -> Re
     let (pod, pod_peer) = (format!("{stem}p"), format!("{stem}q"));
     veth_between(&node, &up, "02:00:00:0e:00:01", &peer, &up_peer, "02:00:00:0e:00:02")?;
     veth_between(&node, &pod, "02:00:00:0e:01:01", &peer, &pod_peer, "02:00:00:0e:01:02")?;
+    let (pod2, pod2_peer) = (format!("{stem}r"), format!("{stem}s"));
+    veth_between(&node, &pod2, "02:00:00:0e:02:01", &peer, &pod2_peer, "02:00:00:0e:02:02")?;
+    peer.ip(&["addr", "add", "198.19.1.5/24", "dev", &pod_peer])?;
     // The static route's next hop 198.18.0.12 lives in the peer namespace.
     node.ip(&["addr", "add", "198.18.0.11/24", "dev", &up])?;
     peer.ip(&["addr", "add", "198.18.0.12/24", "dev", &up_peer])?;
@@ -163,6 +166,31 @@ fn weft_run_serves_status_metrics_and_pods_then_stops_cleanly_on_sigterm() -> Re
     assert_eq!(report.ports.iter().filter(|p| p.role == "pod").count(), 1, "{:?}", report.ports);
     assert_eq!(report.workers.len(), 2, "uplink worker and pod worker");
     assert!(node.has_xdp(&pod)?, "the pod port is attached");
+
+    // Frames from the pod reach its port (and are counted as discards until
+    // the pipeline lands); a second pod restarts the pod worker and the
+    // first pod's counters carry over.
+    let _ = peer.exec(&["ping", "-c", "5", "-i", "0.2", "-W", "1", "198.19.1.1"]);
+    let rx_of = |r: &weft_control::api::StatusReport, name: &str| {
+        r.ports.iter().find(|p| p.name.starts_with(name)).map(|p| p.rx_packets)
+    };
+    let before = status(sock)?;
+    let rx_before = rx_of(&before, &pod).context("pod port listed")?;
+    assert!(rx_before > 0, "the pod's frames reached its port: {:?}", before.ports);
+    let discards = |r: &weft_control::api::StatusReport| {
+        r.drops.iter().find(|d| d.reason == "discard").map_or(0, |d| d.count)
+    };
+    assert!(discards(&before) >= rx_before, "every frame is counted as a discard: {:?}", before.drops);
+    let out = cli(&["pod", "add", "--iface", &pod2, "--ip", "198.19.1.6", "--socket", sock])?;
+    assert!(out.status.success(), "second pod: {}", String::from_utf8_lossy(&out.stderr));
+    let after = status(sock)?;
+    assert_eq!(after.pods.len(), 2, "{:?}\n{}", after.pods, log_text());
+    assert!(rx_of(&after, &pod).context("first pod still listed")? >= rx_before, "{:?}", after.ports);
+    assert!(discards(&after) >= discards(&before));
+    let out = cli(&["pod", "del", "--iface", &pod2, "--ip", "198.19.1.6", "--socket", sock])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let wrong_ip = cli(&["pod", "del", "--iface", &pod, "--ip", "198.19.1.9", "--socket", sock])?;
+    assert!(!wrong_ip.status.success(), "del with another pod's ip is refused");
 
     let del = cli(&["pod", "del", "--iface", &pod, "--socket", sock])?;
     assert!(del.status.success(), "{}", String::from_utf8_lossy(&del.stderr));

@@ -273,16 +273,28 @@ impl Dataplane {
     }
 
     /// Opens `cfg`'s interface again for a rebuilt pod worker, keeping its
-    /// XDP program (AF_XDP) or its AF_PACKET backend.
+    /// XDP program (AF_XDP) or its AF_PACKET backend. The kernel releases a
+    /// closed AF_XDP socket's hold on the queue asynchronously, so a bind
+    /// that finds the queue still busy (EBUSY) is retried for up to 2 s.
     fn reopen(pool: &mut FramePool, cfg: &PortConfig, pod: &mut PodPort) -> Result<Box<dyn Port>, PortError> {
-        match pod.xdp.as_mut() {
-            Some(x) => {
-                let port = AfXdpPort::open(pool, &cfg.xsk)?;
-                x.register_socket(cfg.xsk.queue, port.fd())?;
-                Ok(Box::new(port))
+        let Some(x) = pod.xdp.as_mut() else {
+            return Ok(Box::new(AfPacketPort::open(&cfg.xsk.ifname, cfg.tpacket)?));
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let port = loop {
+            match AfXdpPort::open(pool, &cfg.xsk) {
+                Ok(port) => break port,
+                Err(PortError::Io { source, .. })
+                    if source.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
             }
-            None => Ok(Box::new(AfPacketPort::open(&cfg.xsk.ifname, cfg.tpacket)?)),
-        }
+        };
+        x.register_socket(cfg.xsk.queue, port.fd())?;
+        Ok(Box::new(port))
     }
 
     /// Stops the pod worker (keeping its counters) and starts a new one over
