@@ -60,6 +60,8 @@ fn errors_in_the_new_sections_name_their_key() {
         ("[workers]\nframes = 1000\n", "workers.frames"),
         ("[[pods]]\ninterface = \"v1\"\nip = \"198.19.1.300\"\n", "pods[0].ip"),
         ("[[pods]]\ninterface = \"v1\"\nip = \"198.19.9.2\"\n", "pods[0].ip"),
+        ("[[pods]]\ninterface = \"v1\"\nip = \"198.19.1.1\"\n", "pods[0].ip"),
+        ("[[pods]]\ninterface = \"v1\"\nip = \"198.19.1.255\"\n", "pods[0].ip"),
         ("[[pods]]\ninterface = \"v1\"\nip = \"198.19.1.2\"\nmac = \"zz\"\n", "pods[0].mac"),
         (
             "[[pods]]\ninterface = \"v1\"\nip = \"198.19.1.2\"\n[[pods]]\ninterface = \"v1\"\nip = \"198.19.1.3\"\n",

@@ -27,7 +27,7 @@ pub use etcd::EtcdSection;
 pub use exception::ExceptionSection;
 pub use metrics::{DEFAULT_METRICS_LISTEN, MetricsSection};
 pub use node::NodeSection;
-pub use pods::{IfName, PodSpec};
+pub use pods::{IfName, PodSpec, reserved_in_subnet};
 pub use static_routes::StaticSection;
 pub use uplink::{PortBackend, UplinkSection, XdpAttach};
 pub use workers::WorkersSection;
@@ -127,6 +127,11 @@ impl Config {
                     format!("pods[{pod}].ip"),
                     format!("{} is not in our pod subnet static.subnet {}", pods[pod].ip, s.subnet),
                 ));
+            }
+            for (i, p) in pods.iter().enumerate() {
+                if let Some(why) = reserved_in_subnet(s.subnet, p.ip) {
+                    return Err(ConfigError::key(format!("pods[{i}].ip"), format!("{} is {why}", p.ip)));
+                }
             }
         }
         let queues = uplink.as_ref().map_or(1, |u| u.queues);

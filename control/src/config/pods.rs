@@ -92,6 +92,19 @@ impl PodSpec {
     }
 }
 
+/// Why `ip` cannot be a pod's address in `subnet`: the network or broadcast
+/// address, or the first host, which is the pods' gateway (FLANNEL_SUBNET).
+pub fn reserved_in_subnet(subnet: ipnet::Ipv4Net, ip: Ipv4Addr) -> Option<&'static str> {
+    let first_host = Ipv4Addr::from(u32::from(subnet.network()).wrapping_add(1));
+    if ip == subnet.network() || ip == subnet.broadcast() {
+        Some("the subnet's network or broadcast address")
+    } else if ip == first_host {
+        Some("the pods' gateway address (the subnet's first host)")
+    } else {
+        None
+    }
+}
+
 pub(super) fn validate(raw: Vec<RawPod>) -> Result<Vec<PodSpec>, ConfigError> {
     let mut pods: Vec<PodSpec> = Vec::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {

@@ -18,8 +18,8 @@ fn pod_add(shared: &Shared, interface: &str, ip: &str, mac: Option<&str>) -> Res
     if let Some(subnet) = shared.subnet().filter(|s| !s.contains(&spec.ip)) {
         return Err(format!("pod.ip: {} is not in our pod subnet {subnet}", spec.ip));
     }
-    if shared.subnet().is_some_and(|s| spec.ip == s.network() || spec.ip == s.broadcast()) {
-        return Err(format!("pod.ip: {} is the subnet's network or broadcast address", spec.ip));
+    if let Some(why) = shared.subnet().and_then(|s| crate::config::reserved_in_subnet(s, spec.ip)) {
+        return Err(format!("pod.ip: {} is {why}", spec.ip));
     }
     let mut dp = lock(&shared.dataplane);
     let dp = dp.as_mut().ok_or("the daemon is shutting down")?;
