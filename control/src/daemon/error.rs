@@ -21,15 +21,16 @@ pub enum DaemonError {
         /// The interface.
         ifname: String,
     },
-    /// A configured pod is outside the subnet we hold (etcd mode learns it at start).
-    #[error("{key}: {ip} is not in our pod subnet {subnet}")]
-    PodOutsideSubnet {
+    /// A configured pod's address does not fit the subnet we hold (etcd mode
+    /// learns the subnet only at start).
+    #[error("{key}: {ip} is {why}")]
+    BadPod {
         /// The config key.
         key: String,
         /// The pod's IP.
         ip: std::net::Ipv4Addr,
-        /// Our subnet.
-        subnet: ipnet::Ipv4Net,
+        /// What is wrong with it.
+        why: String,
     },
     /// Static mode setup failed.
     #[error(transparent)]

@@ -133,12 +133,15 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
             (agent.subnet(), agent.network().clone(), Some(agent))
         }
     };
-    if let Some(i) = config.pods.iter().position(|p| !subnet.contains(&p.ip)) {
-        return Err(DaemonError::PodOutsideSubnet {
-            key: format!("pods[{i}].ip"),
-            ip: config.pods[i].ip,
-            subnet,
-        });
+    for (i, p) in config.pods.iter().enumerate() {
+        let why = if subnet.contains(&p.ip) {
+            crate::config::reserved_in_subnet(subnet, p.ip).map(str::to_owned)
+        } else {
+            Some(format!("not in our pod subnet {subnet}"))
+        };
+        if let Some(why) = why {
+            return Err(DaemonError::BadPod { key: format!("pods[{i}].ip"), ip: p.ip, why });
+        }
     }
     let params = FilterParams {
         public_ip: config.node.public_ip,
