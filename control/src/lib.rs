@@ -11,11 +11,20 @@
 //! ```
 //!
 //! In static mode the same [`routes::RouteSpec`] values come from the TOML file.
+//!
+//! `weft run` ([`daemon`]) wires it to the engine: uplink queues and pod
+//! ports on pinned workers, the local [`api`] (status, pod add/del), the
+//! Prometheus [`metrics`] endpoint and kernel-assisted [`neighbour`]
+//! resolution of underlay MACs.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod etcd;
 pub mod flannel;
+pub mod metrics;
+pub mod neighbour;
 pub mod routes;
 pub mod static_mode;
 pub mod subnet_env;

@@ -3,22 +3,34 @@
 //! One file per section; each section has a `Raw*` serde type (unknown keys
 //! are errors) and a validated type. Every error names the key, e.g.
 //! `etcd.endpoints[0]: "htp://x" is not an http(s) URL`. Later sections
-//! (ports, workers, metrics) add a file and a field here.
+//! add a file and a field here.
 
+mod api;
 mod error;
 mod etcd;
+mod exception;
+mod metrics;
 mod network;
 mod node;
+mod pods;
 mod static_routes;
+mod uplink;
+mod workers;
 
 use std::path::Path;
 
 use serde::Deserialize;
 
+pub use api::{ApiSection, DEFAULT_API_SOCKET};
 pub use error::ConfigError;
 pub use etcd::EtcdSection;
+pub use exception::ExceptionSection;
+pub use metrics::{DEFAULT_METRICS_LISTEN, MetricsSection};
 pub use node::NodeSection;
+pub use pods::{IfName, PodSpec, reserved_in_subnet};
 pub use static_routes::StaticSection;
+pub use uplink::{PortBackend, UplinkSection, XdpAttach};
+pub use workers::WorkersSection;
 
 use crate::flannel::NetworkConfig;
 
@@ -41,6 +53,13 @@ struct RawConfig {
     network: Option<network::RawNetwork>,
     #[serde(rename = "static")]
     static_routes: Option<static_routes::RawStatic>,
+    uplink: Option<uplink::RawUplink>,
+    #[serde(default)]
+    pods: Vec<pods::RawPod>,
+    workers: Option<workers::RawWorkers>,
+    metrics: Option<metrics::RawMetrics>,
+    api: Option<api::RawApi>,
+    exception: Option<exception::RawException>,
 }
 
 /// A validated node config.
@@ -57,6 +76,18 @@ pub struct Config {
     pub network: Option<NetworkConfig>,
     /// `[static]`, present in static mode.
     pub static_routes: Option<StaticSection>,
+    /// `[uplink]`: required by `weft run`, optional for `weft check`.
+    pub uplink: Option<UplinkSection>,
+    /// `[[pods]]`: pod ports attached at start.
+    pub pods: Vec<PodSpec>,
+    /// `[workers]` (defaults when absent).
+    pub workers: WorkersSection,
+    /// `[metrics]` (defaults when absent: on, 127.0.0.1:9464).
+    pub metrics: MetricsSection,
+    /// `[api]` (defaults when absent: /run/weft/weft.sock).
+    pub api: ApiSection,
+    /// `[exception]` (defaults when absent: no exception interface).
+    pub exception: ExceptionSection,
 }
 
 impl Config {
@@ -88,7 +119,39 @@ impl Config {
                 "mode = \"static\" needs a [network] section (network and backend)",
             ));
         }
-        Ok(Config { mode: raw.mode, node, etcd, network, static_routes })
+        let uplink = raw.uplink.map(uplink::validate).transpose()?;
+        let pods = pods::validate(raw.pods)?;
+        if let Some(s) = &static_routes {
+            if let Some(pod) = pods.iter().position(|p| !s.subnet.contains(&p.ip)) {
+                return Err(ConfigError::key(
+                    format!("pods[{pod}].ip"),
+                    format!("{} is not in our pod subnet static.subnet {}", pods[pod].ip, s.subnet),
+                ));
+            }
+            for (i, p) in pods.iter().enumerate() {
+                if let Some(why) = reserved_in_subnet(s.subnet, p.ip) {
+                    return Err(ConfigError::key(format!("pods[{i}].ip"), format!("{} is {why}", p.ip)));
+                }
+            }
+        }
+        let queues = uplink.as_ref().map_or(1, |u| u.queues);
+        let workers = workers::validate(raw.workers.unwrap_or_default(), queues)?;
+        let metrics = metrics::validate(raw.metrics.unwrap_or_default())?;
+        let api = api::validate(raw.api.unwrap_or_default())?;
+        let exception = exception::validate(raw.exception.unwrap_or_default())?;
+        Ok(Config {
+            mode: raw.mode,
+            node,
+            etcd,
+            network,
+            static_routes,
+            uplink,
+            pods,
+            workers,
+            metrics,
+            api,
+            exception,
+        })
     }
 }
 

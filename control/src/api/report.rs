@@ -1,0 +1,164 @@
+//! The status report: what `weft status` prints and what metrics expose.
+//! Built by the daemon from its live state; serialised as-is for `--json`.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything an operator asks a running daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// `node.name`.
+    pub node: String,
+    /// `etcd` or `static`.
+    pub mode: String,
+    /// The network's backend (`vxlan`, `host-gw`, `ipip`).
+    pub backend: String,
+    /// Our pod subnet.
+    pub subnet: String,
+    /// Our PublicIP.
+    pub public_ip: String,
+    /// Seconds since the daemon started.
+    pub uptime_secs: u64,
+    /// The etcd agent's state (etcd mode only).
+    pub etcd: Option<EtcdState>,
+    /// Our lease and the peers' (as routed).
+    pub leases: Vec<LeaseLine>,
+    /// The routes compiled for the data plane.
+    pub routes: Vec<RouteLine>,
+    /// The route table's version and size.
+    pub fib: FibState,
+    /// Every port, with its counters.
+    pub ports: Vec<PortLine>,
+    /// Attached pods.
+    pub pods: Vec<PodLine>,
+    /// Every worker, with its loop counters.
+    pub workers: Vec<WorkerLine>,
+    /// Drops summed over workers, one line per reason (every reason listed).
+    pub drops: Vec<DropLine>,
+    /// Underlay next hops and their MACs, as the kernel resolved them.
+    pub neighbours: Vec<NeighbourLine>,
+}
+
+/// The etcd agent's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdState {
+    /// Is the watch up?
+    pub connected: bool,
+    /// Our etcd lease id.
+    pub lease_id: i64,
+    /// Leases in etcd, ours included.
+    pub leases: usize,
+    /// Times our lease was re-acquired.
+    pub reacquired: u64,
+    /// Full re-lists after start.
+    pub resyncs: u64,
+}
+
+/// One subnet lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseLine {
+    /// The subnet.
+    pub subnet: String,
+    /// The node's PublicIP.
+    pub public_ip: String,
+    /// Is it ours?
+    pub own: bool,
+}
+
+/// One route.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteLine {
+    /// The remote pod subnet.
+    pub subnet: String,
+    /// `vxlan`, `ipip` or `host-gw`.
+    pub kind: String,
+    /// The remote node's underlay address.
+    pub node_ip: String,
+    /// The whole next hop, human-readable.
+    pub via: String,
+}
+
+/// The route table the data plane is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FibState {
+    /// Batches applied so far (each one table version).
+    pub version: u64,
+    /// Routes in the table.
+    pub routes: usize,
+    /// Who holds the table (until the pipeline lands: the daemon's route table only).
+    pub holder: String,
+}
+
+/// One port and its traffic counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortLine {
+    /// Port name (`eth0/q0`, `vp1`).
+    pub name: String,
+    /// `uplink` or `pod`.
+    pub role: String,
+    /// Socket kind (`af_xdp`, `af_packet`, ...).
+    pub kind: String,
+    /// The worker serving it.
+    pub worker: String,
+    /// XDP attach mode (`native`, `generic`), when an XDP program is attached.
+    pub xdp: Option<String>,
+    /// Why AF_XDP was not used, when the port fell back to AF_PACKET.
+    pub fallback_reason: Option<String>,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+}
+
+/// One attached pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodLine {
+    /// Host-side interface.
+    pub interface: String,
+    /// The pod's IP.
+    pub ip: String,
+    /// The pod's MAC, when given.
+    pub mac: Option<String>,
+}
+
+/// One worker's loop counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerLine {
+    /// Thread name.
+    pub name: String,
+    /// Pinned core.
+    pub core: Option<usize>,
+    /// Loops run.
+    pub loops: u64,
+    /// Loops that found no work.
+    pub idle_loops: u64,
+    /// Wakeup system calls.
+    pub wakeups: u64,
+    /// Refills short of free frames.
+    pub fill_starved: u64,
+    /// Transmits that found the ring full.
+    pub tx_ring_full: u64,
+}
+
+/// Drops of one reason, summed over workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropLine {
+    /// The reason's stable name (metric label).
+    pub reason: String,
+    /// One line for operators.
+    pub description: String,
+    /// Frames dropped.
+    pub count: u64,
+}
+
+/// One resolved underlay next hop.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighbourLine {
+    /// The next hop's IP.
+    pub ip: String,
+    /// Its MAC.
+    pub mac: String,
+}

@@ -1,0 +1,90 @@
+//! The human-readable rendering of a [`StatusReport`] (`weft status`).
+
+use std::fmt::{self, Write};
+
+use super::StatusReport;
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "node {}  mode {}  backend {}  subnet {}  public ip {}  up {}s",
+            self.node, self.mode, self.backend, self.subnet, self.public_ip, self.uptime_secs
+        );
+        if let Some(e) = &self.etcd {
+            let _ = writeln!(
+                out,
+                "etcd {}  lease {:x}  leases {}  re-acquired {}  resyncs {}",
+                if e.connected { "connected" } else { "DISCONNECTED" },
+                e.lease_id,
+                e.leases,
+                e.reacquired,
+                e.resyncs
+            );
+        }
+        let _ = writeln!(out, "\nLEASES\n{:<20} {:<16} OWN", "SUBNET", "PUBLIC IP");
+        for l in &self.leases {
+            let _ = writeln!(out, "{:<20} {:<16} {}", l.subnet, l.public_ip, if l.own { "yes" } else { "" });
+        }
+        let _ = writeln!(
+            out,
+            "\nROUTES (version {}, {} routes, held by {})\n{:<20} {:<8} {:<16} VIA",
+            self.fib.version, self.fib.routes, self.fib.holder, "SUBNET", "KIND", "NODE"
+        );
+        for r in &self.routes {
+            let _ = writeln!(out, "{:<20} {:<8} {:<16} {}", r.subnet, r.kind, r.node_ip, r.via);
+        }
+        let _ = writeln!(
+            out,
+            "\nPORTS\n{:<16} {:<7} {:<12} {:<9} {:<8} {:>12} {:>14} {:>12} {:>14}",
+            "NAME", "ROLE", "KIND", "WORKER", "XDP", "RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES"
+        );
+        for p in &self.ports {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<7} {:<12} {:<9} {:<8} {:>12} {:>14} {:>12} {:>14}",
+                p.name,
+                p.role,
+                p.kind,
+                p.worker,
+                p.xdp.as_deref().unwrap_or("-"),
+                p.rx_packets,
+                p.rx_bytes,
+                p.tx_packets,
+                p.tx_bytes
+            );
+            if let Some(why) = &p.fallback_reason {
+                let _ = writeln!(out, "  fell back to AF_PACKET: {why}");
+            }
+        }
+        let _ = writeln!(out, "\nPODS\n{:<16} {:<16} MAC", "INTERFACE", "IP");
+        for p in &self.pods {
+            let _ = writeln!(out, "{:<16} {:<16} {}", p.interface, p.ip, p.mac.as_deref().unwrap_or("-"));
+        }
+        let _ = writeln!(
+            out,
+            "\nWORKERS\n{:<10} {:>5} {:>14} {:>14} {:>10} {:>12} {:>12}",
+            "NAME", "CORE", "LOOPS", "IDLE", "WAKEUPS", "FILL STARVED", "TX RING FULL"
+        );
+        for w in &self.workers {
+            let core = w.core.map_or("-".to_owned(), |c| c.to_string());
+            let _ = writeln!(
+                out,
+                "{:<10} {:>5} {:>14} {:>14} {:>10} {:>12} {:>12}",
+                w.name, core, w.loops, w.idle_loops, w.wakeups, w.fill_starved, w.tx_ring_full
+            );
+        }
+        let _ = writeln!(out, "\nDROPS\n{:<18} {:>12}  WHY", "REASON", "FRAMES");
+        for d in &self.drops {
+            let _ = writeln!(out, "{:<18} {:>12}  {}", d.reason, d.count, d.description);
+        }
+        if !self.neighbours.is_empty() {
+            let _ = writeln!(out, "\nNEIGHBOURS\n{:<16} MAC", "NEXT HOP");
+            for n in &self.neighbours {
+                let _ = writeln!(out, "{:<16} {}", n.ip, n.mac);
+            }
+        }
+        f.write_str(&out)
+    }
+}

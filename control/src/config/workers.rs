@@ -1,0 +1,101 @@
+//! `[workers]`: the poll-mode workers' cores and sizes.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWorkers {
+    cores: Option<Vec<usize>>,
+    pod_core: Option<usize>,
+    batch: Option<usize>,
+    frames: Option<u32>,
+    #[serde(default)]
+    busy_poll: bool,
+}
+
+/// `[workers]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkersSection {
+    /// `workers.cores`: core of the worker of uplink queue `i`; empty: not pinned.
+    pub cores: Vec<usize>,
+    /// `workers.pod_core`: core of the pod-port worker; `None`: not pinned.
+    pub pod_core: Option<usize>,
+    /// `workers.batch`: frames per rx batch (default 64).
+    pub batch: usize,
+    /// `workers.frames`: UMEM frames per worker (default 4096).
+    pub frames: u32,
+    /// `workers.busy_poll`: never sleep when idle (default false: adaptive sleep).
+    pub busy_poll: bool,
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection { cores: Vec::new(), pod_core: None, batch: 64, frames: 4096, busy_poll: false }
+    }
+}
+
+impl WorkersSection {
+    /// The core of the worker serving uplink queue `queue`, if pinned.
+    pub fn core_of(&self, queue: u32) -> Option<usize> {
+        self.cores.get(queue as usize).copied()
+    }
+
+    /// Every core a worker is pinned to (control threads stay off these).
+    pub fn worker_cores(&self) -> Vec<usize> {
+        let mut all: Vec<usize> = self.cores.iter().copied().chain(self.pod_core).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+}
+
+pub(super) fn validate(raw: RawWorkers, queues: u32) -> Result<WorkersSection, ConfigError> {
+    let mut out = WorkersSection { busy_poll: raw.busy_poll, ..WorkersSection::default() };
+    if let Some(cores) = raw.cores {
+        if cores.len() != queues as usize {
+            return Err(ConfigError::key(
+                "workers.cores",
+                format!("lists {} cores but uplink.queues is {queues}: one core per queue", cores.len()),
+            ));
+        }
+        for (i, &c) in cores.iter().enumerate() {
+            if cores[..i].contains(&c) {
+                return Err(ConfigError::key(
+                    format!("workers.cores[{i}]"),
+                    format!("core {c} is listed twice"),
+                ));
+            }
+            if c >= 1024 {
+                return Err(ConfigError::key(
+                    format!("workers.cores[{i}]"),
+                    format!("{c} is not a CPU number"),
+                ));
+            }
+        }
+        out.cores = cores;
+    }
+    if let Some(c) = raw.pod_core {
+        if c >= 1024 {
+            return Err(ConfigError::key("workers.pod_core", format!("{c} is not a CPU number")));
+        }
+        out.pod_core = Some(c);
+    }
+    if let Some(b) = raw.batch {
+        if !(1..=256).contains(&b) {
+            return Err(ConfigError::key("workers.batch", format!("{b} is outside 1..=256")));
+        }
+        out.batch = b;
+    }
+    if let Some(f) = raw.frames {
+        if !(256..=1 << 20).contains(&f) || !f.is_power_of_two() {
+            return Err(ConfigError::key(
+                "workers.frames",
+                format!("{f} must be a power of two in 256..=1048576"),
+            ));
+        }
+        out.frames = f;
+    }
+    Ok(out)
+}

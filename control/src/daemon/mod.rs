@@ -1,0 +1,264 @@
+//! `weft run`: the daemon's runtime.
+//!
+//! ```text
+//! main thread ── check interfaces ── tokio runtime (1 control thread, off the worker cores)
+//!   signals (SIGINT/SIGTERM) ─► shutdown flag
+//!   control: static routes | etcd Agent::start (lease, subnet.env)
+//!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers
+//!               pods from the config ─► pod worker
+//!   API socket, metrics listener, neighbour refresh task
+//!   agent.run(route sink) until shutdown
+//! shutdown: API/metrics stop, workers stopped and joined (sockets closed),
+//!           XDP programs detached, API socket removed; the etcd lease is kept.
+//! ```
+//! The forwarding decision itself is behind [`dataplane`] (issue 5).
+
+pub mod dataplane;
+mod error;
+mod handler;
+mod ports;
+mod state;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use weft_engine::port::xdp_filter::FilterParams;
+
+pub use dataplane::{NeighbourTableSink, RouteState, RouteTableSink};
+pub use error::DaemonError;
+pub use ports::{Dataplane, PodError};
+pub use state::Shared;
+
+use crate::config::{Config, Mode};
+use crate::etcd::{Agent, AgentSettings};
+use crate::flannel::BackendType;
+use crate::neighbour::NeighbourResolver;
+
+/// Options of `weft run` beyond the config file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Write `[network]` to etcd when `<prefix>/config` is absent.
+    pub init_network: bool,
+}
+
+/// How often the neighbour resolver reads the kernel's tables.
+const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(1);
+/// How often a resolved neighbour is probed so the kernel keeps it fresh.
+const NEIGHBOUR_REPROBE: Duration = Duration::from_secs(30);
+
+/// Fails with one line when a configured interface does not exist.
+fn check_interfaces(config: &Config) -> Result<(), DaemonError> {
+    let uplink = config.uplink.as_ref().ok_or(DaemonError::NoUplink)?;
+    let mut names = vec![("uplink.interface".to_owned(), uplink.interface.clone())];
+    for (i, p) in config.pods.iter().enumerate() {
+        names.push((format!("pods[{i}].interface"), p.interface.to_string()));
+    }
+    for (key, ifname) in names {
+        if nix::net::if_::if_nametoindex(ifname.as_str()).is_err() {
+            return Err(DaemonError::NoSuchInterface { key, ifname });
+        }
+    }
+    Ok(())
+}
+
+/// The core control threads run on: the first online core no worker is
+/// pinned to (`None`: no worker is pinned, or every core is taken).
+fn control_core(config: &Config) -> Option<usize> {
+    let taken = config.workers.worker_cores();
+    if taken.is_empty() {
+        return None;
+    }
+    let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    (0..online).find(|c| !taken.contains(c))
+}
+
+/// Runs the daemon until SIGINT or SIGTERM. Setup errors return at once,
+/// with everything set up so far torn down.
+pub fn run(config: Config, opts: RunOptions) -> Result<(), DaemonError> {
+    check_interfaces(&config)?;
+    let core = control_core(&config);
+    if let Some(c) = core {
+        weft_engine::worker::pin_current_thread(c).map_err(DaemonError::Runtime)?;
+        tracing::info!(core = c, "control threads pinned off the worker cores");
+    } else if !config.workers.worker_cores().is_empty() {
+        tracing::warn!("every core has a worker: control threads share them");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("weft-control")
+        .enable_all()
+        .on_thread_start(move || {
+            if let Some(c) = core {
+                let _ = weft_engine::worker::pin_current_thread(c);
+            }
+        })
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(run_async(config, opts))
+}
+
+/// A future that resolves once the shutdown flag is raised.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = sigint.recv() => "SIGINT",
+            _ = sigterm.recv() => "SIGTERM",
+        };
+        tracing::info!("{name}: stopping");
+        let _ = stop_tx.send(true);
+    });
+
+    let uplink = config.uplink.clone().ok_or(DaemonError::NoUplink)?;
+    let routes = Arc::new(Mutex::new(RouteState::default()));
+    let mut sink = RouteTableSink::new(routes.clone());
+    let (subnet, network, agent) = match config.mode {
+        Mode::Static => {
+            crate::static_mode::start_static(&config, &mut sink)?;
+            let subnet = config.static_routes.as_ref().map(|s| s.subnet).ok_or(DaemonError::NoUplink)?;
+            let network = config.network.clone().ok_or(DaemonError::NoUplink)?;
+            tracing::info!(%subnet, "static mode: routes from the config");
+            (subnet, network, None)
+        }
+        Mode::Etcd => {
+            let agent = Agent::start(AgentSettings::from_config(&config, opts.init_network)).await?;
+            (agent.subnet(), agent.network().clone(), Some(agent))
+        }
+    };
+    for (i, p) in config.pods.iter().enumerate() {
+        let why = if subnet.contains(&p.ip) {
+            crate::config::reserved_in_subnet(subnet, p.ip).map(str::to_owned)
+        } else {
+            Some(format!("not in our pod subnet {subnet}"))
+        };
+        if let Some(why) = why {
+            return Err(DaemonError::BadPod { key: format!("pods[{i}].ip"), ip: p.ip, why });
+        }
+    }
+    let params = FilterParams {
+        public_ip: config.node.public_ip,
+        vxlan_port: (network.backend.backend_type == BackendType::Vxlan).then_some(network.backend.port),
+        pod_subnet: Some((subnet.network(), subnet.prefix_len())),
+    };
+    tracing::info!(
+        public_ip = %params.public_ip,
+        vxlan_port = ?params.vxlan_port,
+        pod_subnet = %subnet,
+        "uplink filter parameters"
+    );
+    let (uplink_cfg, workers_cfg, pods) = (uplink.clone(), config.workers.clone(), config.pods.clone());
+    let dataplane =
+        tokio::task::spawn_blocking(move || Dataplane::start(&uplink_cfg, &workers_cfg, params, &pods))
+            .await
+            .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;
+
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        node: config.node.name.clone(),
+        mode: match config.mode {
+            Mode::Static => "static",
+            Mode::Etcd => "etcd",
+        },
+        backend: network.backend.backend_type.to_string(),
+        public_ip: config.node.public_ip,
+        static_subnet: agent.is_none().then_some(subnet),
+        agent: agent.as_ref().map(Agent::status),
+        routes,
+        neighbours: Default::default(),
+        dataplane: Mutex::new(Some(dataplane)),
+    });
+    let result = serve(&config, shared.clone(), agent, sink, stop_rx).await;
+
+    let dp = dataplane::lock(&shared.dataplane).take();
+    if let Some(dp) = dp {
+        tokio::task::spawn_blocking(move || dp.shutdown()).await.ok();
+    }
+    let _ = std::fs::remove_file(&config.api.socket);
+    tracing::info!("stopped");
+    result
+}
+
+/// Starts the API, metrics and neighbour tasks, runs the agent (or waits)
+/// until shutdown, then stops the tasks.
+async fn serve(
+    config: &Config,
+    shared: Arc<Shared>,
+    agent: Option<Agent>,
+    mut sink: RouteTableSink,
+    stop: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let api = crate::api::bind(&config.api.socket)?;
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(crate::api::serve(api, Arc::new(handler::Handler { shared: shared.clone() }))));
+    tracing::info!(socket = %config.api.socket.display(), "api listening");
+    if config.metrics.enabled {
+        let listener = crate::metrics::bind(config.metrics.listen).await?;
+        let s = shared.clone();
+        let render = move || {
+            let s = s.clone();
+            async move {
+                tokio::task::spawn_blocking(move || crate::metrics::render(&s.report()))
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        tasks.push(tokio::spawn(crate::metrics::serve(listener, render)));
+        tracing::info!(listen = %config.metrics.listen, "metrics listening");
+    }
+    if let Some(uplink) = &config.uplink {
+        tasks.push(tokio::spawn(neighbours(uplink.interface.clone(), shared.clone())));
+    }
+    tracing::info!(node = %config.node.name, "weft running");
+    let result = match agent {
+        Some(agent) => agent.run(&mut sink, stopped(stop)).await.map_err(DaemonError::from),
+        None => {
+            stopped(stop).await;
+            Ok(())
+        }
+    };
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    result
+}
+
+/// Keeps the underlay MACs of every routed peer's next hop fresh.
+async fn neighbours(iface: String, shared: Arc<Shared>) {
+    let mut resolver = match NeighbourResolver::new(&iface, NEIGHBOUR_REFRESH, NEIGHBOUR_REPROBE) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(interface = %iface, "neighbour resolution disabled: probe socket: {e}");
+            return;
+        }
+    };
+    let mut sink = NeighbourTableSink::new(shared.neighbours.clone());
+    let mut tick = tokio::time::interval(NEIGHBOUR_REFRESH);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        resolver.set_destinations(shared.peer_ips());
+        match resolver.refresh(&mut sink) {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("neighbour tables readable again");
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!("neighbour refresh: {e}");
+            }
+            Err(_) => {}
+        }
+    }
+}

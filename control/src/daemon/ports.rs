@@ -1,0 +1,484 @@
+//! The engine side of the daemon: uplink queues and pod ports, the workers
+//! that poll them, and run-time pod changes.
+//!
+//! One worker per uplink RX queue (`weft-q<i>`, pinned to `workers.cores[i]`)
+//! and one pod worker (`weft-pods`, pinned to `workers.pod_core`) owning
+//! every pod port. The engine's `Worker` takes its ports at construction, so
+//! `pod add|del` rebuilds the pod worker: the new pod is opened first (a bad
+//! pod changes nothing), then the old worker is stopped, the remaining pods'
+//! sockets are reopened on a fresh pool (their XDP programs stay attached;
+//! the new socket replaces the old one in the program's map) and a new worker
+//! starts. Pod traffic pauses for that moment; uplink workers are untouched.
+//! Counters of a stopped pod worker are kept, so totals never go backwards.
+//! TODO(issue 7): bridge with an engine-level "add port" command to the
+//! running worker when the engine offers one.
+
+use std::collections::BTreeMap;
+
+use weft_engine::port::xdp_filter::{FilterParams, XdpAttachment, XdpMode};
+use weft_engine::port::{
+    AfPacketPort, AfXdpPort, Backend, FramePool, OpenedPort, Port, PortConfig, PortError, open_pod_port,
+    open_uplink,
+};
+use weft_engine::worker::{
+    CounterSnapshot, DropReason, IdleStrategy, PortTotals, Worker, WorkerConfig, WorkerHandle,
+};
+
+use super::DaemonError;
+use super::dataplane::{Processor, pod_processor, uplink_processor};
+use crate::api::{PodLine, PortLine, WorkerLine};
+use crate::config::{IfName, PodSpec, PortBackend, UplinkSection, WorkersSection, XdpAttach};
+
+/// What status shows about one port.
+#[derive(Debug, Clone)]
+struct PortInfo {
+    name: String,
+    role: &'static str,
+    kind: &'static str,
+    xdp: Option<String>,
+    fallback: Option<String>,
+}
+
+impl PortInfo {
+    fn of(
+        port: &dyn Port,
+        role: &'static str,
+        xdp: Option<&XdpAttachment>,
+        fallback: Option<String>,
+    ) -> Self {
+        PortInfo {
+            name: port.name().to_owned(),
+            role,
+            kind: port.kind(),
+            xdp: xdp.map(|x| x.mode_name().to_owned()),
+            fallback,
+        }
+    }
+}
+
+/// A running worker and what it serves.
+#[derive(Debug)]
+struct Running {
+    name: String,
+    core: Option<usize>,
+    handle: WorkerHandle<Processor>,
+    ports: Vec<PortInfo>,
+}
+
+/// A pod port's lasting state: its spec and its XDP program.
+#[derive(Debug)]
+struct PodPort {
+    spec: PodSpec,
+    xdp: Option<XdpAttachment>,
+    fallback: Option<String>,
+}
+
+/// Counters of workers that were stopped (pod worker rebuilds).
+#[derive(Debug, Default)]
+struct Retired {
+    ports: BTreeMap<String, PortTotals>,
+    drops: [u64; DropReason::COUNT],
+    loops: u64,
+    idle_loops: u64,
+    wakeups: u64,
+    fill_starved: u64,
+    tx_ring_full: u64,
+}
+
+impl Retired {
+    fn add(&mut self, s: &CounterSnapshot) {
+        for (name, t) in s.port_names.iter().zip(&s.ports) {
+            let e = self.ports.entry(name.clone()).or_default();
+            e.rx_packets += t.rx_packets;
+            e.rx_bytes += t.rx_bytes;
+            e.tx_packets += t.tx_packets;
+            e.tx_bytes += t.tx_bytes;
+        }
+        for (a, b) in self.drops.iter_mut().zip(s.drops) {
+            *a += b;
+        }
+        self.loops += s.worker.loops;
+        self.idle_loops += s.worker.idle_loops;
+        self.wakeups += s.worker.wakeups;
+        self.fill_starved += s.worker.fill_starved;
+        self.tx_ring_full += s.worker.tx_ring_full;
+    }
+}
+
+/// Why a pod change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    /// The interface already carries another pod.
+    #[error("pod.interface: {interface} is attached with ip {ip}; `weft pod del` it first")]
+    InterfaceTaken {
+        /// The interface.
+        interface: IfName,
+        /// The IP it carries.
+        ip: std::net::Ipv4Addr,
+    },
+    /// The IP belongs to another pod.
+    #[error("pod.ip: {ip} belongs to the pod on {interface}")]
+    IpTaken {
+        /// The IP.
+        ip: std::net::Ipv4Addr,
+        /// The interface carrying it.
+        interface: IfName,
+    },
+    /// `pod del --ip` does not match.
+    #[error("pod.ip: {interface} carries {actual}, not {given}")]
+    IpMismatch {
+        /// The interface.
+        interface: IfName,
+        /// Its pod's IP.
+        actual: std::net::Ipv4Addr,
+        /// The IP given.
+        given: std::net::Ipv4Addr,
+    },
+    /// Opening the port or starting the worker failed.
+    #[error(transparent)]
+    Setup(#[from] DaemonError),
+}
+
+/// The engine side of a running daemon. Dropping it (or
+/// [`Dataplane::shutdown`]) stops and joins every worker, closes the
+/// sockets, then detaches every XDP program.
+#[derive(Debug)]
+pub struct Dataplane {
+    uplink: UplinkSection,
+    workers_cfg: WorkersSection,
+    uplink_workers: Vec<Running>,
+    uplink_xdp: Option<XdpAttachment>,
+    pod_worker: Option<Running>,
+    pods: BTreeMap<IfName, PodPort>,
+    retired: Retired,
+}
+
+fn backend(b: PortBackend) -> Backend {
+    match b {
+        PortBackend::Auto => Backend::Auto,
+        PortBackend::AfXdp => Backend::AfXdp,
+        PortBackend::AfPacket => Backend::AfPacket,
+    }
+}
+
+fn xdp_mode(m: XdpAttach) -> XdpMode {
+    match m {
+        XdpAttach::Auto => XdpMode::Auto,
+        XdpAttach::Native => XdpMode::Native,
+        XdpAttach::Generic => XdpMode::Generic,
+    }
+}
+
+impl Dataplane {
+    fn port_config(&self, ifname: &str, queue: u32) -> PortConfig {
+        let mut cfg = PortConfig::new(ifname, queue);
+        cfg.backend = backend(self.uplink.backend);
+        cfg.xdp_mode = xdp_mode(self.uplink.xdp_mode);
+        cfg
+    }
+
+    fn pool(&self) -> Result<FramePool, DaemonError> {
+        let frames = self.workers_cfg.frames;
+        FramePool::new(frames).map_err(|source| DaemonError::Pool { frames, source })
+    }
+
+    fn worker_config(&self, name: &str, core: Option<usize>) -> WorkerConfig {
+        let mut cfg = WorkerConfig::new(name);
+        cfg.core = core;
+        cfg.batch = self.workers_cfg.batch;
+        if self.workers_cfg.busy_poll {
+            cfg.idle = IdleStrategy::BusyPoll;
+        }
+        cfg
+    }
+
+    fn spawn(
+        &self,
+        name: &str,
+        core: Option<usize>,
+        pool: FramePool,
+        ports: Vec<Box<dyn Port>>,
+        info: Vec<PortInfo>,
+        processor: Processor,
+    ) -> Result<Running, DaemonError> {
+        let handle = Worker::new(self.worker_config(name, core), pool, ports, processor)?.spawn()?;
+        tracing::info!(worker = name, ?core, ports = ?info.iter().map(|p| &p.name).collect::<Vec<_>>(), "worker started");
+        Ok(Running { name: name.to_owned(), core, handle, ports: info })
+    }
+
+    /// Opens every uplink queue with the filter of `params`, starts one
+    /// worker per queue, then attaches `pods`.
+    pub fn start(
+        uplink: &UplinkSection,
+        workers: &WorkersSection,
+        params: FilterParams,
+        pods: &[PodSpec],
+    ) -> Result<Self, DaemonError> {
+        let mut dp = Dataplane {
+            uplink: uplink.clone(),
+            workers_cfg: workers.clone(),
+            uplink_workers: Vec::new(),
+            uplink_xdp: None,
+            pod_worker: None,
+            pods: BTreeMap::new(),
+            retired: Retired::default(),
+        };
+        for queue in 0..uplink.queues {
+            let mut pool = dp.pool()?;
+            let cfg = dp.port_config(&uplink.interface, queue);
+            let (port, info) = if queue == 0 {
+                let OpenedPort { port, xdp, fallback_reason } = open_uplink(&mut pool, &cfg, params)?;
+                if let Some(reason) = &fallback_reason {
+                    if uplink.queues > 1 {
+                        return Err(DaemonError::MultiQueueFallback {
+                            queues: uplink.queues,
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+                let info = PortInfo::of(port.as_ref(), "uplink", xdp.as_ref(), fallback_reason);
+                dp.uplink_xdp = xdp;
+                (port, info)
+            } else {
+                // One XDP program serves every queue: open the socket and
+                // register it in the program of queue 0.
+                let port = AfXdpPort::open(&mut pool, &cfg.xsk)?;
+                if let Some(x) = dp.uplink_xdp.as_mut() {
+                    x.register_socket(queue, port.fd())?;
+                }
+                let info = PortInfo::of(&port, "uplink", dp.uplink_xdp.as_ref(), None);
+                (Box::new(port) as Box<dyn Port>, info)
+            };
+            if let Some(why) = &info.fallback {
+                tracing::warn!(interface = %uplink.interface, "uplink on AF_PACKET: {why}");
+            }
+            let name = format!("weft-q{queue}");
+            let running =
+                dp.spawn(&name, workers.core_of(queue), pool, vec![port], vec![info], uplink_processor())?;
+            dp.uplink_workers.push(running);
+        }
+        tracing::info!(
+            interface = %uplink.interface,
+            queues = uplink.queues,
+            xdp = dp.uplink_xdp.as_ref().map_or("none", |x| x.mode_name()),
+            "uplink attached"
+        );
+        for pod in pods {
+            dp.pod_add(*pod).map_err(|e| match e {
+                PodError::Setup(d) => d,
+                other => DaemonError::Runtime(std::io::Error::other(other.to_string())),
+            })?;
+        }
+        Ok(dp)
+    }
+
+    /// Opens `cfg`'s interface again for a rebuilt pod worker, keeping its
+    /// XDP program (AF_XDP) or its AF_PACKET backend. The kernel releases a
+    /// closed AF_XDP socket's hold on the queue asynchronously, so a bind
+    /// that finds the queue still busy (EBUSY) is retried for up to 2 s.
+    fn reopen(pool: &mut FramePool, cfg: &PortConfig, pod: &mut PodPort) -> Result<Box<dyn Port>, PortError> {
+        let Some(x) = pod.xdp.as_mut() else {
+            return Ok(Box::new(AfPacketPort::open(&cfg.xsk.ifname, cfg.tpacket)?));
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let port = loop {
+            match AfXdpPort::open(pool, &cfg.xsk) {
+                Ok(port) => break port,
+                Err(PortError::Io { source, .. })
+                    if source.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        x.register_socket(cfg.xsk.queue, port.fd())?;
+        Ok(Box::new(port))
+    }
+
+    /// Stops the pod worker (keeping its counters) and starts a new one over
+    /// the pods in the table plus `new` (already opened on `pool`).
+    fn rebuild_pods(
+        &mut self,
+        mut pool: FramePool,
+        new: Option<(IfName, Box<dyn Port>, PortInfo)>,
+    ) -> Result<(), DaemonError> {
+        if let Some(old) = self.pod_worker.take() {
+            let counters = old.handle.counters().clone();
+            // Joining the thread: its last publish happened before it returned.
+            let stopped = old.handle.stop();
+            self.retired.add(&counters.snapshot());
+            match stopped {
+                // Dropping the worker closes its sockets, then unmaps its UMEM.
+                Ok(worker) => drop(worker),
+                Err(_) => tracing::error!(worker = %old.name, "pod worker panicked"),
+            }
+        }
+        let mut ports: Vec<Box<dyn Port>> = Vec::new();
+        let mut info = Vec::new();
+        let names: Vec<IfName> = self.pods.keys().copied().collect();
+        for ifname in names {
+            if new.as_ref().is_some_and(|(n, _, _)| *n == ifname) {
+                continue;
+            }
+            let cfg = self.port_config(ifname.as_str(), 0);
+            let Some(pod) = self.pods.get_mut(&ifname) else { continue };
+            match Self::reopen(&mut pool, &cfg, pod) {
+                Ok(port) => {
+                    info.push(PortInfo::of(port.as_ref(), "pod", pod.xdp.as_ref(), pod.fallback.clone()));
+                    ports.push(port);
+                }
+                Err(e) => {
+                    tracing::error!(interface = %ifname, "pod port lost while rebuilding the pod worker: {e}");
+                    self.pods.remove(&ifname);
+                }
+            }
+        }
+        if let Some((_, port, i)) = new {
+            ports.push(port);
+            info.push(i);
+        }
+        if ports.is_empty() {
+            tracing::info!("no pod ports: pod worker stopped");
+            return Ok(());
+        }
+        let n = ports.len();
+        let running =
+            self.spawn("weft-pods", self.workers_cfg.pod_core, pool, ports, info, pod_processor(n))?;
+        self.pod_worker = Some(running);
+        Ok(())
+    }
+
+    /// Attaches a pod port (idempotent). Returns whether anything changed.
+    pub fn pod_add(&mut self, spec: PodSpec) -> Result<bool, PodError> {
+        if let Some(p) = self.pods.get(&spec.interface) {
+            if p.spec.ip == spec.ip && (spec.mac.is_none() || spec.mac == p.spec.mac) {
+                return Ok(false);
+            }
+            return Err(PodError::InterfaceTaken { interface: spec.interface, ip: p.spec.ip });
+        }
+        if let Some(p) = self.pods.values().find(|p| p.spec.ip == spec.ip) {
+            return Err(PodError::IpTaken { ip: spec.ip, interface: p.spec.interface });
+        }
+        let mut pool = self.pool()?;
+        let cfg = self.port_config(spec.interface.as_str(), 0);
+        let OpenedPort { port, xdp, fallback_reason } =
+            open_pod_port(&mut pool, &cfg).map_err(DaemonError::from)?;
+        let info = PortInfo::of(port.as_ref(), "pod", xdp.as_ref(), fallback_reason.clone());
+        self.pods.insert(spec.interface, PodPort { spec, xdp, fallback: fallback_reason });
+        if let Err(e) = self.rebuild_pods(pool, Some((spec.interface, port, info))) {
+            self.pods.remove(&spec.interface);
+            return Err(e.into());
+        }
+        tracing::info!(interface = %spec.interface, ip = %spec.ip, "pod attached");
+        Ok(true)
+    }
+
+    /// Detaches a pod port (idempotent). Returns whether anything changed.
+    pub fn pod_del(&mut self, interface: IfName, ip: Option<std::net::Ipv4Addr>) -> Result<bool, PodError> {
+        let Some(p) = self.pods.get(&interface) else { return Ok(false) };
+        if let Some(given) = ip.filter(|&g| g != p.spec.ip) {
+            return Err(PodError::IpMismatch { interface, actual: p.spec.ip, given });
+        }
+        let removed = self.pods.remove(&interface);
+        let pool = self.pool()?;
+        self.rebuild_pods(pool, None)?;
+        // The program leaves the interface once its link is closed.
+        drop(removed);
+        tracing::info!(%interface, "pod detached");
+        Ok(true)
+    }
+
+    /// The attached pods.
+    pub fn pods(&self) -> Vec<PodLine> {
+        self.pods
+            .values()
+            .map(|p| PodLine {
+                interface: p.spec.interface.to_string(),
+                ip: p.spec.ip.to_string(),
+                mac: p.spec.mac.map(|m| m.to_string()),
+            })
+            .collect()
+    }
+
+    fn running(&self) -> impl Iterator<Item = &Running> {
+        self.uplink_workers.iter().chain(self.pod_worker.as_ref())
+    }
+
+    /// Ports, workers and drops summed over live and retired workers.
+    pub fn counters(&self) -> (Vec<PortLine>, Vec<WorkerLine>, [u64; DropReason::COUNT]) {
+        let mut ports = Vec::new();
+        let mut workers = Vec::new();
+        let mut drops = self.retired.drops;
+        for r in self.running() {
+            let s = r.handle.counters().snapshot();
+            for (a, b) in drops.iter_mut().zip(s.drops) {
+                *a += b;
+            }
+            let mut w = WorkerLine {
+                name: r.name.clone(),
+                core: r.core,
+                loops: s.worker.loops,
+                idle_loops: s.worker.idle_loops,
+                wakeups: s.worker.wakeups,
+                fill_starved: s.worker.fill_starved,
+                tx_ring_full: s.worker.tx_ring_full,
+            };
+            if r.name == "weft-pods" {
+                w.loops += self.retired.loops;
+                w.idle_loops += self.retired.idle_loops;
+                w.wakeups += self.retired.wakeups;
+                w.fill_starved += self.retired.fill_starved;
+                w.tx_ring_full += self.retired.tx_ring_full;
+            }
+            workers.push(w);
+            for info in &r.ports {
+                let live = s.port(&info.name).unwrap_or_default();
+                let old = self.retired.ports.get(&info.name).copied().unwrap_or_default();
+                ports.push(PortLine {
+                    name: info.name.clone(),
+                    role: info.role.to_owned(),
+                    kind: info.kind.to_owned(),
+                    worker: r.name.clone(),
+                    xdp: info.xdp.clone(),
+                    fallback_reason: info.fallback.clone(),
+                    rx_packets: live.rx_packets + old.rx_packets,
+                    rx_bytes: live.rx_bytes + old.rx_bytes,
+                    tx_packets: live.tx_packets + old.tx_packets,
+                    tx_bytes: live.tx_bytes + old.tx_bytes,
+                });
+            }
+        }
+        (ports, workers, drops)
+    }
+
+    /// Stops every worker (sockets closed, UMEM unmapped), then detaches
+    /// every XDP program.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+
+    fn stop_all(&mut self) {
+        for r in self.uplink_workers.drain(..).chain(self.pod_worker.take()) {
+            match r.handle.stop() {
+                Ok(worker) => drop(worker),
+                Err(_) => tracing::error!(worker = %r.name, "worker panicked"),
+            }
+            tracing::info!(worker = %r.name, "worker stopped");
+        }
+        if self.uplink_xdp.take().is_some() {
+            tracing::info!(interface = %self.uplink.interface, "uplink XDP program detached");
+        }
+        let pods = std::mem::take(&mut self.pods);
+        if !pods.is_empty() {
+            tracing::info!(pods = pods.len(), "pod ports detached");
+        }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

@@ -1,0 +1,134 @@
+//! What the daemon shares between its control tasks (API, metrics,
+//! neighbours, the lease agent): control-side state behind plain mutexes,
+//! never touched by a worker. Builds the [`StatusReport`].
+
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ipnet::Ipv4Net;
+use tokio::sync::watch;
+use weft_engine::worker::DropReason;
+
+use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
+use super::ports::Dataplane;
+use crate::api::{DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine, StatusReport};
+use crate::etcd::AgentStatus;
+use crate::routes::Via;
+
+/// The daemon's shared state.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) started: Instant,
+    pub(crate) node: String,
+    pub(crate) mode: &'static str,
+    pub(crate) backend: String,
+    pub(crate) public_ip: Ipv4Addr,
+    /// Our subnet in static mode; in etcd mode the agent's status has it.
+    pub(crate) static_subnet: Option<Ipv4Net>,
+    pub(crate) agent: Option<watch::Receiver<AgentStatus>>,
+    pub(crate) routes: SharedRoutes,
+    pub(crate) neighbours: SharedNeighbours,
+    pub(crate) dataplane: Mutex<Option<Dataplane>>,
+}
+
+fn kind(via: &Via) -> &'static str {
+    match via {
+        Via::Vxlan { .. } => "vxlan",
+        Via::Ipip { .. } => "ipip",
+        Via::HostGw { .. } => "host-gw",
+    }
+}
+
+impl Shared {
+    /// Our pod subnet now.
+    pub fn subnet(&self) -> Option<Ipv4Net> {
+        self.static_subnet.or_else(|| self.agent.as_ref().map(|a| a.borrow().subnet))
+    }
+
+    /// The underlay addresses of every routed peer.
+    pub fn peer_ips(&self) -> Vec<Ipv4Addr> {
+        lock(&self.routes).table.values().map(Via::node_ip).collect()
+    }
+
+    /// A consistent-enough snapshot of everything (each part read once).
+    pub fn report(&self) -> StatusReport {
+        let subnet = self.subnet();
+        let etcd = self.agent.as_ref().map(|a| {
+            let s = a.borrow();
+            EtcdState {
+                connected: s.connected,
+                lease_id: s.lease_id,
+                leases: s.leases,
+                reacquired: s.reacquired,
+                resyncs: s.resyncs,
+            }
+        });
+        let (routes, fib) = {
+            let r = lock(&self.routes);
+            let lines: Vec<RouteLine> = r
+                .table
+                .iter()
+                .map(|(subnet, via)| RouteLine {
+                    subnet: subnet.to_string(),
+                    kind: kind(via).to_owned(),
+                    node_ip: via.node_ip().to_string(),
+                    via: via.to_string(),
+                })
+                .collect();
+            let fib = FibState {
+                version: r.version,
+                routes: r.table.len(),
+                // TODO(issue 5): the engine's FIB version and size once the
+                // RouteProgrammer owns the FibWriter.
+                holder: "daemon route table (forwarding pipeline pending, issue 5)".into(),
+            };
+            (lines, fib)
+        };
+        let mut leases: Vec<LeaseLine> = subnet
+            .map(|s| LeaseLine { subnet: s.to_string(), public_ip: self.public_ip.to_string(), own: true })
+            .into_iter()
+            .collect();
+        leases.extend(routes.iter().map(|r| LeaseLine {
+            subnet: r.subnet.clone(),
+            public_ip: r.node_ip.clone(),
+            own: false,
+        }));
+        let (ports, workers, drop_counts, pods) = match lock(&self.dataplane).as_ref() {
+            Some(dp) => {
+                let (p, w, d) = dp.counters();
+                (p, w, d, dp.pods())
+            }
+            None => (Vec::new(), Vec::new(), [0; DropReason::COUNT], Vec::new()),
+        };
+        let drops = DropReason::ALL
+            .iter()
+            .map(|r| DropLine {
+                reason: r.name().to_owned(),
+                description: r.description().to_owned(),
+                count: drop_counts[r.index()],
+            })
+            .collect();
+        let neighbours = lock(&self.neighbours)
+            .iter()
+            .map(|(ip, mac)| NeighbourLine { ip: ip.to_string(), mac: mac.to_string() })
+            .collect();
+        StatusReport {
+            node: self.node.clone(),
+            mode: self.mode.to_owned(),
+            backend: self.backend.clone(),
+            subnet: subnet.map(|s| s.to_string()).unwrap_or_default(),
+            public_ip: self.public_ip.to_string(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            etcd,
+            leases,
+            routes,
+            fib,
+            ports,
+            pods,
+            workers,
+            drops,
+            neighbours,
+        }
+    }
+}
