@@ -17,5 +17,7 @@
 #![deny(unsafe_code)]
 
 pub mod fib;
+pub mod neighbour;
+pub mod pipeline;
 pub mod port;
 pub mod worker;
