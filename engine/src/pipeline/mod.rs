@@ -304,22 +304,19 @@ impl Pipeline {
         st.which.clear();
 
         // Stage 1: classify.
-        match role {
-            PortRole::None => st.steps.extend(frames.iter().map(|_| Step::from(DropReason::UnknownPort))),
-            PortRole::Uplink => {
-                let peers = self.peers.load();
-                for f in frames.iter_mut() {
-                    let step = uplink_rx::classify(&self.cfg, &peers, &mut pool.view(f));
-                    st.steps.push(step);
-                }
-            }
-            PortRole::Pod(_) | PortRole::Exception(_) => {
-                for f in frames.iter_mut() {
-                    let step = pod_rx::classify(&self.cfg, role, rx_port, &mut pool.view(f), &mut st.totals);
-                    st.steps.push(step);
-                }
-            }
+        let peers = (role == PortRole::Uplink).then(|| self.peers.load());
+        for f in frames.iter_mut() {
+            let step = classify(
+                &self.cfg,
+                role,
+                rx_port,
+                peers.as_ref().map(|g| &***g),
+                &mut pool.view(f),
+                &mut st.totals,
+            );
+            st.steps.push(step);
         }
+        drop(peers);
 
         // Stage 2: one batched FIB lookup for every routed packet.
         for (i, s) in st.steps.iter().enumerate() {
@@ -359,12 +356,51 @@ impl Pipeline {
     }
 }
 
+/// Stage 1 for one frame, by the rx port's role.
+#[inline]
+fn classify(
+    cfg: &PipelineConfig,
+    role: PortRole,
+    rx_port: PortId,
+    peers: Option<&PeerSet>,
+    f: &mut FrameMut<'_>,
+    totals: &mut PathCounts,
+) -> Step {
+    match (role, peers) {
+        (PortRole::Uplink, Some(peers)) => uplink_rx::classify(cfg, peers, f),
+        (PortRole::Pod(_) | PortRole::Exception(_), _) => pod_rx::classify(cfg, role, rx_port, f, totals),
+        _ => DropReason::UnknownPort.into(),
+    }
+}
+
 impl FrameProcessor for Pipeline {
+    /// One frame through the same three stages (a batch of one). The worker calls
+    /// [`FrameProcessor::process_batch`]; this is for callers that hold a single frame.
     fn process(&mut self, rx_port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
-        // The worker always calls process_batch; a lone frame cannot be batched without a
-        // pool, so this path is for callers that hold only a view.
-        let _ = (rx_port, frame);
-        Verdict::Drop(DropReason::Discard)
+        let role = self.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
+        let peers = (role == PortRole::Uplink).then(|| self.peers.load());
+        let step =
+            classify(&self.cfg, role, rx_port, peers.as_ref().map(|g| &***g), frame, &mut self.st.totals);
+        drop(peers);
+        let v = match step {
+            Step::Done(v) => v,
+            Step::Route(r) => {
+                let mut hop = [None];
+                let snapshot = self.fib.resolve_batch(&[r.dst], &mut hop);
+                let mut fw = forward::Forwarder {
+                    cfg: &self.cfg,
+                    roles: &self.roles,
+                    neighbours: &self.neighbours,
+                    epoch: self.neighbours.epoch(),
+                    rx_port,
+                    rx_role: role,
+                    now: None,
+                };
+                fw.forward(r, hop[0].and_then(|id| snapshot.get(id)), frame, &mut self.st)
+            }
+        };
+        self.counters.publish(&self.st.totals);
+        v
     }
 
     fn process_batch(
