@@ -47,7 +47,18 @@ fn decrement_ttl(f: &mut FrameMut<'_>) {
     let _ = Ipv4Packet::new_unchecked(&mut f.data_mut()[HEADER_LEN..]).decrement_ttl();
 }
 
-impl Forwarder<'_> {
+impl<'a> Forwarder<'a> {
+    /// The forwarder of one batch received on `rx_port`.
+    pub(crate) fn new(
+        cfg: &'a PipelineConfig,
+        roles: &'a [PortRole],
+        neighbours: &'a NeighbourTable,
+        rx_port: PortId,
+        rx_role: PortRole,
+    ) -> Self {
+        Forwarder { cfg, roles, neighbours, epoch: neighbours.epoch(), rx_port, rx_role, now: None }
+    }
+
     /// The verdict for routed packet `r` whose route resolved to `hop`.
     #[inline]
     pub(crate) fn forward(
@@ -60,7 +71,7 @@ impl Forwarder<'_> {
         let Some(hop) = hop else { return Verdict::Drop(DropReason::NoRoute) };
         let remote = match hop {
             NextHop::LocalPod { port, mac } => return self.deliver(r, PortId(*port), *mac, f, st),
-            NextHop::Exception => return self.to_host(r, f, st),
+            NextHop::Exception => return self.hand_to_host(r, f, st),
             NextHop::Blackhole => {
                 let reason = if r.origin == Origin::Pod { DropReason::NoRoute } else { DropReason::NotLocal };
                 return Verdict::Drop(reason);
@@ -148,7 +159,7 @@ impl Forwarder<'_> {
 
     /// Pod traffic to outside the cluster network: to the host kernel, unchanged but for the
     /// MACs (the kernel routes it and decrements TTL itself).
-    fn to_host(&mut self, r: Routed, f: &mut FrameMut<'_>, st: &mut State) -> Verdict {
+    fn hand_to_host(&mut self, r: Routed, f: &mut FrameMut<'_>, st: &mut State) -> Verdict {
         if r.origin != Origin::Pod {
             return Verdict::Drop(DropReason::NotLocal);
         }

@@ -165,22 +165,25 @@ pub(crate) fn parse_drop(e: ParseError) -> DropReason {
     }
 }
 
+/// The IPv4 header of an untagged Ethernet frame, its length fields validated; `Ok(None)`
+/// for another EtherType.
+pub(crate) fn ipv4_header(d: &[u8]) -> Result<Option<weft_encap::wire::ipv4::Ipv4Packet<&[u8]>>, DropReason> {
+    use weft_encap::wire::ethernet::{EtherType, EthernetFrame, HEADER_LEN, VlanPolicy};
+    let l2 = EthernetFrame::new_checked(d).and_then(|e| e.header(VlanPolicy::Reject)).map_err(parse_drop)?;
+    if l2.ethertype != EtherType::IPV4 {
+        return Ok(None);
+    }
+    weft_encap::wire::ipv4::Ipv4Packet::new_checked(&d[HEADER_LEN..]).map(Some).map_err(parse_drop)
+}
+
 /// Validates the Ethernet + IPv4 headers of `f` (untagged, version, IHL, lengths, header
 /// checksum) and trims the frame to exactly Ethernet + the IPv4 packet (dropping padding).
 pub(crate) fn ipv4_frame(f: &mut FrameMut<'_>, origin: Origin) -> Step {
-    use weft_encap::wire::ethernet::{EtherType, EthernetFrame, HEADER_LEN, VlanPolicy};
-    use weft_encap::wire::ipv4::Ipv4Packet;
-    let d = f.data();
-    let l2 = match EthernetFrame::new_checked(d).and_then(|e| e.header(VlanPolicy::Reject)) {
-        Ok(l2) => l2,
-        Err(e) => return parse_drop(e).into(),
-    };
-    if l2.ethertype != EtherType::IPV4 {
-        return DropReason::UnsupportedEthertype.into();
-    }
-    let ip = match Ipv4Packet::new_checked(&d[HEADER_LEN..]) {
-        Ok(ip) => ip,
-        Err(e) => return parse_drop(e).into(),
+    use weft_encap::wire::ethernet::HEADER_LEN;
+    let ip = match ipv4_header(f.data()) {
+        Ok(Some(ip)) => ip,
+        Ok(None) => return DropReason::UnsupportedEthertype.into(),
+        Err(r) => return r.into(),
     };
     if !ip.verify_checksum() {
         return DropReason::Ipv4Checksum.into();
@@ -329,15 +332,7 @@ impl Pipeline {
         let snapshot = self.fib.resolve_batch(&st.dsts, &mut st.hops[..n]);
 
         // Stage 3: forward.
-        let mut fw = forward::Forwarder {
-            cfg: &self.cfg,
-            roles: &self.roles,
-            neighbours: &self.neighbours,
-            epoch: self.neighbours.epoch(),
-            rx_port,
-            rx_role: role,
-            now: None,
-        };
+        let mut fw = forward::Forwarder::new(&self.cfg, &self.roles, &self.neighbours, rx_port, role);
         let mut k = 0;
         for (i, f) in frames.iter_mut().enumerate() {
             let v = match st.steps[i] {
@@ -387,15 +382,7 @@ impl FrameProcessor for Pipeline {
             Step::Route(r) => {
                 let mut hop = [None];
                 let snapshot = self.fib.resolve_batch(&[r.dst], &mut hop);
-                let mut fw = forward::Forwarder {
-                    cfg: &self.cfg,
-                    roles: &self.roles,
-                    neighbours: &self.neighbours,
-                    epoch: self.neighbours.epoch(),
-                    rx_port,
-                    rx_role: role,
-                    now: None,
-                };
+                let mut fw = forward::Forwarder::new(&self.cfg, &self.roles, &self.neighbours, rx_port, role);
                 fw.forward(r, hop[0].and_then(|id| snapshot.get(id)), frame, &mut self.st)
             }
         };

@@ -6,13 +6,12 @@
 //! - plain IPv4 to our pod subnet (host-gw arrival);
 //! - anything else is `not_for_us`.
 
-use weft_encap::wire::ethernet::{EtherType, EthernetFrame, HEADER_LEN, VlanPolicy};
-use weft_encap::wire::ipv4::{IpProtocol, Ipv4Packet};
+use weft_encap::wire::ipv4::IpProtocol;
 use weft_encap::{DecapError, IpipDecapConfig, Span};
 
 use super::counters::PathCounter;
 use super::peers::PeerSet;
-use super::{Origin, PipelineConfig, Step, ipv4_frame, parse_drop};
+use super::{Origin, PipelineConfig, Step, ipv4_frame, ipv4_header, parse_drop};
 use crate::port::FrameMut;
 use crate::worker::DropReason;
 
@@ -27,17 +26,10 @@ fn decap_drop(e: DecapError) -> DropReason {
 /// Classifies one frame received on the uplink.
 #[inline]
 pub(crate) fn classify(cfg: &PipelineConfig, peers: &PeerSet, f: &mut FrameMut<'_>) -> Step {
-    let d = f.data();
-    let l2 = match EthernetFrame::new_checked(d).and_then(|e| e.header(VlanPolicy::Reject)) {
-        Ok(l2) => l2,
-        Err(e) => return parse_drop(e).into(),
-    };
-    if l2.ethertype != EtherType::IPV4 {
-        return DropReason::NotForUs.into();
-    }
-    let ip = match Ipv4Packet::new_checked(&d[HEADER_LEN..]) {
-        Ok(ip) => ip,
-        Err(e) => return parse_drop(e).into(),
+    let ip = match ipv4_header(f.data()) {
+        Ok(Some(ip)) => ip,
+        Ok(None) => return DropReason::NotForUs.into(),
+        Err(r) => return r.into(),
     };
     let (dst, proto) = (ip.dst_addr(), ip.protocol());
     if dst != cfg.public_ip {
