@@ -308,15 +308,9 @@ impl Pipeline {
 
         // Stage 1: classify.
         let peers = (role == PortRole::Uplink).then(|| self.peers.load());
+        let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
         for f in frames.iter_mut() {
-            let step = classify(
-                &self.cfg,
-                role,
-                rx_port,
-                peers.as_ref().map(|g| &***g),
-                &mut pool.view(f),
-                &mut st.totals,
-            );
+            let step = classify(&self.cfg, side, rx_port, &mut pool.view(f), &mut st.totals);
             st.steps.push(step);
         }
         drop(peers);
@@ -351,20 +345,36 @@ impl Pipeline {
     }
 }
 
-/// Stage 1 for one frame, by the rx port's role.
+/// What stage 1 needs about the rx port, resolved once per batch.
+#[derive(Debug, Clone, Copy)]
+enum RxSide<'a> {
+    Uplink(&'a PeerSet),
+    Pod(pod_rx::PodSide),
+    None,
+}
+
+impl<'a> RxSide<'a> {
+    fn of(role: PortRole, peers: Option<&'a PeerSet>) -> Self {
+        match (role, peers) {
+            (PortRole::Uplink, Some(peers)) => RxSide::Uplink(peers),
+            _ => pod_rx::PodSide::of(role).map_or(RxSide::None, RxSide::Pod),
+        }
+    }
+}
+
+/// Stage 1 for one frame.
 #[inline]
 fn classify(
     cfg: &PipelineConfig,
-    role: PortRole,
+    side: RxSide<'_>,
     rx_port: PortId,
-    peers: Option<&PeerSet>,
     f: &mut FrameMut<'_>,
     totals: &mut PathCounts,
 ) -> Step {
-    match (role, peers) {
-        (PortRole::Uplink, Some(peers)) => uplink_rx::classify(cfg, peers, f),
-        (PortRole::Pod(_) | PortRole::Exception(_), _) => pod_rx::classify(cfg, role, rx_port, f, totals),
-        _ => DropReason::UnknownPort.into(),
+    match side {
+        RxSide::Uplink(peers) => uplink_rx::classify(cfg, peers, f),
+        RxSide::Pod(side) => pod_rx::classify(cfg, side, rx_port, f, totals),
+        RxSide::None => DropReason::UnknownPort.into(),
     }
 }
 
@@ -374,8 +384,8 @@ impl FrameProcessor for Pipeline {
     fn process(&mut self, rx_port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
         let role = self.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
         let peers = (role == PortRole::Uplink).then(|| self.peers.load());
-        let step =
-            classify(&self.cfg, role, rx_port, peers.as_ref().map(|g| &***g), frame, &mut self.st.totals);
+        let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
+        let step = classify(&self.cfg, side, rx_port, frame, &mut self.st.totals);
         drop(peers);
         let v = match step {
             Step::Done(v) => v,
