@@ -690,3 +690,14 @@ fn a_single_frame_through_process_matches_the_batch_path() {
         assert_eq!(strip(single), strip(batch));
     }
 }
+
+#[test]
+fn an_expired_host_gw_arrival_gets_time_exceeded_back_to_the_sending_node() {
+    let mut n = Node::new(Backend::HostGw, false);
+    let sent = udp_frame(B_MAC, A_MAC, REMOTE_POD, pod(2).0, 5000, 1, false, 10);
+    let got = n.run(UPLINK, &sent).tx(UPLINK);
+    assert_eq!(macs(&got), (B_MAC, A_MAC));
+    let reply = ip(&got, 14);
+    assert_eq!((reply.src_addr(), reply.dst_addr()), (A_GATEWAY, REMOTE_POD));
+    assert_eq!(Icmpv4Packet::new_checked(reply.payload()).unwrap().msg_type(), 11);
+}
