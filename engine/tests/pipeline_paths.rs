@@ -701,3 +701,23 @@ fn an_expired_host_gw_arrival_gets_time_exceeded_back_to_the_sending_node() {
     assert_eq!((reply.src_addr(), reply.dst_addr()), (A_GATEWAY, REMOTE_POD));
     assert_eq!(Icmpv4Packet::new_checked(reply.payload()).unwrap().msg_type(), 11);
 }
+
+#[test]
+fn a_frame_without_headroom_for_the_outer_headers_is_dropped_as_encap_failed() {
+    let mut n = Node::new(Backend::FLANNEL_VXLAN, false);
+    let sent = from_pod(0, REMOTE_POD, 64, 20);
+    let mut f = n.pool.copy_in(&sent).unwrap();
+    {
+        // Move the frame to 10 bytes from the chunk start: VXLAN needs 50.
+        let mut v = n.pool.view(&mut f);
+        let off = v.offset();
+        v.chunk_mut().copy_within(off..off + sent.len(), 10);
+        assert!(v.set_bounds(10, sent.len()));
+    }
+    let mut rx = vec![f];
+    let mut verdicts = Vec::new();
+    n.pipe.process_batch(pod(0).2, &mut n.pool, &mut rx, &mut verdicts);
+    assert_eq!(verdicts, vec![Verdict::Drop(DropReason::EncapFailed)]);
+    assert_eq!(DropReason::EncapFailed.name(), "encap_failed");
+    n.pool.free(rx.pop().unwrap());
+}
