@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod control;
+mod core;
 mod lpm;
 
 use std::process::ExitCode;
@@ -10,6 +11,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: weft-bench <suite> [options]
 
 suites:
+  core     the forwarding pipeline on in-memory replay ports, per path, against a touch-only
+           floor (weft-bench core --help)
   control  etcd lease sync time and lease-put -> route convergence against a real etcd
            (weft-bench control --help)
   lpm      FIB longest-prefix-match lookups vs the prefix-trie crate, under churn, update
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match suite.as_deref() {
         Some("control") => control::run(&rest),
+        Some("core") => core::run_suite(&rest),
         Some("lpm") => lpm::run(&rest),
         Some("-h" | "--help") => {
             println!("{USAGE}");

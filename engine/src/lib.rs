@@ -6,6 +6,11 @@
 //!
 //! - [`fib`]: the lock-free longest-prefix-match routing table (DIR-24-8) and its
 //!   next-hop table; one writer (the control thread), one reader per worker.
+//! - [`pipeline`]: the forwarding pipeline (every flannel/Calico data path) as the workers'
+//!   [`worker::FrameProcessor`], and the [`pipeline::RouteProgrammer`] the control thread
+//!   programs routes through.
+//! - [`neighbour`]: underlay IPv4 -> MAC published by the control side, with the bounded queue
+//!   of resolve requests the workers push misses into.
 //! - [`port`]: the [`port::Port`] trait and its AF_XDP, AF_PACKET and in-memory
 //!   implementations, the frame pool over a shared UMEM, the XDP filter loader.
 //! - [`worker`]: pinned poll-mode workers, the [`worker::FrameProcessor`]
@@ -17,5 +22,7 @@
 #![deny(unsafe_code)]
 
 pub mod fib;
+pub mod neighbour;
+pub mod pipeline;
 pub mod port;
 pub mod worker;

@@ -14,13 +14,21 @@
 //!    still hold the id from an old entry is inside its critical section when the snapshot
 //!    without it is published. Old snapshots are freed by `Arc` when the last reader drops them.
 //!
-//! Payloads are plain data for now. The pipeline issue will attach the prebuilt encapsulation
-//! templates from `weft-encap`: adding a template is one more field in [`VxlanNextHop`] or
-//! [`IpipNextHop`].
+//! Payloads carry what the pipeline needs per packet, prebuilt by the route programmer
+//! (`crate::pipeline::RouteProgrammer`): the VXLAN/IPIP outer headers as `weft-encap`
+//! templates (with the underlay next hop's MAC already in them) and the neighbour's MAC for
+//! unencapsulated forwarding. A next hop whose underlay MAC is not known yet says so
+//! (`resolved == false`, or [`NextHop::HostGw`]); the programmer republishes it once the
+//! neighbour table learns the MAC.
 
 use std::net::Ipv4Addr;
 
 pub use weft_encap::MacAddr;
+use weft_encap::{IpipTemplate, VxlanTemplate};
+
+/// Index of a neighbour's slot in `crate::neighbour::NeighbourTable` (its last-used stamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NeighbourSlot(pub u32);
 
 /// Index of a next hop in the [`NextHopTable`]. At most [`NextHopId::MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,21 +43,28 @@ impl NextHopId {
 /// Where a VXLAN-encapsulated packet goes: a remote node's VTEP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VxlanNextHop {
-    /// The remote node's public (underlay) IPv4 address.
-    pub remote: Ipv4Addr,
-    /// The remote node's VTEP MAC (flannel's `BackendData.VtepMAC`): inner destination MAC.
-    pub vtep_mac: MacAddr,
-    /// The VXLAN network identifier (flannel default 1).
-    pub vni: u32,
-    /// The UDP destination port (kernel/flannel default 8472).
-    pub udp_port: u16,
+    /// The finished outer headers (remote PublicIP, VtepMAC, VNI, port are in its params).
+    pub template: VxlanTemplate,
+    /// The underlay next hop whose MAC is the outer destination MAC: the remote node when it
+    /// is on our uplink's subnet, else the underlay gateway.
+    pub underlay: Ipv4Addr,
+    /// Its neighbour-table slot (the pipeline stamps it when used).
+    pub slot: NeighbourSlot,
+    /// Whether the template's outer destination MAC is the resolved MAC of `underlay`.
+    pub resolved: bool,
 }
 
 /// Where an IP-in-IP encapsulated packet goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpipNextHop {
-    /// The remote node's public (underlay) IPv4 address.
-    pub remote: Ipv4Addr,
+    /// The finished outer headers (remote PublicIP is in its params).
+    pub template: IpipTemplate,
+    /// The underlay next hop (see [`VxlanNextHop::underlay`]).
+    pub underlay: Ipv4Addr,
+    /// Its neighbour-table slot.
+    pub slot: NeighbourSlot,
+    /// Whether the template's outer destination MAC is resolved.
+    pub resolved: bool,
 }
 
 /// What to do with a packet whose destination matched a route.
@@ -57,8 +72,8 @@ pub struct IpipNextHop {
 pub enum NextHop {
     /// Deliver to a pod on this node.
     LocalPod {
-        /// The engine's port id of the pod's veth.
-        port: u32,
+        /// The engine's port id of the pod's veth (a `worker::PortId`).
+        port: u16,
         /// The pod interface's MAC (destination MAC of the delivered frame).
         mac: MacAddr,
     },
@@ -66,11 +81,21 @@ pub enum NextHop {
     Vxlan(VxlanNextHop),
     /// Encapsulate in IP-in-IP towards another node.
     Ipip(IpipNextHop),
-    /// Forward unencapsulated via another node on the same L2 segment (host-gw); the
-    /// neighbour table resolves `node` to a MAC.
+    /// Forward unencapsulated via another node on the same L2 segment (host-gw, or
+    /// DirectRouting/CrossSubnet) whose MAC is not known yet: the pipeline asks the control
+    /// side to resolve `node` and drops the packet as `neighbour_unresolved`.
     HostGw {
         /// The node's underlay address.
         node: Ipv4Addr,
+    },
+    /// Forward unencapsulated to a resolved underlay neighbour: eth dst = `mac`, TTL-1.
+    Direct {
+        /// The node's underlay address.
+        node: Ipv4Addr,
+        /// Its MAC on our uplink's segment.
+        mac: MacAddr,
+        /// Its neighbour-table slot.
+        slot: NeighbourSlot,
     },
     /// Hand the packet to the slow path (the kernel or the control thread).
     Exception,

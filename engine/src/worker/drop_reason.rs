@@ -53,6 +53,48 @@ drop_reasons! {
     HandoffNoFrame = "handoff_no_frame", "no free frame in this worker's pool for a handed-off frame";
     /// Frames still staged when the worker stopped.
     Shutdown = "shutdown", "frame still staged for transmission when the worker stopped";
+
+    // The forwarding pipeline (engine/src/pipeline/).
+    /// A header is shorter than its length fields say, or the frame ends inside it.
+    Truncated = "truncated", "a header is cut short: the frame ends before the header or its length field does";
+    /// A header field holds a value weft does not accept.
+    Malformed = "malformed", "a header field is invalid (IP version, IHL, total length, ARP types)";
+    /// The IPv4 header checksum does not verify.
+    Ipv4Checksum = "ipv4_checksum", "the IPv4 header checksum does not verify";
+    /// An 802.1Q-tagged frame on a port that carries untagged frames only.
+    VlanTagged = "vlan_tagged", "802.1Q-tagged frame on an untagged port";
+    /// Neither IPv4 nor ARP (IPv6, LLDP...).
+    UnsupportedEthertype = "unsupported_ethertype", "EtherType is neither IPv4 nor ARP";
+    /// A pod sent a packet whose source IP is not its own.
+    PodSpoofedSource = "pod_spoofed_source", "a pod sent a packet (or ARP) whose source IP is not the pod's";
+    /// ARP weft does not answer: replies, or requests for addresses it does not own.
+    ArpNotOurs = "arp_not_ours", "ARP that is not a request for an address weft answers for";
+    /// No route, or a blackhole route inside the cluster network.
+    NoRoute = "no_route", "no route to the destination (inside the cluster network but no lease or pod)";
+    /// TTL was 0 or 1 and no ICMP time exceeded was sent (rate limit, tunnel arrival, not allowed).
+    TtlExpired = "ttl_expired", "TTL expired; the ICMP time exceeded was rate-limited or not allowed";
+    /// Larger than the uplink MTU allows and no ICMP fragmentation needed was sent.
+    TooBig = "too_big", "larger than the uplink MTU after encap: DF clear (weft does not fragment) or ICMP suppressed";
+    /// The underlay next hop's MAC is not known yet (a resolve request was queued).
+    NeighbourUnresolved = "neighbour_unresolved", "the underlay next hop's MAC is not resolved yet; resolution requested";
+    /// VXLAN or IPIP from an outer source that holds no lease.
+    TunnelUnknownPeer = "tunnel_unknown_peer", "VXLAN/IPIP from a source address that holds no lease";
+    /// VXLAN to our port with another VNI.
+    VxlanWrongVni = "vxlan_wrong_vni", "VXLAN frame for a VNI that is not ours";
+    /// VXLAN header flags wrong (I flag clear or reserved bits set).
+    VxlanBadFlags = "vxlan_bad_flags", "VXLAN header with the I flag clear or reserved bits set";
+    /// An outer IPv4 fragment of tunnel traffic (weft does not reassemble).
+    TunnelFragment = "tunnel_fragment", "fragmented VXLAN/IPIP outer packet (not reassembled)";
+    /// Uplink traffic not for us: not our tunnel endpoint and not our pod subnet.
+    NotForUs = "not_for_us", "uplink frame neither tunnel traffic to our PublicIP nor IPv4 to our pod subnet";
+    /// Arrived from the uplink or the exception port for a destination that is not a local pod.
+    NotLocal = "not_local", "arrived from the uplink or the exception port for an address that is no local pod";
+    /// The frame arrived on a port the pipeline has no role for.
+    UnknownPort = "unknown_port", "frame received on a port the pipeline has no role (uplink, pod, exception) for";
+    /// A destination outside the cluster network but no exception port configured.
+    NoExceptionPort = "no_exception_port", "destination outside the cluster network and no exception port configured";
+    /// Encapsulation failed (no headroom, inner frame not encapsulable).
+    EncapFailed = "encap_failed", "encapsulation failed (no headroom, or an inner frame that cannot be carried)";
 }
 
 #[cfg(test)]

@@ -1,0 +1,273 @@
+//! `weft-bench core`: the real forwarding pipeline on in-memory replay ports, one pinned core.
+//!
+//! Per path — host-gw, vxlan encap, vxlan decap, ipip encap, ipip decap, local — node A of
+//! `weft_engine::pipeline::sample` gets 100k routes (the FIB benchmark's mix: 85 % /24, 10 %
+//! /16../23, 5 % /25../32, random networks, pointing at 248 remote nodes 198.18.0.2..) and 16
+//! local pods. A replay port cycles through 10k prebuilt flows (distinct UDP flows; for the
+//! remote paths each to a random address inside a random one of the routes; for decap from a
+//! random peer to a random pod): 64-byte frames on the wire (60 bytes + FCS; decap input is the
+//! same frame with 50/20 bytes of outer headers). The timed loop is what a worker does with
+//! one port: rx a batch of 64 (one memcpy per frame from the replay set into a pool frame),
+//! `Pipeline::process_batch`, tx (frames return to the pool). The floor runs the same loop
+//! with a touch-only processor (reads the destination MAC byte, writes one byte) instead of
+//! the pipeline. Before timing, one pass checks that every frame of the path is forwarded
+//! (no drops), so a misconfigured path cannot post a fast number.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use weft_encap::Vni;
+use weft_engine::fib::sample::{SplitMix64, mixed_prefixes};
+use weft_engine::fib::{FibConfig, FibWriter, Ipv4Prefix};
+use weft_engine::neighbour::NeighbourTable;
+use weft_engine::pipeline::sample::{
+    A_SUBNET, B_IP, B_VTEP, Backend, CLUSTER, GATEWAY_MAC, UPLINK, ipip_from_b, node_config, pipeline_config,
+    pod, prefix, udp_frame, via, vxlan_from_b,
+};
+use weft_engine::pipeline::{LocalPod, Pipeline, RemoteRoute, RouteProgrammer, RouteUpdate};
+use weft_engine::port::{Frame, FramePool, IoEvents, MemPort, Port};
+use weft_engine::worker::{FrameProcessor, PortId, Verdict};
+
+const USAGE: &str = "usage: weft-bench core [--secs 1.0] [--core 1] [--routes 100000] [--flows 10000]
+                       [--paths host-gw,vxlan-encap,vxlan-decap,ipip-encap,ipip-decap,local]";
+const BATCH: usize = 64;
+const PODS: u8 = 16;
+const NODES: u8 = 248;
+const ROUNDS: usize = 3;
+/// UDP payload of a 60-byte frame: 14 + 20 + 8 + 18.
+const PAYLOAD: usize = 18;
+
+struct Options {
+    secs: f64,
+    core: usize,
+    routes: usize,
+    flows: usize,
+    paths: Vec<String>,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let mut o = Options {
+        secs: 1.0,
+        core: 1,
+        routes: 100_000,
+        flows: 10_000,
+        paths: ["host-gw", "vxlan-encap", "vxlan-decap", "ipip-encap", "ipip-decap", "local"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let bad = || format!("{flag}: cannot parse {value:?}\n{USAGE}");
+        match flag.as_str() {
+            "--secs" => o.secs = value.parse().with_context(bad)?,
+            "--core" => o.core = value.parse().with_context(bad)?,
+            "--routes" => o.routes = value.parse().with_context(bad)?,
+            "--flows" => o.flows = value.parse().with_context(bad)?,
+            "--paths" => o.paths = value.split(',').map(String::from).collect(),
+            _ => bail!("unknown option {flag}\n{USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+/// The floor: touches each frame and sends it back out.
+struct Touch;
+
+impl FrameProcessor for Touch {
+    fn process(&mut self, rx_port: PortId, frame: &mut weft_engine::port::FrameMut<'_>) -> Verdict {
+        let d = frame.data_mut();
+        d[0] = d[0].wrapping_add(black_box(1));
+        Verdict::Tx(rx_port)
+    }
+}
+
+fn node_ip(i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 2 + i)
+}
+
+/// Node A under `backend` with `routes` remote routes over `NODES` nodes and `PODS` pods.
+/// Returns the programmer, the pipeline and the routes.
+fn build(backend: Backend, routes: usize) -> anyhow::Result<(RouteProgrammer, Pipeline, Vec<Ipv4Prefix>)> {
+    let fib = FibWriter::new(FibConfig::default());
+    let neighbours = Arc::new(NeighbourTable::new(1024, 1024));
+    let mut prog = RouteProgrammer::new(fib, node_config(false, prefix(CLUSTER, 16)), neighbours)?;
+    let mut rng = SplitMix64(0x5eed_c0de);
+    let avoid = [prefix(A_SUBNET, 24), prefix(CLUSTER, 16)].into_iter().collect();
+    let prefixes: Vec<Ipv4Prefix> = mixed_prefixes(&mut rng, routes, &avoid)
+        .into_iter()
+        .filter(|p| !p.contains(u32::from(A_SUBNET)))
+        .collect();
+    let mut updates: Vec<RouteUpdate> = (0..PODS)
+        .map(|i| {
+            let (ip, mac, port) = pod(i);
+            RouteUpdate::Pod(LocalPod { ip, port, mac })
+        })
+        .collect();
+    for (k, &p) in prefixes.iter().enumerate() {
+        let n = (k % usize::from(NODES)) as u8;
+        let vtep = weft_encap::MacAddr([0x0e, 0, 0, 0, 0x10, n]);
+        updates.push(RouteUpdate::Remote(RemoteRoute { prefix: p, via: via(backend, node_ip(n), vtep) }));
+    }
+    prog.apply(&updates)?;
+    for n in 0..NODES {
+        prog.set_neighbour(node_ip(n), Some(weft_encap::MacAddr([2, 0, 0xc6, 0x12, 0, 2 + n])))?;
+    }
+    let pipe = Pipeline::new(pipeline_config(backend, PODS), prog.handles());
+    Ok((prog, pipe, prefixes))
+}
+
+/// The flows of one path, and the port they arrive on.
+fn flows(path: &str, prefixes: &[Ipv4Prefix], n: usize) -> anyhow::Result<(Backend, PortId, Vec<Vec<u8>>)> {
+    let mut rng = SplitMix64(0xf1_0000);
+    let (pod_ip, pod_mac, pod_port) = pod(0);
+    let remote = |rng: &mut SplitMix64, i: usize| {
+        let p = prefixes[rng.below(prefixes.len() as u32) as usize];
+        let (lo, hi) = p.range();
+        let dst = Ipv4Addr::from(lo + rng.below(hi - lo + 1));
+        udp_frame(pod_mac, GATEWAY_MAC, pod_ip, dst, 1024 + (i % 60000) as u16, 64, true, PAYLOAD)
+    };
+    let inbound = |rng: &mut SplitMix64, i: usize| {
+        let to = pod(rng.below(u32::from(PODS)) as u8).0;
+        udp_frame(
+            B_VTEP,
+            GATEWAY_MAC,
+            Ipv4Addr::new(198, 19, 2, 7),
+            to,
+            1024 + (i % 60000) as u16,
+            63,
+            true,
+            PAYLOAD,
+        )
+    };
+    let (backend, port, frames): (Backend, PortId, Vec<Vec<u8>>) = match path {
+        "host-gw" => (Backend::HostGw, pod_port, (0..n).map(|i| remote(&mut rng, i)).collect()),
+        "vxlan-encap" => (Backend::FLANNEL_VXLAN, pod_port, (0..n).map(|i| remote(&mut rng, i)).collect()),
+        "ipip-encap" => (Backend::Ipip, pod_port, (0..n).map(|i| remote(&mut rng, i)).collect()),
+        "vxlan-decap" => (
+            Backend::FLANNEL_VXLAN,
+            UPLINK,
+            (0..n)
+                .map(|i| from_peer(&vxlan_from_b(&inbound(&mut rng, i), Vni::FLANNEL, 8472), &mut rng))
+                .collect(),
+        ),
+        "ipip-decap" => (
+            Backend::Ipip,
+            UPLINK,
+            (0..n).map(|i| from_peer(&ipip_from_b(&inbound(&mut rng, i)), &mut rng)).collect(),
+        ),
+        "local" => (
+            Backend::HostGw,
+            pod_port,
+            (0..n)
+                .map(|i| {
+                    let to = pod(1 + rng.below(u32::from(PODS) - 1) as u8).0;
+                    udp_frame(pod_mac, GATEWAY_MAC, pod_ip, to, 1024 + (i % 60000) as u16, 64, true, PAYLOAD)
+                })
+                .collect(),
+        ),
+        other => bail!("unknown path {other:?}\n{USAGE}"),
+    };
+    Ok((backend, port, frames))
+}
+
+/// Rewrites node B's sample outer frame as coming from a random one of the bench's nodes.
+fn from_peer(frame: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let n = rng.below(u32::from(NODES)) as u8;
+    let mut ip = weft_encap::wire::ipv4::Ipv4Packet::new_unchecked(&mut f[14..]);
+    ip.patch_src_addr(node_ip(n));
+    f[6..12].copy_from_slice(&[2, 0, 0xc6, 0x12, 0, 2 + n]);
+    f
+}
+
+/// Runs `proc` over frames replayed on `port` for `secs`; returns (packets, seconds) and the
+/// number of frames not transmitted.
+fn run<P: FrameProcessor>(
+    proc: &mut P,
+    rx_port: PortId,
+    frames: &[Vec<u8>],
+    secs: f64,
+    budget: Option<u64>,
+) -> (u64, f64, u64) {
+    let mut pool = FramePool::new(4 * BATCH as u32).expect("frame pool");
+    let (mut port, _h) = MemPort::replay("replay", frames.to_vec(), u64::MAX);
+    let mut rx: Vec<Frame> = Vec::with_capacity(BATCH);
+    let mut tx: Vec<Frame> = Vec::with_capacity(BATCH);
+    let mut verdicts = Vec::with_capacity(BATCH);
+    let mut ev = IoEvents::default();
+    let (mut packets, mut dropped) = (0u64, 0u64);
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            port.rx(&mut pool, &mut rx, BATCH, &mut ev);
+            verdicts.clear();
+            proc.process_batch(rx_port, &mut pool, &mut rx, &mut verdicts);
+            for (f, v) in rx.drain(..).zip(verdicts.drain(..)) {
+                match v {
+                    Verdict::Tx(_) => tx.push(f),
+                    _ => {
+                        dropped += 1;
+                        pool.free(f);
+                    }
+                }
+            }
+            port.tx(&mut pool, &mut tx, &mut ev);
+            packets += BATCH as u64;
+        }
+        if budget.is_some_and(|b| packets >= b) || (budget.is_none() && start.elapsed().as_secs_f64() >= secs)
+        {
+            break;
+        }
+    }
+    (packets, start.elapsed().as_secs_f64(), dropped)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Entry point.
+pub fn run_suite(args: &[String]) -> anyhow::Result<()> {
+    let o = parse(args)?;
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: o.core }) {
+        bail!("cannot pin to core {} (is it online and in this process's cpuset?)", o.core);
+    }
+    println!(
+        "weft-bench core: {} routes, {} flows, batch {BATCH}, 64-byte frames, pinned to core {}, {} s x {ROUNDS} rounds (median)",
+        o.routes, o.flows, o.core, o.secs
+    );
+    println!("| path | Mpps | ns/packet | floor Mpps | floor ns/packet | ratio to floor |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for path in &o.paths {
+        let (backend, _, _) = flows(path, &[prefix(B_IP, 32)], 1)?;
+        let (_prog, mut pipe, prefixes) = build(backend, o.routes)?;
+        let (_, port, frames) = flows(path, &prefixes, o.flows)?;
+        // Check pass: every flow forwarded.
+        let (n, _, dropped) = run(&mut pipe, port, &frames, 0.0, Some(frames.len() as u64 * 2));
+        if dropped > 0 {
+            bail!(
+                "{path}: {dropped} of {n} frames dropped in the check pass: {:?}",
+                pipe.counters().snapshot()
+            );
+        }
+        let (mut ours, mut floor) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let (p, s, _) = run(&mut pipe, port, &frames, o.secs, None);
+            ours.push(s * 1e9 / p as f64);
+            let (p, s, _) = run(&mut Touch, port, &frames, o.secs, None);
+            floor.push(s * 1e9 / p as f64);
+        }
+        let (ns, fns) = (median(&mut ours), median(&mut floor));
+        println!("| {path} | {:.2} | {ns:.1} | {:.2} | {fns:.1} | {:.2} |", 1e3 / ns, 1e3 / fns, ns / fns);
+    }
+    Ok(())
+}

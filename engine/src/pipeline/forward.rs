@@ -1,0 +1,219 @@
+//! Stage 3: what the next hop does to one routed packet. One body for every path:
+//! TTL check -> (remote paths) MTU check -> TTL decrement with the incremental checksum ->
+//! MAC rewrite or encap -> verdict. ICMP errors replace the frame in place and go back out of
+//! the rx port.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
+use weft_encap::wire::icmpv4::IcmpError;
+use weft_encap::wire::ipv4::Ipv4Packet;
+use weft_encap::{MacAddr, Span};
+
+use super::counters::PathCounter;
+use super::{Origin, PipelineConfig, PortRole, Routed, State, icmp};
+use crate::fib::NextHop;
+use crate::fib::next_hop::NeighbourSlot;
+use crate::neighbour::NeighbourTable;
+use crate::port::FrameMut;
+use crate::worker::{DropReason, PortId, Verdict};
+
+/// Bytes of IPv4 each remote path adds in front of the inner IPv4 packet.
+const VXLAN_OVERHEAD: u16 = weft_encap::tunnel::vxlan::OVERHEAD as u16;
+const IPIP_OVERHEAD: u16 = weft_encap::tunnel::ipip::OVERHEAD as u16;
+
+/// Everything stage 3 reads, for one batch.
+#[derive(Debug)]
+pub(crate) struct Forwarder<'a> {
+    pub cfg: &'a PipelineConfig,
+    pub roles: &'a [PortRole],
+    pub neighbours: &'a NeighbourTable,
+    pub epoch: u32,
+    pub rx_port: PortId,
+    pub rx_role: PortRole,
+    /// The clock, read at most once per batch (only when an ICMP error is wanted).
+    pub now: Option<Instant>,
+}
+
+fn set_macs(f: &mut FrameMut<'_>, dst: MacAddr, src: MacAddr) {
+    let mut eth = EthernetFrame::new_unchecked(&mut f.data_mut()[..HEADER_LEN]);
+    eth.set_dst_addr(dst);
+    eth.set_src_addr(src);
+}
+
+fn decrement_ttl(f: &mut FrameMut<'_>) {
+    // Stage 1 validated the header and stage 3 checked TTL > 1 before calling this.
+    let _ = Ipv4Packet::new_unchecked(&mut f.data_mut()[HEADER_LEN..]).decrement_ttl();
+}
+
+impl<'a> Forwarder<'a> {
+    /// The forwarder of one batch received on `rx_port`.
+    pub(crate) fn new(
+        cfg: &'a PipelineConfig,
+        roles: &'a [PortRole],
+        neighbours: &'a NeighbourTable,
+        rx_port: PortId,
+        rx_role: PortRole,
+    ) -> Self {
+        Forwarder { cfg, roles, neighbours, epoch: neighbours.epoch(), rx_port, rx_role, now: None }
+    }
+
+    /// The verdict for routed packet `r` whose route resolved to `hop`.
+    #[inline]
+    pub(crate) fn forward(
+        &mut self,
+        r: Routed,
+        hop: Option<&NextHop>,
+        f: &mut FrameMut<'_>,
+        st: &mut State,
+    ) -> Verdict {
+        let Some(hop) = hop else { return Verdict::Drop(DropReason::NoRoute) };
+        let remote = match hop {
+            NextHop::LocalPod { port, mac } => return self.deliver(r, PortId(*port), *mac, f, st),
+            NextHop::Exception => return self.hand_to_host(r, f, st),
+            NextHop::Blackhole => {
+                let reason = if r.origin == Origin::Pod { DropReason::NoRoute } else { DropReason::NotLocal };
+                return Verdict::Drop(reason);
+            }
+            remote => remote,
+        };
+        if r.origin != Origin::Pod {
+            return Verdict::Drop(DropReason::NotLocal);
+        }
+        if r.ttl <= 1 {
+            return self.icmp(r, IcmpError::TimeExceeded, DropReason::TtlExpired, f, st);
+        }
+        let (overhead, slot, path) = match remote {
+            NextHop::Direct { slot, .. } => (0, *slot, PathCounter::Direct),
+            NextHop::Vxlan(h) => (VXLAN_OVERHEAD, h.slot, PathCounter::VxlanEncap),
+            NextHop::Ipip(h) => (IPIP_OVERHEAD, h.slot, PathCounter::IpipEncap),
+            NextHop::HostGw { node } => return self.unresolved(*node, st),
+            _ => return Verdict::Drop(DropReason::NoRoute),
+        };
+        let mtu = self.cfg.uplink_mtu;
+        if u32::from(r.ip_len) + u32::from(overhead) > u32::from(mtu) {
+            if !r.dont_frag {
+                return Verdict::Drop(DropReason::TooBig);
+            }
+            let next_hop_mtu = mtu.saturating_sub(overhead);
+            return self.icmp(r, IcmpError::FragmentationNeeded { next_hop_mtu }, DropReason::TooBig, f, st);
+        }
+        match remote {
+            NextHop::Vxlan(h) if !h.resolved => return self.unresolved(h.underlay, st),
+            NextHop::Ipip(h) if !h.resolved => return self.unresolved(h.underlay, st),
+            _ => {}
+        }
+        self.touch(slot);
+        decrement_ttl(f);
+        let span = Span::new(f.offset(), f.len());
+        let out = match remote {
+            NextHop::Direct { mac, .. } => {
+                set_macs(f, *mac, self.cfg.uplink_mac);
+                Ok(span)
+            }
+            NextHop::Vxlan(h) => {
+                st.ident = st.ident.wrapping_add(1);
+                h.template.encap(f.chunk_mut(), span, st.ident)
+            }
+            NextHop::Ipip(h) => {
+                st.ident = st.ident.wrapping_add(1);
+                h.template.encap(f.chunk_mut(), span, st.ident)
+            }
+            _ => return Verdict::Drop(DropReason::NoRoute),
+        };
+        match out {
+            Ok(out) if f.set_bounds(out.start, out.len) => {
+                st.totals.bump(path);
+                Verdict::Tx(self.cfg.uplink)
+            }
+            _ => Verdict::Drop(DropReason::EncapFailed),
+        }
+    }
+
+    /// Delivery to a pod on this node, from a pod, the uplink or the exception port.
+    fn deliver(
+        &mut self,
+        r: Routed,
+        port: PortId,
+        mac: MacAddr,
+        f: &mut FrameMut<'_>,
+        st: &mut State,
+    ) -> Verdict {
+        let Some(PortRole::Pod(pod)) = self.roles.get(usize::from(port.0)).copied() else {
+            return Verdict::Drop(DropReason::NoSuchPort);
+        };
+        if r.ttl <= 1 {
+            return self.icmp(r, IcmpError::TimeExceeded, DropReason::TtlExpired, f, st);
+        }
+        decrement_ttl(f);
+        set_macs(f, mac, pod.gateway_mac);
+        st.totals.bump(match r.origin {
+            Origin::Pod => PathCounter::Local,
+            Origin::Exception => PathCounter::ExceptionIn,
+            Origin::UplinkPlain => PathCounter::HostGwArrival,
+            Origin::UplinkTunnel(path) => path,
+        });
+        Verdict::Tx(port)
+    }
+
+    /// Pod traffic to outside the cluster network: to the host kernel, unchanged but for the
+    /// MACs (the kernel routes it and decrements TTL itself).
+    fn hand_to_host(&mut self, r: Routed, f: &mut FrameMut<'_>, st: &mut State) -> Verdict {
+        if r.origin != Origin::Pod {
+            return Verdict::Drop(DropReason::NotLocal);
+        }
+        let Some(e) = self.cfg.exception else { return Verdict::Drop(DropReason::NoExceptionPort) };
+        set_macs(f, e.host_mac, e.our_mac);
+        st.totals.bump(PathCounter::ExceptionOut);
+        Verdict::Tx(e.port)
+    }
+
+    fn touch(&self, slot: NeighbourSlot) {
+        self.neighbours.touch(slot, self.epoch);
+    }
+
+    /// Asks the control side to resolve `ip` (at most once per epoch per cache slot) and drops.
+    fn unresolved(&mut self, ip: Ipv4Addr, st: &mut State) -> Verdict {
+        let ip = u32::from(ip);
+        let slot = &mut st.recent[(ip.wrapping_mul(0x9e37_79b1) >> 28) as usize];
+        if *slot != (ip, self.epoch) {
+            *slot = (ip, self.epoch);
+            if self.neighbours.request(Ipv4Addr::from(ip)) {
+                st.totals.bump(PathCounter::ResolveRequests);
+            }
+        }
+        Verdict::Drop(DropReason::NeighbourUnresolved)
+    }
+
+    /// Replaces the frame by `error` back to its sender, rate-limited; `reason` when not sent.
+    fn icmp(
+        &mut self,
+        r: Routed,
+        error: IcmpError,
+        reason: DropReason,
+        f: &mut FrameMut<'_>,
+        st: &mut State,
+    ) -> Verdict {
+        let our_mac = match (r.origin, self.rx_role) {
+            (Origin::UplinkTunnel(_), _) => return Verdict::Drop(reason),
+            (_, PortRole::Pod(p)) => p.gateway_mac,
+            (_, PortRole::Exception(e)) => e.our_mac,
+            (_, PortRole::Uplink) => self.cfg.uplink_mac,
+            (_, PortRole::None) => return Verdict::Drop(reason),
+        };
+        let now = *self.now.get_or_insert_with(Instant::now);
+        if !st.icmp.take(now) {
+            st.totals.bump(PathCounter::IcmpRateLimited);
+            return Verdict::Drop(reason);
+        }
+        if !icmp::emit(f, error, self.cfg.gateway_ip(), our_mac) {
+            return Verdict::Drop(reason);
+        }
+        st.totals.bump(match error {
+            IcmpError::TimeExceeded => PathCounter::IcmpTimeExceeded,
+            IcmpError::FragmentationNeeded { .. } => PathCounter::IcmpFragNeeded,
+        });
+        Verdict::Tx(self.rx_port)
+    }
+}

@@ -1,0 +1,414 @@
+//! The forwarding pipeline: what happens to each frame between rx and tx, for every data path
+//! of flannel (vxlan, host-gw, ipip, DirectRouting) and Calico (IPIP, VXLAN, CrossSubnet).
+//!
+//! [`Pipeline`] is the worker's [`FrameProcessor`]. A batch goes through three stages (STYLE
+//! habit 7), each a loop over the whole batch with one per-packet body:
+//!
+//! 1. **classify** (`pod_rx.rs`, `uplink_rx.rs`): by the rx port's role — pod, exception or
+//!    uplink — validate the headers, answer ARP in place (`arp.rs`), check the pod's source
+//!    address, decapsulate VXLAN/IPIP from known peers (`peers.rs`), and trim the frame to
+//!    Ethernet + IPv4. Each frame ends either decided (a verdict) or waiting for a route.
+//! 2. **resolve**: one [`FibReader::resolve_batch`] for every destination of the batch.
+//! 3. **forward** (`forward.rs`): per packet, the next hop decides: TTL check and decrement with
+//!    the incremental checksum, MTU check, MAC rewrite, VXLAN/IPIP encap by template, exception
+//!    path; ICMP errors (`icmp.rs`, rate-limited per worker) are written in place and sent back
+//!    out of the rx port.
+//!
+//! Nothing here allocates, locks, logs or panics per packet: the per-batch arrays are sized
+//! once ([`MAX_BATCH`]), the FIB and the peer set are read lock-free once per batch, every drop
+//! is a [`DropReason`] and every other event a [`PathCounter`], published once per batch.
+//!
+//! Routes are programmed by the control thread through [`RouteProgrammer`]
+//! (`programmer.rs`), which builds the encap templates and keeps the peer set and the next
+//! hops' neighbour MACs current.
+
+mod arp;
+mod counters;
+mod forward;
+mod icmp;
+mod peers;
+mod pod_rx;
+mod programmer;
+pub mod sample;
+mod uplink_rx;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use weft_encap::{MacAddr, ParseError, Problem, VxlanDecapConfig};
+
+pub use counters::{PathCounter, PathCounts, PipelineCounters};
+pub use icmp::IcmpRateLimit;
+pub use peers::{PeerSet, SharedPeers};
+pub use programmer::{
+    LocalPod, NodeConfig, PipelineHandles, ProgramError, RemoteRoute, RouteProgrammer, RouteUpdate,
+    TunnelOptions, Via,
+};
+
+use crate::fib::{FibReader, Ipv4Prefix, NextHopId};
+use crate::neighbour::NeighbourTable;
+use crate::port::{Frame, FrameMut, FramePool};
+use crate::worker::{DropReason, FrameProcessor, PortId, Verdict};
+
+/// Largest batch processed in one pass (larger batches are processed in chunks).
+pub const MAX_BATCH: usize = 256;
+
+/// A pod behind one of the worker's ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodPort {
+    /// The pod's IP: the only source address accepted from this port.
+    pub ip: Ipv4Addr,
+    /// The pod interface's MAC.
+    pub mac: MacAddr,
+    /// The MAC weft answers the pod's ARP with (source MAC of frames delivered to the pod).
+    pub gateway_mac: MacAddr,
+}
+
+/// The exception port: a veth (or any port) into the host's network stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExceptionPort {
+    /// Its worker port.
+    pub port: PortId,
+    /// Our MAC on it (source of frames we send the host; answers the host's ARP).
+    pub our_mac: MacAddr,
+    /// The host end's MAC (destination of frames we send the host).
+    pub host_mac: MacAddr,
+}
+
+/// What the pipeline of one worker needs to know about its node and ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// The uplink's worker port.
+    pub uplink: PortId,
+    /// The uplink's MAC.
+    pub uplink_mac: MacAddr,
+    /// Our PublicIP.
+    pub public_ip: Ipv4Addr,
+    /// The uplink's MTU (IPv4 bytes an outer packet may have).
+    pub uplink_mtu: u16,
+    /// This node's pod subnet (flannel's FLANNEL_SUBNET); its first address is the pods'
+    /// gateway, and uplink IPv4 to it is a host-gw arrival.
+    pub node_subnet: Ipv4Prefix,
+    /// VXLAN accepted on the uplink (our PublicIP, port, VNI), if this node runs VXLAN.
+    pub vxlan: Option<VxlanDecapConfig>,
+    /// Whether IPIP to our PublicIP is accepted.
+    pub ipip: bool,
+    /// The exception port, if any.
+    pub exception: Option<ExceptionPort>,
+    /// The pods, by port.
+    pub pods: Vec<(PortId, PodPort)>,
+    /// ICMP error rate limit.
+    pub icmp: IcmpRateLimit,
+}
+
+impl PipelineConfig {
+    /// The pods' gateway address: the node subnet's first address.
+    pub fn gateway_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.node_subnet.bits().wrapping_add(1))
+    }
+}
+
+/// What a worker port is to the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PortRole {
+    None,
+    Uplink,
+    Pod(PodPort),
+    Exception(ExceptionPort),
+}
+
+/// Where a routed packet came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Pod,
+    Exception,
+    /// Plain IPv4 from the uplink (host-gw arrival).
+    UplinkPlain,
+    /// Decapsulated VXLAN or IPIP: no ICMP errors are sent back (they would need encap).
+    UplinkTunnel(PathCounter),
+}
+
+/// A packet waiting for its route: the frame is exactly Ethernet (14) + IPv4 (`ip_len`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Routed {
+    pub origin: Origin,
+    pub dst: u32,
+    pub ip_len: u16,
+    pub ttl: u8,
+    pub dont_frag: bool,
+}
+
+/// The outcome of classification.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Step {
+    Done(Verdict),
+    Route(Routed),
+}
+
+impl From<DropReason> for Step {
+    fn from(r: DropReason) -> Self {
+        Step::Done(Verdict::Drop(r))
+    }
+}
+
+/// The per-packet counter of a parse error.
+pub(crate) fn parse_drop(e: ParseError) -> DropReason {
+    match e {
+        ParseError::Truncated { .. } => DropReason::Truncated,
+        ParseError::Malformed { problem, .. } => match problem {
+            Problem::Ipv4Checksum => DropReason::Ipv4Checksum,
+            Problem::VlanTagged | Problem::NestedVlan => DropReason::VlanTagged,
+            Problem::VxlanNoVni | Problem::VxlanReserved => DropReason::VxlanBadFlags,
+            Problem::Ipv4Fragment => DropReason::TunnelFragment,
+            _ => DropReason::Malformed,
+        },
+    }
+}
+
+/// The IPv4 header of an untagged Ethernet frame, its length fields validated; `Ok(None)`
+/// for another EtherType.
+pub(crate) fn ipv4_header(d: &[u8]) -> Result<Option<weft_encap::wire::ipv4::Ipv4Packet<&[u8]>>, DropReason> {
+    use weft_encap::wire::ethernet::{EtherType, EthernetFrame, HEADER_LEN, VlanPolicy};
+    let l2 = EthernetFrame::new_checked(d).and_then(|e| e.header(VlanPolicy::Reject)).map_err(parse_drop)?;
+    if l2.ethertype != EtherType::IPV4 {
+        return Ok(None);
+    }
+    weft_encap::wire::ipv4::Ipv4Packet::new_checked(&d[HEADER_LEN..]).map(Some).map_err(parse_drop)
+}
+
+/// Validates the Ethernet + IPv4 headers of `f` (untagged, version, IHL, lengths, header
+/// checksum) and trims the frame to exactly Ethernet + the IPv4 packet (dropping padding).
+pub(crate) fn ipv4_frame(f: &mut FrameMut<'_>, origin: Origin) -> Step {
+    use weft_encap::wire::ethernet::HEADER_LEN;
+    let ip = match ipv4_header(f.data()) {
+        Ok(Some(ip)) => ip,
+        Ok(None) => return DropReason::UnsupportedEthertype.into(),
+        Err(r) => return r.into(),
+    };
+    if !ip.verify_checksum() {
+        return DropReason::Ipv4Checksum.into();
+    }
+    let r = Routed {
+        origin,
+        dst: u32::from(ip.dst_addr()),
+        ip_len: ip.total_len(),
+        ttl: ip.ttl(),
+        dont_frag: ip.dont_frag(),
+    };
+    let off = f.offset();
+    if !f.set_bounds(off, HEADER_LEN + usize::from(r.ip_len)) {
+        return DropReason::Truncated.into();
+    }
+    Step::Route(r)
+}
+
+/// Mutable per-worker state the stages share.
+#[derive(Debug)]
+pub(crate) struct State {
+    steps: Vec<Step>,
+    dsts: Vec<u32>,
+    which: Vec<u16>,
+    hops: Vec<Option<NextHopId>>,
+    pub totals: PathCounts,
+    pub icmp: icmp::TokenBucket,
+    pub ident: u16,
+    /// Recently requested neighbours `(ip, epoch)`, direct-mapped, so one worker asks for an
+    /// address at most once per epoch per slot.
+    pub recent: [(u32, u32); 16],
+}
+
+/// The forwarding pipeline of one worker (see the module docs).
+#[derive(Debug)]
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    roles: Vec<PortRole>,
+    fib: FibReader,
+    peers: SharedPeers,
+    neighbours: Arc<NeighbourTable>,
+    counters: Arc<PipelineCounters>,
+    st: State,
+}
+
+impl Pipeline {
+    /// A pipeline for one worker, reading the routes the [`RouteProgrammer`] publishes.
+    pub fn new(cfg: PipelineConfig, handles: PipelineHandles) -> Self {
+        let mut p = Pipeline {
+            roles: Vec::new(),
+            fib: handles.fib,
+            peers: handles.peers,
+            neighbours: handles.neighbours,
+            counters: PipelineCounters::new(),
+            st: State {
+                steps: Vec::with_capacity(MAX_BATCH),
+                dsts: Vec::with_capacity(MAX_BATCH),
+                which: Vec::with_capacity(MAX_BATCH),
+                hops: vec![None; MAX_BATCH],
+                totals: PathCounts::default(),
+                icmp: icmp::TokenBucket::new(cfg.icmp),
+                ident: 0,
+                recent: [(0, 0); 16],
+            },
+            cfg,
+        };
+        p.rebuild_roles();
+        p
+    }
+
+    fn rebuild_roles(&mut self) {
+        let mut roles = Vec::new();
+        let mut set = |port: PortId, role: PortRole| {
+            let i = usize::from(port.0);
+            if roles.len() <= i {
+                roles.resize(i + 1, PortRole::None);
+            }
+            roles[i] = role;
+        };
+        set(self.cfg.uplink, PortRole::Uplink);
+        if let Some(e) = self.cfg.exception {
+            set(e.port, PortRole::Exception(e));
+        }
+        for &(port, pod) in &self.cfg.pods {
+            set(port, PortRole::Pod(pod));
+        }
+        self.roles = roles;
+    }
+
+    /// Adds, replaces or (with `None`) removes the pod on `port` (the owning worker only, e.g.
+    /// on a command from the control thread between batches).
+    pub fn set_pod(&mut self, port: PortId, pod: Option<PodPort>) {
+        self.cfg.pods.retain(|(p, _)| *p != port);
+        if let Some(pod) = pod {
+            self.cfg.pods.push((port, pod));
+        }
+        self.rebuild_roles();
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
+    }
+
+    /// This pipeline's counters, readable from any thread.
+    pub fn counters(&self) -> &Arc<PipelineCounters> {
+        &self.counters
+    }
+
+    fn process_chunk(
+        &mut self,
+        rx_port: PortId,
+        pool: &mut FramePool,
+        frames: &mut [Frame],
+        verdicts: &mut Vec<Verdict>,
+    ) {
+        let role = self.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
+        let st = &mut self.st;
+        st.steps.clear();
+        st.dsts.clear();
+        st.which.clear();
+
+        // Stage 1: classify.
+        let peers = (role == PortRole::Uplink).then(|| self.peers.load());
+        let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
+        for f in frames.iter_mut() {
+            let step = classify(&self.cfg, side, rx_port, &mut pool.view(f), &mut st.totals);
+            st.steps.push(step);
+        }
+        drop(peers);
+
+        // Stage 2: one batched FIB lookup for every routed packet.
+        for (i, s) in st.steps.iter().enumerate() {
+            if let Step::Route(r) = s {
+                st.dsts.push(r.dst);
+                st.which.push(i as u16);
+            }
+        }
+        let n = st.dsts.len();
+        let snapshot = self.fib.resolve_batch(&st.dsts, &mut st.hops[..n]);
+
+        // Stage 3: forward.
+        let mut fw = forward::Forwarder::new(&self.cfg, &self.roles, &self.neighbours, rx_port, role);
+        let mut k = 0;
+        for (i, f) in frames.iter_mut().enumerate() {
+            let v = match st.steps[i] {
+                Step::Done(v) => v,
+                Step::Route(r) => {
+                    debug_assert_eq!(usize::from(st.which[k]), i);
+                    let hop = st.hops[k].and_then(|id| snapshot.get(id));
+                    k += 1;
+                    fw.forward(r, hop, &mut pool.view(f), st)
+                }
+            };
+            verdicts.push(v);
+        }
+        drop(snapshot);
+        self.counters.publish(&st.totals);
+    }
+}
+
+/// What stage 1 needs about the rx port, resolved once per batch.
+#[derive(Debug, Clone, Copy)]
+enum RxSide<'a> {
+    Uplink(&'a PeerSet),
+    Pod(pod_rx::PodSide),
+    None,
+}
+
+impl<'a> RxSide<'a> {
+    fn of(role: PortRole, peers: Option<&'a PeerSet>) -> Self {
+        match (role, peers) {
+            (PortRole::Uplink, Some(peers)) => RxSide::Uplink(peers),
+            _ => pod_rx::PodSide::of(role).map_or(RxSide::None, RxSide::Pod),
+        }
+    }
+}
+
+/// Stage 1 for one frame.
+#[inline]
+fn classify(
+    cfg: &PipelineConfig,
+    side: RxSide<'_>,
+    rx_port: PortId,
+    f: &mut FrameMut<'_>,
+    totals: &mut PathCounts,
+) -> Step {
+    match side {
+        RxSide::Uplink(peers) => uplink_rx::classify(cfg, peers, f),
+        RxSide::Pod(side) => pod_rx::classify(cfg, side, rx_port, f, totals),
+        RxSide::None => DropReason::UnknownPort.into(),
+    }
+}
+
+impl FrameProcessor for Pipeline {
+    /// One frame through the same three stages (a batch of one). The worker calls
+    /// [`FrameProcessor::process_batch`]; this is for callers that hold a single frame.
+    fn process(&mut self, rx_port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
+        let role = self.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
+        let peers = (role == PortRole::Uplink).then(|| self.peers.load());
+        let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
+        let step = classify(&self.cfg, side, rx_port, frame, &mut self.st.totals);
+        drop(peers);
+        let v = match step {
+            Step::Done(v) => v,
+            Step::Route(r) => {
+                let mut hop = [None];
+                let snapshot = self.fib.resolve_batch(&[r.dst], &mut hop);
+                let mut fw = forward::Forwarder::new(&self.cfg, &self.roles, &self.neighbours, rx_port, role);
+                fw.forward(r, hop[0].and_then(|id| snapshot.get(id)), frame, &mut self.st)
+            }
+        };
+        self.counters.publish(&self.st.totals);
+        v
+    }
+
+    fn process_batch(
+        &mut self,
+        rx_port: PortId,
+        pool: &mut FramePool,
+        frames: &mut [Frame],
+        verdicts: &mut Vec<Verdict>,
+    ) {
+        for chunk in frames.chunks_mut(MAX_BATCH) {
+            self.process_chunk(rx_port, pool, chunk, verdicts);
+        }
+    }
+}
