@@ -27,8 +27,14 @@ demo: setup
 	@echo "weft demo: the daemon and lab are not built yet (issue 7); running the encap micro-benchmarks instead"
 	$(CARGO) bench -p weft-encap --bench encap -- --warm-up-time 1 --measurement-time 2
 
+# Every benchmark suite that exists so far (issue 8 adds the lab and latency suites and a
+# report); results and how to read them: bench/README.md.
 bench: setup
-	$(CARGO) bench -p weft-encap --bench encap
+	$(CARGO) bench -p weft-encap --bench encap -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) build --release -p weft-bench
+	target/release/weft-bench lpm
+	target/release/weft-bench core
+	target/release/weft-bench control
 
 fuzz:
 	@scripts/setup.sh fuzz
