@@ -1,150 +1,15 @@
-//! Shared helpers of the engine's kernel-facing tests: per-run network
-//! namespaces with Drop-guard teardown (also on panic), veth pairs inside
-//! them, running code inside a namespace, and loud skipping when not root.
-//!
-//! Names: `wx` + pid (base 36) + a per-process counter + a role letter, at
-//! most 15 characters, so parallel test runs and parallel tests never collide.
-#![allow(dead_code)]
-
-use std::fs::File;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+//! Shared helpers of the engine's kernel-facing tests: the namespaces, veths and
+//! skips of `weft-testnet` under the `wx` prefix, plus test frames and an
+//! AF_PACKET traffic endpoint.
+#![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 use anyhow::{Context, Result, bail};
-use nix::sched::{CloneFlags, setns};
 
-/// True when the test runs as root; otherwise prints why `test` is skipped.
-pub fn root_or_skip(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false);
-    if !root {
-        // Straight to fd 2, not `eprintln!`: the test harness captures the
-        // macros' output of passing tests, and a skip must be seen.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) to create network namespaces, \
-             veth pairs, XDP programs and AF_XDP sockets; run `make test` as root (CI does)"
-        );
-    }
-    root
-}
+pub use weft_testnet::{Netns, root_or_skip, run, veth_between, veth_pair};
 
-fn to36(mut n: u32) -> String {
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut s = Vec::new();
-    loop {
-        s.push(digits[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    s.reverse();
-    String::from_utf8(s).unwrap()
-}
-
-/// A fresh per-run name stem, e.g. `wx2bk1`.
+/// A fresh per-run name stem with the engine tests' prefix, e.g. `wx2bk1`.
 pub fn unique_stem() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("wx{}{}", to36(std::process::id()), to36(n))
-}
-
-/// Runs `cmd args`, failing with its stderr when it exits non-zero.
-pub fn run(cmd: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
-    if !out.status.success() {
-        bail!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A network namespace this test created; deleted on drop (also on panic).
-#[derive(Debug)]
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    /// Creates `name` with loopback up and IPv6 disabled (no router
-    /// solicitations or MLD reports disturbing frame counts).
-    pub fn new(name: &str) -> Result<Self> {
-        assert!(name.starts_with("wx"), "test namespaces carry the wx prefix");
-        run("ip", &["netns", "add", name])?;
-        let ns = Netns { name: name.to_owned() };
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])?;
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// `ip -n <ns> args`.
-    pub fn ip(&self, args: &[&str]) -> Result<String> {
-        let mut a = vec!["-n", self.name.as_str()];
-        a.extend_from_slice(args);
-        run("ip", &a)
-    }
-
-    /// `ip netns exec <ns> args`.
-    pub fn exec(&self, args: &[&str]) -> Result<String> {
-        let mut a = vec!["netns", "exec", self.name.as_str()];
-        a.extend_from_slice(args);
-        run("ip", &a)
-    }
-
-    /// Runs `f` on a new thread that has entered this namespace; threads it
-    /// spawns (workers) inherit the namespace. Sockets it creates stay in it.
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).with_context(|| format!("opening {path}"))?;
-        let h = std::thread::spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
-            f()
-        });
-        h.join().map_err(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            anyhow::anyhow!("thread in {} panicked: {msg}", self.name)
-        })
-    }
-
-    /// Whether a namespace called `name` exists.
-    pub fn exists(name: &str) -> bool {
-        std::path::Path::new(&format!("/run/netns/{name}")).exists()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting the namespace removes the veths in it (and their peers).
-        if let Err(e) = run("ip", &["netns", "del", &self.name]) {
-            eprintln!("cleanup: {e}");
-        }
-    }
-}
-
-/// Creates a veth pair `a`/`b` inside `ns` (both ends), with fixed MACs, up.
-pub fn veth_pair(ns: &Netns, a: &str, mac_a: &str, b: &str, mac_b: &str) -> Result<()> {
-    ns.ip(&["link", "add", a, "address", mac_a, "type", "veth", "peer", "name", b, "address", mac_b])?;
-    ns.ip(&["link", "set", a, "up"])?;
-    ns.ip(&["link", "set", b, "up"])?;
-    Ok(())
-}
-
-/// Creates a veth pair with end `a` in `ns_a` and end `b` in `ns_b`, up.
-pub fn veth_between(ns_a: &Netns, a: &str, mac_a: &str, ns_b: &Netns, b: &str, mac_b: &str) -> Result<()> {
-    ns_a.ip(&[
-        "link", "add", a, "address", mac_a, "type", "veth", "peer", "name", b, "address", mac_b, "netns",
-        &ns_b.name,
-    ])?;
-    ns_a.ip(&["link", "set", a, "up"])?;
-    ns_b.ip(&["link", "set", b, "up"])?;
-    Ok(())
+    weft_testnet::unique_stem("wx")
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -237,21 +102,6 @@ impl Endpoint {
             }
         }
         got
-    }
-}
-
-impl Netns {
-    /// Like [`Netns::run`] but returns at once with the thread's handle.
-    pub fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<std::thread::JoinHandle<T>> {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).with_context(|| format!("opening {path}"))?;
-        Ok(std::thread::spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
-            f()
-        }))
     }
 }
 
