@@ -29,8 +29,15 @@ impl fmt::Display for StatusReport {
         }
         let _ = writeln!(
             out,
-            "\nROUTES (version {}, {} routes, held by {})\n{:<20} {:<8} {:<16} VIA",
-            self.fib.version, self.fib.routes, self.fib.holder, "SUBNET", "KIND", "NODE"
+            "\nROUTES (version {}, {} routes, held by {}: version {}, {} prefixes)\n{:<20} {:<8} {:<16} VIA",
+            self.fib.version,
+            self.fib.routes,
+            self.fib.holder,
+            self.fib.engine_version,
+            self.fib.prefixes,
+            "SUBNET",
+            "KIND",
+            "NODE"
         );
         for r in &self.routes {
             let _ = writeln!(out, "{:<20} {:<8} {:<16} {}", r.subnet, r.kind, r.node_ip, r.via);

@@ -64,9 +64,12 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates `name` (must carry the `wd` prefix) with loopback up and IPv6 off.
+    /// Creates `name` (must carry the `wd` or `ww` prefix) with loopback up and IPv6 off.
     pub fn new(name: &str) -> Result<Self> {
-        assert!(name.starts_with("wd"), "daemon test namespaces carry the wd prefix");
+        assert!(
+            name.starts_with("wd") || name.starts_with("ww"),
+            "daemon test namespaces carry the wd (or, forwarding tests, ww) prefix"
+        );
         run("ip", &["netns", "add", name])?;
         let ns = Netns { name: name.to_owned() };
         ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
