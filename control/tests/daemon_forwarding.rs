@@ -70,6 +70,11 @@ fn kernel_node(b: &Netns, uplink: &str, backend: &str) -> Result<()> {
                 "link", "add", "flannel.1", "address", B_VTEP, "type", "vxlan", "id", "1", "local", "198.18.0.12",
                 "dev", uplink, "dstport", "8472", "nolearning",
             ])?;
+            // The kernel leaves the outer UDP checksum to tx offload (only the
+            // pseudo-header sum is in the frame); a NIC finishes it, a veth never
+            // does, and weft rightly drops a wrong checksum. Make node B's
+            // veth compute it in software, as a NIC would on the wire.
+            b.exec(&["ethtool", "-K", uplink, "tx", "off"])?;
             b.ip(&["link", "set", "flannel.1", "up"])?;
             b.ip(&["addr", "add", "198.19.2.0/32", "dev", "flannel.1"])?;
             b.ip(&["neigh", "add", "198.19.1.0", "lladdr", A_VTEP, "dev", "flannel.1", "nud", "permanent"])?;
