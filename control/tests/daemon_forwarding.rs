@@ -67,8 +67,22 @@ fn kernel_node(b: &Netns, uplink: &str, backend: &str) -> Result<()> {
         "vxlan" => {
             // What flanneld's vxlan backend programs for a remote lease.
             b.ip(&[
-                "link", "add", "flannel.1", "address", B_VTEP, "type", "vxlan", "id", "1", "local", "198.18.0.12",
-                "dev", uplink, "dstport", "8472", "nolearning",
+                "link",
+                "add",
+                "flannel.1",
+                "address",
+                B_VTEP,
+                "type",
+                "vxlan",
+                "id",
+                "1",
+                "local",
+                "198.18.0.12",
+                "dev",
+                uplink,
+                "dstport",
+                "8472",
+                "nolearning",
             ])?;
             // The kernel leaves the outer UDP checksum to tx offload (only the
             // pseudo-header sum is in the frame); a NIC finishes it, a veth never
@@ -144,7 +158,8 @@ fn a_pod_behind_weft_pings_a_pod_behind_a_kernel_node(backend: &str, out: &str, 
         daemon.log()
     );
     // A few more, all answered, now that everything is resolved.
-    let pings = pa.exec(&["ping", "-c", "5", "-i", "0.2", "-W", "1", "198.19.2.5"]).context("steady pings")?;
+    let pings =
+        pa.exec(&["ping", "-c", "5", "-i", "0.2", "-W", "1", "198.19.2.5"]).context("steady pings")?;
     assert!(pings.contains("5 received"), "{pings}");
     let report = Daemon::status(&sock)?;
     assert!(path_count(&report, out) >= 6, "pod -> remote went {out}: {:?}", report.paths);

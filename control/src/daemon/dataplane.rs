@@ -95,7 +95,8 @@ impl Forwarding {
             "route programmer"
         );
         let fib = FibWriter::new(FibConfig::default());
-        let programmer = RouteProgrammer::new(fib, node, Arc::new(NeighbourTable::new(NEIGHBOURS, NEIGHBOURS)))?;
+        let programmer =
+            RouteProgrammer::new(fib, node, Arc::new(NeighbourTable::new(NEIGHBOURS, NEIGHBOURS)))?;
         let base = PipelineConfig {
             uplink: UPLINK_PORT,
             uplink_mac,

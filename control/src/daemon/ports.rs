@@ -24,12 +24,12 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
 use weft_engine::port::xdp_filter::{FilterParams, XdpAttachment, XdpMode};
 use weft_engine::port::{
     AfPacketPort, AfXdpPort, Backend, FramePool, OpenedPort, Port, PortConfig, PortError, open_pod_port,
     open_uplink,
 };
-use std::sync::Arc;
 
 use weft_engine::pipeline::{LocalPod, PathCounts, PipelineCounters, RouteUpdate};
 use weft_engine::worker::{
@@ -449,7 +449,7 @@ impl Dataplane {
 
     /// Pipeline path counters summed over live and retired workers.
     pub fn paths(&self) -> PathCounts {
-        let mut total = self.retired.paths.clone();
+        let mut total = self.retired.paths;
         for r in &self.uplink_workers {
             add_paths(&mut total, &r.paths.snapshot());
         }

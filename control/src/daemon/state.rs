@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use ipnet::Ipv4Net;
 use tokio::sync::watch;
-use weft_engine::worker::DropReason;
 use weft_engine::pipeline::{PathCounter, PathCounts};
+use weft_engine::worker::DropReason;
 
 use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
 use super::ports::Dataplane;

@@ -68,7 +68,10 @@ mod tests {
         let cfg: Ipv4Net = "198.18.0.0/23".parse().unwrap();
         assert_eq!(uplink_subnet(Some(cfg), &link, ip), cfg);
         assert_eq!(uplink_subnet(None, &link, ip), "198.18.0.0/24".parse::<Ipv4Net>().unwrap());
-        assert_eq!(uplink_subnet(None, &LinkInfo::default(), ip), "198.18.0.11/32".parse::<Ipv4Net>().unwrap());
+        assert_eq!(
+            uplink_subnet(None, &LinkInfo::default(), ip),
+            "198.18.0.11/32".parse::<Ipv4Net>().unwrap()
+        );
     }
 
     #[test]
