@@ -170,7 +170,64 @@ fn a_pod_behind_weft_pings_a_pod_behind_a_kernel_node(backend: &str, out: &str, 
         "{:?}",
         report.neighbours
     );
+    if backend == "host-gw" {
+        a_pod_added_at_run_time_is_reachable_from_both_sides(&stem, &a, &pa, &pb, &sock)?;
+    }
     daemon.sigterm()?;
+    Ok(())
+}
+
+/// `weft pod add` rebuilds the queue-0 worker and moves every pod's route
+/// to its new port: the new pod answers pod A (same node, `local`) and pod
+/// B (across the kernel node), and pod A still reaches pod B.
+fn a_pod_added_at_run_time_is_reachable_from_both_sides(
+    stem: &str,
+    a: &Netns,
+    pa: &Netns,
+    pb: &Netns,
+    sock: &Path,
+) -> Result<()> {
+    let pc = Netns::new(&format!("{stem}c"))?;
+    let (host, pod) = (format!("{stem}i"), format!("{stem}g"));
+    veth_between(a, &host, "02:00:00:1f:03:01", &pc, &pod, "02:00:00:1f:03:02")?;
+    pc.ip(&["addr", "add", "198.19.1.6/24", "dev", &pod])?;
+    pc.ip(&["route", "add", "default", "via", "198.19.1.1"])?;
+    let sock_s = sock.to_str().context("socket path")?;
+    let out = netns::daemon::cli(&[
+        "pod",
+        "add",
+        "--iface",
+        &host,
+        "--ip",
+        "198.19.1.6",
+        "--mac",
+        "02:00:00:1f:03:02",
+        "--socket",
+        sock_s,
+    ])?;
+    assert!(out.status.success(), "pod add: {}", String::from_utf8_lossy(&out.stderr));
+    let local_before = path_count(&Daemon::status(sock)?, "local");
+    for (from, to) in [(pa, "198.19.1.6"), (pb, "198.19.1.6"), (pa, "198.19.2.5")] {
+        let pings = from.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", to]).with_context(|| {
+            let r = Daemon::status(sock).unwrap_or_default();
+            format!(
+                "ping {to} from {}: paths {:?} drops {:?} ports {:?} workers {:?}",
+                from.name,
+                r.paths.iter().filter(|p| p.count > 0).map(|p| (&p.reason, p.count)).collect::<Vec<_>>(),
+                r.drops.iter().filter(|d| d.count > 0).map(|d| (&d.reason, d.count)).collect::<Vec<_>>(),
+                r.ports,
+                r.workers
+            )
+        })?;
+        assert!(pings.contains("3 received"), "{} -> {to}: {pings}", from.name);
+    }
+    let report = Daemon::status(sock)?;
+    assert_eq!(report.pods.len(), 2, "{:?}", report.pods);
+    assert!(
+        path_count(&report, "local") >= local_before + 6,
+        "pod A <-> new pod is local: {:?}",
+        report.paths
+    );
     Ok(())
 }
 

@@ -41,6 +41,10 @@ use super::dataplane::{Forwarding, Processor, add_paths};
 use crate::api::{PodLine, PortLine, WorkerLine};
 use crate::config::{IfName, PodSpec, PortBackend, UplinkSection, WorkersSection, XdpAttach};
 
+/// Frames a worker's pool holds per AF_XDP port: the socket's fill-ring
+/// target (1024, `XskConfig::new`) and as many again for frames in flight.
+const FRAMES_PER_PORT: u32 = 2048;
+
 /// What status shows about one port.
 #[derive(Debug, Clone)]
 struct PortInfo {
@@ -192,8 +196,13 @@ impl Dataplane {
         cfg
     }
 
-    fn pool(&self) -> Result<FramePool, DaemonError> {
-        let frames = self.workers_cfg.frames;
+    /// A pool for a worker with `ports` AF_XDP ports: `workers.frames`, or
+    /// more when that would not cover every port's fill ring (each keeps
+    /// `FRAMES_PER_PORT / 2` frames there) plus as many in flight; a short
+    /// pool starves the fill rings of the ports opened last.
+    fn pool(&self, ports: usize) -> Result<FramePool, DaemonError> {
+        let need = u32::try_from(ports).unwrap_or(u32::MAX).saturating_mul(FRAMES_PER_PORT);
+        let frames = self.workers_cfg.frames.max(need);
         FramePool::new(frames).map_err(|source| DaemonError::Pool { frames, source })
     }
 
@@ -242,7 +251,7 @@ impl Dataplane {
             retired: Retired::default(),
         };
         for queue in 0..uplink.queues {
-            let mut pool = dp.pool()?;
+            let mut pool = dp.pool(1)?;
             let cfg = dp.port_config(&uplink.interface, queue);
             let (port, info) = if queue == 0 {
                 let OpenedPort { port, xdp, fallback_reason } = open_uplink(&mut pool, &cfg, params)?;
@@ -398,7 +407,8 @@ impl Dataplane {
         if let Some(p) = self.pods.values().find(|p| p.spec.ip == spec.ip) {
             return Err(PodError::IpTaken { ip: spec.ip, interface: p.spec.interface });
         }
-        let mut pool = self.pool()?;
+        // The uplink queue, the pods and the new one.
+        let mut pool = self.pool(self.pods.len() + 2)?;
         let cfg = self.port_config(spec.interface.as_str(), 0);
         let OpenedPort { port, xdp, fallback_reason } =
             open_pod_port(&mut pool, &cfg).map_err(DaemonError::from)?;
@@ -421,7 +431,7 @@ impl Dataplane {
             return Err(PodError::IpMismatch { interface, actual: p.spec.ip, given });
         }
         let removed = self.pods.remove(&interface);
-        let pool = self.pool()?;
+        let pool = self.pool(self.pods.len() + 1)?;
         let ip = removed.as_ref().map(|p| p.spec.ip);
         self.rebuild_q0(pool, None, ip)?;
         // The program leaves the interface once its link is closed.
