@@ -90,7 +90,7 @@ struct PodPort {
     fallback: Option<String>,
 }
 
-/// Counters of workers that were stopped (pod worker rebuilds).
+/// Counters of workers that were stopped (queue-0 worker rebuilds).
 #[derive(Debug, Default)]
 struct Retired {
     ports: BTreeMap<String, PortTotals>,
@@ -250,6 +250,12 @@ impl Dataplane {
             pods: BTreeMap::new(),
             retired: Retired::default(),
         };
+        if let Some(core) = workers.pod_core {
+            tracing::warn!(
+                core,
+                "workers.pod_core is unused: pod ports run on the worker of queue 0 (workers.cores[0])"
+            );
+        }
         for queue in 0..uplink.queues {
             let mut pool = dp.pool(1)?;
             let cfg = dp.port_config(&uplink.interface, queue);
