@@ -100,6 +100,13 @@ fn next_hop(routes: &[KernelRoute], dest: Ipv4Addr) -> Option<Ipv4Addr> {
         .map(|r| if r.gateway.is_unspecified() { dest } else { r.gateway })
 }
 
+/// The gateway of `iface`'s default route in the calling thread's namespace
+/// (`None`: no default route through `iface`).
+pub fn default_gateway(iface: &str) -> io::Result<Option<Ipv4Addr>> {
+    let routes = parse_routes(&std::fs::read_to_string(ROUTE_TABLE)?, iface);
+    Ok(routes.iter().find(|r| r.mask == 0 && !r.gateway.is_unspecified()).map(|r| r.gateway))
+}
+
 /// Complete entries of `/proc/net/arp` text on `iface`.
 fn parse_arp(text: &str, iface: &str) -> BTreeMap<Ipv4Addr, MacAddr> {
     text.lines()

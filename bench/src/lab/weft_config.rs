@@ -1,9 +1,11 @@
 //! The TOML config the lab writes next to its state file for each weft node, so that the
 //! node's start command (`weft run --config {config}`) finds everything it needs.
 //!
-//! Today's `weft_control::config::Config` knows `mode`, `[node]` and `[etcd]`; the pod ports
-//! are listed as comments (the daemon attaches them with `weft pod add` until its config
-//! grows a ports section: extend [`render`] then).
+//! It holds `mode = "etcd"`, `[node]`, `[etcd]`, `[uplink]` (the lab's veth uplink, generic
+//! XDP: the mode the daemon's netns tests prove), `[api]` (a socket per node in the lab's
+//! state directory: the path is not per network namespace) and one `[[pods]]` per pod. The
+//! pods' MACs are not known here, so they are left out: weft then delivers to a pod with the
+//! Ethernet broadcast address, which ICMP and UDP accept but the kernel's TCP does not.
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -53,9 +55,13 @@ pub fn render(c: &WeftNodeConfig<'_>) -> String {
     let _ = writeln!(s, "mtu = {}\n\n[etcd]", c.mtu);
     let _ = writeln!(s, "endpoints = [\"{}\"]", c.etcd);
     let _ = writeln!(s, "prefix = \"{ETCD_PREFIX}\"\n");
-    let _ = writeln!(s, "# Expected subnet {} (preferred through subnet_file). Pod ports:", c.subnet);
+    let _ = writeln!(s, "[uplink]\ninterface = \"{UPLINK}\"\nxdp_mode = \"generic\"\n");
+    let dir = c.subnet_file.parent().unwrap_or(Path::new("."));
+    let _ = writeln!(s, "[api]\nsocket = \"{}\"\n", dir.join(format!("n{}.weft.sock", c.index)).display());
+    let _ = writeln!(s, "# Expected subnet {} (preferred through subnet_file).", c.subnet);
     for pod in c.pods {
-        let _ = writeln!(s, "#   iface {} ip {} (pod namespace {})", pod.host_iface, pod.ip, pod.ns);
+        let _ = writeln!(s, "[[pods]]  # pod namespace {}", pod.ns);
+        let _ = writeln!(s, "interface = \"{}\"\nip = \"{}\"", pod.host_iface, pod.ip);
     }
     s
 }
@@ -82,6 +88,13 @@ mod tests {
         assert_eq!(config.node.public_ip, Ipv4Addr::new(198, 18, 0, 2));
         assert_eq!(config.node.vtep_mac.unwrap().to_string(), "0a:58:c6:12:00:02");
         assert_eq!(config.etcd.endpoints, vec!["http://198.18.0.250:2379".to_owned()]);
-        assert!(text.contains("iface p1 ip 198.19.2.2"));
+        let uplink = config.uplink.unwrap();
+        assert_eq!(uplink.interface, UPLINK);
+        assert_eq!(config.api.socket, Path::new("/run/weft-lab/wl1/n2.weft.sock"));
+        assert_eq!(config.pods.len(), 1);
+        assert_eq!(
+            (config.pods[0].interface.as_str(), config.pods[0].ip),
+            ("p1", Ipv4Addr::new(198, 19, 2, 2))
+        );
     }
 }

@@ -34,6 +34,9 @@ pub struct StatusReport {
     pub workers: Vec<WorkerLine>,
     /// Drops summed over workers, one line per reason (every reason listed).
     pub drops: Vec<DropLine>,
+    /// Pipeline path counters summed over workers, one line per path (every path listed).
+    #[serde(default)]
+    pub paths: Vec<DropLine>,
     /// Underlay next hops and their MACs, as the kernel resolved them.
     pub neighbours: Vec<NeighbourLine>,
 }
@@ -84,8 +87,21 @@ pub struct FibState {
     pub version: u64,
     /// Routes in the table.
     pub routes: usize,
-    /// Who holds the table (until the pipeline lands: the daemon's route table only).
+    /// Who holds the table.
     pub holder: String,
+    /// The engine FIB's published version (route programmer batches, pods, neighbours).
+    #[serde(default)]
+    pub engine_version: u64,
+    /// Prefixes in the engine FIB: remote subnets, pods' /32s, the default
+    /// (exception) route and the cluster network's blackhole.
+    #[serde(default)]
+    pub prefixes: usize,
+    /// tbl8 groups in use, of `tbl8_groups_capacity`.
+    #[serde(default)]
+    pub tbl8_groups_in_use: u32,
+    /// tbl8 groups that exist.
+    #[serde(default)]
+    pub tbl8_groups_capacity: u32,
 }
 
 /// One port and its traffic counters.
@@ -143,7 +159,7 @@ pub struct WorkerLine {
     pub tx_ring_full: u64,
 }
 
-/// Drops of one reason, summed over workers.
+/// Drops of one reason (or packets of one pipeline path), summed over workers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropLine {
     /// The reason's stable name (metric label).

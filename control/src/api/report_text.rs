@@ -29,8 +29,15 @@ impl fmt::Display for StatusReport {
         }
         let _ = writeln!(
             out,
-            "\nROUTES (version {}, {} routes, held by {})\n{:<20} {:<8} {:<16} VIA",
-            self.fib.version, self.fib.routes, self.fib.holder, "SUBNET", "KIND", "NODE"
+            "\nROUTES (version {}, {} routes, held by {}: version {}, {} prefixes)\n{:<20} {:<8} {:<16} VIA",
+            self.fib.version,
+            self.fib.routes,
+            self.fib.holder,
+            self.fib.engine_version,
+            self.fib.prefixes,
+            "SUBNET",
+            "KIND",
+            "NODE"
         );
         for r in &self.routes {
             let _ = writeln!(out, "{:<20} {:<8} {:<16} {}", r.subnet, r.kind, r.node_ip, r.via);
@@ -75,9 +82,13 @@ impl fmt::Display for StatusReport {
                 w.name, core, w.loops, w.idle_loops, w.wakeups, w.fill_starved, w.tx_ring_full
             );
         }
-        let _ = writeln!(out, "\nDROPS\n{:<18} {:>12}  WHY", "REASON", "FRAMES");
-        for d in &self.drops {
-            let _ = writeln!(out, "{:<18} {:>12}  {}", d.reason, d.count, d.description);
+        for (title, what, unit, lines) in
+            [("DROPS", "REASON", "FRAMES", &self.drops), ("PATHS", "PATH", "PACKETS", &self.paths)]
+        {
+            let _ = writeln!(out, "\n{title}\n{what:<22} {unit:>12}  WHY");
+            for d in lines {
+                let _ = writeln!(out, "{:<22} {:>12}  {}", d.reason, d.count, d.description);
+            }
         }
         if !self.neighbours.is_empty() {
             let _ = writeln!(out, "\nNEIGHBOURS\n{:<16} MAC", "NEXT HOP");

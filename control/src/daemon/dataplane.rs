@@ -1,37 +1,172 @@
-//! The seam between the daemon and the forwarding pipeline (issue 5).
+//! The seam between the daemon and the forwarding pipeline.
 //!
-//! TODO(issue 5): the pipeline brings a `FrameProcessor` (`Pipeline`), a
-//! `RouteProgrammer` that owns the `FibWriter`, and a neighbour table. When it
-//! lands, this module is the only place to change:
-//! - [`Processor`], [`uplink_processor`], [`pod_processor`]: build the pipeline
-//!   (sharing the FIB reader and the neighbour table) instead of `Discard`;
-//! - [`RouteTableSink`]: forward each batch to the `RouteProgrammer` as well;
-//! - [`NeighbourTableSink`]: push learned MACs into the engine's table.
-//!
-//! Until then workers own the real ports and count every frame the XDP
-//! filter steers to them as a `discard` drop: nothing is forwarded.
+//! [`Forwarding`] owns the engine's [`RouteProgrammer`] (behind a mutex only
+//! the control side takes; workers read its FIB and peer set lock-free) and
+//! the per-node part of every worker's [`PipelineConfig`]. The daemon builds
+//! one [`Pipeline`] per worker from it, programs pods as
+//! [`RouteUpdate::Pod`], pushes resolved underlay MACs with
+//! [`NeighbourTableSink`], and hands compiled routes to the programmer
+//! (through the [`ProgrammerSink`]) while keeping them for status, in
+//! [`RouteTableSink`].
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use weft_engine::worker::Discard;
+use ipnet::Ipv4Net;
+use weft_encap::{UdpChecksumPolicy, Vni, VxlanDecapConfig};
+use weft_engine::fib::{FibConfig, FibStats, FibWriter, Ipv4Prefix};
+use weft_engine::neighbour::NeighbourTable;
+use weft_engine::pipeline::{
+    IcmpRateLimit, NodeConfig, PathCounts, Pipeline, PipelineConfig, PodPort, RouteProgrammer, RouteUpdate,
+    TunnelOptions,
+};
+use weft_engine::worker::PortId;
 
-use crate::flannel::MacAddr;
+use super::DaemonError;
+use super::underlay::{link_info, link_mac, uplink_subnet};
+use crate::config::{Config, PodSpec};
+use crate::flannel::{BackendType, MacAddr, NetworkConfig};
 use crate::neighbour::NeighbourSink;
-use crate::routes::{RouteDelta, RouteSink, RouteTable};
+pub use crate::routes::SharedProgrammer;
+use crate::routes::{ProgrammerSink, RouteDelta, RouteSink, RouteTable};
 
 /// The frame processor every worker runs.
-pub type Processor = Discard;
+pub type Processor = Pipeline;
 
-/// The processor of an uplink queue's worker.
-pub fn uplink_processor() -> Processor {
-    Discard
+/// The uplink's worker port on every worker.
+pub const UPLINK_PORT: PortId = PortId(0);
+
+/// Neighbour table capacity (underlay next hops) and its request queue.
+const NEIGHBOURS: usize = 4096;
+
+/// What every worker's pipeline is built from (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    programmer: SharedProgrammer,
+    base: PipelineConfig,
 }
 
-/// The processor of the pod-port worker (`ports` pod ports).
-pub fn pod_processor(_ports: usize) -> Processor {
-    Discard
+fn prefix(net: Ipv4Net) -> Ipv4Prefix {
+    Ipv4Prefix::covering(u32::from(net.network()), net.prefix_len())
+}
+
+fn vni(network: &NetworkConfig, key: &str) -> Result<Vni, DaemonError> {
+    Vni::try_new(network.backend.vni).ok_or_else(|| DaemonError::Underlay {
+        interface: key.to_owned(),
+        what: format!("VNI {} is outside 0..={}", network.backend.vni, Vni::MAX),
+    })
+}
+
+impl Forwarding {
+    /// Reads the uplink's MAC and prefix and the underlay default gateway,
+    /// and builds the programmer (fixed routes installed) and the pipeline
+    /// base for our pod `subnet` under `network`.
+    pub fn new(config: &Config, network: &NetworkConfig, subnet: Ipv4Net) -> Result<Self, DaemonError> {
+        let uplink = config.uplink.as_ref().ok_or(DaemonError::NoUplink)?;
+        let ifname = uplink.interface.as_str();
+        let link = link_info(ifname)?;
+        let uplink_mac = link_mac(ifname)?;
+        let public_ip = config.node.public_ip;
+        let underlay_gateway = crate::neighbour::default_gateway(ifname).unwrap_or_else(|e| {
+            tracing::warn!(interface = ifname, "no underlay gateway (routing table unreadable): {e}");
+            None
+        });
+        let backend = &network.backend;
+        let tunnel_vni = match backend.backend_type {
+            BackendType::Vxlan => Some(vni(network, "network.backend.vni")?),
+            _ => None,
+        };
+        let node = NodeConfig {
+            uplink_mac,
+            public_ip,
+            uplink_subnet: prefix(uplink_subnet(config.node.uplink_subnet, &link, public_ip)),
+            underlay_gateway,
+            vtep_mac: config.node.vtep_mac.unwrap_or(uplink_mac),
+            direct_routing: backend.direct_routing,
+            cluster: prefix(network.network),
+            tunnel: TunnelOptions::default(),
+        };
+        tracing::info!(
+            %uplink_mac,
+            uplink_subnet = %node.uplink_subnet,
+            underlay_gateway = ?underlay_gateway,
+            direct_routing = node.direct_routing,
+            "route programmer"
+        );
+        let fib = FibWriter::new(FibConfig::default());
+        let programmer =
+            RouteProgrammer::new(fib, node, Arc::new(NeighbourTable::new(NEIGHBOURS, NEIGHBOURS)))?;
+        let base = PipelineConfig {
+            uplink: UPLINK_PORT,
+            uplink_mac,
+            public_ip,
+            uplink_mtu: u16::try_from(config.node.mtu).unwrap_or(u16::MAX),
+            node_subnet: prefix(subnet),
+            vxlan: tunnel_vni.map(|vni| VxlanDecapConfig {
+                local_ip: public_ip,
+                port: backend.port,
+                vni,
+                udp_checksum: UdpChecksumPolicy::VerifyIfPresent,
+            }),
+            ipip: backend.backend_type == BackendType::Ipip,
+            exception: None,
+            pods: Vec::new(),
+            icmp: IcmpRateLimit::default(),
+        };
+        Ok(Forwarding { programmer: Arc::new(Mutex::new(programmer)), base })
+    }
+
+    /// The shared programmer.
+    pub fn programmer(&self) -> &SharedProgrammer {
+        &self.programmer
+    }
+
+    /// A pipeline for one worker serving `pods` (besides the uplink on port 0).
+    pub fn pipeline(&self, pods: Vec<(PortId, PodPort)>) -> Pipeline {
+        let handles = lock(&self.programmer).handles();
+        let mut cfg = self.base.clone();
+        cfg.pods = pods;
+        Pipeline::new(cfg, handles)
+    }
+
+    /// The pipeline's view of a pod: its IP, its MAC (the Ethernet broadcast
+    /// address when the spec has none, see `pods.mac`), and the MAC of the
+    /// host end of its veth, which weft answers the pod's gateway ARP with.
+    pub fn pod_port(spec: &PodSpec) -> Result<PodPort, DaemonError> {
+        let gateway_mac = link_mac(spec.interface.as_str())?;
+        let mac = spec.mac.unwrap_or_else(|| {
+            tracing::warn!(
+                interface = %spec.interface,
+                "pod MAC unknown: frames to the pod go to ff:ff:ff:ff:ff:ff (give pods.mac / --mac)"
+            );
+            MacAddr([0xff; 6])
+        });
+        Ok(PodPort { ip: spec.ip, mac, gateway_mac })
+    }
+
+    /// Applies `updates` as one FIB version; a refusal is logged (the
+    /// previous routes stay).
+    pub fn program(&self, updates: &[RouteUpdate]) {
+        if updates.is_empty() {
+            return;
+        }
+        if let Err(e) = lock(&self.programmer).apply(updates) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// The FIB's version, size and memory.
+    pub fn fib_stats(&self) -> FibStats {
+        lock(&self.programmer).fib().stats()
+    }
+}
+
+/// Path counters summed over pipelines.
+pub fn add_paths(total: &mut PathCounts, more: &PathCounts) {
+    for (a, b) in total.0.iter_mut().zip(more.0) {
+        *a += b;
+    }
 }
 
 /// The compiled route table as the data plane was given it, and its version
@@ -52,22 +187,25 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The daemon's route sink: keeps the table for status and metrics.
-/// TODO(issue 5): also hand each batch to the engine's `RouteProgrammer`.
-#[derive(Debug, Clone, Default)]
+/// The daemon's route sink: each batch goes to the engine's route
+/// programmer (one FIB version) and into the table kept for status and
+/// metrics.
+#[derive(Debug)]
 pub struct RouteTableSink {
     state: SharedRoutes,
+    programmer: ProgrammerSink,
 }
 
 impl RouteTableSink {
-    /// A sink over `state`.
-    pub fn new(state: SharedRoutes) -> Self {
-        RouteTableSink { state }
+    /// A sink over `state` feeding `programmer`.
+    pub fn new(state: SharedRoutes, programmer: SharedProgrammer) -> Self {
+        RouteTableSink { state, programmer: ProgrammerSink::new(programmer) }
     }
 }
 
 impl RouteSink for RouteTableSink {
     fn apply(&mut self, batch: &[RouteDelta]) {
+        self.programmer.apply(batch);
         let mut s = lock(&self.state);
         for delta in batch {
             match *delta {
@@ -88,32 +226,39 @@ impl RouteSink for RouteTableSink {
 /// Resolved underlay next hops, shared with status.
 pub type SharedNeighbours = Arc<Mutex<BTreeMap<Ipv4Addr, MacAddr>>>;
 
-/// The daemon's neighbour sink: keeps the MACs for status and logs changes.
-/// TODO(issue 5): also store them in the engine's neighbour table.
-#[derive(Debug, Clone, Default)]
+/// The daemon's neighbour sink: keeps the MACs for status and stores them in
+/// the engine's neighbour table through the programmer (which republishes
+/// every next hop that sends to them).
+#[derive(Debug, Clone)]
 pub struct NeighbourTableSink {
     table: SharedNeighbours,
+    programmer: SharedProgrammer,
 }
 
 impl NeighbourTableSink {
-    /// A sink over `table`.
-    pub fn new(table: SharedNeighbours) -> Self {
-        NeighbourTableSink { table }
+    /// A sink over `table` and `programmer`.
+    pub fn new(table: SharedNeighbours, programmer: SharedProgrammer) -> Self {
+        NeighbourTableSink { table, programmer }
     }
 }
 
 impl NeighbourSink for NeighbourTableSink {
     fn neighbour_changed(&mut self, ip: Ipv4Addr, mac: Option<MacAddr>) {
-        let mut t = lock(&self.table);
-        match mac {
-            Some(mac) => {
-                tracing::info!(%ip, %mac, "underlay neighbour resolved");
-                t.insert(ip, mac);
+        {
+            let mut t = lock(&self.table);
+            match mac {
+                Some(mac) => {
+                    tracing::info!(%ip, %mac, "underlay neighbour resolved");
+                    t.insert(ip, mac);
+                }
+                None => {
+                    tracing::info!(%ip, "underlay neighbour lost");
+                    t.remove(&ip);
+                }
             }
-            None => {
-                tracing::info!(%ip, "underlay neighbour lost");
-                t.remove(&ip);
-            }
+        }
+        if let Err(e) = lock(&self.programmer).set_neighbour(ip, mac) {
+            tracing::error!(%ip, "neighbour: {e}");
         }
     }
 }

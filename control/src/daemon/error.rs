@@ -66,6 +66,17 @@ pub enum DaemonError {
     /// The metrics listener could not be bound.
     #[error(transparent)]
     Metrics(#[from] MetricsServerError),
+    /// The route programmer refused its fixed routes or a pod.
+    #[error(transparent)]
+    Program(#[from] weft_engine::pipeline::ProgramError),
+    /// An interface lacks what the pipeline needs (its MAC, an address).
+    #[error("{interface}: {what}")]
+    Underlay {
+        /// The interface (or config key).
+        interface: String,
+        /// What is missing.
+        what: String,
+    },
     /// The tokio runtime or a signal handler could not be set up.
     #[error("control runtime: {0}")]
     Runtime(std::io::Error),

@@ -4,20 +4,22 @@
 //! main thread ── check interfaces ── tokio runtime (1 control thread, off the worker cores)
 //!   signals (SIGINT/SIGTERM) ─► shutdown flag
 //!   control: static routes | etcd Agent::start (lease, subnet.env)
-//!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers
-//!               pods from the config ─► pod worker
-//!   API socket, metrics listener, neighbour refresh task
+//!   forwarding: route programmer (FIB, uplink MAC/prefix, underlay gateway)
+//!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers,
+//!               one pipeline each; pods from the config ─► the queue-0 worker
+//!   API socket, metrics listener, neighbour loop (engine requests ─► kernel ARP ─► programmer)
 //!   agent.run(route sink) until shutdown
 //! shutdown: API/metrics stop, workers stopped and joined (sockets closed),
 //!           XDP programs detached, API socket removed; the etcd lease is kept.
 //! ```
-//! The forwarding decision itself is behind [`dataplane`] (issue 5).
+//! The forwarding decision itself is the engine's pipeline, built in [`dataplane`].
 
 pub mod dataplane;
 mod error;
 mod handler;
 mod ports;
 mod state;
+mod underlay;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use weft_engine::port::xdp_filter::FilterParams;
 
-pub use dataplane::{NeighbourTableSink, RouteState, RouteTableSink};
+pub use dataplane::{Forwarding, NeighbourTableSink, RouteState, RouteTableSink};
 pub use error::DaemonError;
 pub use ports::{Dataplane, PodError};
 pub use state::Shared;
@@ -119,13 +121,10 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
 
     let uplink = config.uplink.clone().ok_or(DaemonError::NoUplink)?;
     let routes = Arc::new(Mutex::new(RouteState::default()));
-    let mut sink = RouteTableSink::new(routes.clone());
     let (subnet, network, agent) = match config.mode {
         Mode::Static => {
-            crate::static_mode::start_static(&config, &mut sink)?;
             let subnet = config.static_routes.as_ref().map(|s| s.subnet).ok_or(DaemonError::NoUplink)?;
             let network = config.network.clone().ok_or(DaemonError::NoUplink)?;
-            tracing::info!(%subnet, "static mode: routes from the config");
             (subnet, network, None)
         }
         Mode::Etcd => {
@@ -133,6 +132,13 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
             (agent.subnet(), agent.network().clone(), Some(agent))
         }
     };
+    let fwd = Forwarding::new(&config, &network, subnet)?;
+    let programmer = fwd.programmer().clone();
+    let mut sink = RouteTableSink::new(routes.clone(), programmer.clone());
+    if agent.is_none() {
+        crate::static_mode::start_static(&config, &mut sink)?;
+        tracing::info!(%subnet, "static mode: routes from the config");
+    }
     for (i, p) in config.pods.iter().enumerate() {
         let why = if subnet.contains(&p.ip) {
             crate::config::reserved_in_subnet(subnet, p.ip).map(str::to_owned)
@@ -156,7 +162,7 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
     );
     let (uplink_cfg, workers_cfg, pods) = (uplink.clone(), config.workers.clone(), config.pods.clone());
     let dataplane =
-        tokio::task::spawn_blocking(move || Dataplane::start(&uplink_cfg, &workers_cfg, params, &pods))
+        tokio::task::spawn_blocking(move || Dataplane::start(&uplink_cfg, &workers_cfg, params, fwd, &pods))
             .await
             .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;
 
@@ -175,7 +181,7 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         neighbours: Default::default(),
         dataplane: Mutex::new(Some(dataplane)),
     });
-    let result = serve(&config, shared.clone(), agent, sink, stop_rx).await;
+    let result = serve(&config, shared.clone(), programmer, agent, sink, stop_rx).await;
 
     let dp = dataplane::lock(&shared.dataplane).take();
     if let Some(dp) = dp {
@@ -191,6 +197,7 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
 async fn serve(
     config: &Config,
     shared: Arc<Shared>,
+    programmer: dataplane::SharedProgrammer,
     agent: Option<Agent>,
     mut sink: RouteTableSink,
     stop: watch::Receiver<bool>,
@@ -214,7 +221,7 @@ async fn serve(
         tracing::info!(listen = %config.metrics.listen, "metrics listening");
     }
     if let Some(uplink) = &config.uplink {
-        tasks.push(tokio::spawn(neighbours(uplink.interface.clone(), shared.clone())));
+        tasks.push(tokio::spawn(neighbours(uplink.interface.clone(), shared.clone(), programmer)));
     }
     tracing::info!(node = %config.node.name, "weft running");
     let result = match agent {
@@ -233,8 +240,12 @@ async fn serve(
     result
 }
 
-/// Keeps the underlay MACs of every routed peer's next hop fresh.
-async fn neighbours(iface: String, shared: Arc<Shared>) {
+/// Keeps the underlay MACs of every routed peer's next hop fresh in the
+/// engine: each tick drains the workers' resolve requests, advances the
+/// neighbour epoch, asks the kernel (via [`NeighbourResolver`]) for every
+/// routed peer, the underlay gateway and whatever the programmer still
+/// lacks, and stores changes through the programmer.
+async fn neighbours(iface: String, shared: Arc<Shared>, programmer: dataplane::SharedProgrammer) {
     let mut resolver = match NeighbourResolver::new(&iface, NEIGHBOUR_REFRESH, NEIGHBOUR_REPROBE) {
         Ok(r) => r,
         Err(e) => {
@@ -242,12 +253,23 @@ async fn neighbours(iface: String, shared: Arc<Shared>) {
             return;
         }
     };
-    let mut sink = NeighbourTableSink::new(shared.neighbours.clone());
+    let mut sink = NeighbourTableSink::new(shared.neighbours.clone(), programmer.clone());
     let mut tick = tokio::time::interval(NEIGHBOUR_REFRESH);
     let mut failing = false;
     loop {
         tick.tick().await;
-        resolver.set_destinations(shared.peer_ips());
+        let mut wanted = shared.peer_ips();
+        {
+            let prog = dataplane::lock(&programmer);
+            let table = prog.neighbours();
+            while let Some(ip) = table.next_request() {
+                wanted.push(ip);
+            }
+            table.advance_epoch();
+            wanted.extend(prog.unresolved());
+            wanted.extend(prog.node().underlay_gateway);
+        }
+        resolver.set_destinations(wanted);
         match resolver.refresh(&mut sink) {
             Ok(_) if failing => {
                 failing = false;

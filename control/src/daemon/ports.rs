@@ -1,33 +1,49 @@
 //! The engine side of the daemon: uplink queues and pod ports, the workers
 //! that poll them, and run-time pod changes.
 //!
-//! One worker per uplink RX queue (`weft-q<i>`, pinned to `workers.cores[i]`)
-//! and one pod worker (`weft-pods`, pinned to `workers.pod_core`) owning
-//! every pod port. The engine's `Worker` takes its ports at construction, so
-//! `pod add|del` rebuilds the pod worker: the new pod is opened first (a bad
-//! pod changes nothing), then the old worker is stopped, the remaining pods'
-//! sockets are reopened on a fresh pool (their XDP programs stay attached;
-//! the new socket replaces the old one in the program's map) and a new worker
-//! starts. Pod traffic pauses for that moment; uplink workers are untouched.
-//! Counters of a stopped pod worker are kept, so totals never go backwards.
-//! TODO(issue 7): bridge with an engine-level "add port" command to the
-//! running worker when the engine offers one.
+//! One worker per uplink RX queue (`weft-q<i>`, pinned to `workers.cores[i]`),
+//! each running a [`Pipeline`](weft_engine::pipeline::Pipeline). The pipeline
+//! sends a pod's frame out of the uplink with `Verdict::Tx` on the same
+//! worker, so every pod port lives on the worker of queue 0 (port 0 is the
+//! uplink queue, pods are ports 1..): one worker does everything in the
+//! common single-queue case. Known gap: with more queues, frames for a pod
+//! that arrive on queue 1.. are dropped (their worker has no pod ports; no
+//! hand-off to queue 0 yet), so pods need `uplink.queues = 1`.
+//!
+//! The engine's `Worker` takes its ports at construction, so `pod add|del`
+//! rebuilds the queue-0 worker: the new pod is opened first (a bad pod
+//! changes nothing), then the old worker is stopped, the uplink queue and
+//! the remaining pods' sockets are reopened on a fresh pool (their XDP
+//! programs stay attached; the new socket replaces the old one in the
+//! program's map), the pods' FIB routes are moved to their new port numbers
+//! in one version, and a new worker starts. Traffic of queue 0 pauses for
+//! that moment. Counters of a stopped worker are kept, so totals never go
+//! backwards.
+//! TODO: an engine-level "add port" command to the running worker would
+//! avoid the pause.
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
 use weft_engine::port::xdp_filter::{FilterParams, XdpAttachment, XdpMode};
 use weft_engine::port::{
     AfPacketPort, AfXdpPort, Backend, FramePool, OpenedPort, Port, PortConfig, PortError, open_pod_port,
     open_uplink,
 };
+
+use weft_engine::pipeline::{LocalPod, PathCounts, PipelineCounters, RouteUpdate};
 use weft_engine::worker::{
-    CounterSnapshot, DropReason, IdleStrategy, PortTotals, Worker, WorkerConfig, WorkerHandle,
+    CounterSnapshot, DropReason, IdleStrategy, PortId, PortTotals, Worker, WorkerConfig, WorkerHandle,
 };
 
 use super::DaemonError;
-use super::dataplane::{Processor, pod_processor, uplink_processor};
+use super::dataplane::{Forwarding, Processor, add_paths};
 use crate::api::{PodLine, PortLine, WorkerLine};
 use crate::config::{IfName, PodSpec, PortBackend, UplinkSection, WorkersSection, XdpAttach};
+
+/// Frames a worker's pool holds per AF_XDP port: the socket's fill-ring
+/// target (1024, `XskConfig::new`) and as many again for frames in flight.
+const FRAMES_PER_PORT: u32 = 2048;
 
 /// What status shows about one port.
 #[derive(Debug, Clone)]
@@ -62,6 +78,7 @@ struct Running {
     name: String,
     core: Option<usize>,
     handle: WorkerHandle<Processor>,
+    paths: Arc<PipelineCounters>,
     ports: Vec<PortInfo>,
 }
 
@@ -73,7 +90,7 @@ struct PodPort {
     fallback: Option<String>,
 }
 
-/// Counters of workers that were stopped (pod worker rebuilds).
+/// Counters of workers that were stopped (queue-0 worker rebuilds).
 #[derive(Debug, Default)]
 struct Retired {
     ports: BTreeMap<String, PortTotals>,
@@ -83,10 +100,12 @@ struct Retired {
     wakeups: u64,
     fill_starved: u64,
     tx_ring_full: u64,
+    paths: PathCounts,
 }
 
 impl Retired {
-    fn add(&mut self, s: &CounterSnapshot) {
+    fn add(&mut self, s: &CounterSnapshot, paths: &PathCounts) {
+        add_paths(&mut self.paths, paths);
         for (name, t) in s.port_names.iter().zip(&s.ports) {
             let e = self.ports.entry(name.clone()).or_default();
             e.rx_packets += t.rx_packets;
@@ -146,9 +165,9 @@ pub enum PodError {
 pub struct Dataplane {
     uplink: UplinkSection,
     workers_cfg: WorkersSection,
+    fwd: Forwarding,
     uplink_workers: Vec<Running>,
     uplink_xdp: Option<XdpAttachment>,
-    pod_worker: Option<Running>,
     pods: BTreeMap<IfName, PodPort>,
     retired: Retired,
 }
@@ -177,8 +196,13 @@ impl Dataplane {
         cfg
     }
 
-    fn pool(&self) -> Result<FramePool, DaemonError> {
-        let frames = self.workers_cfg.frames;
+    /// A pool for a worker with `ports` AF_XDP ports: `workers.frames`, or
+    /// more when that would not cover every port's fill ring (each keeps
+    /// `FRAMES_PER_PORT / 2` frames there) plus as many in flight; a short
+    /// pool starves the fill rings of the ports opened last.
+    fn pool(&self, ports: usize) -> Result<FramePool, DaemonError> {
+        let need = u32::try_from(ports).unwrap_or(u32::MAX).saturating_mul(FRAMES_PER_PORT);
+        let frames = self.workers_cfg.frames.max(need);
         FramePool::new(frames).map_err(|source| DaemonError::Pool { frames, source })
     }
 
@@ -201,30 +225,39 @@ impl Dataplane {
         info: Vec<PortInfo>,
         processor: Processor,
     ) -> Result<Running, DaemonError> {
+        let paths = processor.counters().clone();
         let handle = Worker::new(self.worker_config(name, core), pool, ports, processor)?.spawn()?;
         tracing::info!(worker = name, ?core, ports = ?info.iter().map(|p| &p.name).collect::<Vec<_>>(), "worker started");
-        Ok(Running { name: name.to_owned(), core, handle, ports: info })
+        Ok(Running { name: name.to_owned(), core, handle, paths, ports: info })
     }
 
     /// Opens every uplink queue with the filter of `params`, starts one
-    /// worker per queue, then attaches `pods`.
+    /// worker per queue with a pipeline built from `fwd`, then attaches
+    /// `pods`.
     pub fn start(
         uplink: &UplinkSection,
         workers: &WorkersSection,
         params: FilterParams,
+        fwd: Forwarding,
         pods: &[PodSpec],
     ) -> Result<Self, DaemonError> {
         let mut dp = Dataplane {
             uplink: uplink.clone(),
             workers_cfg: workers.clone(),
+            fwd,
             uplink_workers: Vec::new(),
             uplink_xdp: None,
-            pod_worker: None,
             pods: BTreeMap::new(),
             retired: Retired::default(),
         };
+        if let Some(core) = workers.pod_core {
+            tracing::warn!(
+                core,
+                "workers.pod_core is unused: pod ports run on the worker of queue 0 (workers.cores[0])"
+            );
+        }
         for queue in 0..uplink.queues {
-            let mut pool = dp.pool()?;
+            let mut pool = dp.pool(1)?;
             let cfg = dp.port_config(&uplink.interface, queue);
             let (port, info) = if queue == 0 {
                 let OpenedPort { port, xdp, fallback_reason } = open_uplink(&mut pool, &cfg, params)?;
@@ -253,8 +286,8 @@ impl Dataplane {
                 tracing::warn!(interface = %uplink.interface, "uplink on AF_PACKET: {why}");
             }
             let name = format!("weft-q{queue}");
-            let running =
-                dp.spawn(&name, workers.core_of(queue), pool, vec![port], vec![info], uplink_processor())?;
+            let pipeline = dp.fwd.pipeline(Vec::new());
+            let running = dp.spawn(&name, workers.core_of(queue), pool, vec![port], vec![info], pipeline)?;
             dp.uplink_workers.push(running);
         }
         tracing::info!(
@@ -272,12 +305,17 @@ impl Dataplane {
         Ok(dp)
     }
 
-    /// Opens `cfg`'s interface again for a rebuilt pod worker, keeping its
-    /// XDP program (AF_XDP) or its AF_PACKET backend. The kernel releases a
-    /// closed AF_XDP socket's hold on the queue asynchronously, so a bind
-    /// that finds the queue still busy (EBUSY) is retried for up to 2 s.
-    fn reopen(pool: &mut FramePool, cfg: &PortConfig, pod: &mut PodPort) -> Result<Box<dyn Port>, PortError> {
-        let Some(x) = pod.xdp.as_mut() else {
+    /// Opens `cfg`'s interface again for a rebuilt worker, keeping its XDP
+    /// program `xdp` (AF_XDP) or its AF_PACKET backend (`None`). The kernel
+    /// releases a closed AF_XDP socket's hold on the queue asynchronously,
+    /// so a bind that finds the queue still busy (EBUSY) is retried for up
+    /// to 2 s.
+    fn reopen(
+        pool: &mut FramePool,
+        cfg: &PortConfig,
+        xdp: Option<&mut XdpAttachment>,
+    ) -> Result<Box<dyn Port>, PortError> {
+        let Some(x) = xdp else {
             return Ok(Box::new(AfPacketPort::open(&cfg.xsk.ifname, cfg.tpacket)?));
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
@@ -297,26 +335,34 @@ impl Dataplane {
         Ok(Box::new(port))
     }
 
-    /// Stops the pod worker (keeping its counters) and starts a new one over
-    /// the pods in the table plus `new` (already opened on `pool`).
-    fn rebuild_pods(
+    /// Stops the queue-0 worker (keeping its counters) and starts a new
+    /// one over the uplink's queue 0, the pods in the table and `new`
+    /// (already opened on `pool`), with the pods' routes moved to their new
+    /// port numbers and `removed` pods' routes withdrawn, in one FIB version.
+    fn rebuild_q0(
         &mut self,
         mut pool: FramePool,
         new: Option<(IfName, Box<dyn Port>, PortInfo)>,
+        removed: Option<std::net::Ipv4Addr>,
     ) -> Result<(), DaemonError> {
-        if let Some(old) = self.pod_worker.take() {
+        if !self.uplink_workers.is_empty() {
+            let old = self.uplink_workers.remove(0);
             let counters = old.handle.counters().clone();
             // Joining the thread: its last publish happened before it returned.
             let stopped = old.handle.stop();
-            self.retired.add(&counters.snapshot());
+            self.retired.add(&counters.snapshot(), &old.paths.snapshot());
             match stopped {
                 // Dropping the worker closes its sockets, then unmaps its UMEM.
                 Ok(worker) => drop(worker),
-                Err(_) => tracing::error!(worker = %old.name, "pod worker panicked"),
+                Err(_) => tracing::error!(worker = %old.name, "worker panicked"),
             }
         }
-        let mut ports: Vec<Box<dyn Port>> = Vec::new();
-        let mut info = Vec::new();
+        let cfg = self.port_config(&self.uplink.interface, 0);
+        let uplink = Self::reopen(&mut pool, &cfg, self.uplink_xdp.as_mut())?;
+        let mut info = vec![PortInfo::of(uplink.as_ref(), "uplink", self.uplink_xdp.as_ref(), None)];
+        let mut ports: Vec<Box<dyn Port>> = vec![uplink];
+        let mut specs = Vec::new();
+        let mut updates: Vec<RouteUpdate> = removed.into_iter().map(RouteUpdate::RemovePod).collect();
         let names: Vec<IfName> = self.pods.keys().copied().collect();
         for ifname in names {
             if new.as_ref().is_some_and(|(n, _, _)| *n == ifname) {
@@ -324,29 +370,35 @@ impl Dataplane {
             }
             let cfg = self.port_config(ifname.as_str(), 0);
             let Some(pod) = self.pods.get_mut(&ifname) else { continue };
-            match Self::reopen(&mut pool, &cfg, pod) {
+            match Self::reopen(&mut pool, &cfg, pod.xdp.as_mut()) {
                 Ok(port) => {
                     info.push(PortInfo::of(port.as_ref(), "pod", pod.xdp.as_ref(), pod.fallback.clone()));
                     ports.push(port);
+                    specs.push(pod.spec);
                 }
                 Err(e) => {
-                    tracing::error!(interface = %ifname, "pod port lost while rebuilding the pod worker: {e}");
+                    tracing::error!(interface = %ifname, "pod port lost while rebuilding worker weft-q0: {e}");
+                    updates.push(RouteUpdate::RemovePod(pod.spec.ip));
                     self.pods.remove(&ifname);
                 }
             }
         }
-        if let Some((_, port, i)) = new {
+        if let Some((ifname, port, i)) = new {
             ports.push(port);
             info.push(i);
+            specs.extend(self.pods.get(&ifname).map(|p| p.spec));
         }
-        if ports.is_empty() {
-            tracing::info!("no pod ports: pod worker stopped");
-            return Ok(());
+        let mut pods = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let port = PortId(u16::try_from(i + 1).unwrap_or(u16::MAX));
+            let pod = Forwarding::pod_port(spec)?;
+            updates.push(RouteUpdate::Pod(LocalPod { ip: pod.ip, port, mac: pod.mac }));
+            pods.push((port, pod));
         }
-        let n = ports.len();
-        let running =
-            self.spawn("weft-pods", self.workers_cfg.pod_core, pool, ports, info, pod_processor(n))?;
-        self.pod_worker = Some(running);
+        self.fwd.program(&updates);
+        let pipeline = self.fwd.pipeline(pods);
+        let running = self.spawn("weft-q0", self.workers_cfg.core_of(0), pool, ports, info, pipeline)?;
+        self.uplink_workers.insert(0, running);
         Ok(())
     }
 
@@ -361,13 +413,16 @@ impl Dataplane {
         if let Some(p) = self.pods.values().find(|p| p.spec.ip == spec.ip) {
             return Err(PodError::IpTaken { ip: spec.ip, interface: p.spec.interface });
         }
-        let mut pool = self.pool()?;
+        // The uplink queue, the pods and the new one.
+        let mut pool = self.pool(self.pods.len() + 2)?;
         let cfg = self.port_config(spec.interface.as_str(), 0);
         let OpenedPort { port, xdp, fallback_reason } =
             open_pod_port(&mut pool, &cfg).map_err(DaemonError::from)?;
+        // Fails before anything changed when the interface has no MAC.
+        Forwarding::pod_port(&spec)?;
         let info = PortInfo::of(port.as_ref(), "pod", xdp.as_ref(), fallback_reason.clone());
         self.pods.insert(spec.interface, PodPort { spec, xdp, fallback: fallback_reason });
-        if let Err(e) = self.rebuild_pods(pool, Some((spec.interface, port, info))) {
+        if let Err(e) = self.rebuild_q0(pool, Some((spec.interface, port, info)), None) {
             self.pods.remove(&spec.interface);
             return Err(e.into());
         }
@@ -382,8 +437,9 @@ impl Dataplane {
             return Err(PodError::IpMismatch { interface, actual: p.spec.ip, given });
         }
         let removed = self.pods.remove(&interface);
-        let pool = self.pool()?;
-        self.rebuild_pods(pool, None)?;
+        let pool = self.pool(self.pods.len() + 1)?;
+        let ip = removed.as_ref().map(|p| p.spec.ip);
+        self.rebuild_q0(pool, None, ip)?;
         // The program leaves the interface once its link is closed.
         drop(removed);
         tracing::info!(%interface, "pod detached");
@@ -402,8 +458,18 @@ impl Dataplane {
             .collect()
     }
 
-    fn running(&self) -> impl Iterator<Item = &Running> {
-        self.uplink_workers.iter().chain(self.pod_worker.as_ref())
+    /// The forwarding state (programmer, FIB).
+    pub fn forwarding(&self) -> &Forwarding {
+        &self.fwd
+    }
+
+    /// Pipeline path counters summed over live and retired workers.
+    pub fn paths(&self) -> PathCounts {
+        let mut total = self.retired.paths;
+        for r in &self.uplink_workers {
+            add_paths(&mut total, &r.paths.snapshot());
+        }
+        total
     }
 
     /// Ports, workers and drops summed over live and retired workers.
@@ -411,7 +477,7 @@ impl Dataplane {
         let mut ports = Vec::new();
         let mut workers = Vec::new();
         let mut drops = self.retired.drops;
-        for r in self.running() {
+        for r in &self.uplink_workers {
             let s = r.handle.counters().snapshot();
             for (a, b) in drops.iter_mut().zip(s.drops) {
                 *a += b;
@@ -425,7 +491,7 @@ impl Dataplane {
                 fill_starved: s.worker.fill_starved,
                 tx_ring_full: s.worker.tx_ring_full,
             };
-            if r.name == "weft-pods" {
+            if r.name == "weft-q0" {
                 w.loops += self.retired.loops;
                 w.idle_loops += self.retired.idle_loops;
                 w.wakeups += self.retired.wakeups;
@@ -460,7 +526,7 @@ impl Dataplane {
     }
 
     fn stop_all(&mut self) {
-        for r in self.uplink_workers.drain(..).chain(self.pod_worker.take()) {
+        for r in self.uplink_workers.drain(..) {
             match r.handle.stop() {
                 Ok(worker) => drop(worker),
                 Err(_) => tracing::error!(worker = %r.name, "worker panicked"),

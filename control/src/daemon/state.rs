@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use ipnet::Ipv4Net;
 use tokio::sync::watch;
+use weft_engine::pipeline::{PathCounter, PathCounts};
 use weft_engine::worker::DropReason;
 
 use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
@@ -79,9 +80,8 @@ impl Shared {
             let fib = FibState {
                 version: r.version,
                 routes: r.table.len(),
-                // TODO(issue 5): the engine's FIB version and size once the
-                // RouteProgrammer owns the FibWriter.
-                holder: "daemon route table (forwarding pipeline pending, issue 5)".into(),
+                holder: "engine FIB (route programmer)".into(),
+                ..FibState::default()
             };
             (lines, fib)
         };
@@ -94,13 +94,27 @@ impl Shared {
             public_ip: r.node_ip.clone(),
             own: false,
         }));
-        let (ports, workers, drop_counts, pods) = match lock(&self.dataplane).as_ref() {
+        let mut fib = fib;
+        let (ports, workers, drop_counts, pods, path_counts) = match lock(&self.dataplane).as_ref() {
             Some(dp) => {
                 let (p, w, d) = dp.counters();
-                (p, w, d, dp.pods())
+                let stats = dp.forwarding().fib_stats();
+                fib.engine_version = stats.version.0;
+                fib.prefixes = stats.prefixes;
+                fib.tbl8_groups_in_use = stats.tbl8_groups_in_use;
+                fib.tbl8_groups_capacity = stats.tbl8_groups_capacity;
+                (p, w, d, dp.pods(), dp.paths())
             }
-            None => (Vec::new(), Vec::new(), [0; DropReason::COUNT], Vec::new()),
+            None => (Vec::new(), Vec::new(), [0; DropReason::COUNT], Vec::new(), PathCounts::default()),
         };
+        let paths = PathCounter::ALL
+            .iter()
+            .map(|&c| DropLine {
+                reason: c.name().to_owned(),
+                description: c.description().to_owned(),
+                count: path_counts.get(c),
+            })
+            .collect();
         let drops = DropReason::ALL
             .iter()
             .map(|r| DropLine {
@@ -128,6 +142,7 @@ impl Shared {
             pods,
             workers,
             drops,
+            paths,
             neighbours,
         }
     }

@@ -60,6 +60,11 @@ pub fn render(r: &StatusReport) -> String {
         o.sample("weft_drops_total", &[("reason", &d.reason)], d.count);
     }
 
+    o.family("weft_path_packets_total", "counter", "Packets by pipeline path and event.");
+    for p in &r.paths {
+        o.sample("weft_path_packets_total", &[("path", &p.reason)], p.count);
+    }
+
     let worker_counters: [Family<crate::api::WorkerLine>; 5] = [
         ("weft_worker_loops_total", "Poll loops run.", |w| w.loops),
         ("weft_worker_idle_loops_total", "Poll loops that found no work.", |w| w.idle_loops),
@@ -78,6 +83,12 @@ pub fn render(r: &StatusReport) -> String {
     o.sample("weft_fib_version", &[], r.fib.version);
     o.family("weft_fib_routes", "gauge", "Routes in the route table.");
     o.sample("weft_fib_routes", &[], r.fib.routes as u64);
+    o.family("weft_fib_engine_version", "gauge", "Engine FIB version (route programmer batches).");
+    o.sample("weft_fib_engine_version", &[], r.fib.engine_version);
+    o.family("weft_fib_prefixes", "gauge", "Prefixes in the engine FIB (routes, pods, fixed routes).");
+    o.sample("weft_fib_prefixes", &[], r.fib.prefixes as u64);
+    o.family("weft_fib_tbl8_groups_in_use", "gauge", "Engine FIB tbl8 groups in use.");
+    o.sample("weft_fib_tbl8_groups_in_use", &[], u64::from(r.fib.tbl8_groups_in_use));
     o.family("weft_routes", "gauge", "Routes compiled from leases or the static config.");
     o.sample("weft_routes", &[], r.routes.len() as u64);
     o.family("weft_pods", "gauge", "Pod ports attached.");
