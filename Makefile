@@ -21,11 +21,11 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The daemon and the lab do not exist yet (issue 7); until then the demo shows
-# what does: the encap crate's packet-rate micro-benchmarks.
+# The main job: a 3-node netns lab (etcd, a kernel-flannel node, two weft nodes), pods pinging
+# and moving TCP data across nodes, `weft status`, teardown. Needs root.
 demo: setup
-	@echo "weft demo: the daemon and lab are not built yet (issue 7); running the encap micro-benchmarks instead"
-	$(CARGO) bench -p weft-encap --bench encap -- --warm-up-time 1 --measurement-time 2
+	$(CARGO) build --release -p weft-control -p weft-bench
+	scripts/demo.sh
 
 # Every benchmark suite that exists so far (issue 8 adds the lab and latency suites and a
 # report); results and how to read them: bench/README.md.

@@ -38,6 +38,9 @@ pub struct PodState {
     pub ip: Ipv4Addr,
     /// The host end of its veth in the node namespace.
     pub host_iface: String,
+    /// The MAC of its `pod0` (what a weft node delivers to).
+    #[serde(default)]
+    pub mac: String,
 }
 
 /// One node.

@@ -259,6 +259,11 @@ impl Plan {
         format!("p{k}")
     }
 
+    /// The MAC of node `i`'s pod `k` (`pod0`): locally administered, unique in the lab.
+    pub fn pod_mac(i: usize, k: usize) -> String {
+        format!("02:00:c6:13:{:02x}:{:02x}", i & 0xff, k & 0xff)
+    }
+
     /// The lab process name of node `i`'s agent or daemon (`n1 Kernel`).
     pub fn node_process(i: usize, kind: NodeKind) -> String {
         format!("n{i} {kind:?}")

@@ -227,9 +227,10 @@ fn add_pods(
             ns: plan.pod_ns(i, k),
             ip: Plan::pod_ip(subnet, k),
             host_iface: Plan::pod_host_iface(k),
+            mac: Plan::pod_mac(i, k),
         };
         record_ns(state, pod.ns.clone())?;
-        wiring::add_pod(&ns, &pod.host_iface, &pod.ns, subnet, pod.ip, mtu)?;
+        wiring::add_pod(&ns, &pod.host_iface, &pod.ns, subnet, pod.ip, &pod.mac, mtu)?;
         if let Some(bridge) = bridge {
             wiring::enslave(&ns, &pod.host_iface, bridge)?;
         }

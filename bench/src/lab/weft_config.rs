@@ -3,9 +3,8 @@
 //!
 //! It holds `mode = "etcd"`, `[node]`, `[etcd]`, `[uplink]` (the lab's veth uplink, generic
 //! XDP: the mode the daemon's netns tests prove), `[api]` (a socket per node in the lab's
-//! state directory: the path is not per network namespace) and one `[[pods]]` per pod. The
-//! pods' MACs are not known here, so they are left out: weft then delivers to a pod with the
-//! Ethernet broadcast address, which ICMP and UDP accept but the kernel's TCP does not.
+//! state directory: the path is not per network namespace) and one `[[pods]]` per pod with
+//! the MAC the lab gave its `pod0`.
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -61,7 +60,7 @@ pub fn render(c: &WeftNodeConfig<'_>) -> String {
     let _ = writeln!(s, "# Expected subnet {} (preferred through subnet_file).", c.subnet);
     for pod in c.pods {
         let _ = writeln!(s, "[[pods]]  # pod namespace {}", pod.ns);
-        let _ = writeln!(s, "interface = \"{}\"\nip = \"{}\"", pod.host_iface, pod.ip);
+        let _ = writeln!(s, "interface = \"{}\"\nip = \"{}\"\nmac = \"{}\"", pod.host_iface, pod.ip, pod.mac);
     }
     s
 }
@@ -72,8 +71,12 @@ mod tests {
 
     #[test]
     fn the_generated_config_is_one_weft_accepts() {
-        let pods =
-            [PodState { ns: "wl1-n2p1".into(), ip: Ipv4Addr::new(198, 19, 2, 2), host_iface: "p1".into() }];
+        let pods = [PodState {
+            ns: "wl1-n2p1".into(),
+            ip: Ipv4Addr::new(198, 19, 2, 2),
+            host_iface: "p1".into(),
+            mac: "02:00:c6:13:02:01".into(),
+        }];
         let text = render(&WeftNodeConfig {
             index: 2,
             public_ip: Ipv4Addr::new(198, 18, 0, 2),
@@ -96,5 +99,6 @@ mod tests {
             (config.pods[0].interface.as_str(), config.pods[0].ip),
             ("p1", Ipv4Addr::new(198, 19, 2, 2))
         );
+        assert_eq!(config.pods[0].mac.map(|m| m.to_string()).as_deref(), Some("02:00:c6:13:02:01"));
     }
 }

@@ -64,21 +64,32 @@ pub fn plug_into_underlay(
     mtu: u32,
 ) -> Result<(), LabError> {
     add_veth(underlay_ns, port, ns, iface, mtu)?;
+    // A veth never completes a checksum left to transmit offload; a NIC does. Kernel VXLAN
+    // leaves its outer UDP checksum to the offload, so without this a receiver that checks
+    // it on the wire (weft via AF_XDP) sees a partial sum. Turning offload off makes the
+    // kernel finish every checksum in software, as the frame would look leaving a NIC.
+    cmd::exec_in(ns, "ethtool", &["-K", iface, "tx", "off"])?;
     enslave(underlay_ns, port, BRIDGE)?;
     add_address(ns, iface, addr, 24)
 }
 
-/// A pod: a veth from the node (`host_iface`) to the pod's `pod0` with `ip/len` and a default
-/// route via `gateway`, as flannel's CNI (bridge + host-local IPAM) leaves a pod.
+/// A pod: a veth from the node (`host_iface`) to the pod's `pod0` with `mac`, `ip/len` and a
+/// default route via `gateway`, as flannel's CNI (bridge + host-local IPAM) leaves a pod.
 pub fn add_pod(
     node_ns: &str,
     host_iface: &str,
     pod_ns: &str,
     subnet: Ipv4Net,
     ip: Ipv4Addr,
+    mac: &str,
     mtu: u32,
 ) -> Result<(), LabError> {
     add_veth(node_ns, host_iface, pod_ns, POD_IFACE, mtu)?;
+    cmd::ip_in(pod_ns, &["link", "set", POD_IFACE, "address", mac])?;
+    // The pod's kernel would leave TCP/UDP checksums to veth transmit offload, which nothing
+    // completes on a path through AF_XDP: pods of a weft node need it off (as CNIs for
+    // VPP/OVS-DPDK data planes do). Kernel-node pods get the same so both kinds compare fairly.
+    cmd::exec_in(pod_ns, "ethtool", &["-K", POD_IFACE, "tx", "off"])?;
     add_address(pod_ns, POD_IFACE, ip, subnet.prefix_len())?;
     let gateway = Plan::gateway(subnet).to_string();
     cmd::ip_in(pod_ns, &["route", "add", "default", "via", &gateway, "dev", POD_IFACE]).map(drop)
