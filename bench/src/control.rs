@@ -14,6 +14,7 @@
 #[path = "../../control/tests/common/etcd.rs"]
 mod etcd;
 
+use crate::options;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -161,21 +162,12 @@ async fn one_size(n: u32, iterations: u32) -> anyhow::Result<(SyncResult, Option
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut sizes = vec![1000u32, 10_000];
     let mut iterations = 2000u32;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--sizes" => {
-                sizes = it
-                    .next()
-                    .context("--sizes needs a list")?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()?
-            }
-            "--iterations" => iterations = it.next().context("--iterations needs a number")?.parse()?,
-            other => {
-                bail!("weft-bench control: unknown argument {other:?} (know --sizes, --iterations)")
-            }
+    const USAGE: &str = "usage: weft-bench control [--sizes 1000,10000] [--iterations 2000]";
+    for (flag, value) in options::pairs(args, USAGE)? {
+        match flag {
+            "--sizes" => sizes = options::list(flag, value, USAGE)?,
+            "--iterations" => iterations = options::value(flag, value, USAGE)?,
+            _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

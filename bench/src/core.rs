@@ -13,12 +13,13 @@
 //! the pipeline. Before timing, one pass checks that every frame of the path is forwarded
 //! (no drops), so a misconfigured path cannot post a fast number.
 
+use crate::options;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use weft_encap::Vni;
 use weft_engine::fib::sample::{SplitMix64, mixed_prefixes};
 use weft_engine::fib::{FibConfig, FibWriter, Ipv4Prefix};
@@ -58,19 +59,12 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             .map(String::from)
             .to_vec(),
     };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = || format!("{flag}: cannot parse {value:?}\n{USAGE}");
-        match flag.as_str() {
-            "--secs" => o.secs = value.parse().with_context(bad)?,
-            "--core" => o.core = value.parse().with_context(bad)?,
-            "--routes" => o.routes = value.parse().with_context(bad)?,
-            "--flows" => o.flows = value.parse().with_context(bad)?,
+    for (flag, value) in options::pairs(args, USAGE)? {
+        match flag {
+            "--secs" => o.secs = options::value(flag, value, USAGE)?,
+            "--core" => o.core = options::value(flag, value, USAGE)?,
+            "--routes" => o.routes = options::value(flag, value, USAGE)?,
+            "--flows" => o.flows = options::value(flag, value, USAGE)?,
             "--paths" => o.paths = value.split(',').map(String::from).collect(),
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }

@@ -10,6 +10,7 @@
 //! come from `weft_engine::fib::sample` with fixed seeds; weft's and prefix-trie's answers are
 //! cross-checked on 100k addresses before anything is timed.
 
+use crate::options;
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use prefix_trie::PrefixMap;
 use weft_engine::fib::sample::{SplitMix64, host_gw_next_hops, mixed_prefixes};
 use weft_engine::fib::{FibConfig, FibReader, FibWriter, Ipv4Prefix, NextHopId, RouteChange};
@@ -53,22 +54,13 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         writer_core: 0,
         visibility_samples: 300,
     };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = || format!("{flag}: cannot parse {value:?}\n{USAGE}");
-        match flag.as_str() {
-            "--prefixes" => {
-                o.prefixes = value.split(',').map(str::parse).collect::<Result<_, _>>().with_context(bad)?;
-            }
-            "--secs" => o.secs = value.parse().with_context(bad)?,
-            "--reader-core" => o.reader_core = value.parse().with_context(bad)?,
-            "--writer-core" => o.writer_core = value.parse().with_context(bad)?,
-            "--visibility-samples" => o.visibility_samples = value.parse().with_context(bad)?,
+    for (flag, value) in options::pairs(args, USAGE)? {
+        match flag {
+            "--prefixes" => o.prefixes = options::list(flag, value, USAGE)?,
+            "--secs" => o.secs = options::value(flag, value, USAGE)?,
+            "--reader-core" => o.reader_core = options::value(flag, value, USAGE)?,
+            "--writer-core" => o.writer_core = options::value(flag, value, USAGE)?,
+            "--visibility-samples" => o.visibility_samples = options::value(flag, value, USAGE)?,
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }

@@ -5,6 +5,7 @@
 mod control;
 mod core;
 mod lpm;
+mod options;
 
 use std::process::ExitCode;
 
