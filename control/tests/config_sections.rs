@@ -35,14 +35,14 @@ fn absent_sections_take_their_defaults() {
 fn a_full_daemon_config_is_accepted() {
     let c = Config::parse(&format!(
         "{BASE}[uplink]\ninterface = \"eth1\"\nqueues = 2\nbackend = \"af_xdp\"\n\
-         [workers]\ncores = [2, 3]\npod_core = 1\n\
+         [workers]\ncores = [2, 3]\n\
          [[pods]]\ninterface = \"veth1\"\nip = \"198.19.1.2\"\nmac = \"0a:58:c6:13:01:02\"\n\
          [metrics]\nlisten = \"127.0.0.1:9100\"\n[api]\nsocket = \"/tmp/w.sock\"\n[exception]\ninterface = \"weft0\"\n"
     ))
     .unwrap();
     let u = c.uplink.unwrap();
     assert_eq!((u.interface.as_str(), u.queues, u.backend), ("eth1", 2, PortBackend::AfXdp));
-    assert_eq!(c.workers.worker_cores(), vec![1, 2, 3]);
+    assert_eq!(c.workers.worker_cores(), vec![2, 3]);
     assert_eq!(c.pods[0].interface.as_str(), "veth1");
     assert_eq!(c.exception.interface.as_deref(), Some("weft0"));
 }
@@ -81,6 +81,9 @@ fn errors_in_the_new_sections_name_their_key() {
 fn unknown_keys_in_the_new_sections_are_named() {
     let msg = key_of("[uplink]\ninterface = \"eth0\"\nqueue = 1\n");
     assert!(msg.contains("unknown field `queue`"), "{msg}");
+    // Pods run on the queue-0 worker: a separate pod core is not a setting.
+    let msg = key_of("[workers]\npod_core = 1\n");
+    assert!(msg.contains("unknown field `pod_core`"), "{msg}");
 }
 
 #[test]

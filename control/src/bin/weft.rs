@@ -64,8 +64,8 @@ fn check(path: PathBuf) -> Result<(), String> {
     }
     let w = &config.workers;
     println!(
-        "workers         cores {:?} pod core {:?} batch {} frames {} busy poll {}",
-        w.cores, w.pod_core, w.batch, w.frames, w.busy_poll
+        "workers         cores {:?} (pods on the queue-0 worker) batch {} frames {} busy poll {}",
+        w.cores, w.batch, w.frames, w.busy_poll
     );
     for pod in &config.pods {
         let mac = pod.mac.map(|m| m.to_string()).unwrap_or_else(|| "-".into());

@@ -8,7 +8,6 @@ use super::ConfigError;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWorkers {
     cores: Option<Vec<usize>>,
-    pod_core: Option<usize>,
     batch: Option<usize>,
     frames: Option<u32>,
     #[serde(default)]
@@ -20,8 +19,6 @@ pub(super) struct RawWorkers {
 pub struct WorkersSection {
     /// `workers.cores`: core of the worker of uplink queue `i`; empty: not pinned.
     pub cores: Vec<usize>,
-    /// `workers.pod_core`: core of the pod-port worker; `None`: not pinned.
-    pub pod_core: Option<usize>,
     /// `workers.batch`: frames per rx batch (default 64).
     pub batch: usize,
     /// `workers.frames`: UMEM frames per worker (default 4096).
@@ -32,7 +29,7 @@ pub struct WorkersSection {
 
 impl Default for WorkersSection {
     fn default() -> Self {
-        WorkersSection { cores: Vec::new(), pod_core: None, batch: 64, frames: 4096, busy_poll: false }
+        WorkersSection { cores: Vec::new(), batch: 64, frames: 4096, busy_poll: false }
     }
 }
 
@@ -42,12 +39,10 @@ impl WorkersSection {
         self.cores.get(queue as usize).copied()
     }
 
-    /// Every core a worker is pinned to (control threads stay off these).
+    /// Every core a worker is pinned to (control threads stay off these). Pod ports run on
+    /// the worker of queue 0, so its core is theirs too.
     pub fn worker_cores(&self) -> Vec<usize> {
-        let mut all: Vec<usize> = self.cores.iter().copied().chain(self.pod_core).collect();
-        all.sort_unstable();
-        all.dedup();
-        all
+        self.cores.clone()
     }
 }
 
@@ -75,12 +70,6 @@ pub(super) fn validate(raw: RawWorkers, queues: u32) -> Result<WorkersSection, C
             }
         }
         out.cores = cores;
-    }
-    if let Some(c) = raw.pod_core {
-        if c >= 1024 {
-            return Err(ConfigError::key("workers.pod_core", format!("{c} is not a CPU number")));
-        }
-        out.pod_core = Some(c);
     }
     if let Some(b) = raw.batch {
         if !(1..=256).contains(&b) {

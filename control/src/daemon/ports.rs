@@ -250,12 +250,6 @@ impl Dataplane {
             pods: BTreeMap::new(),
             retired: Retired::default(),
         };
-        if let Some(core) = workers.pod_core {
-            tracing::warn!(
-                core,
-                "workers.pod_core is unused: pod ports run on the worker of queue 0 (workers.cores[0])"
-            );
-        }
         for queue in 0..uplink.queues {
             let mut pool = dp.pool(1)?;
             let cfg = dp.port_config(&uplink.interface, queue);

@@ -273,16 +273,6 @@ impl Pipeline {
         self.roles = roles;
     }
 
-    /// Adds, replaces or (with `None`) removes the pod on `port` (the owning worker only, e.g.
-    /// on a command from the control thread between batches).
-    pub fn set_pod(&mut self, port: PortId, pod: Option<PodPort>) {
-        self.cfg.pods.retain(|(p, _)| *p != port);
-        if let Some(pod) = pod {
-            self.cfg.pods.push((port, pod));
-        }
-        self.rebuild_roles();
-    }
-
     /// The configuration.
     pub fn config(&self) -> &PipelineConfig {
         &self.cfg
