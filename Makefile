@@ -27,14 +27,15 @@ demo: setup
 	$(CARGO) build --release -p weft-control -p weft-bench
 	scripts/demo.sh
 
-# Every benchmark suite that exists so far (issue 8 adds the lab and latency suites and a
-# report); results and how to read them: bench/README.md.
+# Every benchmark: the encap micro-benchmarks (criterion), then `weft-bench all` runs each suite
+# with a progress line and writes bench/results/REPORT.md, SVG plots and results.json (raw
+# figures + machine description). About 15 minutes on a 2-core box; how to read: bench/README.md.
+BENCH_OUT ?= bench/results
+
 bench: setup
 	$(CARGO) bench -p weft-encap --bench encap -- --warm-up-time 1 --measurement-time 3
-	$(CARGO) build --release -p weft-bench
-	target/release/weft-bench lpm
-	target/release/weft-bench core
-	target/release/weft-bench control
+	$(CARGO) build --release -p weft-bench -p weft-control
+	target/release/weft-bench all --out $(BENCH_OUT) --criterion target/criterion
 
 fuzz:
 	@scripts/setup.sh fuzz

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use etcd_client::{Client, Txn, TxnOp};
 use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use weft_control::etcd::{Agent, AgentSettings};
 use weft_control::routes::{RouteDelta, RouteSink};
@@ -85,10 +86,6 @@ fn settings(etcd: &etcd::Etcd, dir: &std::path::Path) -> AgentSettings {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
 struct SyncResult {
@@ -158,47 +155,121 @@ async fn one_size(n: u32, iterations: u32) -> anyhow::Result<(SyncResult, Option
     Ok((sync, convergence))
 }
 
-/// `weft-bench control [--sizes 1000,10000] [--iterations 2000]`
+/// Initial sync of one table size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlSync {
+    /// Leases in etcd before the agent starts.
+    pub leases: u32,
+    /// `Agent::start` (connect, config, list, acquire), ms.
+    pub start_ms: f64,
+    /// Until the sink held every route in its first batch, ms.
+    pub synced_ms: f64,
+}
+
+/// Percentiles of one convergence measure, ms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlLatency {
+    /// What was timed.
+    pub measure: String,
+    /// Samples.
+    pub samples: usize,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest, ms.
+    pub max_ms: f64,
+}
+
+/// What `weft-bench control` measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlResult {
+    /// `etcd --version`.
+    pub etcd: String,
+    /// Initial sync per table size.
+    pub sync: Vec<ControlSync>,
+    /// Peers present while convergence was measured.
+    pub convergence_peers: u32,
+    /// Lease put → etcd ack and → RouteDelta at the sink.
+    pub convergence: Vec<ControlLatency>,
+}
+
+impl ControlResult {
+    /// The result as markdown tables.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!("etcd {}, 127.0.0.1\n\n", self.etcd);
+        out.push_str(
+            "| leases | Agent::start (list + acquire) ms | first batch at sink ms |\n|---:|---:|---:|\n",
+        );
+        for s in &self.sync {
+            let _ = writeln!(out, "| {} | {:.2} | {:.2} |", s.leases, s.start_ms, s.synced_ms);
+        }
+        if let Some(first) = self.convergence.first() {
+            let _ = writeln!(
+                out,
+                "\nconvergence, {} peers, {} lease puts (put issued -> RouteDelta at sink):\n",
+                self.convergence_peers, first.samples
+            );
+            out.push_str("| measure | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|\n");
+            for c in &self.convergence {
+                let _ =
+                    writeln!(out, "| {} | {:.2} | {:.2} | {:.2} |", c.measure, c.p50_ms, c.p99_ms, c.max_ms);
+            }
+        }
+        out
+    }
+}
+
+/// `weft-bench control [--sizes 1000,10000] [--iterations 2000] [--json FILE]`
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut sizes = vec![1000u32, 10_000];
     let mut iterations = 2000u32;
-    const USAGE: &str = "usage: weft-bench control [--sizes 1000,10000] [--iterations 2000]";
+    let mut json: Option<std::path::PathBuf> = None;
+    const USAGE: &str = "usage: weft-bench control [--sizes 1000,10000] [--iterations 2000] [--json FILE]";
     for (flag, value) in options::pairs(args, USAGE)? {
         match flag {
             "--sizes" => sizes = options::list(flag, value, USAGE)?,
             "--iterations" => iterations = options::value(flag, value, USAGE)?,
+            "--json" => json = Some(value.into()),
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    println!("## control (etcd {}, 127.0.0.1)\n", etcd_version());
-    println!("| leases | Agent::start (list + acquire) ms | first batch at sink ms |");
-    println!("|---:|---:|---:|");
-    let mut conv = None;
+    let mut result = ControlResult {
+        etcd: etcd_version(),
+        sync: Vec::new(),
+        convergence_peers: 1000,
+        convergence: Vec::new(),
+    };
     for &n in &sizes {
         // Convergence is measured with the 1k-lease table.
         let iters = if n == 1000 { iterations } else { 0 };
+        eprintln!("control: {n} leases{}", if iters > 0 { ", then convergence" } else { "" });
         let (sync, c) = rt.block_on(one_size(n, iters))?;
-        println!("| {} | {} | {} |", sync.leases, ms(sync.start), ms(sync.synced));
-        conv = conv.or(c);
-    }
-    if let Some(mut c) = conv {
-        c.ack.sort();
-        c.sink.sort();
-        println!(
-            "\nconvergence, 1000 peers, {} lease puts (put issued -> RouteDelta at sink):\n",
-            c.sink.len()
-        );
-        println!("| measure | p50 ms | p99 ms | max ms |");
-        println!("|---|---:|---:|---:|");
-        for (name, v) in [("put acknowledged by etcd", &c.ack), ("RouteDelta at the sink", &c.sink)] {
-            println!(
-                "| {name} | {} | {} | {} |",
-                ms(percentile(v, 0.5)),
-                ms(percentile(v, 0.99)),
-                ms(*v.last().unwrap_or(&Duration::ZERO))
-            );
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        result.sync.push(ControlSync {
+            leases: sync.leases,
+            start_ms: ms(sync.start),
+            synced_ms: ms(sync.synced),
+        });
+        if let Some(mut c) = c {
+            c.ack.sort();
+            c.sink.sort();
+            for (name, v) in [("put acknowledged by etcd", &c.ack), ("RouteDelta at the sink", &c.sink)] {
+                result.convergence.push(ControlLatency {
+                    measure: name.into(),
+                    samples: v.len(),
+                    p50_ms: ms(percentile(v, 0.5)),
+                    p99_ms: ms(percentile(v, 0.99)),
+                    max_ms: ms(*v.last().unwrap_or(&Duration::ZERO)),
+                });
+            }
         }
+    }
+    print!("{}", result.markdown());
+    if let Some(path) = &json {
+        options::write_json(path, &result)?;
     }
     Ok(())
 }

@@ -14,12 +14,14 @@
 //! (no drops), so a misconfigured path cannot post a fast number.
 
 use crate::options;
+use crate::stats::median;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::bail;
+use serde::{Deserialize, Serialize};
 use weft_encap::Vni;
 use weft_engine::fib::sample::{SplitMix64, mixed_prefixes};
 use weft_engine::fib::{FibConfig, FibWriter, Ipv4Prefix};
@@ -33,7 +35,8 @@ use weft_engine::port::{Frame, FramePool, IoEvents, MemPort, Port};
 use weft_engine::worker::{FrameProcessor, PortId, Verdict};
 
 const USAGE: &str = "usage: weft-bench core [--secs 1.0] [--core 1] [--routes 100000] [--flows 10000]
-                       [--paths host-gw,vxlan-encap,vxlan-decap,ipip-encap,ipip-decap,local]";
+                       [--paths host-gw,vxlan-encap,vxlan-decap,ipip-encap,ipip-decap,local]
+                       [--json FILE]";
 const BATCH: usize = 64;
 const PODS: u8 = 16;
 const NODES: u8 = 248;
@@ -47,6 +50,7 @@ struct Options {
     routes: usize,
     flows: usize,
     paths: Vec<String>,
+    json: Option<std::path::PathBuf>,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -58,6 +62,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         paths: ["host-gw", "vxlan-encap", "vxlan-decap", "ipip-encap", "ipip-decap", "local"]
             .map(String::from)
             .to_vec(),
+        json: None,
     };
     for (flag, value) in options::pairs(args, USAGE)? {
         match flag {
@@ -66,6 +71,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--routes" => o.routes = options::value(flag, value, USAGE)?,
             "--flows" => o.flows = options::value(flag, value, USAGE)?,
             "--paths" => o.paths = value.split(',').map(String::from).collect(),
+            "--json" => o.json = Some(value.into()),
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
@@ -224,24 +230,130 @@ fn run<P: FrameProcessor>(
     (packets, start.elapsed().as_secs_f64(), dropped)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// What `weft-bench core` measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoreResult {
+    /// Routes in the FIB.
+    pub routes: usize,
+    /// Distinct flows replayed.
+    pub flows: usize,
+    /// Frames per batch.
+    pub batch: usize,
+    /// Frame size on the wire (with FCS).
+    pub frame_bytes: usize,
+    /// The core the loop was pinned to.
+    pub core: usize,
+    /// Seconds per timed run.
+    pub secs: f64,
+    /// Alternating pipeline/floor rounds per path (medians are reported).
+    pub rounds: usize,
+    /// The CPU's nominal clock (`cpu MHz` of /proc/cpuinfo), for cycles per packet.
+    pub cpu_mhz: Option<f64>,
+    /// One entry per path.
+    pub paths: Vec<CorePath>,
+}
+
+/// One path of the core benchmark.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CorePath {
+    /// `host-gw`, `vxlan-encap`, …
+    pub path: String,
+    /// Median ns per packet through the pipeline.
+    pub ns_per_packet: f64,
+    /// Median ns per packet of the touch-only floor.
+    pub floor_ns_per_packet: f64,
+    /// Every round's pipeline ns/packet.
+    pub rounds_ns: Vec<f64>,
+    /// Every round's floor ns/packet.
+    pub floor_rounds_ns: Vec<f64>,
+}
+
+impl CorePath {
+    /// Million packets per second through the pipeline.
+    pub fn mpps(&self) -> f64 {
+        1e3 / self.ns_per_packet
+    }
+
+    /// Million packets per second of the floor.
+    pub fn floor_mpps(&self) -> f64 {
+        1e3 / self.floor_ns_per_packet
+    }
+
+    /// Pipeline time over floor time.
+    pub fn ratio(&self) -> f64 {
+        self.ns_per_packet / self.floor_ns_per_packet
+    }
+}
+
+impl CoreResult {
+    /// The result as a markdown table with its settings line.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!(
+            "{} routes, {} flows, batch {}, {}-byte frames, pinned to core {}, {} s x {} rounds (median); \
+             cycles at the nominal {}\n\n",
+            self.routes,
+            self.flows,
+            self.batch,
+            self.frame_bytes,
+            self.core,
+            self.secs,
+            self.rounds,
+            self.cpu_mhz.map_or("clock (unknown here)".into(), |m| format!("{m:.0} MHz")),
+        );
+        out.push_str(
+            "| path | Mpps | ns/packet | cycles/packet | floor Mpps | floor ns/packet | ratio to floor |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+        for p in &self.paths {
+            let cycles = self.cpu_mhz.map_or("?".into(), |m| format!("{:.0}", p.ns_per_packet * m / 1e3));
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {:.1} | {cycles} | {:.2} | {:.1} | {:.2} |",
+                p.path,
+                p.mpps(),
+                p.ns_per_packet,
+                p.floor_mpps(),
+                p.floor_ns_per_packet,
+                p.ratio()
+            );
+        }
+        out
+    }
 }
 
 /// Entry point.
 pub fn run_suite(args: &[String]) -> anyhow::Result<()> {
     let o = parse(args)?;
+    let result = measure(&o)?;
+    print!("{}", result.markdown());
+    if let Some(path) = &o.json {
+        options::write_json(path, &result)?;
+    }
+    Ok(())
+}
+
+fn measure(o: &Options) -> anyhow::Result<CoreResult> {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: o.core }) {
         bail!("cannot pin to core {} (is it online and in this process's cpuset?)", o.core);
     }
-    println!(
-        "weft-bench core: {} routes, {} flows, batch {BATCH}, 64-byte frames, pinned to core {}, {} s x {ROUNDS} rounds (median)",
+    eprintln!(
+        "core: {} routes, {} flows, batch {BATCH}, pinned to core {}, {} s x {ROUNDS} rounds",
         o.routes, o.flows, o.core, o.secs
     );
-    println!("| path | Mpps | ns/packet | floor Mpps | floor ns/packet | ratio to floor |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let mut result = CoreResult {
+        routes: o.routes,
+        flows: o.flows,
+        batch: BATCH,
+        frame_bytes: 64,
+        core: o.core,
+        secs: o.secs,
+        rounds: ROUNDS,
+        cpu_mhz: crate::machine::cpu_mhz(),
+        paths: Vec::new(),
+    };
     for path in &o.paths {
+        eprintln!("core: {path}");
         let (backend, _, _) = flows(path, &[prefix(B_IP, 32)], 1)?;
         let (_prog, mut pipe, prefixes) = build(backend, o.routes)?;
         let (_, port, frames) = flows(path, &prefixes, o.flows)?;
@@ -260,8 +372,13 @@ pub fn run_suite(args: &[String]) -> anyhow::Result<()> {
             let (p, s, _) = run(&mut Touch, port, &frames, o.secs, None);
             floor.push(s * 1e9 / p as f64);
         }
-        let (ns, fns) = (median(&mut ours), median(&mut floor));
-        println!("| {path} | {:.2} | {ns:.1} | {:.2} | {fns:.1} | {:.2} |", 1e3 / ns, 1e3 / fns, ns / fns);
+        result.paths.push(CorePath {
+            path: path.clone(),
+            ns_per_packet: median(&mut ours.clone()),
+            floor_ns_per_packet: median(&mut floor.clone()),
+            rounds_ns: ours,
+            floor_rounds_ns: floor,
+        });
     }
-    Ok(())
+    Ok(result)
 }

@@ -11,6 +11,7 @@
 //! cross-checked on 100k addresses before anything is timed.
 
 use crate::options;
+use crate::stats::median;
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -21,11 +22,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use prefix_trie::PrefixMap;
+use serde::{Deserialize, Serialize};
 use weft_engine::fib::sample::{SplitMix64, host_gw_next_hops, mixed_prefixes};
 use weft_engine::fib::{FibConfig, FibReader, FibWriter, Ipv4Prefix, NextHopId, RouteChange};
 
 const USAGE: &str = "usage: weft-bench lpm [--prefixes 1000,100000,1000000] [--secs 0.2]
-                      [--reader-core 1] [--writer-core 0] [--visibility-samples 300]";
+                      [--reader-core 1] [--writer-core 0] [--visibility-samples 300]
+                      [--json FILE]";
 const HOPS: u32 = 256;
 const ADDRS: usize = 1 << 20;
 const BATCH: usize = 64;
@@ -44,6 +47,7 @@ struct Options {
     reader_core: usize,
     writer_core: usize,
     visibility_samples: usize,
+    json: Option<std::path::PathBuf>,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Options> {
@@ -53,6 +57,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
         reader_core: 1,
         writer_core: 0,
         visibility_samples: 300,
+        json: None,
     };
     for (flag, value) in options::pairs(args, USAGE)? {
         match flag {
@@ -61,6 +66,7 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--reader-core" => o.reader_core = options::value(flag, value, USAGE)?,
             "--writer-core" => o.writer_core = options::value(flag, value, USAGE)?,
             "--visibility-samples" => o.visibility_samples = options::value(flag, value, USAGE)?,
+            "--json" => o.json = Some(value.into()),
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
@@ -86,11 +92,6 @@ fn rate(secs: f64, addrs: usize, mut body: impl FnMut() -> u64) -> f64 {
     (passes * addrs as u64) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn weft_single(reader: &FibReader, addrs: &[u32]) -> u64 {
     addrs.iter().map(|&a| reader.lookup(a).map_or(0, |h| u64::from(h.0))).sum()
 }
@@ -108,39 +109,104 @@ fn trie_single(trie: &PrefixMap<(u32, u8), u32>, keys: &[(u32, u8)]) -> u64 {
     keys.iter().map(|k| trie.get_lpm(k).map_or(0, |(_, &h)| u64::from(h))).sum()
 }
 
-struct Row {
-    prefixes: usize,
-    weft_single: f64,
-    weft_batch: f64,
-    trie: f64,
-    weft_batch_hits: f64,
-    trie_hits: f64,
-    churn_quiet: f64,
-    churn_ratio: f64,
-    churn_busy: f64,
-    churn_updates_per_sec: f64,
-    churn_grace_periods: u64,
-    apply_10k_ms: f64,
-    bytes_lookup: f64,
-    bytes_total: f64,
-    bytes_trie: f64,
+/// One table size: lookups per second (rates are lookups/s), churn, memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LpmRow {
+    /// Prefixes in the table.
+    pub prefixes: usize,
+    /// weft, one lookup at a time, random addresses.
+    pub weft_single: f64,
+    /// weft, batches of 64, random addresses.
+    pub weft_batch: f64,
+    /// prefix-trie, random addresses.
+    pub trie: f64,
+    /// weft batched, addresses inside routes.
+    pub weft_batch_hits: f64,
+    /// prefix-trie, addresses inside routes.
+    pub trie_hits: f64,
+    /// weft batched with the writer idle (churn rounds).
+    pub churn_quiet: f64,
+    /// Median over rounds of churn / quiet.
+    pub churn_ratio: f64,
+    /// weft batched while the writer churns.
+    pub churn_busy: f64,
+    /// Updates per second the writer applied.
+    pub churn_updates_per_sec: f64,
+    /// Grace periods the writer waited for.
+    pub churn_grace_periods: u64,
+    /// One 10k-change batch applied as one version, ms.
+    pub apply_10k_ms: f64,
+    /// Bytes per prefix of the lookup tables.
+    pub bytes_lookup: f64,
+    /// Bytes per prefix with the writer's route set and next hops.
+    pub bytes_total: f64,
+    /// Bytes per prefix of prefix-trie.
+    pub bytes_trie: f64,
+}
+
+/// How long a route update takes to be seen by a reader on another core.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LpmVisibility {
+    /// Table size it was measured at.
+    pub prefixes: usize,
+    /// Samples taken.
+    pub samples: usize,
+    /// Percentiles in ns: p50, p90, p99, max.
+    pub p50_ns: u64,
+    /// p90 in ns.
+    pub p90_ns: u64,
+    /// p99 in ns.
+    pub p99_ns: u64,
+    /// Largest sample in ns.
+    pub max_ns: u64,
+}
+
+/// What `weft-bench lpm` measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LpmResult {
+    /// Seconds per measurement.
+    pub secs: f64,
+    /// Random addresses per lookup set.
+    pub addresses: usize,
+    /// Next hops in the table.
+    pub next_hops: u32,
+    /// Whether the reader thread could be pinned.
+    pub reader_pinned: bool,
+    /// One row per table size.
+    pub rows: Vec<LpmRow>,
+    /// Update visibility at the largest table.
+    pub visibility: Option<LpmVisibility>,
+    /// Transparent huge page state at the end.
+    pub huge_pages: String,
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let o = parse(args)?;
-    let pinned = pin(o.reader_core);
-    eprintln!("lpm: reader pinned to core {}: {pinned}; writer core {}", o.reader_core, o.writer_core);
+    let reader_pinned = pin(o.reader_core);
+    eprintln!("lpm: reader pinned to core {}: {reader_pinned}; writer core {}", o.reader_core, o.writer_core);
     let mut rows = Vec::new();
     let mut visibility = None;
     for (i, &n) in o.prefixes.iter().enumerate() {
         let last = i + 1 == o.prefixes.len();
         let (row, vis) = measure(&o, n, last)?;
         rows.push(row);
-        if vis.is_some() {
-            visibility = vis;
+        if let Some(v) = vis {
+            visibility = Some(summarize(v));
         }
     }
-    print_report(&o, &rows, visibility.as_ref());
+    let result = LpmResult {
+        secs: o.secs,
+        addresses: ADDRS,
+        next_hops: HOPS,
+        reader_pinned,
+        rows,
+        visibility,
+        huge_pages: huge_pages(),
+    };
+    print!("{}", result.markdown());
+    if let Some(path) = &o.json {
+        options::write_json(path, &result)?;
+    }
     Ok(())
 }
 
@@ -149,7 +215,22 @@ struct Visibility {
     samples: Vec<Duration>,
 }
 
-fn measure(o: &Options, n: usize, with_visibility: bool) -> anyhow::Result<(Row, Option<Visibility>)> {
+fn summarize(v: Visibility) -> LpmVisibility {
+    let mut s = v.samples;
+    s.sort();
+    let ns = |d: Duration| d.as_nanos() as u64;
+    let q = |f: f64| ns(s[((s.len() - 1) as f64 * f) as usize]);
+    LpmVisibility {
+        prefixes: v.prefixes,
+        samples: s.len(),
+        p50_ns: q(0.5),
+        p90_ns: q(0.9),
+        p99_ns: q(0.99),
+        max_ns: ns(s[s.len() - 1]),
+    }
+}
+
+fn measure(o: &Options, n: usize, with_visibility: bool) -> anyhow::Result<(LpmRow, Option<Visibility>)> {
     let mut rng = SplitMix64(0x00c0_ffee ^ n as u64);
     eprintln!("lpm: {n} prefixes: building");
     let routes = mixed_prefixes(&mut rng, n, &HashSet::new());
@@ -231,7 +312,7 @@ fn measure(o: &Options, n: usize, with_visibility: bool) -> anyhow::Result<(Row,
 
     let stats = fib.stats();
     let m = stats.memory;
-    let row = Row {
+    let row = LpmRow {
         prefixes: n,
         weft_single: weft_single_rate,
         weft_batch: weft_batch_rate,
@@ -406,74 +487,93 @@ fn mlps(rate: f64) -> String {
     format!("{:.1}", rate / 1e6)
 }
 
-fn print_report(o: &Options, rows: &[Row], vis: Option<&Visibility>) {
-    println!(
-        "### Lookups per second, one pinned core (M lookups/s, median of {ROUNDS} interleaved rounds)\n"
-    );
-    println!(
-        "| prefixes | weft single | weft batch {BATCH} | prefix-trie | batch / trie | single / trie \
-         | weft batch, hits | prefix-trie, hits | hits ratio |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {} | {} | {} | {:.1}x | {:.1}x | {} | {} | {:.1}x |",
-            r.prefixes,
-            mlps(r.weft_single),
-            mlps(r.weft_batch),
-            mlps(r.trie),
-            r.weft_batch / r.trie,
-            r.weft_single / r.trie,
-            mlps(r.weft_batch_hits),
-            mlps(r.trie_hits),
-            r.weft_batch_hits / r.trie_hits,
+impl LpmResult {
+    /// The result as markdown tables with a settings line.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let rows = &self.rows;
+        let _ = writeln!(
+            out,
+            "### Lookups per second, one pinned core (M lookups/s, median of {ROUNDS} interleaved rounds)\n"
         );
-    }
-    println!(
-        "\n### Under churn ({CHURN_PER_SEC} updates/s on another core, batched {BATCH}, medians of {CHURN_ROUNDS} alternating rounds)\n"
-    );
-    println!(
-        "| prefixes | quiet M/s | churn M/s | churn / quiet (median of per-round ratios) | updates/s applied | grace periods | apply 10k changes (one version) |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {} | {} | {:.3} | {:.0} | {} | {:.1} ms |",
-            r.prefixes,
-            mlps(r.churn_quiet),
-            mlps(r.churn_busy),
-            r.churn_ratio,
-            r.churn_updates_per_sec,
-            r.churn_grace_periods,
-            r.apply_10k_ms,
+        let _ = writeln!(
+            out,
+            "| prefixes | weft single | weft batch {BATCH} | prefix-trie | batch / trie | single / trie \
+             | weft batch, hits | prefix-trie, hits | hits ratio |"
         );
-    }
-    println!("\n### Memory per prefix (bytes)\n");
-    println!("| prefixes | weft lookup tables | weft total (with writer's route set) | prefix-trie |");
-    println!("|---:|---:|---:|---:|");
-    for r in rows {
-        println!("| {} | {:.0} | {:.0} | {:.0} |", r.prefixes, r.bytes_lookup, r.bytes_total, r.bytes_trie);
-    }
-    if let Some(v) = vis {
-        let mut s = v.samples.clone();
-        s.sort();
-        let q = |f: f64| s[((s.len() - 1) as f64 * f) as usize];
-        println!(
-            "\n### Update visibility ({} prefixes, {} samples: apply() of a /32 until a reader on \
-             another core sees it)\n",
-            v.prefixes,
-            s.len()
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.1}x | {:.1}x | {} | {} | {:.1}x |",
+                r.prefixes,
+                mlps(r.weft_single),
+                mlps(r.weft_batch),
+                mlps(r.trie),
+                r.weft_batch / r.trie,
+                r.weft_single / r.trie,
+                mlps(r.weft_batch_hits),
+                mlps(r.trie_hits),
+                r.weft_batch_hits / r.trie_hits,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Under churn ({CHURN_PER_SEC} updates/s on another core, batched {BATCH}, medians of {CHURN_ROUNDS} alternating rounds)\n"
         );
-        println!("| p50 | p90 | p99 | max |");
-        println!("|---:|---:|---:|---:|");
-        println!("| {:?} | {:?} | {:?} | {:?} |", q(0.5), q(0.9), q(0.99), s[s.len() - 1]);
+        let _ = writeln!(
+            out,
+            "| prefixes | quiet M/s | churn M/s | churn / quiet (median of per-round ratios) | updates/s applied | grace periods | apply 10k changes (one version) |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.3} | {:.0} | {} | {:.1} ms |",
+                r.prefixes,
+                mlps(r.churn_quiet),
+                mlps(r.churn_busy),
+                r.churn_ratio,
+                r.churn_updates_per_sec,
+                r.churn_grace_periods,
+                r.apply_10k_ms,
+            );
+        }
+        let _ = writeln!(out, "\n### Memory per prefix (bytes)\n");
+        let _ = writeln!(
+            out,
+            "| prefixes | weft lookup tables | weft total (with writer's route set) | prefix-trie |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|");
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {:.0} |",
+                r.prefixes, r.bytes_lookup, r.bytes_total, r.bytes_trie
+            );
+        }
+        if let Some(v) = &self.visibility {
+            let d = |ns: u64| format!("{:?}", Duration::from_nanos(ns));
+            let _ = writeln!(
+                out,
+                "\n### Update visibility ({} prefixes, {} samples: apply() of a /32 until a reader on \
+                 another core sees it)\n",
+                v.prefixes, v.samples
+            );
+            let _ = writeln!(out, "| p50 | p90 | p99 | max |");
+            let _ = writeln!(out, "|---:|---:|---:|---:|");
+            let _ =
+                writeln!(out, "| {} | {} | {} | {} |", d(v.p50_ns), d(v.p90_ns), d(v.p99_ns), d(v.max_ns));
+        }
+        let _ = writeln!(
+            out,
+            "\nsettings: --secs {} per measurement, {} random addresses, mix 85% /24, 10% /16-/23, \
+             5% /25-/32, {} next hops; {}",
+            self.secs, self.addresses, self.next_hops, self.huge_pages
+        );
+        out
     }
-    println!(
-        "\nsettings: --secs {} per measurement, {ADDRS} random addresses, mix 85% /24, 10% /16-/23, \
-         5% /25-/32, {HOPS} next hops; {}",
-        o.secs,
-        huge_pages()
-    );
 }
 
 /// The process's transparent huge pages, which decide how often random tbl24 loads miss the

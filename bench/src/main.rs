@@ -5,13 +5,19 @@
 mod control;
 mod core;
 mod lpm;
+mod machine;
 mod options;
+mod report;
+mod stats;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: weft-bench <suite> [options]
 
-suites:
+  all      every suite below, one after another, then bench/results/REPORT.md, SVG plots and
+           results.json (what `make bench` runs; weft-bench all --help)
+
+suites (each takes --json FILE to write its raw figures):
   core     the forwarding pipeline on in-memory replay ports, per path, against a touch-only
            floor (weft-bench core --help)
   control  etcd lease sync time and lease-put -> route convergence against a real etcd
@@ -29,6 +35,7 @@ fn main() -> ExitCode {
         Some("control") => control::run(&rest),
         Some("core") => core::run_suite(&rest),
         Some("lpm") => lpm::run(&rest),
+        Some("all") => report::run(&rest),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

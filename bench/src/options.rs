@@ -32,3 +32,9 @@ pub fn value<T: FromStr>(flag: &str, value: &str, usage: &str) -> anyhow::Result
 pub fn list<T: FromStr>(flag: &str, value: &str, usage: &str) -> anyhow::Result<Vec<T>> {
     value.split(',').map(|v| self::value(flag, v, usage)).collect()
 }
+
+/// Writes `value` as pretty JSON to `path` (the `--json FILE` every suite takes).
+pub fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("--json: cannot write {}", path.display()))
+}

@@ -1,0 +1,49 @@
+//! Everything one `weft-bench all` run measured: the JSON file next to REPORT.md.
+
+use serde::{Deserialize, Serialize};
+
+use super::criterion::MicroBench;
+use crate::control::ControlResult;
+use crate::core::CoreResult;
+use crate::lpm::LpmResult;
+use crate::machine::Machine;
+
+/// How one suite went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteRun {
+    /// The suite's name (`weft-bench <name>`).
+    pub name: String,
+    /// The options it ran with.
+    pub args: Vec<String>,
+    /// Wall time, seconds.
+    pub secs: f64,
+    /// Why it failed, if it did (its last stderr lines).
+    pub error: Option<String>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// weft's version.
+    pub version: String,
+    /// `git describe --always --dirty` of the tree, when available.
+    pub commit: Option<String>,
+    /// Start, seconds since the Unix epoch.
+    pub started_unix: u64,
+    /// Wall time of the whole run, seconds.
+    pub secs: f64,
+    /// The machine, described at the start.
+    pub machine: Machine,
+    /// Load averages at the end.
+    pub load_end: [f64; 3],
+    /// The suites in the order they ran.
+    pub suites: Vec<SuiteRun>,
+    /// `cargo bench -p weft-encap` results found under target/criterion.
+    pub encap: Vec<MicroBench>,
+    /// `weft-bench core`.
+    pub core: Option<CoreResult>,
+    /// `weft-bench lpm`.
+    pub lpm: Option<LpmResult>,
+    /// `weft-bench control`.
+    pub control: Option<ControlResult>,
+}

@@ -1,0 +1,248 @@
+//! REPORT.md and its SVG plots from a [`Report`].
+
+use std::fmt::Write;
+use std::path::Path;
+
+use super::model::Report;
+use super::svg::{self, Series};
+
+/// The goal the core benchmark reports against: pipeline within this factor of the floor.
+const CORE_GOAL_RATIO: f64 = 3.0;
+
+/// One picture of the report: its file name and contents.
+pub struct Plot {
+    /// File name inside the results directory.
+    pub file: String,
+    /// SVG text.
+    pub svg: String,
+}
+
+fn core_plot(r: &Report) -> Option<Plot> {
+    let core = r.core.as_ref()?;
+    let cats: Vec<String> = core.paths.iter().map(|p| p.path.clone()).collect();
+    let series = [
+        Series { name: "weft pipeline".into(), values: core.paths.iter().map(|p| p.mpps()).collect() },
+        Series {
+            name: "touch-only floor".into(),
+            values: core.paths.iter().map(|p| p.floor_mpps()).collect(),
+        },
+    ];
+    Some(Plot {
+        file: "core_mpps.svg".into(),
+        svg: svg::bars("core: Mpps per path, one core, 64 B", "Mpps", &cats, &series),
+    })
+}
+
+fn lpm_plot(r: &Report) -> Option<Plot> {
+    let lpm = r.lpm.as_ref()?;
+    let cats: Vec<String> = lpm.rows.iter().map(|row| format!("{} prefixes", row.prefixes)).collect();
+    let m = |f: fn(&crate::lpm::LpmRow) -> f64| lpm.rows.iter().map(|row| f(row) / 1e6).collect();
+    let series = [
+        Series { name: "weft batch".into(), values: m(|row| row.weft_batch) },
+        Series { name: "weft single".into(), values: m(|row| row.weft_single) },
+        Series { name: "prefix-trie".into(), values: m(|row| row.trie) },
+        Series { name: "weft batch, churn".into(), values: m(|row| row.churn_busy) },
+    ];
+    Some(Plot {
+        file: "lpm_lookups.svg".into(),
+        svg: svg::bars("lpm: M lookups/s, random addresses", "M lookups/s", &cats, &series),
+    })
+}
+
+/// Every plot the report has data for.
+pub fn plots(r: &Report) -> Vec<Plot> {
+    [core_plot(r), lpm_plot(r)].into_iter().flatten().collect()
+}
+
+fn goals(r: &Report, out: &mut String) {
+    out.push_str("## Goals\n\n| goal | measured | met |\n|---|---|---|\n");
+    if let Some(core) = &r.core {
+        for p in &core.paths {
+            let _ = writeln!(
+                out,
+                "| core {}: within {CORE_GOAL_RATIO}x of the touch-only floor | {:.2}x ({:.2} vs {:.2} Mpps) | {} |",
+                p.path,
+                p.ratio(),
+                p.mpps(),
+                p.floor_mpps(),
+                if p.ratio() <= CORE_GOAL_RATIO {
+                    "yes".to_owned()
+                } else {
+                    format!("no, {:.0} % over", (p.ratio() / CORE_GOAL_RATIO - 1.0) * 100.0)
+                }
+            );
+        }
+    }
+    out.push('\n');
+}
+
+/// REPORT.md's text; `plots` are the pictures written next to it.
+pub fn markdown(r: &Report, plots: &[Plot]) -> String {
+    let mut out = String::from("# weft benchmark report\n\n");
+    let _ = writeln!(
+        out,
+        "weft {}{}, written by `make bench` (`weft-bench all`) in {:.0} s. Every figure below was measured \
+         in this run; the raw numbers are in `results.json`.\n",
+        r.version,
+        r.commit.as_ref().map_or(String::new(), |c| format!(" ({c})")),
+        r.secs
+    );
+    let _ = writeln!(out, "**Machine:** {}.\n", r.machine.markdown());
+    let _ = writeln!(
+        out,
+        "Load average at the end: {:.2} / {:.2} / {:.2}. On a shared or small machine the absolute rates \
+         are pessimistic and noisy; ratios measured in the same run (weft vs floor, weft vs kernel, weft \
+         vs prefix-trie) are the meaningful figures.\n",
+        r.load_end[0], r.load_end[1], r.load_end[2]
+    );
+    out.push_str("| suite | options | wall s | status |\n|---|---|---:|---|\n");
+    for s in &r.suites {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {:.0} | {} |",
+            s.name,
+            s.args.join(" "),
+            s.secs,
+            s.error
+                .as_ref()
+                .map_or("ok".to_owned(), |e| format!("FAILED: {}", e.replace('\n', " ").replace('|', "/")))
+        );
+    }
+    out.push('\n');
+    goals(r, &mut out);
+    let pic = |out: &mut String, file: &str| {
+        if plots.iter().any(|p| p.file == file) {
+            let _ = writeln!(out, "![{file}]({file})\n");
+        }
+    };
+    if let Some(core) = &r.core {
+        out.push_str("## core: the forwarding pipeline on one core\n\n");
+        out.push_str(&core.markdown());
+        out.push('\n');
+        pic(&mut out, "core_mpps.svg");
+    }
+    if let Some(lpm) = &r.lpm {
+        out.push_str("## lpm: FIB lookups against prefix-trie\n\n");
+        out.push_str(&lpm.markdown());
+        out.push('\n');
+        pic(&mut out, "lpm_lookups.svg");
+    }
+    if let Some(control) = &r.control {
+        out.push_str("## control: etcd sync and convergence\n\n");
+        out.push_str(&control.markdown());
+        out.push('\n');
+    }
+    if !r.encap.is_empty() {
+        out.push_str(
+            "## encap micro-benchmarks (`cargo bench -p weft-encap`, criterion, mean per packet)\n\n",
+        );
+        out.push_str("| benchmark | ns/packet | 95 % CI |\n|---|---:|---|\n");
+        for b in &r.encap {
+            let _ =
+                writeln!(out, "| {} | {:.1} | {:.1}–{:.1} |", b.id, b.ns_per_packet, b.ci_ns[0], b.ci_ns[1]);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes REPORT.md, the plots and results.json into `dir`.
+pub fn write(dir: &Path, r: &Report) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let plots = plots(r);
+    for p in &plots {
+        std::fs::write(dir.join(&p.file), &p.svg).with_context(|| format!("cannot write {}", p.file))?;
+    }
+    std::fs::write(dir.join("REPORT.md"), markdown(r, &plots)).context("cannot write REPORT.md")?;
+    crate::options::write_json(&dir.join("results.json"), r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{CorePath, CoreResult};
+    use crate::machine::Machine;
+    use crate::report::model::SuiteRun;
+
+    fn report() -> Report {
+        let path = |name: &str, ns: f64, floor: f64| CorePath {
+            path: name.into(),
+            ns_per_packet: ns,
+            floor_ns_per_packet: floor,
+            rounds_ns: vec![ns],
+            floor_rounds_ns: vec![floor],
+        };
+        Report {
+            version: "0.1.0".into(),
+            commit: Some("abc123".into()),
+            started_unix: 0,
+            secs: 42.0,
+            machine: Machine::describe(),
+            load_end: [1.0, 2.0, 3.0],
+            suites: vec![
+                SuiteRun { name: "core".into(), args: vec![], secs: 40.0, error: None },
+                SuiteRun {
+                    name: "lpm".into(),
+                    args: vec![],
+                    secs: 2.0,
+                    error: Some("exit status: 1: boom".into()),
+                },
+            ],
+            encap: Vec::new(),
+            core: Some(CoreResult {
+                routes: 100_000,
+                flows: 10_000,
+                batch: 64,
+                frame_bytes: 64,
+                core: 1,
+                secs: 1.0,
+                rounds: 3,
+                cpu_mhz: Some(2000.0),
+                paths: vec![path("host-gw", 50.0, 20.0), path("vxlan-encap", 80.0, 20.0)],
+            }),
+            lpm: None,
+            control: None,
+        }
+    }
+
+    #[test]
+    fn the_report_states_goals_met_and_missed_by_how_much() {
+        let r = report();
+        let text = markdown(&r, &plots(&r));
+        assert!(
+            text.contains(
+                "| core host-gw: within 3x of the touch-only floor | 2.50x (20.00 vs 50.00 Mpps) | yes |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| core vxlan-encap: within 3x of the touch-only floor | 4.00x (12.50 vs 50.00 Mpps) | no, 33 % over |"), "{text}");
+        // cycles at the nominal clock: 50 ns * 2 GHz.
+        assert!(text.contains("| host-gw | 20.00 | 50.0 | 100 |"), "{text}");
+    }
+
+    #[test]
+    fn a_failed_suite_is_reported_and_missing_results_have_no_section_or_plot() {
+        let r = report();
+        let plots = plots(&r);
+        assert_eq!(plots.iter().map(|p| p.file.as_str()).collect::<Vec<_>>(), ["core_mpps.svg"]);
+        let text = markdown(&r, &plots);
+        assert!(text.contains("| lpm | `` | 2 | FAILED: exit status: 1: boom |"), "{text}");
+        assert!(text.contains("![core_mpps.svg](core_mpps.svg)"));
+        assert!(!text.contains("## lpm") && !text.contains("lpm_lookups.svg"));
+        assert!(text.contains(&r.machine.kernel), "the machine is described");
+    }
+
+    #[test]
+    fn write_puts_report_plots_and_json_that_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = report();
+        write(dir.path(), &r).unwrap();
+        for f in ["REPORT.md", "core_mpps.svg", "results.json"] {
+            assert!(dir.path().join(f).is_file(), "{f}");
+        }
+        let back: Report =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+        assert_eq!(back.core.unwrap().paths[1].ns_per_packet, 80.0);
+    }
+}
