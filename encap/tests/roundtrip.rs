@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
+use weft_encap::tunnel::ecn;
 use weft_encap::wire::ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 use weft_encap::wire::udp::UdpPacket;
 use weft_encap::{
@@ -44,8 +45,8 @@ fn any_frame() -> impl Strategy<Value = Vec<u8>> {
 
 /// A well-formed Ethernet + IPv4 frame (IPIP carries IPv4 only), maybe padded.
 fn ipv4_frame() -> impl Strategy<Value = Vec<u8>> {
-    (addr(), addr(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..1480), 0usize..8).prop_map(
-        |(src, dst, proto, payload, pad)| {
+    (addr(), addr(), any::<u8>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..1480), 0usize..8)
+        .prop_map(|(src, dst, proto, tos, payload, pad)| {
             let mut f = vec![0u8; 14 + 20 + payload.len() + pad];
             f[12] = 0x08;
             Ipv4Repr {
@@ -54,15 +55,14 @@ fn ipv4_frame() -> impl Strategy<Value = Vec<u8>> {
                 protocol: IpProtocol(proto),
                 payload_len: payload.len() as u16,
                 ttl: 64,
-                tos: 0,
+                tos,
                 ident: 0,
                 dont_frag: true,
             }
             .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..]));
             f[34..34 + payload.len()].copy_from_slice(&payload);
             f
-        },
-    )
+        })
 }
 
 fn place(frame: &[u8]) -> (Vec<u8>, Span) {
@@ -89,7 +89,9 @@ proptest! {
         prop_assert_eq!(&inner[..6], &p.inner_dst_mac.0[..]);
         prop_assert_eq!(&inner[6..12], &p.inner_src_mac.0[..]);
         prop_assert_eq!(&inner[12..], &frame[12..]);
-        prop_assert_eq!((d.outer_src, d.outer_tos), (p.src_ip, p.tos));
+        // Outer DSCP from the template, ECN from the inner packet (RFC 6040).
+        let want_tos = (p.tos & !ecn::MASK) | ecn::encapsulate(ecn::inner_ecn(&frame));
+        prop_assert_eq!((d.outer_src, d.outer_tos), (p.src_ip, want_tos));
     }
 
     #[test]
@@ -106,6 +108,7 @@ proptest! {
         prop_assert_eq!(d.frame.len, 14 + ip_len);
         prop_assert_eq!(&buf[d.frame.start + 14..d.frame.end()], &frame[14..14 + ip_len]);
         prop_assert_eq!(d.outer_src, src_ip);
+        prop_assert_eq!(d.outer_tos, (tos & !ecn::MASK) | ecn::encapsulate(frame[15]));
     }
 
     #[test]

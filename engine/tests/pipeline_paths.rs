@@ -262,6 +262,67 @@ fn ipip_from_a_peer_is_decapsulated_and_delivered_to_the_pod() {
     assert_eq!(n.count("ipip_decap"), 1);
 }
 
+/// `frame` with its IPv4 header (at `at`) carrying ECN field `ecn`, checksum refilled.
+fn with_ecn(frame: &[u8], at: usize, ecn: u8) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let mut ip = Ipv4Packet::new_unchecked(&mut f[at..]);
+    let tos = ip.tos();
+    ip.set_tos((tos & !0b11) | ecn);
+    ip.fill_checksum();
+    f
+}
+
+#[test]
+fn an_outer_ce_mark_reaches_ecn_capable_inner_packets_and_drops_the_others() {
+    use weft_encap::tunnel::ecn::{CE, ECT0, ECT1, NOT_ECT};
+    for (backend, outer) in [(Backend::FLANNEL_VXLAN, 0usize), (Backend::Ipip, 1)] {
+        let tunnel = |inner: &[u8]| match outer {
+            0 => vxlan_from_b(inner, Vni::FLANNEL, 8472),
+            _ => ipip_from_b(inner),
+        };
+        let mut n = Node::new(backend, false);
+        for (inner_ecn, outer_ecn, delivered_ecn) in [
+            (ECT0, CE, Some(CE)),
+            (ECT1, CE, Some(CE)),
+            (ECT0, ECT1, Some(ECT1)),
+            (NOT_ECT, ECT0, Some(NOT_ECT)),
+            (NOT_ECT, CE, None),
+        ] {
+            let inner = with_ecn(&inner_to_pod1(), 14, inner_ecn);
+            let sent = with_ecn(&tunnel(&inner), 14, outer_ecn);
+            match (n.run(UPLINK, &sent), delivered_ecn) {
+                (Out::Tx(port, got), Some(want)) => {
+                    assert_eq!(port, pod(1).2);
+                    assert_eq!(
+                        ip(&got, 14).tos() & 0b11,
+                        want,
+                        "{backend:?} inner {inner_ecn} outer {outer_ecn}"
+                    );
+                    assert_eq!(got, forwarded(&with_ecn(&inner, 14, want), pod(1).1, GATEWAY_MAC));
+                }
+                (Out::Drop(r), None) => assert_eq!(r, "ecn_ce_not_ect"),
+                (other, want) => {
+                    panic!("{backend:?} inner {inner_ecn} outer {outer_ecn}: {other:?}, want {want:?}")
+                }
+            }
+        }
+        assert_eq!(n.drops["ecn_ce_not_ect"], 1);
+    }
+}
+
+#[test]
+fn encapsulation_copies_the_inner_ecn_to_the_outer_header_and_never_copies_ce() {
+    use weft_encap::tunnel::ecn::{CE, ECT0, ECT1, NOT_ECT};
+    for backend in [Backend::FLANNEL_VXLAN, Backend::Ipip] {
+        let mut n = Node::new(backend, false);
+        for (inner_ecn, outer_ecn) in [(NOT_ECT, NOT_ECT), (ECT0, ECT0), (ECT1, ECT1), (CE, ECT0)] {
+            let sent = with_ecn(&from_pod(0, REMOTE_POD, 64, 18), 14, inner_ecn);
+            let Out::Tx(_, got) = n.run(pod(0).2, &sent) else { panic!("{backend:?}: not forwarded") };
+            assert_eq!(ip(&got, 14).tos() & 0b11, outer_ecn, "{backend:?} inner {inner_ecn}");
+        }
+    }
+}
+
 #[test]
 fn host_gw_arrival_for_our_subnet_is_delivered_to_the_pod() {
     let mut n = Node::new(Backend::HostGw, false);

@@ -11,6 +11,7 @@
 
 use core::net::Ipv4Addr;
 
+use super::ecn;
 use super::{
     DecapError, EncapError, OuterHeaders, OuterIpv4, Span, check_headroom, outer_ipv4, patch_outer_ipv4,
 };
@@ -89,11 +90,12 @@ impl IpipTemplate {
             .map_err(|e| EncapError::Inner(e.at(Layer::InnerIpv4)))?;
         let ip_len = u16::try_from(ipv4::HEADER_LEN + usize::from(inner.total_len()))
             .map_err(|_| EncapError::TooLong)?;
+        let ecn = ecn::encapsulate(inner.tos());
 
         let out = span.start - OVERHEAD;
         let frame = &mut buf[out..];
         frame[..OUTER_LEN].copy_from_slice(&self.outer);
-        patch_outer_ipv4(frame, self.ip_sum, ip_len, ident);
+        patch_outer_ipv4(frame, self.ip_sum, ip_len, ident, ecn);
         Ok(Span::new(out, ethernet::HEADER_LEN + usize::from(ip_len)))
     }
 }

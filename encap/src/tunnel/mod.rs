@@ -12,6 +12,7 @@
 //! copies the template and patches the lengths, the IPv4 identification and the UDP
 //! source port.
 
+pub mod ecn;
 pub mod flow_hash;
 pub mod ipip;
 pub mod vxlan;
@@ -115,11 +116,13 @@ fn check_headroom(buf_len: usize, span: Span, need: usize) -> Result<(), EncapEr
 }
 
 /// Offsets of the outer IPv4 fields a template patches per packet.
+const IP_TOS: usize = ethernet::HEADER_LEN + 1;
 const IP_TOTAL_LEN: usize = ethernet::HEADER_LEN + 2;
 const IP_IDENT: usize = ethernet::HEADER_LEN + 4;
 const IP_CHECKSUM: usize = ethernet::HEADER_LEN + 10;
 
-/// The outer Ethernet + option-less IPv4 headers every tunnel template starts with.
+/// The outer Ethernet + option-less IPv4 headers every tunnel template starts with. The
+/// TOS byte's ECN bits are left zero: each packet's come from its inner packet ([`ecn`]).
 #[derive(Debug, Clone, Copy)]
 struct OuterHeaders {
     src_mac: MacAddr,
@@ -146,7 +149,7 @@ impl OuterHeaders {
             protocol: self.protocol,
             payload_len: 0,
             ttl: self.ttl,
-            tos: self.tos,
+            tos: self.tos & !ecn::MASK,
             ident: 0,
             dont_frag: self.dont_frag,
         }
@@ -158,12 +161,19 @@ impl OuterHeaders {
 }
 
 /// Patches the per-packet outer IPv4 fields of a frame whose first 34 bytes are a
-/// template's outer headers.
+/// template's outer headers: total length, identification, the ECN bits (`ecn`, from
+/// [`ecn::encapsulate`]; the template's are zero) and the checksum.
 #[inline(always)]
-fn patch_outer_ipv4(frame: &mut [u8], ip_sum: u32, total_len: u16, ident: u16) {
+fn patch_outer_ipv4(frame: &mut [u8], ip_sum: u32, total_len: u16, ident: u16, ecn: u8) {
     put_u16(frame, IP_TOTAL_LEN, total_len);
     put_u16(frame, IP_IDENT, ident);
-    put_u16(frame, IP_CHECKSUM, !checksum::fold(ip_sum + u32::from(total_len) + u32::from(ident)));
+    // TOS is the low byte of the header's first word, so ECN adds to the sum as is.
+    frame[IP_TOS] |= ecn;
+    put_u16(
+        frame,
+        IP_CHECKSUM,
+        !checksum::fold(ip_sum + u32::from(total_len) + u32::from(ident) + u32::from(ecn)),
+    );
 }
 
 /// The validated outer headers of a received tunnel frame.

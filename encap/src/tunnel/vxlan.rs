@@ -10,6 +10,7 @@
 
 use core::net::Ipv4Addr;
 
+use super::ecn;
 use super::flow_hash::{SourcePortRange, ethernet_flow_hash};
 use super::{
     DecapError, EncapError, OuterHeaders, OuterIpv4, Span, check_headroom, outer_ipv4, patch_outer_ipv4,
@@ -154,12 +155,13 @@ impl VxlanTemplate {
         let ip_len = u16::try_from(ip_len).map_err(|_| EncapError::TooLong)?;
         let udp_len = ip_len - ipv4::HEADER_LEN as u16;
         let src_port = self.params.src_ports.pick(ethernet_flow_hash(&buf[span.start..span.end()]));
+        let ecn = ecn::encapsulate(ecn::inner_ecn(&buf[span.start..span.end()]));
 
         buf[span.start..span.start + 12].copy_from_slice(&self.inner_macs);
         let out = span.start - OVERHEAD;
         let frame = &mut buf[out..span.end()];
         frame[..OVERHEAD].copy_from_slice(&self.outer);
-        patch_outer_ipv4(frame, self.ip_sum, ip_len, ident);
+        patch_outer_ipv4(frame, self.ip_sum, ip_len, ident, ecn);
         put_u16(frame, UDP_SRC_PORT, src_port);
         put_u16(frame, UDP_LEN, udp_len);
         if self.params.udp_checksum {

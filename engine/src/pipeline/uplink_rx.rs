@@ -4,8 +4,10 @@
 //!   a lease -> the inner frame (50 bytes stripped);
 //! - IPIP: protocol 4 to our PublicIP from a peer -> the inner packet (20 bytes stripped);
 //! - plain IPv4 to our pod subnet (host-gw arrival);
+//! - decapsulated packets take the outer ECN mark as RFC 6040 says (`weft_encap::tunnel::ecn`);
 //! - anything else is `not_for_us`.
 
+use weft_encap::tunnel::ecn;
 use weft_encap::wire::ipv4::IpProtocol;
 use weft_encap::{DecapError, IpipDecapConfig, Span};
 
@@ -40,14 +42,14 @@ pub(crate) fn classify(cfg: &PipelineConfig, peers: &PeerSet, f: &mut FrameMut<'
         };
     }
     let span = Span::new(f.offset(), f.len());
-    let (inner, src, path) = match (proto, cfg.vxlan) {
+    let (inner, src, outer_tos, path) = match (proto, cfg.vxlan) {
         (IpProtocol::UDP, Some(vx)) => match vx.decap(f.chunk_mut(), span) {
-            Ok(v) => (v.inner, v.outer_src, PathCounter::VxlanDecap),
+            Ok(v) => (v.inner, v.outer_src, v.outer_tos, PathCounter::VxlanDecap),
             Err(e) => return decap_drop(e).into(),
         },
         (IpProtocol::IPIP, _) if cfg.ipip => {
             match (IpipDecapConfig { local_ip: cfg.public_ip }).decap(f.chunk_mut(), span) {
-                Ok(v) => (v.frame, v.outer_src, PathCounter::IpipDecap),
+                Ok(v) => (v.frame, v.outer_src, v.outer_tos, PathCounter::IpipDecap),
                 Err(e) => return decap_drop(e).into(),
             }
         }
@@ -58,6 +60,9 @@ pub(crate) fn classify(cfg: &PipelineConfig, peers: &PeerSet, f: &mut FrameMut<'
     }
     if !f.set_bounds(inner.start, inner.len) {
         return DropReason::Truncated.into();
+    }
+    if ecn::decapsulate_in_place(outer_tos, f.data_mut()).is_err() {
+        return DropReason::EcnCeNotEct.into();
     }
     ipv4_frame(f, Origin::UplinkTunnel(path))
 }

@@ -79,6 +79,8 @@ drop_reasons! {
     NeighbourUnresolved = "neighbour_unresolved", "the underlay next hop's MAC is not resolved yet; resolution requested";
     /// VXLAN or IPIP from an outer source that holds no lease.
     TunnelUnknownPeer = "tunnel_unknown_peer", "VXLAN/IPIP from a source address that holds no lease";
+    /// Outer CE over an inner packet that is not ECN-capable (RFC 6040 says drop).
+    EcnCeNotEct = "ecn_ce_not_ect", "tunnel packet marked CE outside around a not-ECN-capable inner packet (RFC 6040: drop)";
     /// VXLAN to our port with another VNI.
     VxlanWrongVni = "vxlan_wrong_vni", "VXLAN frame for a VNI that is not ours";
     /// VXLAN header flags wrong (I flag clear or reserved bits set).
