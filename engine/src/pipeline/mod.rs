@@ -29,6 +29,8 @@ mod icmp;
 mod learn;
 mod peers;
 mod pod_rx;
+#[cfg(test)]
+mod pod_worker_tests;
 mod programmer;
 pub mod sample;
 mod uplink_rx;
