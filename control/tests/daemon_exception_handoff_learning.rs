@@ -91,7 +91,20 @@ fn ping_until(ns: &Netns, to: &str, within: Duration) -> bool {
     }
 }
 
-/// Node A (`a`), a pod behind weft on A (`p`, 198.19.1.5, host end `{stem}h`)
+/// A pod namespace `{stem}{role}` whose veth (host end `{stem}{role}h`, in
+/// `node`) is a weft pod port, with address `ip`/24, weft as its gateway and
+/// checksums computed in software; `macs`: (host end, pod end).
+fn pod_behind(node: &Netns, stem: &str, role: char, ip: &str, macs: (&str, &str)) -> Result<Netns> {
+    let ns = Netns::new(&format!("{stem}{role}"))?;
+    let (host, pod) = (format!("{stem}{role}h"), format!("{stem}{role}e"));
+    veth_between(node, &host, macs.0, &ns, &pod, macs.1)?;
+    ns.exec(&["ethtool", "-K", &pod, "tx", "off"])?;
+    ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", &pod])?;
+    ns.ip(&["route", "add", "default", "via", "198.19.1.1"])?;
+    Ok(ns)
+}
+
+/// Node A (`a`), a pod behind weft on A (`p`, 198.19.1.5, host end `{stem}ph`)
 /// and node B (`b`, 198.18.0.12) on A's uplink, B's kernel routing the pod
 /// subnet to A (host-gw) and carrying pod `q` (198.19.2.5).
 struct Lab {
@@ -111,7 +124,6 @@ impl Lab {
         let stem = stem();
         let a = Netns::new(&format!("{stem}a"))?;
         let b = Netns::new(&format!("{stem}b"))?;
-        let pa = Netns::new(&format!("{stem}p"))?;
         let pb = Netns::new(&format!("{stem}q"))?;
         let (up, up_b) = (format!("{stem}u"), format!("{stem}v"));
         let q = queues.to_string();
@@ -147,11 +159,8 @@ impl Lab {
         b.exec(&["ethtool", "-K", &up_b, "tx", "off"])?;
         b.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         b.ip(&["route", "add", "198.19.1.0/24", "via", "198.18.0.11", "dev", &up_b])?;
-        let (host, pod) = (format!("{stem}h"), format!("{stem}e"));
-        veth_between(&a, &host, "02:00:00:2a:01:01", &pa, &pod, POD_A_MAC)?;
-        pa.exec(&["ethtool", "-K", &pod, "tx", "off"])?;
-        pa.ip(&["addr", "add", "198.19.1.5/24", "dev", &pod])?;
-        pa.ip(&["route", "add", "default", "via", "198.19.1.1"])?;
+        let host = format!("{stem}ph");
+        let pa = pod_behind(&a, &stem, 'p', "198.19.1.5", ("02:00:00:2a:01:01", POD_A_MAC))?;
         let (kb, podb) = (format!("{stem}k"), format!("{stem}f"));
         veth_between(&b, &kb, "02:00:00:2a:02:01", &pb, &podb, "02:00:00:2a:02:02")?;
         b.ip(&["addr", "add", "198.19.2.1/24", "dev", &kb])?;
@@ -375,11 +384,8 @@ fn a_pod_attached_without_a_mac_is_reachable_once_its_first_frame_taught_weft_th
     assert!(daemon.log().contains("pod MAC learned"), "{}", daemon.log());
 
     // A rebuild of the pod worker (another pod added) keeps the learned MAC.
-    let pc = Netns::new(&format!("{}c", lab.stem))?;
-    let (host, pod) = (format!("{}i", lab.stem), format!("{}g", lab.stem));
-    veth_between(&lab.a, &host, "02:00:00:2a:03:01", &pc, &pod, "02:00:00:2a:03:02")?;
-    pc.ip(&["addr", "add", "198.19.1.6/24", "dev", &pod])?;
-    pc.ip(&["route", "add", "default", "via", "198.19.1.1"])?;
+    let _pc = pod_behind(&lab.a, &lab.stem, 'c', "198.19.1.6", ("02:00:00:2a:03:01", "02:00:00:2a:03:02"))?;
+    let host = format!("{}ch", lab.stem);
     let out = netns::daemon::cli(&[
         "pod",
         "add",

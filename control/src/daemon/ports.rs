@@ -268,16 +268,17 @@ impl Dataplane {
         cfg
     }
 
+    /// Starts the worker of uplink queue `queue` (`weft-q<queue>`, on its core).
     fn spawn(
         &self,
-        name: &str,
-        core: Option<usize>,
+        queue: u32,
         pool: FramePool,
         ports: Vec<Box<dyn Port>>,
         info: Vec<PortInfo>,
         processor: Processor,
-        queue: u32,
     ) -> Result<Running, DaemonError> {
+        let name = &format!("weft-q{queue}");
+        let core = self.workers_cfg.core_of(queue);
         let paths = processor.counters().clone();
         let mut worker = Worker::new(self.worker_config(name, core), pool, ports, processor)?;
         if let Some(endpoint) = self.mesh.get(queue as usize) {
@@ -351,13 +352,12 @@ impl Dataplane {
                 ports.push(port);
                 infos.push(info);
             }
-            let name = format!("weft-q{queue}");
             let pipeline = if queue == 0 {
                 dp.fwd.pipeline(dp.exception.as_ref().map(|e| e.port), Vec::new(), None)
             } else {
                 dp.fwd.pipeline(None, Vec::new(), Some(POD_WORKER))
             };
-            let running = dp.spawn(&name, workers.core_of(queue), pool, ports, infos, pipeline, queue)?;
+            let running = dp.spawn(queue, pool, ports, infos, pipeline)?;
             dp.uplink_workers.push(running);
         }
         tracing::info!(
@@ -510,7 +510,7 @@ impl Dataplane {
         }
         self.fwd.program(&updates);
         let pipeline = self.fwd.pipeline(self.exception.as_ref().map(|e| e.port), pods, None);
-        let running = self.spawn("weft-q0", self.workers_cfg.core_of(0), pool, ports, info, pipeline, 0)?;
+        let running = self.spawn(0, pool, ports, info, pipeline)?;
         self.uplink_workers.insert(0, running);
         Ok(())
     }

@@ -429,13 +429,11 @@ fn classify_learning(
     let step = classify(cfg, side, rx_port, f, &mut st.totals);
     let accepted = matches!(step, Step::Route(_) | Step::Done(Verdict::Tx(_)));
     let sent = st.learn_sent.get_mut(usize::from(rx_port.0));
-    if accepted && learn::learnable(src) && sent.as_ref().is_some_and(|s| !**s) {
-        if queue.push(LearnedMac { ip, mac: MacAddr(src) }) {
-            if let Some(s) = sent {
-                *s = true;
-            }
-            st.totals.bump(PathCounter::PodMacLearned);
-        }
+    if let Some(s) = sent.filter(|s| !**s && accepted && learn::learnable(src))
+        && queue.push(LearnedMac { ip, mac: MacAddr(src) })
+    {
+        *s = true;
+        st.totals.bump(PathCounter::PodMacLearned);
     }
     step
 }

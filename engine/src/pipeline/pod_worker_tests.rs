@@ -13,7 +13,8 @@ use super::sample::*;
 use super::{LearnedMac, LocalPod, Pipeline, PipelineConfig, RouteProgrammer, RouteUpdate, UNLEARNED_MAC};
 use crate::port::{FramePool, MemPort, Port};
 use crate::worker::{
-    DropReason, FrameProcessor, IdleStrategy, PortId, Verdict, Worker, WorkerConfig, WorkerId, handoff_mesh,
+    DropReason, FrameProcessor, HandoffEndpoint, IdleStrategy, PortId, Verdict, Worker, WorkerConfig,
+    WorkerHandle, WorkerId, handoff_mesh,
 };
 
 const POD_B: Ipv4Addr = Ipv4Addr::new(198, 19, 2, 5);
@@ -157,10 +158,18 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn busy(name: &str) -> WorkerConfig {
+/// A busy-polling worker in the hand-off mesh, started.
+fn start(
+    name: &str,
+    frames: u32,
+    ports: Vec<Box<dyn Port>>,
+    pipeline: Pipeline,
+    endpoint: HandoffEndpoint,
+) -> WorkerHandle<Pipeline> {
     let mut cfg = WorkerConfig::new(name);
     cfg.idle = IdleStrategy::BusyPoll;
-    cfg
+    let worker = Worker::new(cfg, FramePool::new(frames).unwrap(), ports, pipeline).unwrap();
+    worker.with_handoff(endpoint).spawn().unwrap()
 }
 
 #[test]
@@ -176,22 +185,9 @@ fn two_workers_deliver_uplink_queue_1_frames_through_the_pod_workers_port() {
         ports.push(Box::new(p));
         handles.push(h);
     }
-    let w0 = Worker::new(busy("wx-pw0"), FramePool::new(512).unwrap(), ports, owner)
-        .unwrap()
-        .with_handoff(mesh.next().unwrap())
-        .spawn()
-        .unwrap();
+    let w0 = start("wx-pw0", 512, ports, owner, mesh.next().unwrap());
     let (q1, h_q1) = MemPort::queue("q1", 256);
-    let w1 = Worker::new(
-        busy("wx-pw1"),
-        FramePool::new(256).unwrap(),
-        vec![Box::new(q1)],
-        queue_worker_pipeline(&prog),
-    )
-    .unwrap()
-    .with_handoff(mesh.next().unwrap())
-    .spawn()
-    .unwrap();
+    let w1 = start("wx-pw1", 256, vec![Box::new(q1)], queue_worker_pipeline(&prog), mesh.next().unwrap());
     for i in 0..40u8 {
         assert!(h_q1.inject(&to_pod(i % 2, 64)));
     }
@@ -214,16 +210,7 @@ fn a_full_pod_worker_ring_is_a_counted_drop_on_the_handing_worker() {
     // Worker 0 is in the mesh but never runs: its 8-frame inbox fills.
     let mut mesh = handoff_mesh(2, 8).into_iter().skip(1);
     let (q1, h_q1) = MemPort::queue("q1", 256);
-    let w1 = Worker::new(
-        busy("wx-pwf"),
-        FramePool::new(256).unwrap(),
-        vec![Box::new(q1)],
-        queue_worker_pipeline(&prog),
-    )
-    .unwrap()
-    .with_handoff(mesh.next().unwrap())
-    .spawn()
-    .unwrap();
+    let w1 = start("wx-pwf", 256, vec![Box::new(q1)], queue_worker_pipeline(&prog), mesh.next().unwrap());
     for _ in 0..30 {
         assert!(h_q1.inject(&to_pod(0, 64)));
     }
