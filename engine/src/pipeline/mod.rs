@@ -18,6 +18,13 @@
 //! once ([`MAX_BATCH`]), the FIB and the peer set are read lock-free once per batch, every drop
 //! is a [`DropReason`] and every other event a [`PathCounter`], published once per batch.
 //!
+//! Pods live on one worker (the pod worker). The workers of the other uplink queues finish a
+//! frame for a local pod up to its destination MAC and hand it to the pod worker
+//! ([`PipelineConfig::pod_worker`]), whose pipeline sets the pod port's source MAC in
+//! [`FrameProcessor::handed_in`]. A pod attached without a MAC has it learned from its first
+//! accepted frame (`learn.rs`, [`MacLearnQueue`]); until then frames to it are
+//! `pod_mac_unknown` drops.
+//!
 //! Routes are programmed by the control thread through [`RouteProgrammer`]
 //! (`programmer.rs`), which builds the encap templates and keeps the peer set and the next
 //! hops' neighbour MACs current.
