@@ -157,6 +157,12 @@ pub struct WorkerLine {
     pub fill_starved: u64,
     /// Transmits that found the ring full.
     pub tx_ring_full: u64,
+    /// Frames other workers handed to this one (for its pod ports).
+    #[serde(default)]
+    pub handoff_in: u64,
+    /// Frames this worker handed to another (the pod worker).
+    #[serde(default)]
+    pub handoff_out: u64,
 }
 
 /// Drops of one reason (or packets of one pipeline path), summed over workers.

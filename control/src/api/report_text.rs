@@ -71,15 +71,31 @@ impl fmt::Display for StatusReport {
         }
         let _ = writeln!(
             out,
-            "\nWORKERS\n{:<10} {:>5} {:>14} {:>14} {:>10} {:>12} {:>12}",
-            "NAME", "CORE", "LOOPS", "IDLE", "WAKEUPS", "FILL STARVED", "TX RING FULL"
+            "\nWORKERS\n{:<10} {:>5} {:>14} {:>14} {:>10} {:>12} {:>12} {:>11} {:>11}",
+            "NAME",
+            "CORE",
+            "LOOPS",
+            "IDLE",
+            "WAKEUPS",
+            "FILL STARVED",
+            "TX RING FULL",
+            "HANDOFF IN",
+            "HANDOFF OUT"
         );
         for w in &self.workers {
             let core = w.core.map_or("-".to_owned(), |c| c.to_string());
             let _ = writeln!(
                 out,
-                "{:<10} {:>5} {:>14} {:>14} {:>10} {:>12} {:>12}",
-                w.name, core, w.loops, w.idle_loops, w.wakeups, w.fill_starved, w.tx_ring_full
+                "{:<10} {:>5} {:>14} {:>14} {:>10} {:>12} {:>12} {:>11} {:>11}",
+                w.name,
+                core,
+                w.loops,
+                w.idle_loops,
+                w.wakeups,
+                w.fill_starved,
+                w.tx_ring_full,
+                w.handoff_in,
+                w.handoff_out
             );
         }
         for (title, what, unit, lines) in

@@ -18,10 +18,10 @@ use weft_encap::{UdpChecksumPolicy, Vni, VxlanDecapConfig};
 use weft_engine::fib::{FibConfig, FibStats, FibWriter, Ipv4Prefix};
 use weft_engine::neighbour::NeighbourTable;
 use weft_engine::pipeline::{
-    IcmpRateLimit, NodeConfig, PathCounts, Pipeline, PipelineConfig, PodPort, RouteProgrammer, RouteUpdate,
-    TunnelOptions,
+    ExceptionPort, IcmpRateLimit, MacLearnQueue, NodeConfig, PathCounts, Pipeline, PipelineConfig, PodPort,
+    RouteProgrammer, RouteUpdate, TunnelOptions, UNLEARNED_MAC,
 };
-use weft_engine::worker::PortId;
+use weft_engine::worker::{PortId, WorkerId};
 
 use super::DaemonError;
 use super::underlay::{link_info, link_mac, uplink_subnet};
@@ -112,6 +112,7 @@ impl Forwarding {
             ipip: backend.backend_type == BackendType::Ipip,
             exception: None,
             pods: Vec::new(),
+            pod_worker: None,
             icmp: IcmpRateLimit::default(),
         };
         Ok(Forwarding { programmer: Arc::new(Mutex::new(programmer)), base })
@@ -122,27 +123,38 @@ impl Forwarding {
         &self.programmer
     }
 
-    /// A pipeline for one worker serving `pods` (besides the uplink on port 0).
-    pub fn pipeline(&self, pods: Vec<(PortId, PodPort)>) -> Pipeline {
+    /// A pipeline for one worker (the uplink queue on port 0): the pod worker
+    /// gets the `exception` port and the `pods`; the others get no ports
+    /// besides the uplink and hand frames for local pods to `pod_worker`.
+    pub fn pipeline(
+        &self,
+        exception: Option<ExceptionPort>,
+        pods: Vec<(PortId, PodPort)>,
+        pod_worker: Option<WorkerId>,
+    ) -> Pipeline {
         let handles = lock(&self.programmer).handles();
         let mut cfg = self.base.clone();
+        cfg.exception = exception;
         cfg.pods = pods;
+        cfg.pod_worker = pod_worker;
         Pipeline::new(cfg, handles)
     }
 
-    /// The pipeline's view of a pod: its IP, its MAC (the Ethernet broadcast
-    /// address when the spec has none, see `pods.mac`), and the MAC of the
-    /// host end of its veth, which weft answers the pod's gateway ARP with.
-    pub fn pod_port(spec: &PodSpec) -> Result<PodPort, DaemonError> {
+    /// The pipeline's view of a pod: its IP, its MAC (`spec.mac`, else the
+    /// one `learned` from its traffic, else [`UNLEARNED_MAC`]: the pipeline
+    /// learns it from the pod's first frame and frames to the pod are
+    /// `pod_mac_unknown` drops until then), and the MAC of the host end of its
+    /// veth, which weft answers the pod's gateway ARP with.
+    pub fn pod_port(spec: &PodSpec, learned: Option<MacAddr>) -> Result<PodPort, DaemonError> {
         let gateway_mac = link_mac(spec.interface.as_str())?;
-        let mac = spec.mac.unwrap_or_else(|| {
-            tracing::warn!(
-                interface = %spec.interface,
-                "pod MAC unknown: frames to the pod go to ff:ff:ff:ff:ff:ff (give pods.mac / --mac)"
-            );
-            MacAddr([0xff; 6])
-        });
+        let mac = spec.mac.or(learned).unwrap_or(UNLEARNED_MAC);
         Ok(PodPort { ip: spec.ip, mac, gateway_mac })
+    }
+
+    /// The queue of pod MACs the workers learned (drained by
+    /// [`Dataplane::apply_learned`](super::Dataplane::apply_learned)).
+    pub fn learned(&self) -> Arc<MacLearnQueue> {
+        lock(&self.programmer).learned().clone()
     }
 
     /// Applies `updates` as one FIB version; a refusal is logged (the

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use weft_engine::pipeline::MacLearnQueue;
 use weft_engine::port::xdp_filter::FilterParams;
 
 pub use dataplane::{Forwarding, NeighbourTableSink, RouteState, RouteTableSink};
@@ -46,6 +47,8 @@ pub struct RunOptions {
 
 /// How often the neighbour resolver reads the kernel's tables.
 const NEIGHBOUR_REFRESH: Duration = Duration::from_secs(1);
+/// How often the queue of pod MACs learned by the workers is looked at.
+const LEARN_POLL: Duration = Duration::from_millis(10);
 /// How often a resolved neighbour is probed so the kernel keeps it fresh.
 const NEIGHBOUR_REPROBE: Duration = Duration::from_secs(30);
 
@@ -55,6 +58,9 @@ fn check_interfaces(config: &Config) -> Result<(), DaemonError> {
     let mut names = vec![("uplink.interface".to_owned(), uplink.interface.clone())];
     for (i, p) in config.pods.iter().enumerate() {
         names.push((format!("pods[{i}].interface"), p.interface.to_string()));
+    }
+    if let Some(ifname) = &config.exception.interface {
+        names.push(("exception.interface".to_owned(), ifname.clone()));
     }
     for (key, ifname) in names {
         if nix::net::if_::if_nametoindex(ifname.as_str()).is_err() {
@@ -161,10 +167,13 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         "uplink filter parameters"
     );
     let (uplink_cfg, workers_cfg, pods) = (uplink.clone(), config.workers.clone(), config.pods.clone());
-    let dataplane =
-        tokio::task::spawn_blocking(move || Dataplane::start(&uplink_cfg, &workers_cfg, params, fwd, &pods))
-            .await
-            .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;
+    let exception = config.exception.clone();
+    let learned = fwd.learned();
+    let dataplane = tokio::task::spawn_blocking(move || {
+        Dataplane::start(&uplink_cfg, &workers_cfg, &exception, params, fwd, &pods)
+    })
+    .await
+    .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;
 
     let shared = Arc::new(Shared {
         started: Instant::now(),
@@ -181,7 +190,7 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         neighbours: Default::default(),
         dataplane: Mutex::new(Some(dataplane)),
     });
-    let result = serve(&config, shared.clone(), programmer, agent, sink, stop_rx).await;
+    let result = serve(&config, shared.clone(), programmer, learned, agent, sink, stop_rx).await;
 
     let dp = dataplane::lock(&shared.dataplane).take();
     if let Some(dp) = dp {
@@ -198,6 +207,7 @@ async fn serve(
     config: &Config,
     shared: Arc<Shared>,
     programmer: dataplane::SharedProgrammer,
+    learned: Arc<MacLearnQueue>,
     agent: Option<Agent>,
     mut sink: RouteTableSink,
     stop: watch::Receiver<bool>,
@@ -223,6 +233,7 @@ async fn serve(
     if let Some(uplink) = &config.uplink {
         tasks.push(tokio::spawn(neighbours(uplink.interface.clone(), shared.clone(), programmer)));
     }
+    tasks.push(tokio::spawn(learn_pod_macs(shared.clone(), learned)));
     tracing::info!(node = %config.node.name, "weft running");
     let result = match agent {
         Some(agent) => agent.run(&mut sink, stopped(stop)).await.map_err(DaemonError::from),
@@ -282,5 +293,27 @@ async fn neighbours(iface: String, shared: Arc<Shared>, programmer: dataplane::S
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Programs the pod MACs the workers learn (pods attached without a MAC):
+/// looks at the queue every [`LEARN_POLL`] without a lock, and when events
+/// wait, applies them on a blocking thread (a `pod add` may hold the data
+/// plane for a moment).
+async fn learn_pod_macs(shared: Arc<Shared>, learned: Arc<MacLearnQueue>) {
+    let mut tick = tokio::time::interval(LEARN_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if learned.is_empty() {
+            continue;
+        }
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(dp) = dataplane::lock(&s.dataplane).as_mut() {
+                dp.apply_learned();
+            }
+        })
+        .await;
     }
 }

@@ -4,11 +4,25 @@
 //! One worker per uplink RX queue (`weft-q<i>`, pinned to `workers.cores[i]`),
 //! each running a [`Pipeline`](weft_engine::pipeline::Pipeline). The pipeline
 //! sends a pod's frame out of the uplink with `Verdict::Tx` on the same
-//! worker, so every pod port lives on the worker of queue 0 (port 0 is the
-//! uplink queue, pods are ports 1..): one worker does everything in the
-//! common single-queue case. Known gap: with more queues, frames for a pod
-//! that arrive on queue 1.. are dropped (their worker has no pod ports; no
-//! hand-off to queue 0 yet), so pods need `uplink.queues = 1`.
+//! worker, so every pod port lives on the worker of queue 0, the pod worker:
+//! port 0 is the uplink queue, port 1 the exception port when
+//! `[exception] interface` is set, the pods follow. One worker does
+//! everything in the common single-queue case.
+//!
+//! With `uplink.queues > 1` the workers of queues 1.. own only their uplink
+//! queue. A frame for a local pod that arrives there is decapsulated,
+//! TTL-decremented and addressed to the pod on that worker, then handed to
+//! the pod worker through the engine's hand-off ring (one bounded lock-free
+//! inbox per worker, [`HANDOFF_RING`] frames; a full ring is a counted
+//! `handoff_full` drop), which sets its port's source MAC and sends it.
+//! Status shows `handoff_out`/`handoff_in` per worker and the `pod_handoff`
+//! path.
+//!
+//! The exception port is a veth whose other end stays in the node's kernel
+//! stack: pod traffic to anywhere outside the cluster network is written to
+//! it (to the kernel end's MAC, read from sysfs), the kernel routes it, and
+//! what the kernel routes back to the pod subnet over that veth (replies,
+//! and the node's own traffic to its pods) is delivered to the pods.
 //!
 //! The engine's `Worker` takes its ports at construction, so `pod add|del`
 //! rebuilds the queue-0 worker: the new pod is opened first (a bad pod
@@ -31,19 +45,30 @@ use weft_engine::port::{
     open_uplink,
 };
 
-use weft_engine::pipeline::{LocalPod, PathCounts, PipelineCounters, RouteUpdate};
+use weft_engine::pipeline::{ExceptionPort, LocalPod, PathCounts, PipelineCounters, RouteUpdate};
 use weft_engine::worker::{
-    CounterSnapshot, DropReason, IdleStrategy, PortId, PortTotals, Worker, WorkerConfig, WorkerHandle,
+    CounterSnapshot, DropReason, HandoffEndpoint, IdleStrategy, PortId, PortTotals, Worker, WorkerConfig,
+    WorkerHandle, WorkerId, handoff_mesh,
 };
 
 use super::DaemonError;
 use super::dataplane::{Forwarding, Processor, add_paths};
+use super::underlay::{link_mac, veth_peer_mac};
 use crate::api::{PodLine, PortLine, WorkerLine};
-use crate::config::{IfName, PodSpec, PortBackend, UplinkSection, WorkersSection, XdpAttach};
+use crate::config::{
+    ExceptionSection, IfName, PodSpec, PortBackend, UplinkSection, WorkersSection, XdpAttach,
+};
+use crate::flannel::MacAddr;
 
 /// Frames a worker's pool holds per AF_XDP port: the socket's fill-ring
 /// target (1024, `XskConfig::new`) and as many again for frames in flight.
 const FRAMES_PER_PORT: u32 = 2048;
+
+/// Frames each worker's hand-off inbox holds (uplink queues > 1 only).
+pub const HANDOFF_RING: usize = 512;
+
+/// The pod worker (queue 0's) in the hand-off mesh.
+const POD_WORKER: WorkerId = WorkerId(0);
 
 /// What status shows about one port.
 #[derive(Debug, Clone)]
@@ -82,12 +107,31 @@ struct Running {
     ports: Vec<PortInfo>,
 }
 
-/// A pod port's lasting state: its spec and its XDP program.
+/// A pod port's lasting state: its spec, its XDP program, its port on the
+/// pod worker and the MAC learned from its traffic (when the spec has none).
 #[derive(Debug)]
 struct PodPort {
     spec: PodSpec,
     xdp: Option<XdpAttachment>,
     fallback: Option<String>,
+    port: PortId,
+    learned: Option<MacAddr>,
+}
+
+impl PodPort {
+    fn mac(&self) -> Option<MacAddr> {
+        self.spec.mac.or(self.learned)
+    }
+}
+
+/// The exception port's lasting state.
+#[derive(Debug)]
+struct Exception {
+    interface: String,
+    xdp: Option<XdpAttachment>,
+    fallback: Option<String>,
+    /// What the pipeline needs (our MAC on it, the kernel end's MAC).
+    port: ExceptionPort,
 }
 
 /// Counters of workers that were stopped (queue-0 worker rebuilds).
@@ -100,6 +144,8 @@ struct Retired {
     wakeups: u64,
     fill_starved: u64,
     tx_ring_full: u64,
+    handoff_in: u64,
+    handoff_out: u64,
     paths: PathCounts,
 }
 
@@ -121,6 +167,8 @@ impl Retired {
         self.wakeups += s.worker.wakeups;
         self.fill_starved += s.worker.fill_starved;
         self.tx_ring_full += s.worker.tx_ring_full;
+        self.handoff_in += s.worker.handoff_in;
+        self.handoff_out += s.worker.handoff_out;
     }
 }
 
@@ -168,7 +216,11 @@ pub struct Dataplane {
     fwd: Forwarding,
     uplink_workers: Vec<Running>,
     uplink_xdp: Option<XdpAttachment>,
+    exception: Option<Exception>,
     pods: BTreeMap<IfName, PodPort>,
+    /// Hand-off endpoints by queue (empty with one queue); the pod worker's
+    /// is reused by every rebuild, so frames in its inbox survive it.
+    mesh: Vec<HandoffEndpoint>,
     retired: Retired,
 }
 
@@ -216,27 +268,35 @@ impl Dataplane {
         cfg
     }
 
+    /// Starts the worker of uplink queue `queue` (`weft-q<queue>`, on its core).
     fn spawn(
         &self,
-        name: &str,
-        core: Option<usize>,
+        queue: u32,
         pool: FramePool,
         ports: Vec<Box<dyn Port>>,
         info: Vec<PortInfo>,
         processor: Processor,
     ) -> Result<Running, DaemonError> {
+        let name = &format!("weft-q{queue}");
+        let core = self.workers_cfg.core_of(queue);
         let paths = processor.counters().clone();
-        let handle = Worker::new(self.worker_config(name, core), pool, ports, processor)?.spawn()?;
+        let mut worker = Worker::new(self.worker_config(name, core), pool, ports, processor)?;
+        if let Some(endpoint) = self.mesh.get(queue as usize) {
+            worker = worker.with_handoff(endpoint.clone());
+        }
+        let handle = worker.spawn()?;
         tracing::info!(worker = name, ?core, ports = ?info.iter().map(|p| &p.name).collect::<Vec<_>>(), "worker started");
         Ok(Running { name: name.to_owned(), core, handle, paths, ports: info })
     }
 
-    /// Opens every uplink queue with the filter of `params`, starts one
-    /// worker per queue with a pipeline built from `fwd`, then attaches
-    /// `pods`.
+    /// Opens every uplink queue with the filter of `params` and the
+    /// exception port when `exception` names one, starts one worker per queue
+    /// with a pipeline built from `fwd` (queues 1.. hand frames for pods to
+    /// queue 0's), then attaches `pods`.
     pub fn start(
         uplink: &UplinkSection,
         workers: &WorkersSection,
+        exception: &ExceptionSection,
         params: FilterParams,
         fwd: Forwarding,
         pods: &[PodSpec],
@@ -247,11 +307,17 @@ impl Dataplane {
             fwd,
             uplink_workers: Vec::new(),
             uplink_xdp: None,
+            exception: None,
             pods: BTreeMap::new(),
+            mesh: if uplink.queues > 1 {
+                handoff_mesh(u16::try_from(uplink.queues).unwrap_or(u16::MAX), HANDOFF_RING)
+            } else {
+                Vec::new()
+            },
             retired: Retired::default(),
         };
         for queue in 0..uplink.queues {
-            let mut pool = dp.pool(1)?;
+            let mut pool = dp.pool(if queue == 0 && exception.interface.is_some() { 2 } else { 1 })?;
             let cfg = dp.port_config(&uplink.interface, queue);
             let (port, info) = if queue == 0 {
                 let OpenedPort { port, xdp, fallback_reason } = open_uplink(&mut pool, &cfg, params)?;
@@ -279,9 +345,19 @@ impl Dataplane {
             if let Some(why) = &info.fallback {
                 tracing::warn!(interface = %uplink.interface, "uplink on AF_PACKET: {why}");
             }
-            let name = format!("weft-q{queue}");
-            let pipeline = dp.fwd.pipeline(Vec::new());
-            let running = dp.spawn(&name, workers.core_of(queue), pool, vec![port], vec![info], pipeline)?;
+            let mut ports = vec![port];
+            let mut infos = vec![info];
+            if let (0, Some(ifname)) = (queue, exception.interface.as_deref()) {
+                let (port, info) = dp.open_exception(&mut pool, ifname)?;
+                ports.push(port);
+                infos.push(info);
+            }
+            let pipeline = if queue == 0 {
+                dp.fwd.pipeline(dp.exception.as_ref().map(|e| e.port), Vec::new(), None)
+            } else {
+                dp.fwd.pipeline(None, Vec::new(), Some(POD_WORKER))
+            };
+            let running = dp.spawn(queue, pool, ports, infos, pipeline)?;
             dp.uplink_workers.push(running);
         }
         tracing::info!(
@@ -297,6 +373,37 @@ impl Dataplane {
             })?;
         }
         Ok(dp)
+    }
+
+    /// Opens the exception port `ifname` (port 1 of the pod worker) with an
+    /// XDP program that passes every frame to its socket.
+    fn open_exception(
+        &mut self,
+        pool: &mut FramePool,
+        ifname: &str,
+    ) -> Result<(Box<dyn Port>, PortInfo), DaemonError> {
+        let key = "exception.interface";
+        if nix::net::if_::if_nametoindex(ifname).is_err() {
+            return Err(DaemonError::NoSuchInterface { key: key.to_owned(), ifname: ifname.to_owned() });
+        }
+        let our_mac = link_mac(ifname)?;
+        let host_mac = veth_peer_mac(key, ifname)?;
+        let cfg = self.port_config(ifname, 0);
+        let OpenedPort { port, xdp, fallback_reason } = open_pod_port(pool, &cfg)?;
+        let info = PortInfo::of(port.as_ref(), "exception", xdp.as_ref(), fallback_reason.clone());
+        tracing::info!(interface = ifname, %our_mac, %host_mac, "exception port attached");
+        self.exception = Some(Exception {
+            interface: ifname.to_owned(),
+            xdp,
+            fallback: fallback_reason,
+            port: ExceptionPort { port: PortId(1), our_mac, host_mac },
+        });
+        Ok((port, info))
+    }
+
+    /// The pod worker's first pod port (after the uplink and the exception port).
+    fn first_pod_port(&self) -> usize {
+        1 + usize::from(self.exception.is_some())
     }
 
     /// Opens `cfg`'s interface again for a rebuilt worker, keeping its XDP
@@ -355,6 +462,12 @@ impl Dataplane {
         let uplink = Self::reopen(&mut pool, &cfg, self.uplink_xdp.as_mut())?;
         let mut info = vec![PortInfo::of(uplink.as_ref(), "uplink", self.uplink_xdp.as_ref(), None)];
         let mut ports: Vec<Box<dyn Port>> = vec![uplink];
+        let exception_cfg = self.exception.as_ref().map(|e| self.port_config(&e.interface, 0));
+        if let (Some(e), Some(cfg)) = (self.exception.as_mut(), exception_cfg) {
+            let port = Self::reopen(&mut pool, &cfg, e.xdp.as_mut())?;
+            info.push(PortInfo::of(port.as_ref(), "exception", e.xdp.as_ref(), e.fallback.clone()));
+            ports.push(port);
+        }
         let mut specs = Vec::new();
         let mut updates: Vec<RouteUpdate> = removed.into_iter().map(RouteUpdate::RemovePod).collect();
         let names: Vec<IfName> = self.pods.keys().copied().collect();
@@ -383,15 +496,21 @@ impl Dataplane {
             specs.extend(self.pods.get(&ifname).map(|p| p.spec));
         }
         let mut pods = Vec::with_capacity(specs.len());
+        let first = self.first_pod_port();
         for (i, spec) in specs.iter().enumerate() {
-            let port = PortId(u16::try_from(i + 1).unwrap_or(u16::MAX));
-            let pod = Forwarding::pod_port(spec)?;
+            let port = PortId(u16::try_from(i + first).unwrap_or(u16::MAX));
+            let entry = self.pods.get_mut(&spec.interface);
+            let learned = entry.as_ref().and_then(|p| p.learned);
+            if let Some(p) = entry {
+                p.port = port;
+            }
+            let pod = Forwarding::pod_port(spec, learned)?;
             updates.push(RouteUpdate::Pod(LocalPod { ip: pod.ip, port, mac: pod.mac }));
             pods.push((port, pod));
         }
         self.fwd.program(&updates);
-        let pipeline = self.fwd.pipeline(pods);
-        let running = self.spawn("weft-q0", self.workers_cfg.core_of(0), pool, ports, info, pipeline)?;
+        let pipeline = self.fwd.pipeline(self.exception.as_ref().map(|e| e.port), pods, None);
+        let running = self.spawn(0, pool, ports, info, pipeline)?;
         self.uplink_workers.insert(0, running);
         Ok(())
     }
@@ -407,15 +526,16 @@ impl Dataplane {
         if let Some(p) = self.pods.values().find(|p| p.spec.ip == spec.ip) {
             return Err(PodError::IpTaken { ip: spec.ip, interface: p.spec.interface });
         }
-        // The uplink queue, the pods and the new one.
-        let mut pool = self.pool(self.pods.len() + 2)?;
+        // The uplink queue, the exception port, the pods and the new one.
+        let mut pool = self.pool(self.first_pod_port() + self.pods.len() + 1)?;
         let cfg = self.port_config(spec.interface.as_str(), 0);
         let OpenedPort { port, xdp, fallback_reason } =
             open_pod_port(&mut pool, &cfg).map_err(DaemonError::from)?;
         // Fails before anything changed when the interface has no MAC.
-        Forwarding::pod_port(&spec)?;
+        Forwarding::pod_port(&spec, None)?;
         let info = PortInfo::of(port.as_ref(), "pod", xdp.as_ref(), fallback_reason.clone());
-        self.pods.insert(spec.interface, PodPort { spec, xdp, fallback: fallback_reason });
+        let pod = PodPort { spec, xdp, fallback: fallback_reason, port: PortId(0), learned: None };
+        self.pods.insert(spec.interface, pod);
         if let Err(e) = self.rebuild_q0(pool, Some((spec.interface, port, info)), None) {
             self.pods.remove(&spec.interface);
             return Err(e.into());
@@ -431,7 +551,7 @@ impl Dataplane {
             return Err(PodError::IpMismatch { interface, actual: p.spec.ip, given });
         }
         let removed = self.pods.remove(&interface);
-        let pool = self.pool(self.pods.len() + 1)?;
+        let pool = self.pool(self.first_pod_port() + self.pods.len())?;
         let ip = removed.as_ref().map(|p| p.spec.ip);
         self.rebuild_q0(pool, None, ip)?;
         // The program leaves the interface once its link is closed.
@@ -447,9 +567,29 @@ impl Dataplane {
             .map(|p| PodLine {
                 interface: p.spec.interface.to_string(),
                 ip: p.spec.ip.to_string(),
-                mac: p.spec.mac.map(|m| m.to_string()),
+                mac: p.mac().map(|m| m.to_string()),
             })
             .collect()
+    }
+
+    /// Applies the pod MACs the workers learned since the last call: each
+    /// MAC-less pod's next hop is republished with its MAC (one FIB version),
+    /// and kept for rebuilds. Returns how many pods learned a MAC.
+    pub fn apply_learned(&mut self) -> usize {
+        let queue = self.fwd.learned();
+        let mut updates = Vec::new();
+        while let Some(ev) = queue.pop() {
+            let mac = ev.mac;
+            let Some(p) = self.pods.values_mut().find(|p| p.spec.ip == ev.ip) else { continue };
+            if p.spec.mac.is_some() || p.learned == Some(mac) {
+                continue;
+            }
+            p.learned = Some(mac);
+            tracing::info!(interface = %p.spec.interface, ip = %p.spec.ip, %mac, "pod MAC learned");
+            updates.push(RouteUpdate::Pod(LocalPod { ip: p.spec.ip, port: p.port, mac: ev.mac }));
+        }
+        self.fwd.program(&updates);
+        updates.len()
     }
 
     /// The forwarding state (programmer, FIB).
@@ -484,6 +624,8 @@ impl Dataplane {
                 wakeups: s.worker.wakeups,
                 fill_starved: s.worker.fill_starved,
                 tx_ring_full: s.worker.tx_ring_full,
+                handoff_in: s.worker.handoff_in,
+                handoff_out: s.worker.handoff_out,
             };
             if r.name == "weft-q0" {
                 w.loops += self.retired.loops;
@@ -491,6 +633,8 @@ impl Dataplane {
                 w.wakeups += self.retired.wakeups;
                 w.fill_starved += self.retired.fill_starved;
                 w.tx_ring_full += self.retired.tx_ring_full;
+                w.handoff_in += self.retired.handoff_in;
+                w.handoff_out += self.retired.handoff_out;
             }
             workers.push(w);
             for info in &r.ports {
@@ -529,6 +673,9 @@ impl Dataplane {
         }
         if self.uplink_xdp.take().is_some() {
             tracing::info!(interface = %self.uplink.interface, "uplink XDP program detached");
+        }
+        if let Some(e) = self.exception.take() {
+            tracing::info!(interface = %e.interface, "exception port detached");
         }
         let pods = std::mem::take(&mut self.pods);
         if !pods.is_empty() {

@@ -48,6 +48,35 @@ pub fn link_mac(ifname: &str) -> Result<MacAddr, DaemonError> {
     })
 }
 
+/// The MAC of the other end of the veth `ifname`, which must be in this
+/// namespace (the exception port's kernel side). Read from sysfs: a veth's
+/// `iflink` is its peer's ifindex (any other interface's is its own).
+pub fn veth_peer_mac(key: &str, ifname: &str) -> Result<MacAddr, DaemonError> {
+    let bad = |what: String| DaemonError::Underlay { interface: format!("{key} {ifname}"), what };
+    let read = |file: &str| -> Result<u32, DaemonError> {
+        let path = format!("/sys/class/net/{ifname}/{file}");
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("reading {path}: {e}")))?;
+        text.trim().parse().map_err(|e| bad(format!("{path}: {e}")))
+    };
+    let (me, peer) = (read("ifindex")?, read("iflink")?);
+    let not_veth = || {
+        bad("is not one end of a veth pair whose other end is in this namespace \
+             (create it with `ip link add <name> type veth peer name <host side>`)"
+            .to_owned())
+    };
+    if peer == me || peer == 0 {
+        return Err(not_veth());
+    }
+    let name = nix::net::if_::if_indextoname(peer).map_err(|_| not_veth())?;
+    let name = name.to_string_lossy();
+    // An index from another namespace may name an unrelated interface here.
+    let back = std::fs::read_to_string(format!("/sys/class/net/{name}/iflink")).unwrap_or_default();
+    if back.trim().parse::<u32>().ok() != Some(me) {
+        return Err(not_veth());
+    }
+    link_mac(&name)
+}
+
 /// The uplink's L2 subnet: `configured` when given, else the prefix of the
 /// uplink's IPv4 address that holds `public_ip`, else `public_ip/32` (every
 /// remote then counts as off-subnet).

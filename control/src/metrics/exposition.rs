@@ -65,12 +65,16 @@ pub fn render(r: &StatusReport) -> String {
         o.sample("weft_path_packets_total", &[("path", &p.reason)], p.count);
     }
 
-    let worker_counters: [Family<crate::api::WorkerLine>; 5] = [
+    let worker_counters: [Family<crate::api::WorkerLine>; 7] = [
         ("weft_worker_loops_total", "Poll loops run.", |w| w.loops),
         ("weft_worker_idle_loops_total", "Poll loops that found no work.", |w| w.idle_loops),
         ("weft_worker_wakeups_total", "Wakeup system calls the kernel asked for.", |w| w.wakeups),
         ("weft_worker_fill_starved_total", "Fill-ring refills short of free frames.", |w| w.fill_starved),
         ("weft_worker_tx_ring_full_total", "Transmits that found the tx ring full.", |w| w.tx_ring_full),
+        ("weft_worker_handoff_in_total", "Frames other workers handed to this one's pod ports.", |w| {
+            w.handoff_in
+        }),
+        ("weft_worker_handoff_out_total", "Frames this worker handed to the pod worker.", |w| w.handoff_out),
     ];
     for (name, help, get) in worker_counters {
         o.family(name, "counter", help);

@@ -21,11 +21,11 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use weft_encap::MacAddr;
 
 use crate::fib::next_hop::NeighbourSlot;
+use crate::worker::LossyQueue;
 
 /// Bit 63 of a slot's MAC word: the MAC is valid.
 const VALID: u64 = 1 << 63;
@@ -61,8 +61,7 @@ pub struct NeighbourTable {
     mask: usize,
     used: AtomicU32,
     epoch: CachePadded<AtomicU32>,
-    requests: ArrayQueue<Ipv4Addr>,
-    requests_lost: AtomicU64,
+    requests: LossyQueue<Ipv4Addr>,
 }
 
 fn hash(ip: u32) -> usize {
@@ -92,8 +91,7 @@ impl NeighbourTable {
             mask: slots - 1,
             used: AtomicU32::new(0),
             epoch: CachePadded::new(AtomicU32::new(1)),
-            requests: ArrayQueue::new(queue.max(1)),
-            requests_lost: AtomicU64::new(0),
+            requests: LossyQueue::new(queue),
         }
     }
 
@@ -185,12 +183,7 @@ impl NeighbourTable {
     /// counts it (the next packet asks again). Returns whether it was queued.
     #[inline]
     pub fn request(&self, ip: Ipv4Addr) -> bool {
-        if self.requests.push(ip).is_ok() {
-            true
-        } else {
-            self.requests_lost.fetch_add(1, Ordering::Relaxed);
-            false
-        }
+        self.requests.push(ip)
     }
 
     /// Takes the next resolve request (control side).
@@ -200,7 +193,7 @@ impl NeighbourTable {
 
     /// Requests lost to a full queue.
     pub fn requests_lost(&self) -> u64 {
-        self.requests_lost.load(Ordering::Relaxed)
+        self.requests.lost()
     }
 }
 

@@ -60,6 +60,10 @@ paths! {
     IcmpFragNeeded = "icmp_frag_needed", "ICMP fragmentation needed sent for a DF packet too big for the uplink";
     /// ICMP errors not sent because the token bucket was empty.
     IcmpRateLimited = "icmp_rate_limited", "ICMP errors suppressed by the per-worker rate limit";
+    /// Learn events queued for a pod attached without a MAC.
+    PodMacLearned = "pod_mac_learned", "pod MACs learned from a pod's first frame and queued for the control side";
+    /// Frames for a local pod handed to the worker that owns the pod ports.
+    PodHandoff = "pod_handoff", "frames for a local pod handed from an uplink queue >= 1 worker to the pod worker";
     /// Resolve requests queued for the control side.
     ResolveRequests = "resolve_requests", "neighbour resolve requests queued for the control side";
 }

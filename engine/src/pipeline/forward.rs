@@ -12,7 +12,7 @@ use weft_encap::wire::ipv4::Ipv4Packet;
 use weft_encap::{MacAddr, Span};
 
 use super::counters::PathCounter;
-use super::{Origin, PipelineConfig, PortRole, Routed, State, icmp};
+use super::{Origin, PipelineConfig, PortRole, Routed, State, UNLEARNED_MAC, icmp};
 use crate::fib::NextHop;
 use crate::fib::next_hop::NeighbourSlot;
 use crate::neighbour::NeighbourTable;
@@ -140,21 +140,41 @@ impl<'a> Forwarder<'a> {
         f: &mut FrameMut<'_>,
         st: &mut State,
     ) -> Verdict {
-        let Some(PortRole::Pod(pod)) = self.roles.get(usize::from(port.0)).copied() else {
-            return Verdict::Drop(DropReason::NoSuchPort);
+        if mac == UNLEARNED_MAC {
+            return Verdict::Drop(DropReason::PodMacUnknown);
+        }
+        let here = match self.roles.get(usize::from(port.0)).copied() {
+            Some(PortRole::Pod(pod)) => Some(pod),
+            _ => None,
+        };
+        let to = match (here, self.cfg.pod_worker) {
+            (Some(_), _) => None,
+            (None, Some(worker)) => Some(worker),
+            (None, None) => return Verdict::Drop(DropReason::NoSuchPort),
         };
         if r.ttl <= 1 {
             return self.icmp(r, IcmpError::TimeExceeded, DropReason::TtlExpired, f, st);
         }
         decrement_ttl(f);
-        set_macs(f, mac, pod.gateway_mac);
         st.totals.bump(match r.origin {
             Origin::Pod => PathCounter::Local,
             Origin::Exception => PathCounter::ExceptionIn,
             Origin::UplinkPlain => PathCounter::HostGwArrival,
             Origin::UplinkTunnel(path) => path,
         });
-        Verdict::Tx(port)
+        match (here, to) {
+            (Some(pod), _) => {
+                set_macs(f, mac, pod.gateway_mac);
+                Verdict::Tx(port)
+            }
+            // The pod worker sets the source MAC (its port's gateway MAC) in `handed_in`.
+            (None, Some(worker)) => {
+                set_macs(f, mac, self.cfg.uplink_mac);
+                st.totals.bump(PathCounter::PodHandoff);
+                Verdict::Handoff { worker, port }
+            }
+            (None, None) => Verdict::Drop(DropReason::NoSuchPort),
+        }
     }
 
     /// Pod traffic to outside the cluster network: to the host kernel, unchanged but for the

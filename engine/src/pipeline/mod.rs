@@ -18,6 +18,13 @@
 //! once ([`MAX_BATCH`]), the FIB and the peer set are read lock-free once per batch, every drop
 //! is a [`DropReason`] and every other event a [`PathCounter`], published once per batch.
 //!
+//! Pods live on one worker (the pod worker). The workers of the other uplink queues finish a
+//! frame for a local pod up to its destination MAC and hand it to the pod worker
+//! ([`PipelineConfig::pod_worker`]), whose pipeline sets the pod port's source MAC in
+//! [`FrameProcessor::handed_in`]. A pod attached without a MAC has it learned from its first
+//! accepted frame (`learn.rs`, [`MacLearnQueue`]); until then frames to it are
+//! `pod_mac_unknown` drops.
+//!
 //! Routes are programmed by the control thread through [`RouteProgrammer`]
 //! (`programmer.rs`), which builds the encap templates and keeps the peer set and the next
 //! hops' neighbour MACs current.
@@ -26,8 +33,11 @@ mod arp;
 mod counters;
 mod forward;
 mod icmp;
+mod learn;
 mod peers;
 mod pod_rx;
+#[cfg(test)]
+mod pod_worker_tests;
 mod programmer;
 pub mod sample;
 mod uplink_rx;
@@ -39,6 +49,7 @@ use weft_encap::{MacAddr, ParseError, Problem, VxlanDecapConfig};
 
 pub use counters::{PathCounter, PathCounts, PipelineCounters};
 pub use icmp::IcmpRateLimit;
+pub use learn::{LearnedMac, MacLearnQueue, UNLEARNED_MAC};
 pub use peers::{PeerSet, SharedPeers};
 pub use programmer::{
     LocalPod, NodeConfig, PipelineHandles, ProgramError, RemoteRoute, RouteProgrammer, RouteUpdate,
@@ -48,7 +59,7 @@ pub use programmer::{
 use crate::fib::{FibReader, Ipv4Prefix, NextHopId};
 use crate::neighbour::NeighbourTable;
 use crate::port::{Frame, FrameMut, FramePool};
-use crate::worker::{DropReason, FrameProcessor, PortId, Verdict};
+use crate::worker::{DropReason, FrameProcessor, PortId, Verdict, WorkerId};
 
 /// Largest batch processed in one pass (larger batches are processed in chunks).
 pub const MAX_BATCH: usize = 256;
@@ -58,7 +69,8 @@ pub const MAX_BATCH: usize = 256;
 pub struct PodPort {
     /// The pod's IP: the only source address accepted from this port.
     pub ip: Ipv4Addr,
-    /// The pod interface's MAC.
+    /// The pod interface's MAC; [`UNLEARNED_MAC`] when not given: the pipeline then learns it
+    /// from the pod's first accepted frame (see [`MacLearnQueue`]).
     pub mac: MacAddr,
     /// The MAC weft answers the pod's ARP with (source MAC of frames delivered to the pod).
     pub gateway_mac: MacAddr,
@@ -97,6 +109,12 @@ pub struct PipelineConfig {
     pub exception: Option<ExceptionPort>,
     /// The pods, by port.
     pub pods: Vec<(PortId, PodPort)>,
+    /// The worker that owns the pod ports, when this one does not (the workers of uplink
+    /// queues >= 1): a frame for a local pod whose port is not one of this worker's is finished
+    /// here (TTL, destination MAC) and handed to that worker ([`Verdict::Handoff`]), which sets
+    /// the pod port's source MAC and sends it ([`FrameProcessor::handed_in`]). `None`: such
+    /// frames are `no_such_port` drops.
+    pub pod_worker: Option<WorkerId>,
     /// ICMP error rate limit.
     pub icmp: IcmpRateLimit,
 }
@@ -212,6 +230,9 @@ pub(crate) struct State {
     pub totals: PathCounts,
     pub icmp: icmp::TokenBucket,
     pub ident: u16,
+    /// Per rx port: a learn event for its pod's MAC is queued (sized with the roles, so the
+    /// packet path never grows it).
+    pub learn_sent: Vec<bool>,
     /// Recently requested neighbours `(ip, epoch)`, direct-mapped, so one worker asks for an
     /// address at most once per epoch per slot.
     pub recent: [(u32, u32); 16],
@@ -225,6 +246,7 @@ pub struct Pipeline {
     fib: FibReader,
     peers: SharedPeers,
     neighbours: Arc<NeighbourTable>,
+    learned: Arc<MacLearnQueue>,
     counters: Arc<PipelineCounters>,
     st: State,
 }
@@ -237,6 +259,7 @@ impl Pipeline {
             fib: handles.fib,
             peers: handles.peers,
             neighbours: handles.neighbours,
+            learned: handles.learned,
             counters: PipelineCounters::new(),
             st: State {
                 steps: Vec::with_capacity(MAX_BATCH),
@@ -246,6 +269,7 @@ impl Pipeline {
                 totals: PathCounts::default(),
                 icmp: icmp::TokenBucket::new(cfg.icmp),
                 ident: 0,
+                learn_sent: Vec::new(),
                 recent: [(0, 0); 16],
             },
             cfg,
@@ -270,6 +294,7 @@ impl Pipeline {
         for &(port, pod) in &self.cfg.pods {
             set(port, PortRole::Pod(pod));
         }
+        self.st.learn_sent = vec![false; roles.len()];
         self.roles = roles;
     }
 
@@ -299,8 +324,10 @@ impl Pipeline {
         // Stage 1: classify.
         let peers = (role == PortRole::Uplink).then(|| self.peers.load());
         let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
+        let learn = Learn::of(role, rx_port, st);
         for f in frames.iter_mut() {
-            let step = classify(&self.cfg, side, rx_port, &mut pool.view(f), &mut st.totals);
+            let step =
+                classify_learning(&self.cfg, side, rx_port, &mut pool.view(f), st, learn, &self.learned);
             st.steps.push(step);
         }
         drop(peers);
@@ -368,14 +395,84 @@ fn classify(
     }
 }
 
+/// Whether frames of this batch may teach us the rx pod's MAC: `Some(pod ip)` while its pod has
+/// no MAC and no learn event is queued yet. Decided once per batch.
+#[derive(Debug, Clone, Copy)]
+struct Learn(Option<Ipv4Addr>);
+
+impl Learn {
+    fn of(role: PortRole, rx_port: PortId, st: &State) -> Self {
+        match role {
+            PortRole::Pod(p) if p.mac == UNLEARNED_MAC => {
+                let sent = st.learn_sent.get(usize::from(rx_port.0)).copied().unwrap_or(true);
+                Learn((!sent).then_some(p.ip))
+            }
+            _ => Learn(None),
+        }
+    }
+}
+
+/// Stage 1 for one frame, plus MAC learning: while `learn` asks for it, the source MAC of a
+/// frame the pod check accepted (its gateway ARP, or IPv4 from the pod's IP) is queued for the
+/// control side, once (again with a later frame if the queue was full).
+#[inline]
+fn classify_learning(
+    cfg: &PipelineConfig,
+    side: RxSide<'_>,
+    rx_port: PortId,
+    f: &mut FrameMut<'_>,
+    st: &mut State,
+    learn: Learn,
+    queue: &MacLearnQueue,
+) -> Step {
+    let Learn(Some(ip)) = learn else {
+        return classify(cfg, side, rx_port, f, &mut st.totals);
+    };
+    // Read before classification: an answered ARP request is rewritten into our reply.
+    let mut src = [0u8; 6];
+    if let Some(s) = f.data().get(6..12) {
+        src.copy_from_slice(s);
+    }
+    let step = classify(cfg, side, rx_port, f, &mut st.totals);
+    let accepted = matches!(step, Step::Route(_) | Step::Done(Verdict::Tx(_)));
+    let sent = st.learn_sent.get_mut(usize::from(rx_port.0));
+    if let Some(s) = sent.filter(|s| !**s && accepted && learn::learnable(src))
+        && queue.push(LearnedMac { ip, mac: MacAddr(src) })
+    {
+        *s = true;
+        st.totals.bump(PathCounter::PodMacLearned);
+    }
+    step
+}
+
 impl FrameProcessor for Pipeline {
+    /// A frame another worker routed to one of our pods: only this worker knows the pod port's
+    /// gateway MAC, so it sets the source MAC here. A port that no longer carries the frame's
+    /// destination (ports renumbered by a rebuild while it was in flight) is `handoff_stale`.
+    fn handed_in(&mut self, port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
+        use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
+        let Some(PortRole::Pod(pod)) = self.roles.get(usize::from(port.0)).copied() else {
+            return Verdict::Drop(DropReason::HandoffStale);
+        };
+        // The sender validated and rewrote Ethernet + IPv4; the destination address is at 14 + 16.
+        let d = frame.data_mut();
+        match d.get(HEADER_LEN + 16..HEADER_LEN + 20) {
+            Some(dst) if dst == pod.ip.octets() => {
+                EthernetFrame::new_unchecked(&mut d[..HEADER_LEN]).set_src_addr(pod.gateway_mac);
+                Verdict::Tx(port)
+            }
+            _ => Verdict::Drop(DropReason::HandoffStale),
+        }
+    }
+
     /// One frame through the same three stages (a batch of one). The worker calls
     /// [`FrameProcessor::process_batch`]; this is for callers that hold a single frame.
     fn process(&mut self, rx_port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
         let role = self.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
         let peers = (role == PortRole::Uplink).then(|| self.peers.load());
         let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
-        let step = classify(&self.cfg, side, rx_port, frame, &mut self.st.totals);
+        let learn = Learn::of(role, rx_port, &self.st);
+        let step = classify_learning(&self.cfg, side, rx_port, frame, &mut self.st, learn, &self.learned);
         drop(peers);
         let v = match step {
             Step::Done(v) => v,

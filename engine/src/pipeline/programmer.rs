@@ -25,6 +25,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use weft_encap::{IpipParams, IpipTemplate, MacAddr, SourcePortRange, Vni, VxlanParams, VxlanTemplate};
 
+use super::learn::MacLearnQueue;
 use super::peers::{PeerSet, SharedPeers};
 use crate::fib::next_hop::NeighbourSlot;
 use crate::fib::{
@@ -126,7 +127,8 @@ pub struct LocalPod {
     pub ip: Ipv4Addr,
     /// The worker port of its veth.
     pub port: PortId,
-    /// The pod interface's MAC.
+    /// The pod interface's MAC ([`UNLEARNED_MAC`](super::UNLEARNED_MAC) until learned: frames
+    /// to the pod are then dropped as `pod_mac_unknown`).
     pub mac: MacAddr,
 }
 
@@ -169,6 +171,8 @@ pub struct PipelineHandles {
     pub peers: SharedPeers,
     /// The neighbour table (stamps and resolve requests).
     pub neighbours: Arc<NeighbourTable>,
+    /// Where pods' learned MACs go (see `learn.rs`).
+    pub learned: Arc<MacLearnQueue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,6 +187,9 @@ struct HopEntry {
     refs: u32,
 }
 
+/// Learn events queued at most (one per MAC-less pod is enough; a full queue is retried).
+const LEARN_QUEUE: usize = 256;
+
 const EXCEPTION: NextHopId = NextHopId(0);
 const BLACKHOLE: NextHopId = NextHopId(1);
 
@@ -193,6 +200,7 @@ pub struct RouteProgrammer {
     node: NodeConfig,
     neighbours: Arc<NeighbourTable>,
     peers: SharedPeers,
+    learned: Arc<MacLearnQueue>,
     remotes: HashMap<Ipv4Prefix, Via>,
     pods: HashMap<Ipv4Addr, LocalPod>,
     hops: HashMap<HopKey, HopEntry>,
@@ -217,6 +225,7 @@ impl RouteProgrammer {
             node,
             neighbours,
             peers: Arc::new(ArcSwap::from_pointee(PeerSet::default())),
+            learned: Arc::new(MacLearnQueue::new(LEARN_QUEUE)),
             remotes: HashMap::new(),
             pods: HashMap::new(),
             hops: HashMap::new(),
@@ -231,7 +240,14 @@ impl RouteProgrammer {
             fib: self.fib.reader(),
             peers: self.peers.clone(),
             neighbours: self.neighbours.clone(),
+            learned: self.learned.clone(),
         }
+    }
+
+    /// The queue of pod MACs the workers learned, for the control side to drain and program
+    /// (as [`RouteUpdate::Pod`] with the MAC).
+    pub fn learned(&self) -> &Arc<MacLearnQueue> {
+        &self.learned
     }
 
     /// The node configuration.

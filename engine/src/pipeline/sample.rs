@@ -157,6 +157,7 @@ pub fn pipeline_config(backend: Backend, pods: u8) -> PipelineConfig {
                 (port, PodPort { ip, mac, gateway_mac: GATEWAY_MAC })
             })
             .collect(),
+        pod_worker: None,
         icmp: IcmpRateLimit::default(),
     }
 }

@@ -51,6 +51,9 @@ drop_reasons! {
     HandoffFull = "handoff_full", "the target worker's handoff ring was full";
     /// No free frame to copy a handed-off frame into.
     HandoffNoFrame = "handoff_no_frame", "no free frame in this worker's pool for a handed-off frame";
+    /// A handed-off frame named a port that no longer carries the pod it was meant for (the
+    /// owning worker was rebuilt while the frame was in flight).
+    HandoffStale = "handoff_stale", "a frame handed to the pod worker named a port that no longer carries its pod";
     /// Frames still staged when the worker stopped.
     Shutdown = "shutdown", "frame still staged for transmission when the worker stopped";
 
@@ -95,6 +98,8 @@ drop_reasons! {
     UnknownPort = "unknown_port", "frame received on a port the pipeline has no role (uplink, pod, exception) for";
     /// A destination outside the cluster network but no exception port configured.
     NoExceptionPort = "no_exception_port", "destination outside the cluster network and no exception port configured";
+    /// The destination pod's MAC is not known yet (no `mac` given, nothing learned from the pod).
+    PodMacUnknown = "pod_mac_unknown", "the destination pod's MAC is not learned yet (it has sent nothing since it was attached)";
     /// Encapsulation failed (no headroom, inner frame not encapsulable).
     EncapFailed = "encap_failed", "encapsulation failed (no headroom, or an inner frame that cannot be carried)";
 }

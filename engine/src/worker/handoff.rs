@@ -1,8 +1,10 @@
 //! Cross-worker handoff: each worker owns one bounded lock-free inbox
 //! (crossbeam `ArrayQueue`); any worker may push into any inbox. UMEMs are
 //! per worker, so a handed-off frame is copied into the slot and copied again
-//! into a frame of the receiving worker's pool. A full inbox drops the frame
-//! (`handoff_full`), never blocks.
+//! into a frame of the receiving worker's pool, where its processor finishes it
+//! ([`FrameProcessor::handed_in`](super::FrameProcessor::handed_in)) before it is
+//! staged for transmission. A full inbox drops the frame (`handoff_full`), never
+//! blocks.
 
 use std::sync::Arc;
 

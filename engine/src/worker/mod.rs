@@ -12,6 +12,7 @@ mod counters;
 mod drop_reason;
 mod handoff;
 mod idle;
+mod lossy_queue;
 mod poll;
 mod processor;
 
@@ -21,6 +22,7 @@ pub use counters::{
 pub use drop_reason::DropReason;
 pub use handoff::{HandoffEndpoint, handoff_mesh};
 pub use idle::IdleStrategy;
+pub use lossy_queue::LossyQueue;
 pub use poll::{Worker, WorkerHandle};
 pub use processor::{Discard, Forward, FrameProcessor, PortId, Reflect, Verdict, WorkerId};
 

@@ -255,8 +255,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         }
     }
 
-    /// Copies up to one batch of handed-off frames into this worker's pool and
-    /// stages them on their target ports.
+    /// Copies up to one batch of handed-off frames into this worker's pool, lets the
+    /// processor finish each ([`FrameProcessor::handed_in`]) and stages them on their ports.
     fn drain_inbox(&mut self, staged: &mut [Vec<Frame>], local: &mut LocalCounters) -> usize {
         let Some(h) = self.handoff.as_ref() else {
             return 0;
@@ -266,13 +266,22 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             let Some(slot) = h.inbox().pop() else { break };
             n += 1;
             local.worker.handoff_in += 1;
-            let Some(s) = staged.get_mut(slot.port.0 as usize) else {
-                local.drop(DropReason::NoSuchPort, 1);
+            let Some(mut f) = self.pool.copy_in(&slot.bytes[..slot.len as usize]) else {
+                local.drop(DropReason::HandoffNoFrame, 1);
                 continue;
             };
-            match self.pool.copy_in(&slot.bytes[..slot.len as usize]) {
-                Some(f) => s.push(f),
-                None => local.drop(DropReason::HandoffNoFrame, 1),
+            let verdict = self.processor.handed_in(slot.port, &mut self.pool.view(&mut f));
+            match verdict {
+                Verdict::Tx(q) if (q.0 as usize) < staged.len() => staged[q.0 as usize].push(f),
+                Verdict::Drop(reason) => {
+                    local.drop(reason, 1);
+                    self.pool.free(f);
+                }
+                // No second hop: a handed-in frame leaves through one of this worker's ports.
+                Verdict::Tx(_) | Verdict::Handoff { .. } => {
+                    local.drop(DropReason::NoSuchPort, 1);
+                    self.pool.free(f);
+                }
             }
         }
         n

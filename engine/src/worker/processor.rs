@@ -38,6 +38,15 @@ pub trait FrameProcessor: Send {
     /// Processes one frame received on `rx_port`.
     fn process(&mut self, rx_port: PortId, frame: &mut FrameMut<'_>) -> Verdict;
 
+    /// Finishes a frame another worker handed to this one for its port `port`
+    /// ([`Verdict::Handoff`]), already copied into this worker's pool. Returns where it goes
+    /// (normally `Tx(port)`, the default) or why it is dropped; a processor that knows things
+    /// only the owning worker knows (a pod port's MAC, whether the port still carries the
+    /// frame's destination) completes the rewrite here.
+    fn handed_in(&mut self, port: PortId, _frame: &mut FrameMut<'_>) -> Verdict {
+        Verdict::Tx(port)
+    }
+
     /// Processes a batch received on `rx_port`, pushing one verdict per frame
     /// onto `verdicts` (cleared by the caller, with capacity for the batch).
     /// The default calls [`FrameProcessor::process`] per frame; pipelines may
