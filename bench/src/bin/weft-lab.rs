@@ -15,8 +15,11 @@ const USAGE: &str = "usage: weft-lab <command> [options]
 
 commands:
   up       --prefix P [--nodes N] [--weft-nodes M] [--weft-cmd 'weft run --config {config}']
-           [--pods K] [--backend vxlan|host-gw|ipip] [--mtu 1500] [--state-root /run/weft-lab]
+           [--pods K] [--backend vxlan|host-gw|ipip] [--direct-routing] [--mtu 1500]
+           [--state-root /run/weft-lab]
            N kernel-flannel nodes (default 2) then M weft nodes (default 0), K pods each (default 1).
+           --direct-routing: flannel vxlan with DirectRouting true (weft nodes only; the same
+           as --backend vxlan-direct-routing).
            Weft nodes are prepared; --weft-cmd starts a daemon on each ({config}, {ns}, {node},
            {public_ip}, {uplink}, {etcd}, {subnet_file}, {dir} are expanded).
   down     --prefix P [--state-root DIR]   remove everything the state file lists
@@ -24,6 +27,9 @@ commands:
   kflannel ...                             the kernel-flannel node agent (weft-lab kflannel --help)
   tcp-echo --listen ADDR:PORT              TCP echo server (for pods)
   tcp-send --to ADDR:PORT [--bytes N]      send N bytes, check the echo, print the rate";
+
+/// Options that take no value.
+const SWITCHES: &[&str] = &["--json", "--direct-routing"];
 
 struct Flags(Vec<String>);
 
@@ -33,7 +39,7 @@ impl Flags {
         let mut it = self.0.iter();
         while let Some(arg) = it.next() {
             anyhow::ensure!(known.contains(&arg.as_str()), "unknown option {arg:?}\n\n{USAGE}");
-            if arg != "--json" {
+            if !SWITCHES.contains(&arg.as_str()) {
                 it.next();
             }
         }
@@ -67,10 +73,19 @@ fn up(flags: &Flags) -> anyhow::Result<()> {
     let weft_cmd = flags.value("--weft-cmd").map(|c| c.split_whitespace().map(str::to_owned).collect());
     let mut nodes = vec![NodeSpec::kernel(&exe); kernel_nodes];
     nodes.extend(std::iter::repeat_n(NodeSpec::weft(weft_cmd), weft_nodes));
+    let mut backend = Backend::parse(flags.value("--backend").unwrap_or("vxlan"))?;
+    if flags.has("--direct-routing") {
+        anyhow::ensure!(
+            matches!(backend, Backend::Vxlan | Backend::VxlanDirectRouting),
+            "--direct-routing is a vxlan option (flannel's Backend.DirectRouting), not {}",
+            backend.lab_name()
+        );
+        backend = Backend::VxlanDirectRouting;
+    }
     let spec = LabSpec {
         prefix: flags.prefix()?,
         state_root: flags.state_root(),
-        backend: Backend::parse(flags.value("--backend").unwrap_or("vxlan"))?,
+        backend,
         nodes,
         pods_per_node: flags.parsed("--pods", 1)?,
         uplink_mtu: flags.parsed("--mtu", 1500)?,
@@ -171,6 +186,7 @@ fn main() -> ExitCode {
                 "--weft-cmd",
                 "--pods",
                 "--backend",
+                "--direct-routing",
                 "--mtu",
                 "--state-root",
             ])
