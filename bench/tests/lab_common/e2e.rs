@@ -1,0 +1,443 @@
+//! End-to-end checks through weft nodes (issue 7): labs whose weft nodes run the real `weft`
+//! daemon, pod traffic in every direction, the node's own traffic beside weft, and what the
+//! underlay carried, recorded with tcpdump.
+//!
+//! A scenario collects every problem it finds (a failed ping, a transfer, a wrong frame on
+//! the wire, a path counter) and fails once with the whole list, so a failure shows its
+//! pattern (one direction, one node, one kind of frame) rather than the first symptom.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use weft_bench::lab::capture::{Capture, Seen};
+use weft_bench::lab::supervise::wait_for;
+use weft_bench::lab::topology::{DEFAULT_STATE_ROOT, ETCD_IP, ETCD_PREFIX, POD_NETWORK};
+use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeKind, NodeSpec, NodeState, PodState};
+
+use super::{WEFT_LAB, prefix};
+
+/// The `weft` binary under test (control/src/bin/weft.rs, built under weft-bench as
+/// `lab-weft`; see bench/Cargo.toml).
+pub const WEFT: &str = env!("CARGO_BIN_EXE_lab-weft");
+
+/// flannel's kernel VXLAN port, which the lab's network config names.
+pub const VXLAN_PORT: u16 = 8472;
+
+/// How long weft nodes get to route each other after `up`.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes per TCP transfer (echoed back and checked).
+pub const TCP_BYTES: usize = 3 << 20;
+
+/// The port every pod's echo server listens on.
+const ECHO_PORT: u16 = 7000;
+
+/// A subnet no lab node holds, for a lease the test writes to etcd itself.
+const PROBE_SUBNET: &str = "198.19.200.0/24";
+/// The PublicIP of that lease (no node answers there).
+const PROBE_PUBLIC_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 200);
+
+/// What pod traffic between nodes must look like on the underlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// VXLAN, UDP 8472, VNI 1, between the nodes' PublicIPs.
+    Vxlan,
+    /// IP protocol 4 between the nodes' PublicIPs.
+    Ipip,
+    /// The pods' own packets, unencapsulated (host-gw; DirectRouting on one L2 segment).
+    Bare,
+}
+
+impl Wire {
+    /// What `backend` puts on the lab's underlay, where every node shares one L2 segment.
+    pub fn of(backend: Backend) -> Wire {
+        match backend {
+            Backend::Vxlan => Wire::Vxlan,
+            Backend::Ipip => Wire::Ipip,
+            Backend::HostGw | Backend::VxlanDirectRouting => Wire::Bare,
+        }
+    }
+
+    /// Pipeline paths every weft node must have used (with same-node and cross-node traffic
+    /// in both directions), and paths it must not have used.
+    fn paths(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Wire::Vxlan => (
+                &["local", "vxlan_encap", "vxlan_decap"],
+                &["ipip_encap", "ipip_decap", "direct", "host_gw_arrival"],
+            ),
+            Wire::Ipip => (
+                &["local", "ipip_encap", "ipip_decap"],
+                &["vxlan_encap", "vxlan_decap", "direct", "host_gw_arrival"],
+            ),
+            Wire::Bare => (
+                &["local", "direct", "host_gw_arrival"],
+                &["vxlan_encap", "vxlan_decap", "ipip_encap", "ipip_decap"],
+            ),
+        }
+    }
+}
+
+/// A weft node that runs the daemon under test with its generated config.
+pub fn weft_node() -> NodeSpec {
+    NodeSpec::weft(Some(vec![WEFT.into(), "run".into(), "--config".into(), "{config}".into()]))
+}
+
+/// A lab with one node per entry of `kinds` (kernel-flannel agents and weft daemons), `pods`
+/// pods each, returned once every node routes every other node's subnet.
+pub fn e2e_lab(backend: Backend, kinds: &[NodeKind], pods: usize) -> LabGuard {
+    let nodes = kinds
+        .iter()
+        .map(|k| match k {
+            NodeKind::Kernel => NodeSpec::kernel(WEFT_LAB),
+            NodeKind::Weft => weft_node(),
+        })
+        .collect();
+    let spec = LabSpec {
+        prefix: prefix(),
+        state_root: DEFAULT_STATE_ROOT.into(),
+        backend,
+        nodes,
+        pods_per_node: pods,
+        uplink_mtu: 1500,
+    };
+    let lab = LabGuard::new(Lab::up(&spec).unwrap_or_else(|e| panic!("lab up: {e}")));
+    if let Err(e) = lab.wait_weft_routes(CONVERGE_TIMEOUT) {
+        panic!("{e}");
+    }
+    lab
+}
+
+/// Every pod of the lab with its node's index.
+fn pods(lab: &Lab) -> Vec<(usize, PodState)> {
+    lab.state().nodes.iter().flat_map(|n| n.pods.iter().map(|p| (n.index, p.clone()))).collect()
+}
+
+/// Pings `to` from namespace `ns` for every `(ns, to, what)` at once; returns what failed.
+/// A ping succeeds when 3 echoes come back within 8 s (ping keeps sending until then, so a
+/// first packet lost to neighbour resolution is made up for).
+pub fn ping_all(targets: &[(String, Ipv4Addr, String)]) -> Vec<String> {
+    let children: Vec<_> = targets
+        .iter()
+        .map(|(ns, to, what)| {
+            let child = Command::new("ip")
+                .args(["netns", "exec", ns, "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-w", "8"])
+                .arg(to.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting ping for {what}: {e}"));
+            (child, what)
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (child, what) in children {
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("waiting for ping ({what}): {e}"));
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let summary = text.lines().find(|l| l.contains("transmitted")).unwrap_or("no summary");
+            failed.push(format!("ICMP {what}: {summary} {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    failed
+}
+
+/// ICMP between every ordered pair of pods (same node and across nodes), all at once.
+pub fn ping_every_pod_pair(lab: &Lab) -> Vec<String> {
+    let pods = pods(lab);
+    let mut targets = Vec::new();
+    for (i, a) in &pods {
+        for (j, b) in pods.iter().filter(|(_, b)| b.ip != a.ip) {
+            targets.push((a.ns.clone(), b.ip, format!("pod {} (n{i}) -> pod {} (n{j})", a.ip, b.ip)));
+        }
+    }
+    ping_all(&targets)
+}
+
+/// The TCP transfers that cover every direction: every ordered pair of nodes once (pods
+/// chosen so that every pod sends and receives), and both ways between pods 1 and 2 of every
+/// node. Pairs of (node, pod) indices, sender first.
+pub fn tcp_covering_set(nodes: usize, pods: usize) -> Vec<((usize, usize), (usize, usize))> {
+    let mut pairs = Vec::new();
+    for i in 1..=nodes {
+        for j in (1..=nodes).filter(|&j| j != i) {
+            pairs.push(((i, 1 + j % pods), (j, 1 + i % pods)));
+        }
+        if pods >= 2 {
+            pairs.push(((i, 1), (i, 2)));
+            pairs.push(((i, 2), (i, 1)));
+        }
+    }
+    pairs
+}
+
+/// Starts an echo server in every pod, then runs [`tcp_covering_set`]: each transfer sends
+/// `bytes` and checks the echo. Returns the transfers that failed.
+pub fn tcp_in_every_direction(lab: &mut Lab, bytes: usize) -> Vec<String> {
+    for (_, pod) in pods(lab) {
+        let listen = format!("{}:{ECHO_PORT}", pod.ip);
+        let argv = [WEFT_LAB.to_owned(), "tcp-echo".into(), "--listen".into(), listen.clone()];
+        let record = lab.spawn(&pod.ns, &format!("echo {listen}"), &argv).unwrap();
+        wait_for(&format!("the echo server on {listen}"), Duration::from_secs(10), || {
+            std::fs::read_to_string(&record.log).is_ok_and(|t| t.contains("listening on"))
+        })
+        .unwrap();
+    }
+    let pods_per_node = lab.node(1).pods.len();
+    let mut failed = Vec::new();
+    for ((i, k), (j, l)) in tcp_covering_set(lab.state().nodes.len(), pods_per_node) {
+        let (from, to) = (lab.pod(i, k), lab.pod(j, l));
+        let out = Command::new("ip")
+            .args(["netns", "exec", &from.ns, WEFT_LAB, "tcp-send", "--bytes", &bytes.to_string()])
+            .args(["--to", &format!("{}:{ECHO_PORT}", to.ip)])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failed.push(format!(
+                "TCP pod {} (n{i}) -> pod {} (n{j}): {}{}",
+                from.ip,
+                to.ip,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    failed
+}
+
+/// The node's own traffic goes through the kernel beside weft: every weft node pings etcd
+/// and the next node's PublicIP, and is pinged by it.
+pub fn node_traffic_beside_weft(lab: &Lab) -> Vec<String> {
+    let nodes = &lab.state().nodes;
+    let mut targets = Vec::new();
+    for (at, node) in nodes.iter().enumerate().filter(|(_, n)| n.kind == NodeKind::Weft) {
+        let next = &nodes[(at + 1) % nodes.len()];
+        let me = format!("n{} {:?}", node.index, node.kind);
+        let peer = format!("n{} {:?}", next.index, next.kind);
+        targets.push((node.ns.clone(), ETCD_IP, format!("node {me} -> etcd {ETCD_IP}")));
+        targets.push((
+            node.ns.clone(),
+            next.public_ip,
+            format!("node {me} -> node {peer} {}", next.public_ip),
+        ));
+        targets.push((
+            next.ns.clone(),
+            node.public_ip,
+            format!("node {peer} -> node {me} {}", node.public_ip),
+        ));
+    }
+    ping_all(&targets)
+}
+
+/// Writes a lease for [`PROBE_SUBNET`] to etcd, waits until every weft node routes it, deletes
+/// it and waits until every weft node dropped the route: the daemons' etcd watch (TCP to
+/// etcd through the kernel, beside weft) works while weft is attached.
+pub fn a_lease_reaches_every_weft_node_and_leaves(lab: &Lab) -> Vec<String> {
+    let subnet: Ipv4Net = PROBE_SUBNET.parse().unwrap();
+    let key = format!("{ETCD_PREFIX}/subnets/{}-{}", subnet.network(), subnet.prefix_len());
+    let backend = lab.state().backend;
+    let data = match backend {
+        Backend::Vxlan | Backend::VxlanDirectRouting => {
+            r#","BackendData":{"VNI":1,"VtepMAC":"0a:58:c6:12:00:c8"}"#
+        }
+        Backend::HostGw | Backend::Ipip => "",
+    };
+    let lease = format!(
+        r#"{{"PublicIP":"{PROBE_PUBLIC_IP}","PublicIPv6":null,"BackendType":"{}"{data}}}"#,
+        backend.flannel_name()
+    );
+    let weft: Vec<usize> =
+        lab.state().nodes.iter().filter(|n| n.kind == NodeKind::Weft).map(|n| n.index).collect();
+    let routes =
+        |i: usize| lab.weft_status(i).is_ok_and(|s| s.routes.iter().any(|r| r.subnet == subnet.to_string()));
+    let mut failed = Vec::new();
+    lab.etcdctl(&["put", &key, &lease]).unwrap();
+    for &i in &weft {
+        if wait_for("the probe lease's route", Duration::from_secs(10), || routes(i)).is_err() {
+            failed.push(format!("weft node n{i} did not route the lease {key} put in etcd"));
+        }
+    }
+    lab.etcdctl(&["del", &key]).unwrap();
+    for &i in &weft {
+        if wait_for("the probe lease's route to go", Duration::from_secs(10), || !routes(i)).is_err() {
+            failed.push(format!("weft node n{i} still routes {subnet} after its lease was deleted"));
+        }
+    }
+    failed
+}
+
+/// Which node holds `ip` (a pod address) or has it as PublicIP.
+fn node_of(nodes: &[NodeState], ip: Ipv4Addr) -> Option<&NodeState> {
+    nodes.iter().find(|n| n.subnet.contains(&ip) || n.public_ip == ip)
+}
+
+/// The (sender, receiver) node indices of an encapsulated pod frame, if its outer addresses
+/// are the PublicIPs of the nodes that hold its inner source and destination.
+fn encapsulated_between(
+    nodes: &[NodeState],
+    outer: (Ipv4Addr, Ipv4Addr),
+    inner: (Ipv4Addr, Ipv4Addr),
+) -> Option<(usize, usize)> {
+    let (from, to) = (node_of(nodes, inner.0)?, node_of(nodes, inner.1)?);
+    ((from.public_ip, to.public_ip) == outer).then_some((from.index, to.index))
+}
+
+/// Checks the underlay capture against `wire`: pod traffic between nodes only in the
+/// expected form (with the outer addresses of the nodes that hold the inner ones), every
+/// ordered pair of nodes seen, and every weft node's TCP with etcd in both directions.
+/// Returns the problems, identical ones counted; `summary` gets what was seen.
+pub fn check_underlay(seen: &[Seen], lab: &Lab, wire: Wire, summary: &mut String) -> Vec<String> {
+    let nodes = &lab.state().nodes;
+    let pod = |ip: &Ipv4Addr| POD_NETWORK.contains(ip);
+    let mut problems: BTreeMap<String, usize> = BTreeMap::new();
+    let mut problem = |p: String| *problems.entry(p).or_default() += 1;
+    // (sender node, receiver node) -> pod frames between them in the expected form.
+    let mut pairs: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in seen {
+        match *s {
+            Seen::Vxlan { outer_src, outer_dst, port, vni, inner } => {
+                *counts.entry("vxlan").or_default() += 1;
+                match (wire, inner) {
+                    (Wire::Vxlan, Some(inner)) if port == VXLAN_PORT && vni == 1 => {
+                        match encapsulated_between(nodes, (outer_src, outer_dst), inner) {
+                            Some(pair) => *pairs.entry(pair).or_default() += 1,
+                            None => problem(format!(
+                                "VXLAN {outer_src} -> {outer_dst} carrying {} -> {} (not between their nodes)",
+                                inner.0, inner.1
+                            )),
+                        }
+                    }
+                    (Wire::Vxlan, _) => problem(format!(
+                        "VXLAN {outer_src} -> {outer_dst} port {port} VNI {vni} inner {inner:?} (want 8472, VNI 1, IPv4 inside)"
+                    )),
+                    _ => problem(format!(
+                        "VXLAN {outer_src} -> {outer_dst} (this backend must not encapsulate in VXLAN)"
+                    )),
+                }
+            }
+            Seen::Ipip { outer_src, outer_dst, inner } => {
+                *counts.entry("ipip").or_default() += 1;
+                match (wire, inner) {
+                    (Wire::Ipip, Some(inner)) => {
+                        match encapsulated_between(nodes, (outer_src, outer_dst), inner) {
+                            Some(pair) => *pairs.entry(pair).or_default() += 1,
+                            None => problem(format!(
+                                "IPIP {outer_src} -> {outer_dst} carrying {} -> {} (not between their nodes)",
+                                inner.0, inner.1
+                            )),
+                        }
+                    }
+                    (Wire::Ipip, None) => {
+                        problem(format!("IPIP {outer_src} -> {outer_dst} without IPv4 inside"))
+                    }
+                    _ => problem(format!("IPIP {outer_src} -> {outer_dst} (this backend must not use IPIP)")),
+                }
+            }
+            Seen::Ipv4 { src, dst, protocol, udp_port } => {
+                if udp_port == Some(VXLAN_PORT) {
+                    problem(format!("UDP {VXLAN_PORT} {src} -> {dst} that is not VXLAN"));
+                } else if pod(&src) || pod(&dst) {
+                    *counts.entry("bare pod").or_default() += 1;
+                    match (wire, node_of(nodes, src), node_of(nodes, dst)) {
+                        (Wire::Bare, Some(f), Some(t)) if pod(&src) && pod(&dst) => {
+                            *pairs.entry((f.index, t.index)).or_default() += 1;
+                        }
+                        _ => problem(format!("bare pod packet {src} -> {dst} protocol {protocol}")),
+                    }
+                } else {
+                    *counts.entry("other IPv4").or_default() += 1;
+                }
+            }
+            Seen::Arp => *counts.entry("arp").or_default() += 1,
+            Seen::Other(_) => *counts.entry("other").or_default() += 1,
+        }
+    }
+    for a in nodes {
+        for b in nodes.iter().filter(|b| b.index != a.index) {
+            if !pairs.contains_key(&(a.index, b.index)) {
+                problem(format!("no {wire:?} pod traffic from n{} to n{} on the underlay", a.index, b.index));
+            }
+        }
+    }
+    let tcp = |x: Ipv4Addr, y: Ipv4Addr| {
+        seen.iter().any(|s| matches!(*s, Seen::Ipv4 { src, dst, protocol: 6, .. } if src == x && dst == y))
+    };
+    for n in nodes.iter().filter(|n| n.kind == NodeKind::Weft) {
+        if !tcp(n.public_ip, ETCD_IP) || !tcp(ETCD_IP, n.public_ip) {
+            problem(format!("no TCP both ways between weft node n{} and etcd on the underlay", n.index));
+        }
+    }
+    *summary = format!("{} frames: {counts:?}; pod frames per node pair: {pairs:?}", seen.len());
+    problems.into_iter().map(|(p, n)| if n > 1 { format!("{p} (x{n})") } else { p }).collect()
+}
+
+/// Every weft node used the pipeline paths of `wire` and no other encapsulation's.
+pub fn check_paths(lab: &Lab, wire: Wire) -> Vec<String> {
+    let (used, unused) = wire.paths();
+    let mut problems = Vec::new();
+    for n in lab.state().nodes.iter().filter(|n| n.kind == NodeKind::Weft) {
+        let status = match lab.weft_status(n.index) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let count = |name: &str| status.paths.iter().find(|p| p.reason == name).map(|p| p.count);
+        for name in used {
+            if count(name).unwrap_or(0) == 0 {
+                problems.push(format!("weft node n{}: path {name} unused ({:?})", n.index, count(name)));
+            }
+        }
+        for name in unused {
+            if count(name).is_some_and(|c| c > 0) {
+                problems.push(format!("weft node n{}: path {name} used {:?} times", n.index, count(name)));
+            }
+        }
+    }
+    problems
+}
+
+/// The whole end-to-end scenario on a lab of `kinds` nodes with 2 pods each: ICMP between
+/// every pair of pods, TCP in every direction, the weft nodes' own traffic beside weft and
+/// their etcd watch, all while tcpdump records the underlay; then the capture and every
+/// weft node's path counters are checked against `backend`'s wire format.
+pub fn pods_talk_through_weft(backend: Backend, kinds: &[NodeKind]) {
+    let started = Instant::now();
+    let mut lab = e2e_lab(backend, kinds, 2);
+    let up = started.elapsed();
+    let capture = Capture::start(&mut lab, "underlay").unwrap();
+    let mut problems = ping_every_pod_pair(&lab);
+    problems.extend(tcp_in_every_direction(&mut lab, TCP_BYTES));
+    problems.extend(node_traffic_beside_weft(&lab));
+    problems.extend(a_lease_reaches_every_weft_node_and_leaves(&lab));
+    let seen = capture.finish(&[VXLAN_PORT]).unwrap();
+    let wire = Wire::of(backend);
+    let mut summary = String::new();
+    problems.extend(check_underlay(&seen, &lab, wire, &mut summary));
+    // The same capture must fail the other formats' checks, or the check tells nothing.
+    for other in [Wire::Vxlan, Wire::Ipip, Wire::Bare].into_iter().filter(|w| *w != wire) {
+        if check_underlay(&seen, &lab, other, &mut String::new()).is_empty() {
+            problems.push(format!("the underlay capture passes as {other:?} too: it shows nothing"));
+        }
+    }
+    problems.extend(check_paths(&lab, wire));
+    eprintln!(
+        "{} {kinds:?}: lab up in {up:.1?}, whole scenario {:.1?}; underlay: {summary}",
+        backend.lab_name(),
+        started.elapsed()
+    );
+    if !problems.is_empty() {
+        let status = lab.weft_status(kinds.iter().position(|k| *k == NodeKind::Weft).unwrap_or(0) + 1);
+        panic!(
+            "{} problems through weft ({}):\n  {}\nfirst weft node's status: {status:#?}",
+            problems.len(),
+            backend.lab_name(),
+            problems.join("\n  ")
+        );
+    }
+}
