@@ -15,7 +15,7 @@ use ipnet::Ipv4Net;
 use weft_bench::lab::capture::{Capture, Seen};
 use weft_bench::lab::supervise::wait_for;
 use weft_bench::lab::topology::{DEFAULT_STATE_ROOT, ETCD_IP, ETCD_PREFIX, POD_NETWORK};
-use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeKind, NodeSpec, NodeState, PodState};
+use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeKind, NodeSpec, NodeState, Plan, PodState};
 
 use super::{WEFT_LAB, prefix};
 
@@ -61,29 +61,48 @@ impl Wire {
         }
     }
 
-    /// Pipeline paths every weft node must have used (with same-node and cross-node traffic
-    /// in both directions), and paths it must not have used.
-    fn paths(self) -> (&'static [&'static str], &'static [&'static str]) {
+    /// The pipeline path a weft node counts a pod packet it sends to a peer this way on.
+    fn send_path(self) -> &'static str {
         match self {
-            Wire::Vxlan => (
-                &["local", "vxlan_encap", "vxlan_decap"],
-                &["ipip_encap", "ipip_decap", "direct", "host_gw_arrival"],
-            ),
-            Wire::Ipip => (
-                &["local", "ipip_encap", "ipip_decap"],
-                &["vxlan_encap", "vxlan_decap", "direct", "host_gw_arrival"],
-            ),
-            Wire::Bare => (
-                &["local", "direct", "host_gw_arrival"],
-                &["vxlan_encap", "vxlan_decap", "ipip_encap", "ipip_decap"],
-            ),
+            Wire::Vxlan => "vxlan_encap",
+            Wire::Ipip => "ipip_encap",
+            Wire::Bare => "direct",
+        }
+    }
+
+    /// The pipeline path a weft node counts a pod packet arriving this way on.
+    fn receive_path(self) -> &'static str {
+        match self {
+            Wire::Vxlan => "vxlan_decap",
+            Wire::Ipip => "ipip_decap",
+            Wire::Bare => "host_gw_arrival",
         }
     }
 }
 
+/// Every pipeline path between a pod and another node.
+const REMOTE_PATHS: [&str; 6] =
+    ["vxlan_encap", "vxlan_decap", "ipip_encap", "ipip_decap", "direct", "host_gw_arrival"];
+
+/// What pod traffic from node `a` to node `b` (indices) must look like on the underlay.
+pub type WireOf<'a> = &'a dyn Fn(usize, usize) -> Wire;
+
 /// A weft node that runs the daemon under test with its generated config.
 pub fn weft_node() -> NodeSpec {
     NodeSpec::weft(Some(vec![WEFT.into(), "run".into(), "--config".into(), "{config}".into()]))
+}
+
+/// A lab of `nodes`, `pods` pods each (no waiting for weft nodes).
+pub fn lab_of(backend: Backend, nodes: Vec<NodeSpec>, pods: usize) -> LabGuard {
+    let spec = LabSpec {
+        prefix: prefix(),
+        state_root: DEFAULT_STATE_ROOT.into(),
+        backend,
+        nodes,
+        pods_per_node: pods,
+        uplink_mtu: 1500,
+    };
+    LabGuard::new(Lab::up(&spec).unwrap_or_else(|e| panic!("lab up: {e}")))
 }
 
 /// A lab with one node per entry of `kinds` (kernel-flannel agents and weft daemons), `pods`
@@ -96,19 +115,24 @@ pub fn e2e_lab(backend: Backend, kinds: &[NodeKind], pods: usize) -> LabGuard {
             NodeKind::Weft => weft_node(),
         })
         .collect();
-    let spec = LabSpec {
-        prefix: prefix(),
-        state_root: DEFAULT_STATE_ROOT.into(),
-        backend,
-        nodes,
-        pods_per_node: pods,
-        uplink_mtu: 1500,
-    };
-    let lab = LabGuard::new(Lab::up(&spec).unwrap_or_else(|e| panic!("lab up: {e}")));
+    let lab = lab_of(backend, nodes, pods);
+    wait_for_weft_routes(&lab);
+    lab
+}
+
+/// Waits until every weft node routes every other node (panics naming the node otherwise).
+pub fn wait_for_weft_routes(lab: &Lab) {
     if let Err(e) = lab.wait_weft_routes(CONVERGE_TIMEOUT) {
         panic!("{e}");
     }
-    lab
+}
+
+/// Starts the weft daemon on prepared weft node `i` with its generated config.
+pub fn start_weft(lab: &mut Lab, i: usize) {
+    let node = lab.node(i).clone();
+    let config = node.config.expect("a weft node has a config").display().to_string();
+    let argv = [WEFT.to_owned(), "run".into(), "--config".into(), config];
+    lab.spawn(&node.ns, &Plan::node_process(i, NodeKind::Weft), &argv).unwrap();
 }
 
 /// Every pod of the lab with its node's index.
@@ -285,11 +309,11 @@ fn encapsulated_between(
     ((from.public_ip, to.public_ip) == outer).then_some((from.index, to.index))
 }
 
-/// Checks the underlay capture against `wire`: pod traffic between nodes only in the
-/// expected form (with the outer addresses of the nodes that hold the inner ones), every
-/// ordered pair of nodes seen, and every weft node's TCP with etcd in both directions.
-/// Returns the problems, identical ones counted; `summary` gets what was seen.
-pub fn check_underlay(seen: &[Seen], lab: &Lab, wire: Wire, summary: &mut String) -> Vec<String> {
+/// Checks the underlay capture: pod traffic from node a to node b only in the form
+/// `wire_of(a, b)` (encapsulated between the PublicIPs of the nodes that hold the inner
+/// addresses), every ordered pair of nodes seen, and every weft node's TCP with etcd in both
+/// directions. Returns the problems, identical ones counted; `summary` gets what was seen.
+pub fn check_underlay(seen: &[Seen], lab: &Lab, wire_of: WireOf<'_>, summary: &mut String) -> Vec<String> {
     let nodes = &lab.state().nodes;
     let pod = |ip: &Ipv4Addr| POD_NETWORK.contains(ip);
     let mut problems: BTreeMap<String, usize> = BTreeMap::new();
@@ -298,68 +322,79 @@ pub fn check_underlay(seen: &[Seen], lab: &Lab, wire: Wire, summary: &mut String
     let mut pairs: BTreeMap<(usize, usize), usize> = BTreeMap::new();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in seen {
-        match *s {
+        // The form and the nodes of a pod frame, or what is wrong with it.
+        let observed: Result<(Wire, usize, usize), String> = match *s {
             Seen::Vxlan { outer_src, outer_dst, port, vni, inner } => {
                 *counts.entry("vxlan").or_default() += 1;
-                match (wire, inner) {
-                    (Wire::Vxlan, Some(inner)) if port == VXLAN_PORT && vni == 1 => {
-                        match encapsulated_between(nodes, (outer_src, outer_dst), inner) {
-                            Some(pair) => *pairs.entry(pair).or_default() += 1,
-                            None => problem(format!(
-                                "VXLAN {outer_src} -> {outer_dst} carrying {} -> {} (not between their nodes)",
-                                inner.0, inner.1
-                            )),
-                        }
-                    }
-                    (Wire::Vxlan, _) => problem(format!(
+                match inner {
+                    Some(inner) if port == VXLAN_PORT && vni == 1 => encapsulated_between(
+                        nodes,
+                        (outer_src, outer_dst),
+                        inner,
+                    )
+                    .map(|(f, t)| (Wire::Vxlan, f, t))
+                    .ok_or_else(|| {
+                        format!(
+                            "VXLAN {outer_src} -> {outer_dst} carrying {} -> {} (not between their nodes)",
+                            inner.0, inner.1
+                        )
+                    }),
+                    _ => Err(format!(
                         "VXLAN {outer_src} -> {outer_dst} port {port} VNI {vni} inner {inner:?} (want 8472, VNI 1, IPv4 inside)"
-                    )),
-                    _ => problem(format!(
-                        "VXLAN {outer_src} -> {outer_dst} (this backend must not encapsulate in VXLAN)"
                     )),
                 }
             }
             Seen::Ipip { outer_src, outer_dst, inner } => {
                 *counts.entry("ipip").or_default() += 1;
-                match (wire, inner) {
-                    (Wire::Ipip, Some(inner)) => {
-                        match encapsulated_between(nodes, (outer_src, outer_dst), inner) {
-                            Some(pair) => *pairs.entry(pair).or_default() += 1,
-                            None => problem(format!(
+                match inner {
+                    Some(inner) => encapsulated_between(nodes, (outer_src, outer_dst), inner)
+                        .map(|(f, t)| (Wire::Ipip, f, t))
+                        .ok_or_else(|| {
+                            format!(
                                 "IPIP {outer_src} -> {outer_dst} carrying {} -> {} (not between their nodes)",
                                 inner.0, inner.1
-                            )),
-                        }
-                    }
-                    (Wire::Ipip, None) => {
-                        problem(format!("IPIP {outer_src} -> {outer_dst} without IPv4 inside"))
-                    }
-                    _ => problem(format!("IPIP {outer_src} -> {outer_dst} (this backend must not use IPIP)")),
+                            )
+                        }),
+                    None => Err(format!("IPIP {outer_src} -> {outer_dst} without IPv4 inside")),
                 }
             }
-            Seen::Ipv4 { src, dst, protocol, udp_port } => {
-                if udp_port == Some(VXLAN_PORT) {
-                    problem(format!("UDP {VXLAN_PORT} {src} -> {dst} that is not VXLAN"));
-                } else if pod(&src) || pod(&dst) {
-                    *counts.entry("bare pod").or_default() += 1;
-                    match (wire, node_of(nodes, src), node_of(nodes, dst)) {
-                        (Wire::Bare, Some(f), Some(t)) if pod(&src) && pod(&dst) => {
-                            *pairs.entry((f.index, t.index)).or_default() += 1;
-                        }
-                        _ => problem(format!("bare pod packet {src} -> {dst} protocol {protocol}")),
-                    }
-                } else {
-                    *counts.entry("other IPv4").or_default() += 1;
+            Seen::Ipv4 { src, dst, udp_port: Some(VXLAN_PORT), .. } => {
+                Err(format!("UDP {VXLAN_PORT} {src} -> {dst} that is not VXLAN"))
+            }
+            Seen::Ipv4 { src, dst, protocol, .. } if pod(&src) || pod(&dst) => {
+                *counts.entry("bare pod").or_default() += 1;
+                match (node_of(nodes, src), node_of(nodes, dst)) {
+                    (Some(f), Some(t)) if pod(&src) && pod(&dst) => Ok((Wire::Bare, f.index, t.index)),
+                    _ => Err(format!("bare pod packet {src} -> {dst} protocol {protocol}")),
                 }
             }
-            Seen::Arp => *counts.entry("arp").or_default() += 1,
-            Seen::Other(_) => *counts.entry("other").or_default() += 1,
+            Seen::Ipv4 { .. } => {
+                *counts.entry("other IPv4").or_default() += 1;
+                continue;
+            }
+            Seen::Arp => {
+                *counts.entry("arp").or_default() += 1;
+                continue;
+            }
+            Seen::Other(_) => {
+                *counts.entry("other").or_default() += 1;
+                continue;
+            }
+        };
+        match observed {
+            Ok((_, f, t)) if f == t => problem(format!("pod traffic within n{f} on the underlay")),
+            Ok((w, f, t)) if w != wire_of(f, t) => {
+                problem(format!("{w:?} pod traffic from n{f} to n{t} (want {:?})", wire_of(f, t)))
+            }
+            Ok((_, f, t)) => *pairs.entry((f, t)).or_default() += 1,
+            Err(p) => problem(p),
         }
     }
     for a in nodes {
         for b in nodes.iter().filter(|b| b.index != a.index) {
             if !pairs.contains_key(&(a.index, b.index)) {
-                problem(format!("no {wire:?} pod traffic from n{} to n{} on the underlay", a.index, b.index));
+                let want = wire_of(a.index, b.index);
+                problem(format!("no {want:?} pod traffic from n{} to n{} on the underlay", a.index, b.index));
             }
         }
     }
@@ -375,11 +410,12 @@ pub fn check_underlay(seen: &[Seen], lab: &Lab, wire: Wire, summary: &mut String
     problems.into_iter().map(|(p, n)| if n > 1 { format!("{p} (x{n})") } else { p }).collect()
 }
 
-/// Every weft node used the pipeline paths of `wire` and no other encapsulation's.
-pub fn check_paths(lab: &Lab, wire: Wire) -> Vec<String> {
-    let (used, unused) = wire.paths();
+/// Every weft node used the pipeline paths its peers need (`wire_of` both ways, and
+/// `local`) and no other remote path.
+pub fn check_paths(lab: &Lab, wire_of: WireOf<'_>) -> Vec<String> {
+    let nodes = &lab.state().nodes;
     let mut problems = Vec::new();
-    for n in lab.state().nodes.iter().filter(|n| n.kind == NodeKind::Weft) {
+    for n in nodes.iter().filter(|n| n.kind == NodeKind::Weft) {
         let status = match lab.weft_status(n.index) {
             Ok(s) => s,
             Err(e) => {
@@ -387,13 +423,18 @@ pub fn check_paths(lab: &Lab, wire: Wire) -> Vec<String> {
                 continue;
             }
         };
+        let mut used = vec!["local"];
+        for peer in nodes.iter().filter(|p| p.index != n.index) {
+            used.push(wire_of(n.index, peer.index).send_path());
+            used.push(wire_of(peer.index, n.index).receive_path());
+        }
         let count = |name: &str| status.paths.iter().find(|p| p.reason == name).map(|p| p.count);
-        for name in used {
+        for name in &used {
             if count(name).unwrap_or(0) == 0 {
                 problems.push(format!("weft node n{}: path {name} unused ({:?})", n.index, count(name)));
             }
         }
-        for name in unused {
+        for name in REMOTE_PATHS.iter().filter(|p| !used.contains(p)) {
             if count(name).is_some_and(|c| c > 0) {
                 problems.push(format!("weft node n{}: path {name} used {:?} times", n.index, count(name)));
             }
@@ -402,13 +443,20 @@ pub fn check_paths(lab: &Lab, wire: Wire) -> Vec<String> {
     problems
 }
 
-/// The whole end-to-end scenario on a lab of `kinds` nodes with 2 pods each: ICMP between
-/// every pair of pods, TCP in every direction, the weft nodes' own traffic beside weft and
-/// their etcd watch, all while tcpdump records the underlay; then the capture and every
-/// weft node's path counters are checked against `backend`'s wire format.
+/// The whole end-to-end scenario on a lab of `kinds` nodes with 2 pods each, every pair of
+/// nodes talking `backend`'s wire format: see [`pods_talk_in_every_direction`].
 pub fn pods_talk_through_weft(backend: Backend, kinds: &[NodeKind]) {
     let started = Instant::now();
-    let mut lab = e2e_lab(backend, kinds, 2);
+    let lab = e2e_lab(backend, kinds, 2);
+    let what = format!("{} {kinds:?}", backend.lab_name());
+    pods_talk_in_every_direction(lab, &what, started, &|_, _| Wire::of(backend));
+}
+
+/// ICMP between every pair of pods, TCP in every direction, the weft nodes' own traffic beside
+/// weft and their etcd watch, all while tcpdump records the underlay; then the capture and
+/// every weft node's path counters are checked against `wire_of`. Panics with every problem
+/// found.
+pub fn pods_talk_in_every_direction(mut lab: LabGuard, what: &str, started: Instant, wire_of: WireOf<'_>) {
     let up = started.elapsed();
     let capture = Capture::start(&mut lab, "underlay").unwrap();
     let mut problems = ping_every_pod_pair(&lab);
@@ -416,27 +464,26 @@ pub fn pods_talk_through_weft(backend: Backend, kinds: &[NodeKind]) {
     problems.extend(node_traffic_beside_weft(&lab));
     problems.extend(a_lease_reaches_every_weft_node_and_leaves(&lab));
     let seen = capture.finish(&[VXLAN_PORT]).unwrap();
-    let wire = Wire::of(backend);
     let mut summary = String::new();
-    problems.extend(check_underlay(&seen, &lab, wire, &mut summary));
-    // The same capture must fail the other formats' checks, or the check tells nothing.
-    for other in [Wire::Vxlan, Wire::Ipip, Wire::Bare].into_iter().filter(|w| *w != wire) {
-        if check_underlay(&seen, &lab, other, &mut String::new()).is_empty() {
-            problems.push(format!("the underlay capture passes as {other:?} too: it shows nothing"));
+    problems.extend(check_underlay(&seen, &lab, wire_of, &mut summary));
+    // The same capture must fail a check for one other format everywhere, or it shows nothing.
+    for other in [Wire::Vxlan, Wire::Ipip, Wire::Bare] {
+        let n = lab.state().nodes.len();
+        let all_pairs_are = |w: Wire| (1..=n).all(|a| (1..=n).all(|b| a == b || wire_of(a, b) == w));
+        if !all_pairs_are(other) && check_underlay(&seen, &lab, &|_, _| other, &mut String::new()).is_empty()
+        {
+            problems
+                .push(format!("the underlay capture passes as {other:?} everywhere too: it shows nothing"));
         }
     }
-    problems.extend(check_paths(&lab, wire));
-    eprintln!(
-        "{} {kinds:?}: lab up in {up:.1?}, whole scenario {:.1?}; underlay: {summary}",
-        backend.lab_name(),
-        started.elapsed()
-    );
+    problems.extend(check_paths(&lab, wire_of));
+    eprintln!("{what}: lab up in {up:.1?}, whole scenario {:.1?}; underlay: {summary}", started.elapsed());
     if !problems.is_empty() {
-        let status = lab.weft_status(kinds.iter().position(|k| *k == NodeKind::Weft).unwrap_or(0) + 1);
+        let first_weft = lab.state().nodes.iter().find(|n| n.kind == NodeKind::Weft).map_or(1, |n| n.index);
+        let status = lab.weft_status(first_weft);
         panic!(
-            "{} problems through weft ({}):\n  {}\nfirst weft node's status: {status:#?}",
+            "{} problems through weft ({what}):\n  {}\nweft node n{first_weft}'s status: {status:#?}",
             problems.len(),
-            backend.lab_name(),
             problems.join("\n  ")
         );
     }
