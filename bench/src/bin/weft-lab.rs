@@ -21,12 +21,16 @@ commands:
            --direct-routing: flannel vxlan with DirectRouting true (weft nodes only; the same
            as --backend vxlan-direct-routing).
            Weft nodes are prepared; --weft-cmd starts a daemon on each ({config}, {ns}, {node},
-           {public_ip}, {uplink}, {etcd}, {subnet_file}, {dir} are expanded).
+           {public_ip}, {uplink}, {etcd}, {subnet_file}, {dir} are expanded) and `up` waits
+           until each daemon's API socket reports a route to every other node.
   down     --prefix P [--state-root DIR]   remove everything the state file lists
   status   --prefix P [--state-root DIR] [--json]
   kflannel ...                             the kernel-flannel node agent (weft-lab kflannel --help)
   tcp-echo --listen ADDR:PORT              TCP echo server (for pods)
   tcp-send --to ADDR:PORT [--bytes N]      send N bytes, check the echo, print the rate";
+
+/// How long `up` waits for weft daemons to route every other node.
+const WEFT_CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options that take no value.
 const SWITCHES: &[&str] = &["--json", "--direct-routing"];
@@ -70,7 +74,9 @@ fn up(flags: &Flags) -> anyhow::Result<()> {
     let exe = exe.display().to_string();
     let kernel_nodes: usize = flags.parsed("--nodes", 2)?;
     let weft_nodes: usize = flags.parsed("--weft-nodes", 0)?;
-    let weft_cmd = flags.value("--weft-cmd").map(|c| c.split_whitespace().map(str::to_owned).collect());
+    let weft_cmd: Option<Vec<String>> =
+        flags.value("--weft-cmd").map(|c| c.split_whitespace().map(str::to_owned).collect());
+    let weft_started = weft_cmd.is_some() && weft_nodes > 0;
     let mut nodes = vec![NodeSpec::kernel(&exe); kernel_nodes];
     nodes.extend(std::iter::repeat_n(NodeSpec::weft(weft_cmd), weft_nodes));
     let mut backend = Backend::parse(flags.value("--backend").unwrap_or("vxlan"))?;
@@ -91,8 +97,13 @@ fn up(flags: &Flags) -> anyhow::Result<()> {
         uplink_mtu: flags.parsed("--mtu", 1500)?,
     };
     let lab = Lab::up(&spec)?;
+    // Weft daemons route their peers a moment after they wrote subnet.env: wait for that, so
+    // the lab is usable when `up` returns (kernel nodes were waited for by `Lab::up`).
+    let waited = if weft_started { lab.wait_weft_routes(WEFT_CONVERGE_TIMEOUT) } else { Ok(()) };
     print_status(&lab, false);
-    println!("\ntear down with: weft-lab down --prefix {}", spec.prefix);
+    // A closed stdout (`| head`) must not end `up` with a panic: the lab is up either way.
+    let _ = writeln!(std::io::stdout(), "\ntear down with: weft-lab down --prefix {}", spec.prefix);
+    waited?;
     Ok(())
 }
 

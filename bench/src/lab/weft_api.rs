@@ -1,6 +1,6 @@
 //! Asking a lab's weft nodes what they do: their daemon's status over the API socket named
 //! in the node's generated config (`weft status --json` without the CLI), and waiting until
-//! every weft node routes every other started node's subnet.
+//! every weft node routes every other started node's subnet and knows its underlay MAC.
 
 use std::time::Duration;
 
@@ -28,22 +28,27 @@ impl Lab {
         }
     }
 
-    /// Waits until every weft node whose daemon runs routes the subnet of every other node
-    /// that holds a lease (its `weft status` lists a route for it). Kernel nodes are waited
-    /// for by [`Lab::up`] already.
+    /// Waits until every weft node whose daemon runs routes the subnet of every other started
+    /// node (its `weft status` lists a route for it) and knows that node's underlay MAC (the
+    /// lab has no underlay gateway: every peer is its own next hop). Until then weft drops
+    /// the first packets to a peer as `neighbour_unresolved`. Kernel nodes are waited for by
+    /// [`Lab::up`] already.
     pub fn wait_weft_routes(&self, timeout: Duration) -> Result<(), LabError> {
         let nodes = &self.state().nodes;
         for node in nodes.iter().filter(|n| n.kind == NodeKind::Weft && self.runs_node(n)) {
             let others: Vec<&NodeState> =
                 nodes.iter().filter(|o| o.index != node.index && self.runs_node(o)).collect();
             let what = format!(
-                "weft node n{} to route {:?}",
+                "weft node n{} to route {:?} and resolve their nodes' MACs",
                 node.index,
                 others.iter().map(|o| o.subnet.to_string()).collect::<Vec<_>>()
             );
             wait_for(&what, timeout, || {
                 self.weft_status(node.index).is_ok_and(|status| {
-                    others.iter().all(|o| status.routes.iter().any(|r| r.subnet == o.subnet.to_string()))
+                    others.iter().all(|o| {
+                        status.routes.iter().any(|r| r.subnet == o.subnet.to_string())
+                            && status.neighbours.iter().any(|n| n.ip == o.public_ip.to_string())
+                    })
                 })
             })?;
         }
