@@ -18,6 +18,7 @@ use super::{Lab, LabError, ProcessRecord};
 
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_TCP: u8 = 6;
 
 /// One frame seen on the underlay, as far as the lab cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,8 @@ pub enum Seen {
         protocol: u8,
         /// UDP destination port, for UDP.
         udp_port: Option<u16>,
+        /// TCP source and destination ports, for TCP.
+        tcp_ports: Option<(u16, u16)>,
     },
     /// Something else (IPv6, unparseable).
     Other(u16),
@@ -134,7 +137,10 @@ pub fn classify(frame: &[u8], vxlan_ports: &[u16]) -> Seen {
             }
         }
     }
-    Seen::Ipv4 { src, dst, protocol, udp_port }
+    let tcp_ports = (protocol == IPPROTO_TCP && first_fragment && payload.len() >= 4).then(|| {
+        (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]]))
+    });
+    Seen::Ipv4 { src, dst, protocol, udp_port, tcp_ports }
 }
 
 /// Reads the Ethernet frames of a classic pcap file (microsecond or nanosecond, either byte
@@ -235,9 +241,10 @@ mod tests {
         h
     }
 
-    /// A 1400-byte TCP segment from POD_A to POD_B, as an IPv4 packet.
+    /// A 1400-byte TCP segment from POD_A:40000 to POD_B:2379, as an IPv4 packet.
     fn inner_tcp() -> Vec<u8> {
         let mut p = ipv4(POD_A, POD_B, 6, 1400);
+        p.extend_from_slice(&[0x9c, 0x40, 0x09, 0x4b]);
         p.resize(20 + 1400, 0);
         p
     }
@@ -280,7 +287,13 @@ mod tests {
         bare.truncate(60);
         assert_eq!(
             classify(&bare, &[8472]),
-            Seen::Ipv4 { src: POD_A, dst: POD_B, protocol: 6, udp_port: None }
+            Seen::Ipv4 {
+                src: POD_A,
+                dst: POD_B,
+                protocol: 6,
+                udp_port: None,
+                tcp_ports: Some((40000, 2379))
+            }
         );
         bare.truncate(HEADER_LEN + 19);
         assert_eq!(classify(&bare, &[8472]), Seen::Other(0x0800), "a cut IPv4 header is not read");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv4Net;
 use weft_bench::lab::capture::{Capture, Seen};
 use weft_bench::lab::supervise::wait_for;
-use weft_bench::lab::topology::{DEFAULT_STATE_ROOT, ETCD_IP, ETCD_PREFIX, POD_NETWORK};
+use weft_bench::lab::topology::{DEFAULT_STATE_ROOT, ETCD_IP, ETCD_PORT, ETCD_PREFIX, POD_NETWORK};
 use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeKind, NodeSpec, NodeState, Plan, PodState};
 
 use super::{WEFT_LAB, prefix};
@@ -398,12 +398,19 @@ pub fn check_underlay(seen: &[Seen], lab: &Lab, wire_of: WireOf<'_>, summary: &m
             }
         }
     }
-    let tcp = |x: Ipv4Addr, y: Ipv4Addr| {
-        seen.iter().any(|s| matches!(*s, Seen::Ipv4 { src, dst, protocol: 6, .. } if src == x && dst == y))
+    // TCP from `x` to `y` with destination port `to` (0: any) and source port `from` (0: any).
+    let tcp = |x: Ipv4Addr, y: Ipv4Addr, from: u16, to: u16| {
+        seen.iter().any(|s| {
+            matches!(*s, Seen::Ipv4 { src, dst, tcp_ports: Some((sp, dp)), .. }
+                if src == x && dst == y && (from == 0 || sp == from) && (to == 0 || dp == to))
+        })
     };
     for n in nodes.iter().filter(|n| n.kind == NodeKind::Weft) {
-        if !tcp(n.public_ip, ETCD_IP) || !tcp(ETCD_IP, n.public_ip) {
-            problem(format!("no TCP both ways between weft node n{} and etcd on the underlay", n.index));
+        if !tcp(n.public_ip, ETCD_IP, 0, ETCD_PORT) || !tcp(ETCD_IP, n.public_ip, ETCD_PORT, 0) {
+            problem(format!(
+                "no TCP both ways between weft node n{} and etcd ({ETCD_IP}:{ETCD_PORT}) on the underlay",
+                n.index
+            ));
         }
     }
     *summary = format!("{} frames: {counts:?}; pod frames per node pair: {pairs:?}", seen.len());
