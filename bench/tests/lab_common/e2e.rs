@@ -181,14 +181,17 @@ pub fn ping_every_pod_pair(lab: &Lab) -> Vec<String> {
     ping_all(&targets)
 }
 
-/// The TCP transfers that cover every direction: every ordered pair of nodes once (pods
-/// chosen so that every pod sends and receives), and both ways between pods 1 and 2 of every
-/// node. Pairs of (node, pod) indices, sender first.
+/// The TCP transfers that cover every direction: every ordered pair of nodes once, and both
+/// ways between pods 1 and 2 of every node. Pairs of (node, pod) indices, sender first. Node
+/// i talks to the node `d` places after it (cyclically) from its pod `d` and to that node's
+/// pod `d` (modulo the pods), so with 3 nodes of 2 pods every pod sends once and receives
+/// once across nodes.
 pub fn tcp_covering_set(nodes: usize, pods: usize) -> Vec<((usize, usize), (usize, usize))> {
     let mut pairs = Vec::new();
     for i in 1..=nodes {
         for j in (1..=nodes).filter(|&j| j != i) {
-            pairs.push(((i, 1 + j % pods), (j, 1 + i % pods)));
+            let pod = 1 + ((j + nodes - i) % nodes - 1) % pods;
+            pairs.push(((i, pod), (j, pod)));
         }
         if pods >= 2 {
             pairs.push(((i, 1), (i, 2)));
