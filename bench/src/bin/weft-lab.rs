@@ -15,15 +15,25 @@ const USAGE: &str = "usage: weft-lab <command> [options]
 
 commands:
   up       --prefix P [--nodes N] [--weft-nodes M] [--weft-cmd 'weft run --config {config}']
-           [--pods K] [--backend vxlan|host-gw|ipip] [--mtu 1500] [--state-root /run/weft-lab]
+           [--pods K] [--backend vxlan|host-gw|ipip] [--direct-routing] [--mtu 1500]
+           [--state-root /run/weft-lab]
            N kernel-flannel nodes (default 2) then M weft nodes (default 0), K pods each (default 1).
+           --direct-routing: flannel vxlan with DirectRouting true (weft nodes only; the same
+           as --backend vxlan-direct-routing).
            Weft nodes are prepared; --weft-cmd starts a daemon on each ({config}, {ns}, {node},
-           {public_ip}, {uplink}, {etcd}, {subnet_file}, {dir} are expanded).
+           {public_ip}, {uplink}, {etcd}, {subnet_file}, {dir} are expanded) and `up` waits
+           until each daemon's API socket reports a route to every other node.
   down     --prefix P [--state-root DIR]   remove everything the state file lists
   status   --prefix P [--state-root DIR] [--json]
   kflannel ...                             the kernel-flannel node agent (weft-lab kflannel --help)
   tcp-echo --listen ADDR:PORT              TCP echo server (for pods)
   tcp-send --to ADDR:PORT [--bytes N]      send N bytes, check the echo, print the rate";
+
+/// How long `up` waits for weft daemons to route every other node.
+const WEFT_CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Options that take no value.
+const SWITCHES: &[&str] = &["--json", "--direct-routing"];
 
 struct Flags(Vec<String>);
 
@@ -33,7 +43,7 @@ impl Flags {
         let mut it = self.0.iter();
         while let Some(arg) = it.next() {
             anyhow::ensure!(known.contains(&arg.as_str()), "unknown option {arg:?}\n\n{USAGE}");
-            if arg != "--json" {
+            if !SWITCHES.contains(&arg.as_str()) {
                 it.next();
             }
         }
@@ -64,20 +74,36 @@ fn up(flags: &Flags) -> anyhow::Result<()> {
     let exe = exe.display().to_string();
     let kernel_nodes: usize = flags.parsed("--nodes", 2)?;
     let weft_nodes: usize = flags.parsed("--weft-nodes", 0)?;
-    let weft_cmd = flags.value("--weft-cmd").map(|c| c.split_whitespace().map(str::to_owned).collect());
+    let weft_cmd: Option<Vec<String>> =
+        flags.value("--weft-cmd").map(|c| c.split_whitespace().map(str::to_owned).collect());
+    let weft_started = weft_cmd.is_some() && weft_nodes > 0;
     let mut nodes = vec![NodeSpec::kernel(&exe); kernel_nodes];
     nodes.extend(std::iter::repeat_n(NodeSpec::weft(weft_cmd), weft_nodes));
+    let mut backend = Backend::parse(flags.value("--backend").unwrap_or("vxlan"))?;
+    if flags.has("--direct-routing") {
+        anyhow::ensure!(
+            matches!(backend, Backend::Vxlan | Backend::VxlanDirectRouting),
+            "--direct-routing is a vxlan option (flannel's Backend.DirectRouting), not {}",
+            backend.lab_name()
+        );
+        backend = Backend::VxlanDirectRouting;
+    }
     let spec = LabSpec {
         prefix: flags.prefix()?,
         state_root: flags.state_root(),
-        backend: Backend::parse(flags.value("--backend").unwrap_or("vxlan"))?,
+        backend,
         nodes,
         pods_per_node: flags.parsed("--pods", 1)?,
         uplink_mtu: flags.parsed("--mtu", 1500)?,
     };
     let lab = Lab::up(&spec)?;
+    // Weft daemons route their peers a moment after they wrote subnet.env: wait for that, so
+    // the lab is usable when `up` returns (kernel nodes were waited for by `Lab::up`).
+    let waited = if weft_started { lab.wait_weft_routes(WEFT_CONVERGE_TIMEOUT) } else { Ok(()) };
     print_status(&lab, false);
-    println!("\ntear down with: weft-lab down --prefix {}", spec.prefix);
+    // A closed stdout (`| head`) must not end `up` with a panic: the lab is up either way.
+    let _ = writeln!(std::io::stdout(), "\ntear down with: weft-lab down --prefix {}", spec.prefix);
+    waited?;
     Ok(())
 }
 
@@ -171,6 +197,7 @@ fn main() -> ExitCode {
                 "--weft-cmd",
                 "--pods",
                 "--backend",
+                "--direct-routing",
                 "--mtu",
                 "--state-root",
             ])

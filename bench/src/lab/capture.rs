@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use weft_encap::EtherType;
 use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
-use weft_encap::wire::ipv4::Ipv4Packet;
-use weft_encap::wire::udp::UdpPacket;
+use weft_encap::wire::ipv4::{HEADER_LEN as IPV4_HEADER_LEN, Ipv4Packet};
+use weft_encap::wire::udp::{HEADER_LEN as UDP_HEADER_LEN, UdpPacket};
 use weft_encap::wire::vxlan::VxlanPacket;
 
 use super::supervise::{self, wait_for};
@@ -17,6 +17,8 @@ use super::topology::BRIDGE;
 use super::{Lab, LabError, ProcessRecord};
 
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_TCP: u8 = 6;
 
 /// One frame seen on the underlay, as far as the lab cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,15 @@ pub enum Seen {
         /// Inner IPv4 source and destination.
         inner: Option<(Ipv4Addr, Ipv4Addr)>,
     },
+    /// IP-in-IP (IP protocol 4): outer addresses and the inner IPv4 addresses.
+    Ipip {
+        /// Outer source.
+        outer_src: Ipv4Addr,
+        /// Outer destination.
+        outer_dst: Ipv4Addr,
+        /// Inner IPv4 source and destination (`None` if the inner header is unreadable).
+        inner: Option<(Ipv4Addr, Ipv4Addr)>,
+    },
     /// Any other IPv4 packet.
     Ipv4 {
         /// Source.
@@ -46,6 +57,8 @@ pub enum Seen {
         protocol: u8,
         /// UDP destination port, for UDP.
         udp_port: Option<u16>,
+        /// TCP source and destination ports, for TCP.
+        tcp_ports: Option<(u16, u16)>,
     },
     /// Something else (IPv6, unparseable).
     Other(u16),
@@ -55,23 +68,43 @@ impl Seen {
     /// The outer IPv4 addresses, if any.
     pub fn outer(&self) -> Option<(Ipv4Addr, Ipv4Addr)> {
         match *self {
-            Seen::Vxlan { outer_src, outer_dst, .. } => Some((outer_src, outer_dst)),
+            Seen::Vxlan { outer_src, outer_dst, .. } | Seen::Ipip { outer_src, outer_dst, .. } => {
+                Some((outer_src, outer_dst))
+            }
             Seen::Ipv4 { src, dst, .. } => Some((src, dst)),
             _ => None,
         }
     }
 }
 
+/// The IPv4 header at the start of `b` and the payload bytes that were captured. tcpdump
+/// keeps only the first snap-length bytes of a frame, so a datagram is usually cut short:
+/// only the header must be whole (the `new_checked` views want the whole datagram).
+fn ipv4_prefix(b: &[u8]) -> Option<(Ipv4Packet<&[u8]>, &[u8])> {
+    if b.len() < IPV4_HEADER_LEN || b[0] >> 4 != 4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_unchecked(b);
+    let header = ip.header_len();
+    if header < IPV4_HEADER_LEN || header > b.len() {
+        return None;
+    }
+    let end = usize::from(ip.total_len()).clamp(header, b.len());
+    Some((ip, &b[header..end]))
+}
+
+/// The inner IPv4 addresses of an encapsulated Ethernet frame (VXLAN payload).
 fn inner_ipv4(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EtherType::IPV4 {
         return None;
     }
-    let ip = Ipv4Packet::new_checked(&frame[HEADER_LEN..]).ok()?;
-    Some((ip.src_addr(), ip.dst_addr()))
+    ipv4_prefix(&frame[HEADER_LEN..]).map(|(ip, _)| (ip.src_addr(), ip.dst_addr()))
 }
 
-/// Classifies one Ethernet frame. `vxlan_ports` are the UDP ports decoded as VXLAN.
+/// Classifies one Ethernet frame, which may be cut short by the capture's snap length
+/// (headers are read as far as they were captured). `vxlan_ports` are the UDP ports
+/// decoded as VXLAN.
 pub fn classify(frame: &[u8], vxlan_ports: &[u16]) -> Seen {
     let Ok(eth) = EthernetFrame::new_checked(frame) else { return Seen::Other(0) };
     let ethertype = eth.ethertype();
@@ -81,26 +114,33 @@ pub fn classify(frame: &[u8], vxlan_ports: &[u16]) -> Seen {
     if ethertype != EtherType::IPV4 {
         return Seen::Other(ethertype.0);
     }
-    let Ok(ip) = Ipv4Packet::new_checked(&frame[HEADER_LEN..]) else { return Seen::Other(ethertype.0) };
+    let Some((ip, payload)) = ipv4_prefix(&frame[HEADER_LEN..]) else { return Seen::Other(ethertype.0) };
     let (src, dst, protocol) = (ip.src_addr(), ip.dst_addr(), ip.protocol().0);
+    let first_fragment = ip.frag_offset() == 0;
+    if protocol == IPPROTO_IPIP && first_fragment {
+        let inner = ipv4_prefix(payload).map(|(i, _)| (i.src_addr(), i.dst_addr()));
+        return Seen::Ipip { outer_src: src, outer_dst: dst, inner };
+    }
     let mut udp_port = None;
-    if protocol == IPPROTO_UDP && !ip.is_fragment() {
-        if let Ok(udp) = UdpPacket::new_checked(ip.payload()) {
-            udp_port = Some(udp.dst_port());
-            if vxlan_ports.contains(&udp.dst_port()) {
-                if let Ok(vx) = VxlanPacket::new_checked(udp.payload()) {
-                    return Seen::Vxlan {
-                        outer_src: src,
-                        outer_dst: dst,
-                        port: udp.dst_port(),
-                        vni: vx.vni().get(),
-                        inner: inner_ipv4(vx.payload()),
-                    };
-                }
+    if protocol == IPPROTO_UDP && first_fragment && payload.len() >= UDP_HEADER_LEN {
+        let port = UdpPacket::new_unchecked(payload).dst_port();
+        udp_port = Some(port);
+        if vxlan_ports.contains(&port) {
+            if let Ok(vx) = VxlanPacket::new_checked(&payload[UDP_HEADER_LEN..]) {
+                return Seen::Vxlan {
+                    outer_src: src,
+                    outer_dst: dst,
+                    port,
+                    vni: vx.vni().get(),
+                    inner: inner_ipv4(vx.payload()),
+                };
             }
         }
     }
-    Seen::Ipv4 { src, dst, protocol, udp_port }
+    let tcp_ports = (protocol == IPPROTO_TCP && first_fragment && payload.len() >= 4).then(|| {
+        (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]]))
+    });
+    Seen::Ipv4 { src, dst, protocol, udp_port, tcp_ports }
 }
 
 /// Reads the Ethernet frames of a classic pcap file (microsecond or nanosecond, either byte
@@ -172,5 +212,90 @@ impl Capture {
         supervise::stop(&self.record, Duration::from_secs(5));
         let frames = read_pcap(&self.file)?;
         Ok(frames.iter().map(|f| classify(f, vxlan_ports)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POD_A: Ipv4Addr = Ipv4Addr::new(198, 19, 1, 2);
+    const POD_B: Ipv4Addr = Ipv4Addr::new(198, 19, 2, 2);
+    const NODE_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const NODE_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn eth(ethertype: u16) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    /// An IPv4 header (checksum left zero: the classifier does not look at it).
+    fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload_len: usize) -> Vec<u8> {
+        let total = (20 + payload_len) as u16;
+        let mut h = vec![0x45, 0];
+        h.extend_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&[0, 0, 0x40, 0, 64, protocol, 0, 0]);
+        h.extend_from_slice(&src.octets());
+        h.extend_from_slice(&dst.octets());
+        h
+    }
+
+    /// A 1400-byte TCP segment from POD_A:40000 to POD_B:2379, as an IPv4 packet.
+    fn inner_tcp() -> Vec<u8> {
+        let mut p = ipv4(POD_A, POD_B, 6, 1400);
+        p.extend_from_slice(&[0x9c, 0x40, 0x09, 0x4b]);
+        p.resize(20 + 1400, 0);
+        p
+    }
+
+    #[test]
+    fn a_vxlan_frame_cut_by_the_snap_length_still_shows_its_inner_addresses() {
+        let inner = [eth(0x0800), inner_tcp()].concat();
+        let mut frame = eth(0x0800);
+        frame.extend(ipv4(NODE_A, NODE_B, IPPROTO_UDP, 8 + 8 + inner.len()));
+        frame.extend_from_slice(&[0x9c, 0x40, 0x21, 0x18]); // sport 40000, dport 8472
+        frame.extend_from_slice(&((8 + 8 + inner.len()) as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0x08, 0, 0, 0, 0, 0, 1, 0]); // checksum, VXLAN I, VNI 1
+        frame.extend(inner);
+        let whole = classify(&frame, &[8472]);
+        frame.truncate(120);
+        let cut = classify(&frame, &[8472]);
+        let expected = Seen::Vxlan {
+            outer_src: NODE_A,
+            outer_dst: NODE_B,
+            port: 8472,
+            vni: 1,
+            inner: Some((POD_A, POD_B)),
+        };
+        assert_eq!((whole, cut), (expected, expected));
+        assert_eq!(cut.outer(), Some((NODE_A, NODE_B)));
+    }
+
+    #[test]
+    fn ipip_and_bare_frames_cut_by_the_snap_length_keep_their_addresses() {
+        let mut ipip = eth(0x0800);
+        ipip.extend(ipv4(NODE_A, NODE_B, IPPROTO_IPIP, 20 + 1400));
+        ipip.extend(inner_tcp());
+        ipip.truncate(80);
+        assert_eq!(
+            classify(&ipip, &[8472]),
+            Seen::Ipip { outer_src: NODE_A, outer_dst: NODE_B, inner: Some((POD_A, POD_B)) }
+        );
+        let mut bare = eth(0x0800);
+        bare.extend(inner_tcp());
+        bare.truncate(60);
+        assert_eq!(
+            classify(&bare, &[8472]),
+            Seen::Ipv4 {
+                src: POD_A,
+                dst: POD_B,
+                protocol: 6,
+                udp_port: None,
+                tcp_ports: Some((40000, 2379))
+            }
+        );
+        bare.truncate(HEADER_LEN + 19);
+        assert_eq!(classify(&bare, &[8472]), Seen::Other(0x0800), "a cut IPv4 header is not read");
     }
 }

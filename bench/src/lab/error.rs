@@ -53,6 +53,14 @@ pub enum LabError {
     /// The lab spec is not usable.
     #[error("lab spec: {0}")]
     Spec(String),
+    /// A weft node's daemon did not answer on its API socket.
+    #[error("weft node n{node}: {error}")]
+    WeftApi {
+        /// The node's index.
+        node: usize,
+        /// Why (the API client's error, or an unexpected reply).
+        error: String,
+    },
 }
 
 impl LabError {

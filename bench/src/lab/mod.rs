@@ -11,6 +11,7 @@
 //!   generated config ([`weft_config`]) and the daemon named by their start command.
 //! - [`capture`] records the underlay with tcpdump and reads the frames back;
 //!   [`tcp`] is a tiny TCP echo server and checking client for pods.
+//! - [`weft_api`]: a weft node's `weft status` report, and waiting for weft nodes' routes.
 
 pub mod capture;
 pub mod cmd;
@@ -22,6 +23,7 @@ pub mod supervise;
 pub mod tcp;
 pub mod topology;
 pub mod up;
+pub mod weft_api;
 pub mod weft_config;
 pub mod wiring;
 

@@ -52,6 +52,10 @@ pub enum Backend {
     HostGw,
     /// IP-in-IP: weft nodes only (this kernel has no ipip module for the kernel node).
     Ipip,
+    /// flannel vxlan with `"DirectRouting": true`: host-gw to peers on the node's L2 subnet
+    /// (every lab node shares the underlay bridge, so all of them), VXLAN to the others.
+    /// weft nodes only (the kernel node agent runs plain vxlan and host-gw).
+    VxlanDirectRouting,
 }
 
 impl Backend {
@@ -61,23 +65,36 @@ impl Backend {
             Backend::Vxlan => "vxlan",
             Backend::HostGw => "host-gw",
             Backend::Ipip => "ipip",
+            Backend::VxlanDirectRouting => "vxlan",
         }
     }
 
-    /// Parses `vxlan`, `host-gw` or `ipip`.
+    /// The lab's name for it (what [`Backend::parse`] reads): the flannel name, or
+    /// `vxlan-direct-routing`.
+    pub fn lab_name(self) -> &'static str {
+        match self {
+            Backend::VxlanDirectRouting => "vxlan-direct-routing",
+            other => other.flannel_name(),
+        }
+    }
+
+    /// Parses `vxlan`, `host-gw`, `ipip` or `vxlan-direct-routing`.
     pub fn parse(s: &str) -> Result<Self, LabError> {
         match s {
             "vxlan" => Ok(Backend::Vxlan),
             "host-gw" => Ok(Backend::HostGw),
             "ipip" => Ok(Backend::Ipip),
-            _ => Err(LabError::Spec(format!("backend {s:?} is not one of vxlan, host-gw, ipip"))),
+            "vxlan-direct-routing" => Ok(Backend::VxlanDirectRouting),
+            _ => Err(LabError::Spec(format!(
+                "backend {s:?} is not one of vxlan, host-gw, ipip, vxlan-direct-routing"
+            ))),
         }
     }
 
     /// Encapsulation overhead on the uplink (FLANNEL_MTU = uplink MTU − this).
     pub fn overhead(self) -> u32 {
         match self {
-            Backend::Vxlan => 50,
+            Backend::Vxlan | Backend::VxlanDirectRouting => 50,
             Backend::Ipip => 20,
             Backend::HostGw => 0,
         }
@@ -87,6 +104,9 @@ impl Backend {
     pub fn network_config_json(self) -> String {
         let backend = match self {
             Backend::Vxlan => r#"{"Type":"vxlan","VNI":1,"Port":8472}"#.to_owned(),
+            Backend::VxlanDirectRouting => {
+                r#"{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":true}"#.to_owned()
+            }
             other => format!(r#"{{"Type":"{}"}}"#, other.flannel_name()),
         };
         format!(
@@ -192,6 +212,14 @@ impl LabSpec {
         if kernel_ipip {
             return Err(LabError::Spec("ipip runs on weft nodes only (no kernel ipip module here)".into()));
         }
+        let kernel_direct = self.backend == Backend::VxlanDirectRouting
+            && self.nodes.iter().any(|n| n.kind == NodeKind::Kernel);
+        if kernel_direct {
+            return Err(LabError::Spec(
+                "vxlan-direct-routing runs on weft nodes only (the kernel node agent has no DirectRouting)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
@@ -291,11 +319,13 @@ mod tests {
 
     #[test]
     fn the_lab_network_config_is_what_flannel_and_weft_read() {
-        for backend in [Backend::Vxlan, Backend::HostGw, Backend::Ipip] {
+        for backend in [Backend::Vxlan, Backend::HostGw, Backend::Ipip, Backend::VxlanDirectRouting] {
             let json = backend.network_config_json();
             let parsed = weft_control::flannel::NetworkConfig::parse(json.as_bytes()).unwrap();
             assert_eq!(parsed.network, POD_NETWORK);
             assert_eq!(parsed.backend.backend_type.name(), backend.flannel_name());
+            assert_eq!(parsed.backend.direct_routing, backend == Backend::VxlanDirectRouting, "{json}");
+            assert_eq!(Backend::parse(backend.lab_name()).unwrap(), backend);
             assert!(parsed.is_leasable(Plan::node_subnet(1)) && parsed.is_leasable(Plan::node_subnet(249)));
         }
     }
@@ -312,6 +342,7 @@ mod tests {
         };
         assert!(spec("wl1", Backend::Vxlan).validate().is_ok());
         assert!(spec("wl1", Backend::Ipip).validate().is_err());
+        assert!(spec("wl1", Backend::VxlanDirectRouting).validate().is_err());
         assert!(spec("wl-1", Backend::Vxlan).validate().is_err());
         assert!(spec("", Backend::HostGw).validate().is_err());
     }

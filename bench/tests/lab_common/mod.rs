@@ -1,6 +1,10 @@
 //! Helpers shared by the lab tests: root check, prefixes, kernel labs, ping and TCP in pods.
 #![allow(dead_code)]
 
+mod e2e;
+#[allow(unused_imports)]
+pub use e2e::*;
+
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

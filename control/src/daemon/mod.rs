@@ -251,11 +251,21 @@ async fn serve(
     result
 }
 
+/// How often the neighbour loop looks for the workers' resolve requests.
+const NEIGHBOUR_POLL: Duration = Duration::from_millis(20);
+/// How long after probing a next hop the loop keeps re-reading the kernel's tables every
+/// [`NEIGHBOUR_POLL`] (an ARP on the uplink's segment takes milliseconds).
+const NEIGHBOUR_FOLLOW_UP: Duration = Duration::from_millis(200);
+
 /// Keeps the underlay MACs of every routed peer's next hop fresh in the
-/// engine: each tick drains the workers' resolve requests, advances the
-/// neighbour epoch, asks the kernel (via [`NeighbourResolver`]) for every
-/// routed peer, the underlay gateway and whatever the programmer still
-/// lacks, and stores changes through the programmer.
+/// engine: every [`NEIGHBOUR_REFRESH`] it advances the neighbour epoch and
+/// asks the kernel (via [`NeighbourResolver`]) for every routed peer, the
+/// underlay gateway and whatever the programmer still lacks, and stores
+/// changes through the programmer. In between it looks for the workers'
+/// resolve requests every [`NEIGHBOUR_POLL`] and serves them at once, and
+/// after probing it re-reads the kernel's tables at that pace for
+/// [`NEIGHBOUR_FOLLOW_UP`]: a packet that found its next hop unresolved then
+/// waits for an ARP exchange, not for the next refresh (1–2 s before).
 async fn neighbours(iface: String, shared: Arc<Shared>, programmer: dataplane::SharedProgrammer) {
     let mut resolver = match NeighbourResolver::new(&iface, NEIGHBOUR_REFRESH, NEIGHBOUR_REPROBE) {
         Ok(r) => r,
@@ -265,28 +275,46 @@ async fn neighbours(iface: String, shared: Arc<Shared>, programmer: dataplane::S
         }
     };
     let mut sink = NeighbourTableSink::new(shared.neighbours.clone(), programmer.clone());
-    let mut tick = tokio::time::interval(NEIGHBOUR_REFRESH);
+    let mut tick = tokio::time::interval(NEIGHBOUR_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_refresh = Instant::now();
+    let mut follow_up_until = Instant::now();
     let mut failing = false;
     loop {
         tick.tick().await;
-        let mut wanted = shared.peer_ips();
+        let now = Instant::now();
+        let refresh_due = now >= next_refresh;
+        let mut wanted = Vec::new();
         {
             let prog = dataplane::lock(&programmer);
             let table = prog.neighbours();
             while let Some(ip) = table.next_request() {
                 wanted.push(ip);
             }
-            table.advance_epoch();
+            if wanted.is_empty() && !refresh_due && now >= follow_up_until {
+                continue;
+            }
+            if refresh_due {
+                table.advance_epoch();
+            }
             wanted.extend(prog.unresolved());
             wanted.extend(prog.node().underlay_gateway);
         }
+        if refresh_due {
+            next_refresh = now + NEIGHBOUR_REFRESH;
+        }
+        wanted.extend(shared.peer_ips());
         resolver.set_destinations(wanted);
         match resolver.refresh(&mut sink) {
-            Ok(_) if failing => {
-                failing = false;
-                tracing::info!("neighbour tables readable again");
+            Ok(report) => {
+                if report.probed > 0 {
+                    follow_up_until = now + NEIGHBOUR_FOLLOW_UP;
+                }
+                if failing {
+                    failing = false;
+                    tracing::info!("neighbour tables readable again");
+                }
             }
-            Ok(_) => {}
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!("neighbour refresh: {e}");
