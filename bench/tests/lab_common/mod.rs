@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -107,4 +109,107 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     check()
+}
+
+/// The `weft` daemon binary of this workspace, built on first use with the profile this test
+/// was built with (`cargo build -p weft-control --bin weft`, a no-op when it is up to date),
+/// into the same target directory: `target/<profile>/weft`.
+///
+/// # Panics
+/// If cargo cannot build it (the message names the command).
+pub fn weft_bin() -> PathBuf {
+    static WEFT: OnceLock<PathBuf> = OnceLock::new();
+    WEFT.get_or_init(|| {
+        // This test runs as target/<profile>/deps/<name>-<hash>.
+        let exe = std::env::current_exe().expect("the test's own path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+        let target_dir = profile_dir.parent().expect("target/<profile>");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+            None => panic!("no profile directory in {}", exe.display()),
+        };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+        let started = std::time::Instant::now();
+        let out = Command::new(&cargo)
+            .args(["build", "--quiet", "-p", "weft-control", "--bin", "weft", "--profile", &profile])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap_or_else(|e| panic!("running {cargo}: {e}"));
+        assert!(
+            out.status.success(),
+            "`cargo build -p weft-control --bin weft --profile {profile}` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("weft_bin: cargo build -p weft-control --bin weft took {:?}", started.elapsed());
+        let weft = profile_dir.join("weft");
+        assert!(weft.exists(), "cargo built weft but {} is missing", weft.display());
+        weft
+    })
+    .clone()
+}
+
+/// `weft run --config {config}` with [`weft_bin`]: the start command of a lab weft node.
+pub fn weft_run_cmd() -> Vec<String> {
+    vec![weft_bin().display().to_string(), "run".into(), "--config".into(), "{config}".into()]
+}
+
+/// A vxlan lab of `kernel` kernel-flannel nodes (n1..) then `weft` nodes running
+/// [`weft_run_cmd`], `pods` pods each.
+pub fn weft_lab(kernel: usize, weft: usize, pods: usize) -> LabGuard {
+    let mut nodes = vec![NodeSpec::kernel(WEFT_LAB); kernel];
+    nodes.extend(std::iter::repeat_n(NodeSpec::weft(Some(weft_run_cmd())), weft));
+    let spec = LabSpec {
+        prefix: prefix(),
+        state_root: DEFAULT_STATE_ROOT.into(),
+        backend: Backend::Vxlan,
+        nodes,
+        pods_per_node: pods,
+        uplink_mtu: 1500,
+    };
+    LabGuard::new(Lab::up(&spec).unwrap_or_else(|e| panic!("lab up: {e}")))
+}
+
+/// Node `i`'s API socket (see `weft_bench::lab::weft_config`).
+pub fn weft_socket(lab: &Lab, i: usize) -> PathBuf {
+    lab.state().dir.join(format!("n{i}.weft.sock"))
+}
+
+/// `weft status --json` of weft node `i`, or why it did not answer.
+pub fn weft_status(lab: &Lab, i: usize) -> Result<weft_control::api::StatusReport, String> {
+    let out = Command::new(weft_bin())
+        .args(["status", "--json", "--socket"])
+        .arg(weft_socket(lab, i))
+        .output()
+        .map_err(|e| format!("running weft status: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("weft status of n{i}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("weft status --json of n{i}: {e}"))
+}
+
+/// Waits (up to 20 s) until weft node `i` answers `weft status`.
+pub fn wait_weft_ready(lab: &Lab, i: usize) -> weft_control::api::StatusReport {
+    let mut last = String::new();
+    let ready = eventually(Duration::from_secs(20), || match weft_status(lab, i) {
+        Ok(_) => true,
+        Err(e) => {
+            last = e;
+            false
+        }
+    });
+    assert!(ready, "weft on n{i} never answered: {last}");
+    weft_status(lab, i).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The subnets weft node `i` routes, from its status.
+pub fn weft_routes(lab: &Lab, i: usize) -> Vec<String> {
+    weft_status(lab, i).map(|s| s.routes.into_iter().map(|r| r.subnet).collect()).unwrap_or_default()
+}
+
+/// A drop or path counter of weft node `i`'s status by name (0 when absent).
+pub fn weft_counter(report: &weft_control::api::StatusReport, name: &str) -> u64 {
+    report.drops.iter().chain(&report.paths).find(|d| d.reason == name).map_or(0, |d| d.count)
 }
