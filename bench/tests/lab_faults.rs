@@ -15,7 +15,7 @@ use lab_common::*;
 use weft_bench::lab::topology::ETCD_PREFIX;
 use weft_bench::lab::up::has_route;
 use weft_bench::lab::weft_config::vtep_mac;
-use weft_bench::lab::{Lab, cmd};
+use weft_bench::lab::{Lab, LabGuard, cmd};
 
 const ECHO_PORT: u16 = 7000;
 
@@ -83,6 +83,16 @@ fn finished(child: Child, what: &str) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// The lab every test here starts from, converged; `None` (skipped loudly) without root.
+fn converged_lab(test: &str) -> Option<LabGuard> {
+    if !have_root(test) {
+        return None;
+    }
+    let lab = weft_lab(1, 2, 1);
+    converged(&lab);
+    Some(lab)
+}
+
 fn etcd_state(lab: &Lab, i: usize) -> weft_control::api::EtcdState {
     let status = weft_status(lab, i).unwrap_or_else(|e| panic!("{e}"));
     status.etcd.unwrap_or_else(|| panic!("n{i} runs in etcd mode and reports etcd state"))
@@ -90,12 +100,11 @@ fn etcd_state(lab: &Lab, i: usize) -> weft_control::api::EtcdState {
 
 #[test]
 fn etcd_stopped_for_ten_seconds_breaks_no_tcp_stream_and_the_nodes_renew_their_leases_after() {
-    if !have_root("etcd_stopped_for_ten_seconds_breaks_no_tcp_stream_and_the_nodes_renew_their_leases_after")
-    {
+    let Some(mut lab) = converged_lab(
+        "etcd_stopped_for_ten_seconds_breaks_no_tcp_stream_and_the_nodes_renew_their_leases_after",
+    ) else {
         return;
-    }
-    let mut lab = weft_lab(1, 2, 1);
-    converged(&lab);
+    };
     echo_server(&mut lab, 3);
     let before = [etcd_state(&lab, 2), etcd_state(&lab, 3)];
     assert!(before.iter().all(|s| s.connected), "{before:?}");
@@ -145,11 +154,11 @@ fn etcd_stopped_for_ten_seconds_breaks_no_tcp_stream_and_the_nodes_renew_their_l
 
 #[test]
 fn a_removed_node_loses_its_routes_on_every_other_node_and_its_pods_become_unreachable() {
-    if !have_root("a_removed_node_loses_its_routes_on_every_other_node_and_its_pods_become_unreachable") {
+    let Some(mut lab) =
+        converged_lab("a_removed_node_loses_its_routes_on_every_other_node_and_its_pods_become_unreachable")
+    else {
         return;
-    }
-    let mut lab = weft_lab(1, 2, 1);
-    converged(&lab);
+    };
     let n1 = lab.node(1).ns.clone();
     let n3_subnet = lab.node(3).subnet;
     let gone_mac = vtep_mac(3);
@@ -196,12 +205,11 @@ fn a_removed_node_loses_its_routes_on_every_other_node_and_its_pods_become_unrea
 
 #[test]
 fn a_restarted_weft_node_gets_its_subnet_back_by_public_ip_and_its_pods_are_reachable_again() {
-    if !have_root("a_restarted_weft_node_gets_its_subnet_back_by_public_ip_and_its_pods_are_reachable_again")
-    {
+    let Some(mut lab) = converged_lab(
+        "a_restarted_weft_node_gets_its_subnet_back_by_public_ip_and_its_pods_are_reachable_again",
+    ) else {
         return;
-    }
-    let mut lab = weft_lab(1, 2, 1);
-    converged(&lab);
+    };
     let first = weft_status(&lab, 3).unwrap();
     let key = subnet_key(&first.subnet);
 

@@ -163,16 +163,24 @@ fn waited_quietly(weft: &Running) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn weft_started_before_etcd_waits_attaching_nothing_then_runs_once_etcd_starts() -> Result<()> {
-    if !root_or_skip("weft_started_before_etcd_waits_attaching_nothing_then_runs_once_etcd_starts") {
-        return Ok(());
+/// A node, its etcd (reserved, not running) and weft started against it, once weft has
+/// retried a few times; `None` (skipped loudly) without root.
+fn weft_waiting(test: &str) -> Result<Option<(Node, Etcd, Running)>> {
+    if !root_or_skip(test) {
+        return Ok(None);
     }
     let node = Node::new()?;
-    let mut etcd = node.ns.run(Etcd::reserved)?;
+    let etcd = node.ns.run(Etcd::reserved)?;
     let cfg = node.write_config(&etcd)?;
-    let mut weft = node.start_weft(&cfg)?;
+    let weft = node.start_weft(&cfg)?;
     waited_quietly(&weft)?;
+    Ok(Some((node, etcd, weft)))
+}
+
+#[test]
+fn weft_started_before_etcd_waits_attaching_nothing_then_runs_once_etcd_starts() -> Result<()> {
+    let test = "weft_started_before_etcd_waits_attaching_nothing_then_runs_once_etcd_starts";
+    let Some((node, mut etcd, mut weft)) = weft_waiting(test)? else { return Ok(()) };
     ensure!(weft.running(), "weft exited while etcd was down:\n{}", weft.log());
     ensure!(!node.ns.has_xdp(&node.uplink)?, "nothing is attached before the lease");
     ensure!(Daemon::status(&node.path("w.sock")).is_err(), "no API before the lease");
@@ -203,14 +211,9 @@ fn weft_started_before_etcd_waits_attaching_nothing_then_runs_once_etcd_starts()
 
 #[test]
 fn sigterm_while_waiting_for_etcd_exits_cleanly() -> Result<()> {
-    if !root_or_skip("sigterm_while_waiting_for_etcd_exits_cleanly") {
+    let Some((node, _etcd, mut weft)) = weft_waiting("sigterm_while_waiting_for_etcd_exits_cleanly")? else {
         return Ok(());
-    }
-    let node = Node::new()?;
-    let etcd = node.ns.run(Etcd::reserved)?;
-    let cfg = node.write_config(&etcd)?;
-    let mut weft = node.start_weft(&cfg)?;
-    waited_quietly(&weft)?;
+    };
     let status = weft.sigterm()?;
     let log = weft.log();
     ensure!(status.success(), "exit {status:?}:\n{log}");

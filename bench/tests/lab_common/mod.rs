@@ -111,9 +111,37 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
-/// The `weft` daemon binary of this workspace, built on first use with the profile this test
-/// was built with (`cargo build -p weft-control --bin weft`, a no-op when it is up to date),
-/// into the same target directory: `target/<profile>/weft`.
+/// The newest modification time of the files the `weft` binary is built from (the
+/// workspace's `Cargo.lock` and the `encap`, `engine` and `control` crates).
+fn newest_weft_source(workspace: &Path) -> std::time::SystemTime {
+    fn walk(path: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(meta) = std::fs::metadata(path) else { return };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                walk(&entry.path(), newest);
+            }
+        } else if let Ok(modified) = meta.modified() {
+            *newest = (*newest).max(modified);
+        }
+    }
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    walk(&workspace.join("Cargo.lock"), &mut newest);
+    walk(&workspace.join("Cargo.toml"), &mut newest);
+    for krate in ["encap", "engine", "control"] {
+        for part in ["Cargo.toml", "build.rs", "src", "bpf"] {
+            walk(&workspace.join(krate).join(part), &mut newest);
+        }
+    }
+    newest
+}
+
+/// The `weft` daemon binary of this workspace: `target/<profile>/weft` next to this test.
+///
+/// `cargo test --workspace` (what `make test` runs) has just built it; when it is older
+/// than its sources (`cargo test -p weft-bench` after an edit in `control/`) it is built
+/// first with `cargo build -p weft-control --bin weft`. The binary is not rebuilt when it is
+/// fresh because that command resolves features differently from `cargo test --workspace`
+/// and would recompile weft-control once more for nothing.
 ///
 /// # Panics
 /// If cargo cannot build it (the message names the command).
@@ -124,18 +152,24 @@ pub fn weft_bin() -> PathBuf {
         let exe = std::env::current_exe().expect("the test's own path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
         let target_dir = profile_dir.parent().expect("target/<profile>");
+        let weft = profile_dir.join("weft");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace");
+        let built = std::fs::metadata(&weft).and_then(|m| m.modified()).ok();
+        if built.is_some_and(|b| b >= newest_weft_source(workspace)) {
+            return weft;
+        }
         let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
             Some("debug") => "dev".to_owned(),
             Some(other) => other.to_owned(),
             None => panic!("no profile directory in {}", exe.display()),
         };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
-        let started = std::time::Instant::now();
+        eprintln!("weft_bin: {} is missing or older than its sources: building it", weft.display());
         let out = Command::new(&cargo)
             .args(["build", "--quiet", "-p", "weft-control", "--bin", "weft", "--profile", &profile])
             .arg("--target-dir")
             .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(workspace)
             .output()
             .unwrap_or_else(|e| panic!("running {cargo}: {e}"));
         assert!(
@@ -143,8 +177,6 @@ pub fn weft_bin() -> PathBuf {
             "`cargo build -p weft-control --bin weft --profile {profile}` failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        eprintln!("weft_bin: cargo build -p weft-control --bin weft took {:?}", started.elapsed());
-        let weft = profile_dir.join("weft");
         assert!(weft.exists(), "cargo built weft but {} is missing", weft.display());
         weft
     })
