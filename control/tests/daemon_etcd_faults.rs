@@ -1,6 +1,9 @@
-//! `weft run` started while its etcd is down: it waits (one log line, not one per retry),
-//! attaches nothing, and runs normally once etcd starts; SIGTERM while waiting exits 0.
-//! In a netns of its own with a real etcd started late on the configured port.
+//! `weft run` against etcd faults, each in a netns of its own with a real etcd:
+//! - started while its etcd is down: it waits (one log line, not one per retry), attaches
+//!   nothing, and runs normally once etcd starts (late, on the configured port); SIGTERM
+//!   while waiting exits 0;
+//! - its lease lost and its subnet taken by another node: it leases another subnet, and
+//!   `weft status` shows the mismatch with the subnet its pods and data plane are in.
 
 mod common;
 mod netns;
@@ -13,6 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 use common::Etcd;
 use netns::daemon::Daemon;
 use netns::{Netns, root_or_skip, unique_stem, veth_between};
+use weft_control::api::StatusReport;
 
 /// What the daemon logs when it begins to wait for etcd (see `weft_control::etcd`).
 const WAITING_LINE: &str = "waiting for etcd";
@@ -154,6 +158,22 @@ impl Drop for Running {
     }
 }
 
+/// Polls `weft status` (up to 20 s) until it answers with a report that satisfies `done`.
+fn wait_status(weft: &Running, sock: &Path, done: impl Fn(&StatusReport) -> bool) -> Result<StatusReport> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = match Daemon::status(sock) {
+            Ok(r) if done(&r) => return Ok(r),
+            Ok(r) => format!("{r:?}"),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() > deadline {
+            bail!("weft status never got there: {last}\n{}", weft.log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Retries are debug lines; the waiting state is announced once.
 fn waited_quietly(weft: &Running) -> Result<()> {
     weft.wait_log("not started yet", 5, Duration::from_secs(15))?;
@@ -189,21 +209,45 @@ fn weft_started_before_etcd_waits_attaching_nothing_then_runs_once_etcd_starts()
         etcd.start_now();
         etcd
     })?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let report = loop {
-        match Daemon::status(&node.path("w.sock")) {
-            Ok(r) => break r,
-            Err(e) if Instant::now() > deadline => {
-                bail!("weft never answered once etcd ran: {e}\n{}", weft.log())
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
+    let report = wait_status(&weft, &node.path("w.sock"), |_| true)?;
     let state = report.etcd.clone().context("etcd state")?;
     ensure!(state.connected && state.lease_id != 0, "{state:?}");
     ensure!(report.subnet.starts_with("198.19."), "{}", report.subnet);
     ensure!(node.ns.has_xdp(&node.uplink)?, "the uplink is attached once the lease is held");
     ensure!(weft.log().contains("etcd answered"), "the end of the wait is logged:\n{}", weft.log());
+    ensure!(weft.sigterm()?.success(), "{}", weft.log());
+    drop(etcd);
+    Ok(())
+}
+
+#[test]
+fn a_subnet_taken_by_another_node_after_our_lease_is_lost_shows_as_a_mismatch_in_status() -> Result<()> {
+    if !root_or_skip("a_subnet_taken_by_another_node_after_our_lease_is_lost_shows_as_a_mismatch_in_status") {
+        return Ok(());
+    }
+    let node = Node::new()?;
+    let etcd = node.ns.run(Etcd::start)?;
+    let cfg = node.write_config(&etcd)?;
+    let mut weft = node.start_weft(&cfg)?;
+    let sock = node.path("w.sock");
+    let first = wait_status(&weft, &sock, |_| true)?;
+    ensure!(first.etcd.as_ref().is_some_and(|e| e.stale_subnet.is_none()), "{:?}", first.etcd);
+
+    // Another node writes its lease over our key: ours is lost and the subnet is taken.
+    let key = format!("{}/subnets/{}", common::PREFIX, first.subnet.replace('/', "-"));
+    let other = common::flannel_vxlan_lease("198.18.0.99", "0a:58:c6:12:00:63");
+    let etcd = node.ns.run(move || {
+        etcd.etcdctl(&["put", &key, &other]);
+        etcd
+    })?;
+    let moved = wait_status(&weft, &sock, |r| r.etcd.as_ref().is_some_and(|e| e.stale_subnet.is_some()))?;
+    let state = moved.etcd.clone().context("etcd state")?;
+    ensure!(state.stale_subnet.as_deref() == Some(first.subnet.as_str()), "{state:?}");
+    ensure!(moved.subnet != first.subnet && state.reacquired == 1, "{moved:?}");
+    let text = netns::daemon::cli(&["status", "--socket", &sock.display().to_string()])?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    ensure!(text.contains("SUBNET MISMATCH"), "{text}");
+    ensure!(weft.log().contains("our subnet lease was lost"), "one loud line:\n{}", weft.log());
     ensure!(weft.sigterm()?.success(), "{}", weft.log());
     drop(etcd);
     Ok(())
