@@ -214,6 +214,8 @@ fn a_restarted_weft_node_gets_its_subnet_back_by_public_ip_and_its_pods_are_reac
     let key = subnet_key(&first.subnet);
 
     assert_eq!(lab.stop_node(3), 1, "weft ran on n3");
+    let log = std::fs::read_to_string(lab.state().dir.join("n3.log")).unwrap();
+    assert!(log.contains("SIGTERM: stopping") && log.trim_end().ends_with("stopped"), "a clean stop:\n{log}");
     let kept = lab.etcdctl(&["get", "--print-value-only", &key]).unwrap();
     assert!(kept.contains("\"PublicIP\":\"198.18.0.3\""), "SIGTERM keeps the lease: {kept:?}");
     assert!(!ping(&lab.pod(2, 1).ns, pod_ip(3), 1), "n3's pod is unreachable while weft is stopped");
