@@ -27,7 +27,9 @@ commands:
   status   --prefix P [--state-root DIR] [--json]
   kflannel ...                             the kernel-flannel node agent (weft-lab kflannel --help)
   tcp-echo --listen ADDR:PORT              TCP echo server (for pods)
-  tcp-send --to ADDR:PORT [--bytes N]      send N bytes, check the echo, print the rate";
+  tcp-send --to ADDR:PORT [--bytes N]      send N bytes, check the echo, print the rate
+           [--secs S [--mbit R]]           or keep sending for S seconds (at most R Mbit/s);
+                                           prints the longest stall of the echo too";
 
 /// How long `up` waits for weft daemons to route every other node.
 const WEFT_CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -183,6 +185,30 @@ fn down(flags: &Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn tcp_send(flags: &Flags) -> anyhow::Result<()> {
+    let to = flags.value("--to").context("--to ADDR:PORT is required")?.parse()?;
+    let amount = match flags.value("--secs") {
+        Some(_) => {
+            anyhow::ensure!(!flags.has("--bytes"), "--bytes and --secs exclude each other");
+            let mbit = flags.value("--mbit").map(str::parse).transpose().context("--mbit")?;
+            tcp::Amount::For { duration: Duration::from_secs_f64(flags.parsed("--secs", 0.0)?), mbit }
+        }
+        None => {
+            anyhow::ensure!(!flags.has("--mbit"), "--mbit paces a --secs stream");
+            tcp::Amount::Bytes(flags.parsed("--bytes", 1 << 20)?)
+        }
+    };
+    let t = tcp::transfer(to, amount, Duration::from_secs(10))?;
+    let mbit = t.bytes as f64 * 8.0 / t.elapsed.as_secs_f64() / 1e6;
+    println!(
+        "{} bytes echoed intact in {:?} ({mbit:.0} Mbit/s each way); longest stall {} ms",
+        t.bytes,
+        t.elapsed,
+        t.longest_stall.as_millis()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let command = args.next();
@@ -213,13 +239,7 @@ fn main() -> ExitCode {
             .value("--listen")
             .context("--listen ADDR:PORT is required")
             .and_then(|a| Ok(tcp::echo_server(a.parse()?)?)),
-        Some("tcp-send") => (|| {
-            let to = flags.value("--to").context("--to ADDR:PORT is required")?.parse()?;
-            let t = tcp::send_and_check(to, flags.parsed("--bytes", 1 << 20)?, Duration::from_secs(10))?;
-            let mbit = t.bytes as f64 * 8.0 / t.elapsed.as_secs_f64() / 1e6;
-            println!("{} bytes echoed intact in {:?} ({mbit:.0} Mbit/s each way)", t.bytes, t.elapsed);
-            Ok(())
-        })(),
+        Some("tcp-send") => flags.only(&["--to", "--bytes", "--secs", "--mbit"]).and_then(tcp_send),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,6 +1,7 @@
 //! etcd in its own namespace on the underlay: Debian's `/usr/bin/etcd`, data in the lab's
 //! directory, client URL `http://198.18.0.250:2379`; `etcdctl` runs in the same namespace.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::state::{LabState, ProcessRecord};
@@ -8,11 +9,20 @@ use super::supervise::{spawn_in, wait_for};
 use super::topology::{ETCD_IP, ETCD_PORT, Plan};
 use super::{LabError, cmd};
 
+/// The lab process name of etcd.
+pub const ETCD_PROCESS: &str = "etcd";
+
 /// The etcd server binary (Debian's etcd-server package).
 pub const ETCD_BIN: &str = "/usr/bin/etcd";
 
 /// Starts etcd in namespace `ns`; it listens on the underlay address and on loopback.
 pub fn start(state: &LabState, ns: &str) -> Result<ProcessRecord, LabError> {
+    start_logging_to(state, ns, &state.dir.join("etcd.log"))
+}
+
+/// Starts etcd as [`start`] does (same data directory, same addresses: a restart), its
+/// output going to `log`.
+pub fn start_logging_to(state: &LabState, ns: &str, log: &Path) -> Result<ProcessRecord, LabError> {
     let data = state.dir.join("etcd-data");
     let client = Plan::etcd_endpoint();
     let argv: Vec<String> = [
@@ -27,7 +37,7 @@ pub fn start(state: &LabState, ns: &str) -> Result<ProcessRecord, LabError> {
         "--log-level=warn".into(),
     ]
     .into();
-    spawn_in(ns, "etcd", &argv, &state.dir.join("etcd.log"))
+    spawn_in(ns, ETCD_PROCESS, &argv, log)
 }
 
 /// `etcdctl --endpoints <lab etcd> args` inside etcd's namespace.

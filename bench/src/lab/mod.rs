@@ -116,6 +116,43 @@ impl Lab {
         self.stop(&Plan::node_process(i, self.node(i).kind))
     }
 
+    /// Stops etcd (SIGTERM, then SIGKILL); its data stays. Returns whether it ran.
+    pub fn stop_etcd(&mut self) -> bool {
+        self.stop(etcd::ETCD_PROCESS) > 0
+    }
+
+    /// Starts etcd again with the same data directory and addresses and waits until it
+    /// answers (up to 20 s). Its output goes to `etcd.<n>.log`, the n-th start.
+    pub fn start_etcd(&mut self) -> Result<(), LabError> {
+        let n = self.starts_of(etcd::ETCD_PROCESS) + 1;
+        let log = self.state.dir.join(format!("etcd.{n}.log"));
+        let ns = self.etcd_ns();
+        let record = etcd::start_logging_to(&self.state, &ns, &log)?;
+        self.state.processes.push(record);
+        self.state.save()?;
+        etcd::wait_ready(&ns, Duration::from_secs(20))
+    }
+
+    /// Starts node `i`'s agent or daemon again after [`stop_node`](Self::stop_node):
+    /// `argv` is its start command with the placeholders of [`NodeSpec::start`] (the
+    /// same one its [`NodeSpec`] gave, usually). Its output goes to `n<i>.<n>.log`, the
+    /// n-th start.
+    pub fn start_node(&mut self, i: usize, argv: &[String]) -> Result<ProcessRecord, LabError> {
+        let node = self.node(i).clone();
+        let name = Plan::node_process(i, node.kind);
+        let log = self.state.dir.join(format!("n{i}.{}.log", self.starts_of(&name) + 1));
+        let argv = up::expand(argv, &self.state, &node);
+        let record = supervise::spawn_in(&node.ns, &name, &argv, &log)?;
+        self.state.processes.push(record.clone());
+        self.state.save()?;
+        Ok(record)
+    }
+
+    /// How many times a process named `name` was started.
+    fn starts_of(&self, name: &str) -> usize {
+        self.state.processes.iter().filter(|p| p.name == name).count()
+    }
+
     /// The last `max` bytes of every process log, for failure reports.
     pub fn log_tails(&self, max: u64) -> String {
         let mut out = String::new();

@@ -52,7 +52,8 @@ pub fn read_subnet_env(path: &Path) -> Option<(Ipv4Net, u32)> {
     Some((subnet, mtu))
 }
 
-fn expand(argv: &[String], state: &LabState, node: &NodeState) -> Vec<String> {
+/// `argv` with the placeholders of [`NodeSpec::start`] filled in for `node`.
+pub(crate) fn expand(argv: &[String], state: &LabState, node: &NodeState) -> Vec<String> {
     let config = node.config.as_ref().map(|c| c.display().to_string()).unwrap_or_default();
     argv.iter()
         .map(|a| {

@@ -6,6 +6,7 @@ mod e2e;
 pub use e2e::*;
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -111,4 +112,73 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     check()
+}
+
+/// The `weft` daemon binary under test: control/src/bin/weft.rs built under weft-bench as
+/// `lab-weft` (see bench/Cargo.toml), so every `cargo test` invocation has a fresh one.
+pub fn weft_bin() -> PathBuf {
+    PathBuf::from(e2e::WEFT)
+}
+
+/// `weft run --config {config}` with [`weft_bin`]: the start command of a lab weft node.
+pub fn weft_run_cmd() -> Vec<String> {
+    vec![weft_bin().display().to_string(), "run".into(), "--config".into(), "{config}".into()]
+}
+
+/// A vxlan lab of `kernel` kernel-flannel nodes (n1..) then `weft` nodes running
+/// [`weft_run_cmd`], `pods` pods each.
+pub fn weft_lab(kernel: usize, weft: usize, pods: usize) -> LabGuard {
+    let mut nodes = vec![NodeSpec::kernel(WEFT_LAB); kernel];
+    nodes.extend(std::iter::repeat_n(NodeSpec::weft(Some(weft_run_cmd())), weft));
+    let spec = LabSpec {
+        prefix: prefix(),
+        state_root: DEFAULT_STATE_ROOT.into(),
+        backend: Backend::Vxlan,
+        nodes,
+        pods_per_node: pods,
+        uplink_mtu: 1500,
+    };
+    LabGuard::new(Lab::up(&spec).unwrap_or_else(|e| panic!("lab up: {e}")))
+}
+
+/// Node `i`'s API socket (see `weft_bench::lab::weft_config`).
+pub fn weft_socket(lab: &Lab, i: usize) -> PathBuf {
+    lab.state().dir.join(format!("n{i}.weft.sock"))
+}
+
+/// `weft status --json` of weft node `i`, or why it did not answer.
+pub fn weft_status(lab: &Lab, i: usize) -> Result<weft_control::api::StatusReport, String> {
+    let out = Command::new(weft_bin())
+        .args(["status", "--json", "--socket"])
+        .arg(weft_socket(lab, i))
+        .output()
+        .map_err(|e| format!("running weft status: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("weft status of n{i}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("weft status --json of n{i}: {e}"))
+}
+
+/// Waits (up to 20 s) until weft node `i` answers `weft status`.
+pub fn wait_weft_ready(lab: &Lab, i: usize) -> weft_control::api::StatusReport {
+    let mut last = String::new();
+    let ready = eventually(Duration::from_secs(20), || match weft_status(lab, i) {
+        Ok(_) => true,
+        Err(e) => {
+            last = e;
+            false
+        }
+    });
+    assert!(ready, "weft on n{i} never answered: {last}");
+    weft_status(lab, i).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The subnets weft node `i` routes, from its status.
+pub fn weft_routes(lab: &Lab, i: usize) -> Vec<String> {
+    weft_status(lab, i).map(|s| s.routes.into_iter().map(|r| r.subnet).collect()).unwrap_or_default()
+}
+
+/// A drop or path counter of weft node `i`'s status by name (0 when absent).
+pub fn weft_counter(report: &weft_control::api::StatusReport, name: &str) -> u64 {
+    report.drops.iter().chain(&report.paths).find(|d| d.reason == name).map_or(0, |d| d.count)
 }

@@ -22,6 +22,13 @@ impl fmt::Display for StatusReport {
                 e.reacquired,
                 e.resyncs
             );
+            if let Some(stale) = &e.stale_subnet {
+                let _ = writeln!(
+                    out,
+                    "SUBNET MISMATCH: our lease is {} but pods and data plane are in {stale}; re-create the pods and restart weft",
+                    self.subnet
+                );
+            }
         }
         let _ = writeln!(out, "\nLEASES\n{:<20} {:<16} OWN", "SUBNET", "PUBLIC IP");
         for l in &self.leases {

@@ -3,7 +3,7 @@
 //! ```text
 //! main thread ── check interfaces ── tokio runtime (1 control thread, off the worker cores)
 //!   signals (SIGINT/SIGTERM) ─► shutdown flag
-//!   control: static routes | etcd Agent::start (lease, subnet.env)
+//!   control: static routes | etcd Agent::start_when_ready (waits for etcd; lease, subnet.env)
 //!   forwarding: route programmer (FIB, uplink MAC/prefix, underlay gateway)
 //!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers,
 //!               one pipeline each; pods from the config ─► the queue-0 worker
@@ -134,7 +134,12 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
             (subnet, network, None)
         }
         Mode::Etcd => {
-            let agent = Agent::start(AgentSettings::from_config(&config, opts.init_network)).await?;
+            // Nothing is attached before the lease: the data plane needs our subnet.
+            let settings = AgentSettings::from_config(&config, opts.init_network);
+            let Some(agent) = Agent::start_when_ready(settings, stopped(stop_rx.clone())).await? else {
+                tracing::info!("stopped before etcd was ready; nothing was attached");
+                return Ok(());
+            };
             (agent.subnet(), agent.network().clone(), Some(agent))
         }
     };

@@ -33,6 +33,10 @@ use crate::subnet_env::SubnetEnv;
 pub struct AgentStatus {
     /// Our subnet.
     pub subnet: Ipv4Net,
+    /// The subnet of the first lease this agent acquired: what a data plane built at
+    /// start serves and its pods are numbered in. Differs from `subnet` once our lease was
+    /// lost and only another subnet was free (see [`AgentStatus::moved_from`]).
+    pub first_subnet: Ipv4Net,
     /// Our etcd lease id.
     pub lease_id: i64,
     /// Is the watch up (false while etcd is unreachable)?
@@ -137,6 +141,14 @@ pub(crate) fn own_attrs(
     })
 }
 
+impl AgentStatus {
+    /// The first subnet when our lease has since moved to another one: the node's pods
+    /// and data plane are numbered in it, but another node may hold it now.
+    pub fn moved_from(&self) -> Option<Ipv4Net> {
+        (self.subnet != self.first_subnet).then_some(self.first_subnet)
+    }
+}
+
 impl Agent {
     /// Connects, reads (or initialises) the network config, lists the
     /// leases and acquires ours, then writes subnet.env. Errors here are
@@ -160,6 +172,7 @@ impl Agent {
         compiler.set_own_subnet(Some(own.subnet));
         let status = watch::Sender::new(AgentStatus {
             subnet: own.subnet,
+            first_subnet: own.subnet,
             lease_id: own.lease_id,
             connected: true,
             leases: table.len(),
@@ -323,7 +336,20 @@ impl Agent {
         let moved = own.subnet != old.subnet;
         self.own = own;
         if moved {
+            // flanneld exits here ("lease has been revoked"); the node's pods are numbered
+            // in the old subnet either way and only re-creating them moves them. We keep
+            // forwarding (same-node and outbound traffic still work) and say so loudly:
+            // this line, `weft status` and the weft_subnet_mismatch metric.
+            tracing::error!(
+                old = %old.subnet,
+                new = %self.own.subnet,
+                "our subnet lease was lost and the subnet is another node's now: this node leases the new \
+                 subnet, but its pods and data plane stay in the old one until the pods are re-created \
+                 and weft restarts (drain the node)"
+            );
             self.compiler.set_own_subnet(Some(self.own.subnet));
+            // The old subnet's new holder was skipped as "ours" when its put arrived.
+            self.compiler.reconcile_leases(self.table.usable());
             self.write_subnet_env()?;
         }
         self.status.send_modify(|s| s.reacquired += 1);

@@ -4,6 +4,8 @@
 //! - [`LeaseTable`]: the last value of every lease, fed by one list and a watch.
 //! - [`Agent`]: keeps our lease renewed, watches everyone else's, compiles
 //!   routes and survives etcd restarts, compaction and lost keys.
+//! - [`Agent::start_when_ready`] (`startup`): waits with backoff for an etcd that is not
+//!   there yet (or holds no network config yet) before starting, as flanneld does.
 
 mod acquire;
 mod agent;
@@ -12,6 +14,7 @@ mod keys;
 mod lease_table;
 mod rpc;
 mod settings;
+mod startup;
 
 pub use acquire::{LeaseRequest, OwnLease, acquire, list};
 pub use agent::{Agent, AgentStatus};
@@ -19,3 +22,4 @@ pub use error::ControlError;
 pub use keys::Keys;
 pub use lease_table::{LeaseTable, ListedLease};
 pub use settings::AgentSettings;
+pub use startup::STILL_WAITING_EVERY;

@@ -117,6 +117,12 @@ pub fn render(r: &StatusReport) -> String {
         o.sample("weft_lease_reacquired_total", &[], e.reacquired);
         o.family("weft_etcd_resyncs_total", "counter", "Full re-lists after start.");
         o.sample("weft_etcd_resyncs_total", &[], e.resyncs);
+        o.family(
+            "weft_subnet_mismatch",
+            "gauge",
+            "1 when our lease moved to another subnet while pods and data plane stay in the old one.",
+        );
+        o.sample("weft_subnet_mismatch", &[], u64::from(e.stale_subnet.is_some()));
     }
     o.0
 }

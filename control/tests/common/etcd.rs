@@ -47,6 +47,23 @@ impl Etcd {
         panic!("etcd did not start: {last}");
     }
 
+    /// An etcd whose ports and data dir are chosen but which does not run yet (for what
+    /// happens before etcd is up); [`Etcd::start_now`] starts it. Reserve it in the
+    /// namespace it will run in.
+    pub fn reserved() -> Self {
+        Etcd {
+            child: None,
+            dir: tempfile::Builder::new().prefix("weft-etcd-").tempdir().expect("temp dir"),
+            client_port: free_port(),
+            peer_port: free_port(),
+        }
+    }
+
+    /// Starts a [`reserved`](Etcd::reserved) etcd and waits until it answers.
+    pub fn start_now(&mut self) {
+        self.spawn().expect("etcd start");
+    }
+
     /// `http://127.0.0.1:<client port>`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
