@@ -64,8 +64,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                             tx: c.generator,
                         };
                         let o = measure(&bed, &spec)?;
+                        let weft = o.weft_rx_tx.map_or(String::new(), |(rx, tx)| {
+                            format!(", weft rx {}pps tx {}pps", kpps(rx as f64 / o.generator.secs), kpps(tx as f64 / o.generator.secs))
+                        });
                         eprintln!(
-                            "delivered {}pps, generator {}pps, loss {:.1}%",
+                            "delivered {}pps, generator {}pps, loss {:.1}%{weft}",
                             kpps(o.delivered_pps()),
                             kpps(o.generator.pps()),
                             o.loss() * 100.0
@@ -87,6 +90,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                             delivered: o.sink.delivered,
                             stray: o.sink.stray,
                             sink_drops: o.sink.sink_drops,
+                            weft_rx: o.weft_rx_tx.map(|(rx, _)| rx),
+                            weft_tx: o.weft_rx_tx.map(|(_, tx)| tx),
                         });
                     }
                 }

@@ -70,6 +70,13 @@ pub struct PpsRecord {
     pub stray: u64,
     /// Drops at the sink socket itself (non-zero: the sink was the bottleneck).
     pub sink_drops: u64,
+    /// weft paths: frames weft's engine received on the path's ingress port during the run
+    /// (`sent - weft_rx` were lost before weft, in the kernel's XDP/AF_XDP receive).
+    #[serde(default)]
+    pub weft_rx: Option<u64>,
+    /// weft paths: frames the engine sent on the egress port.
+    #[serde(default)]
+    pub weft_tx: Option<u64>,
 }
 
 /// weft's delivered pps over the kernel path's, same frame size, flows and round.
@@ -265,6 +272,8 @@ mod tests {
             delivered: 1,
             stray: 0,
             sink_drops: 0,
+            weft_rx: None,
+            weft_tx: None,
         }
     }
 

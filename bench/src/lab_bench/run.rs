@@ -42,6 +42,9 @@ pub struct RunOutcome {
     pub sink: SinkReport,
     /// Frames the sending pod's veth dropped (its peer's queue was full).
     pub veth_tx_dropped: u64,
+    /// On weft paths: (frames weft's engine received on the path's ingress port, frames it
+    /// sent on the egress port) during the run, from `weft status`.
+    pub weft_rx_tx: Option<(u64, u64)>,
 }
 
 impl RunOutcome {
@@ -90,6 +93,7 @@ pub fn measure(bed: &Testbed, spec: &RunSpec) -> anyhow::Result<RunOutcome> {
         return Err(netns::join(sink, "sink").err().unwrap_or_else(|| anyhow::anyhow!("sink not ready in 10 s")));
     }
     let dropped_before = bed.pod_tx_dropped(from);
+    let weft_before = if spec.path == PathKind::Kernel { None } else { bed.weft_ports() };
     let gen_cfg = GenConfig {
         iface: "pod0".into(),
         template: Template::new(&ends, spec.frame_size),
@@ -109,5 +113,6 @@ pub fn measure(bed: &Testbed, spec: &RunSpec) -> anyhow::Result<RunOutcome> {
     let sink = netns::join(sink, "sink").context("sink")?;
     let generator = generator.context("generator")?;
     let veth_tx_dropped = bed.pod_tx_dropped(from).saturating_sub(dropped_before);
-    Ok(RunOutcome { generator, sink, veth_tx_dropped })
+    let weft_rx_tx = weft_before.and_then(|b| bed.weft_ports()?.engine_delta(&b, spec.path));
+    Ok(RunOutcome { generator, sink, veth_tx_dropped, weft_rx_tx })
 }

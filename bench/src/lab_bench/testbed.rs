@@ -201,6 +201,17 @@ impl Testbed {
         out.ok().and_then(|text| serde_json::from_str(&text).ok())
     }
 
+    /// The weft node's port counters: (rx packets, tx packets) of its uplink and pod port,
+    /// from `weft status --json`.
+    pub fn weft_ports(&self) -> Option<WeftPorts> {
+        let status = self.weft_status()?;
+        let port = |role: &str| -> Option<(u64, u64)> {
+            let p = status.get("ports")?.as_array()?.iter().find(|p| p.get("role").and_then(|r| r.as_str()) == Some(role))?;
+            Some((p.get("rx_packets")?.as_u64()?, p.get("tx_packets")?.as_u64()?))
+        };
+        Some(WeftPorts { uplink: port("uplink")?, pod: port("pod")? })
+    }
+
     /// `tx_dropped` of the sending pod's `pod0`: frames the veth could not hand to its peer.
     pub fn pod_tx_dropped(&self, node: usize) -> u64 {
         let out = cmd::ip_in(&self.pod(node).ns, &["-s", "-j", "link", "show", "pod0"]).unwrap_or_default();
@@ -208,6 +219,28 @@ impl Testbed {
             .ok()
             .and_then(|v| v.get(0)?.get("stats64")?.get("tx")?.get("dropped")?.as_u64())
             .unwrap_or(0)
+    }
+}
+
+/// Packet counters of the weft node's two ports: (rx, tx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WeftPorts {
+    /// The uplink.
+    pub uplink: (u64, u64),
+    /// The pod port.
+    pub pod: (u64, u64),
+}
+
+impl WeftPorts {
+    /// For `path`, (frames the engine received on the path's ingress port, frames it sent on
+    /// the egress port) between `before` and `self`; `None` for the kernel path.
+    pub fn engine_delta(&self, before: &WeftPorts, path: PathKind) -> Option<(u64, u64)> {
+        let (ingress, egress) = match path {
+            PathKind::Kernel => return None,
+            PathKind::WeftEncap => ((self.pod.0, before.pod.0), (self.uplink.1, before.uplink.1)),
+            PathKind::WeftDecap => ((self.uplink.0, before.uplink.0), (self.pod.1, before.pod.1)),
+        };
+        Some((ingress.0.saturating_sub(ingress.1), egress.0.saturating_sub(egress.1)))
     }
 }
 
