@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use weft_engine::port::{AfPacketPort, AfXdpPort, Frame, FramePool, IoEvents, Port, RX_HEADROOM, TpacketGeometry, XskConfig};
+use weft_engine::port::{
+    AfPacketPort, AfXdpPort, Frame, FramePool, IoEvents, Port, PortError, RX_HEADROOM, TpacketGeometry, XskConfig,
+};
 
 use super::frame::{Template, now_ns};
 
@@ -89,6 +91,28 @@ const BATCH: usize = 64;
 /// Frames parked in the (unused) fill ring of a transmit-only AF_XDP socket.
 const FILL: u32 = 16;
 
+/// Opens an AF_XDP socket, retrying for up to a second while the queue is still bound: the
+/// kernel releases a closed socket's hold on its queue from a workqueue, so a socket opened
+/// right after the previous run's closed can find the queue busy.
+pub fn open_xsk(pool: &mut FramePool, cfg: &XskConfig) -> Result<AfXdpPort, PortError> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match AfXdpPort::open(pool, cfg) {
+            Err(PortError::Io { source, .. })
+                if source.raw_os_error() == Some(libc_ebusy()) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// EBUSY (16 on Linux).
+const fn libc_ebusy() -> i32 {
+    nix::errno::Errno::EBUSY as i32
+}
+
 /// Opens the socket and sends; call it on a thread inside the pod's namespace. `ready` is
 /// called once the socket is open, just before the first frame.
 pub fn run(cfg: &GenConfig, ready: impl FnOnce()) -> anyhow::Result<GenReport> {
@@ -96,7 +120,7 @@ pub fn run(cfg: &GenConfig, ready: impl FnOnce()) -> anyhow::Result<GenReport> {
     let mut port: Box<dyn Port> = match cfg.tx {
         TxKind::AfXdp => {
             let xsk = XskConfig { ring_size: 2048, fill_target: FILL, ..XskConfig::new(&cfg.iface, 0) };
-            Box::new(AfXdpPort::open(&mut pool, &xsk).with_context(|| format!("generator AF_XDP on {}", cfg.iface))?)
+            Box::new(open_xsk(&mut pool, &xsk).with_context(|| format!("generator AF_XDP on {}", cfg.iface))?)
         }
         TxKind::AfPacket => Box::new(
             AfPacketPort::open(&cfg.iface, TpacketGeometry::default())

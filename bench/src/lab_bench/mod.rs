@@ -21,3 +21,5 @@ pub mod result;
 pub mod run;
 pub mod sink;
 pub mod testbed;
+#[cfg(test)]
+mod traffic_test;

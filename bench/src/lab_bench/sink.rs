@@ -17,9 +17,11 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use weft_engine::port::xdp_filter::{FilterParams, XdpAttachment, XdpMode, XdpProgram};
-use weft_engine::port::{AfXdpPort, FramePool, IoEvents, Port, XskConfig};
+use weft_engine::port::{FramePool, IoEvents, Port, XskConfig};
 
 use super::frame::{now_ns, read_tag};
+use super::generator::open_xsk;
+
 
 /// Largest one-way latency the histogram holds (10 s); larger values are clamped.
 pub const MAX_LATENCY_NS: u64 = 10_000_000_000;
@@ -66,7 +68,7 @@ pub fn run(cfg: &SinkConfig, stop: &Arc<AtomicBool>, ready: impl FnOnce()) -> an
     // core; 4096 frames in the fill ring cover ~5 ms at 800 kpps.
     let mut pool = FramePool::new(16384).context("sink frame pool")?;
     let xsk = XskConfig { ring_size: 8192, fill_target: 4096, ..XskConfig::new(&cfg.iface, 0) };
-    let mut port = AfXdpPort::open(&mut pool, &xsk).with_context(|| format!("sink AF_XDP on {}", cfg.iface))?;
+    let mut port = open_xsk(&mut pool, &xsk).with_context(|| format!("sink AF_XDP on {}", cfg.iface))?;
     xdp.register_socket(0, port.fd()).with_context(|| format!("sink socket on {}", cfg.iface))?;
     let mut latency = if cfg.latency {
         Some(Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3).context("latency histogram")?)
