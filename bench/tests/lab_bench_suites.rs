@@ -28,7 +28,10 @@ fn run_suite(args: &[&str]) -> Value {
     let out = Command::new(WEFT_BENCH).args(args).arg("--json").arg(&json).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "weft-bench {args:?} failed:\n{stderr}");
-    assert!(stderr.contains("[lab] vxlan: tearing the lab down") || stderr.contains("[latency] vxlan"), "{stderr}");
+    assert!(
+        stderr.contains("[lab] vxlan: tearing the lab down") || stderr.contains("[latency] vxlan"),
+        "{stderr}"
+    );
     serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
 }
 
@@ -81,7 +84,10 @@ fn a_short_latency_run_reports_percentiles_for_weft_and_the_kernel() {
         assert!(r["samples"].as_u64().unwrap() > 0, "{r}");
         let p = |k: &str| r[k].as_u64().unwrap();
         assert!(p("min_ns") > 0 && p("min_ns") <= p("p50_ns"), "{r}");
-        assert!(p("p50_ns") <= p("p99_ns") && p("p99_ns") <= p("p999_ns") && p("p999_ns") <= p("max_ns"), "{r}");
+        assert!(
+            p("p50_ns") <= p("p99_ns") && p("p99_ns") <= p("p999_ns") && p("p999_ns") <= p("max_ns"),
+            "{r}"
+        );
         assert!(r["curve"].as_array().unwrap().len() >= 20);
         let rate = r["rate_pps"].as_f64().unwrap();
         assert!((rate - 0.2 * r["capacity_pps"].as_f64().unwrap()).abs() < 1.0, "{r}");

@@ -65,8 +65,10 @@ impl Common {
     pub fn take(&mut self, flag: &str, value: &str, usage: &str) -> anyhow::Result<bool> {
         match flag {
             "--backends" => {
-                self.backends =
-                    value.split(',').map(|b| Backend::parse(b).map_err(anyhow::Error::from)).collect::<Result<_, _>>()?;
+                self.backends = value
+                    .split(',')
+                    .map(|b| Backend::parse(b).map_err(anyhow::Error::from))
+                    .collect::<Result<_, _>>()?;
             }
             "--paths" => self.paths = value.split(',').map(PathKind::parse).collect::<Result<_, _>>()?,
             "--sizes" => self.sizes = options::list(flag, value, usage)?,
@@ -106,7 +108,10 @@ impl Common {
 
     /// Builds the testbed for `backend`.
     pub fn testbed(&self, backend: Backend) -> anyhow::Result<Testbed> {
-        eprintln!("[lab] {}: building the lab (2 kernel-flannel nodes, 1 weft node) …", backend.flannel_name());
+        eprintln!(
+            "[lab] {}: building the lab (2 kernel-flannel nodes, 1 weft node) …",
+            backend.flannel_name()
+        );
         Testbed::up(&TestbedOptions { backend, weft_busy_poll: self.weft_busy_poll })
     }
 
@@ -133,8 +138,12 @@ impl Common {
         Duration::from_secs_f64(self.secs)
     }
 
-    /// Writes `report` to `--json FILE` if given.
-    pub fn write_json(&self, report: &impl Serialize) -> anyhow::Result<()> {
+    /// Prints the suite's time and load, then writes `report` to `--json FILE` if given.
+    pub fn finish(&self, conditions: &RunConditions, report: &impl Serialize) -> anyhow::Result<()> {
+        println!(
+            "\n{:.0} s (lab up and down included), load {:?} -> {:?}",
+            conditions.elapsed_secs, conditions.load_before, conditions.load_after
+        );
         if let Some(path) = &self.json {
             let text = serde_json::to_string_pretty(report).context("encoding the report")?;
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use weft_engine::port::{
-    AfPacketPort, AfXdpPort, Frame, FramePool, IoEvents, Port, PortError, RX_HEADROOM, TpacketGeometry, XskConfig,
+    AfPacketPort, AfXdpPort, Frame, FramePool, IoEvents, Port, PortError, RX_HEADROOM, TpacketGeometry,
+    XskConfig,
 };
 
 use super::frame::{Template, now_ns};

@@ -80,16 +80,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 let mut capacity = HashMap::new();
                 for &path in &c.paths {
                     n += 1;
-                    eprint!("[latency {n}/{total}] {b} {} {frame_size}B {} flows capacity … ", path.name(), flows_label(flows));
-                    let spec = RunSpec {
+                    eprint!(
+                        "[latency {n}/{total}] {b} {} {frame_size}B {} flows capacity … ",
+                        path.name(),
+                        flows_label(flows)
+                    );
+                    let spec = RunSpec::full_speed(
                         path,
                         frame_size,
                         flows,
-                        duration: Duration::from_secs_f64(capacity_secs),
-                        rate: None,
-                        latency: false,
-                        tx: c.generator,
-                    };
+                        Duration::from_secs_f64(capacity_secs),
+                        c.generator,
+                    );
                     let o = measure(&bed, &spec)?;
                     eprintln!("{}pps delivered", kpps(o.delivered_pps()));
                     capacity.insert(path, o.delivered_pps());
@@ -127,13 +129,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                                 o.generator.sent.saturating_sub(o.sink.delivered)
                             );
                             records.push(LatencyRecord {
-                                suite: "latency".into(),
-                                backend: b.into(),
-                                path: path.name().into(),
-                                engine: path.engine().into(),
-                                frame_size,
-                                flows,
-                                round,
+                                key: spec.key("latency", backend, round),
                                 load_percent: load,
                                 capacity_pps: cap,
                                 rate_pps: rate,
@@ -158,28 +154,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         eprintln!("[latency] {b}: tearing the lab down");
     }
     print_table(&records);
-    let report = LatencyReport { conditions: c.conditions(started, load_before, pinned), records, weft_status: statuses };
-    println!(
-        "\n{} s, load {:?} -> {:?}",
-        report.conditions.elapsed_secs.round(),
-        report.conditions.load_before,
-        report.conditions.load_after
-    );
-    c.write_json(&report)
+    let conditions = c.conditions(started, load_before, pinned);
+    let report = LatencyReport { conditions: conditions.clone(), records, weft_status: statuses };
+    c.finish(&conditions, &report)
 }
 
 fn print_table(records: &[LatencyRecord]) {
     println!("\n{VETH_NOTE}\n");
     println!("One-way latency, pod to pod (µs; goal: weft p99 <= kernel p99 at the same load):\n");
-    println!("| backend | path | frame | flows | load | rate kpps | generator kpps | samples | lost | p50 | p99 | p99.9 | max |");
+    println!(
+        "| backend | path | frame | flows | load | rate kpps | generator kpps | samples | lost | p50 | p99 | p99.9 | max |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in records {
         println!(
             "| {} | {} | {} | {} | {}% | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            r.backend,
-            r.path,
-            r.frame_size,
-            flows_label(r.flows),
+            r.key.backend,
+            r.key.path,
+            r.key.frame_size,
+            flows_label(r.key.flows),
             r.load_percent,
             r.rate_pps / 1e3,
             r.generator_pps / 1e3,

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::common::{COMMON_USAGE, Common, flows_label, kpps};
-use super::result::{LabReport, PpsRecord, RatioSummary, VETH_NOTE, loadavg, median, ratios};
+use super::result::{LabReport, PpsRecord, RatioSummary, RunKey, VETH_NOTE, loadavg, median, ratios};
 use super::run::{RunSpec, measure};
 use crate::options;
 
@@ -54,18 +54,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                             path.name(),
                             flows_label(flows)
                         );
-                        let spec = RunSpec {
-                            path,
-                            frame_size,
-                            flows,
-                            duration: c.duration(),
-                            rate: None,
-                            latency: false,
-                            tx: c.generator,
-                        };
+                        let spec = RunSpec::full_speed(path, frame_size, flows, c.duration(), c.generator);
                         let o = measure(&bed, &spec)?;
                         let weft = o.weft_rx_tx.map_or(String::new(), |(rx, tx)| {
-                            format!(", weft rx {}pps tx {}pps", kpps(rx as f64 / o.generator.secs), kpps(tx as f64 / o.generator.secs))
+                            format!(
+                                ", weft rx {}pps tx {}pps",
+                                kpps(rx as f64 / o.generator.secs),
+                                kpps(tx as f64 / o.generator.secs)
+                            )
                         });
                         eprintln!(
                             "delivered {}pps, generator {}pps, loss {:.1}%{weft}",
@@ -74,13 +70,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                             o.loss() * 100.0
                         );
                         records.push(PpsRecord {
-                            suite: "lab".into(),
-                            backend: backend.flannel_name().into(),
-                            path: path.name().into(),
-                            engine: path.engine().into(),
-                            frame_size,
-                            flows,
-                            round,
+                            key: spec.key("lab", backend, round),
                             secs: o.generator.secs,
                             generator_pps: o.generator.pps(),
                             offered_pps: o.offered_pps(),
@@ -102,14 +92,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let ratios = ratios(&records);
     print_tables(&c, &records, &ratios);
-    let report = LabReport { conditions: c.conditions(started, load_before, pinned), records, ratios, weft_status: statuses };
-    println!(
-        "\n{} s, load {:?} -> {:?}",
-        report.conditions.elapsed_secs.round(),
-        report.conditions.load_before,
-        report.conditions.load_after
-    );
-    c.write_json(&report)
+    let conditions = c.conditions(started, load_before, pinned);
+    let report = LabReport { conditions: conditions.clone(), records, ratios, weft_status: statuses };
+    c.finish(&conditions, &report)
 }
 
 fn print_tables(c: &Common, records: &[PpsRecord], ratios: &[RatioSummary]) {
@@ -119,22 +104,20 @@ fn print_tables(c: &Common, records: &[PpsRecord], ratios: &[RatioSummary]) {
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let mut seen = Vec::new();
     for r in records {
-        let key = (&r.backend, &r.path, r.frame_size, r.flows);
+        let key = (&r.key.backend, &r.key.path, r.key.frame_size, r.key.flows);
         if seen.contains(&key) {
             continue;
         }
         seen.push(key);
-        let same: Vec<&PpsRecord> = records
-            .iter()
-            .filter(|o| o.backend == r.backend && o.path == r.path && o.frame_size == r.frame_size && o.flows == r.flows)
-            .collect();
+        let same: Vec<&PpsRecord> =
+            records.iter().filter(|o| RunKey { round: r.key.round, ..o.key.clone() } == r.key).collect();
         let med = |f: fn(&PpsRecord) -> f64| median(&same.iter().map(|r| f(r)).collect::<Vec<_>>());
         println!(
             "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1}% |",
-            r.backend,
-            r.path,
-            r.frame_size,
-            flows_label(r.flows),
+            r.key.backend,
+            r.key.path,
+            r.key.frame_size,
+            flows_label(r.key.flows),
             med(|r| r.generator_pps) / 1e3,
             med(|r| r.offered_pps) / 1e3,
             med(|r| r.delivered_pps) / 1e3,
@@ -160,6 +143,8 @@ fn print_tables(c: &Common, records: &[PpsRecord], ratios: &[RatioSummary]) {
     }
     let sink_drops: u64 = records.iter().map(|r| r.sink_drops).sum();
     if sink_drops > 0 {
-        println!("\nnote: the sink socket itself dropped {sink_drops} frames in total: those runs' delivered pps are lower bounds");
+        println!(
+            "\nnote: the sink socket itself dropped {sink_drops} frames in total: those runs' delivered pps are lower bounds"
+        );
     }
 }

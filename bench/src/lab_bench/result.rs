@@ -35,10 +35,11 @@ pub struct RunConditions {
     pub note: String,
 }
 
-/// One run of one path at full speed (`weft-bench lab`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PpsRecord {
-    /// `"lab"`.
+/// What names a run: suite, backend, path, engine, frame size, flows, round. Records carry
+/// it flattened (its fields sit beside the record's own in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunKey {
+    /// `"lab"` or `"latency"`.
     pub suite: String,
     /// `vxlan` or `host-gw`.
     pub backend: String,
@@ -52,6 +53,14 @@ pub struct PpsRecord {
     pub flows: u32,
     /// Round (1-based); paths alternate within a round.
     pub round: u32,
+}
+
+/// One run of one path at full speed (`weft-bench lab`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PpsRecord {
+    /// Which run.
+    #[serde(flatten)]
+    pub key: RunKey,
     /// Seconds the generator sent.
     pub secs: f64,
     /// The generator's own rate (frames its socket completed per second).
@@ -129,20 +138,9 @@ pub struct CurvePoint {
 /// One run of one path at a fixed rate (`weft-bench latency`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencyRecord {
-    /// `"latency"`.
-    pub suite: String,
-    /// Backend.
-    pub backend: String,
-    /// Path.
-    pub path: String,
-    /// `kernel` or `weft`.
-    pub engine: String,
-    /// Frame size with FCS.
-    pub frame_size: usize,
-    /// Flows.
-    pub flows: u32,
-    /// Round (1-based).
-    pub round: u32,
+    /// Which run.
+    #[serde(flatten)]
+    pub key: RunKey,
     /// Percent of the path's measured capacity.
     pub load_percent: f64,
     /// The path's capacity (delivered pps at full speed, measured first in this run).
@@ -200,8 +198,8 @@ pub fn ratios(records: &[PpsRecord]) -> Vec<RatioSummary> {
     let mut out = Vec::new();
     let mut keys: Vec<(String, String, usize, u32)> = records
         .iter()
-        .filter(|r| r.engine == "weft")
-        .map(|r| (r.backend.clone(), r.path.clone(), r.frame_size, r.flows))
+        .filter(|r| r.key.engine == "weft")
+        .map(|r| (r.key.backend.clone(), r.key.path.clone(), r.key.frame_size, r.key.flows))
         .collect();
     keys.dedup();
     keys.sort();
@@ -210,13 +208,18 @@ pub fn ratios(records: &[PpsRecord]) -> Vec<RatioSummary> {
         let of = |p: &str| -> Vec<&PpsRecord> {
             records
                 .iter()
-                .filter(|r| r.backend == backend && r.path == p && r.frame_size == frame_size && r.flows == flows)
+                .filter(|r| {
+                    r.key.backend == backend
+                        && r.key.path == p
+                        && r.key.frame_size == frame_size
+                        && r.key.flows == flows
+                })
                 .collect()
         };
         let mut per_round = Vec::new();
         let (weft_runs, kernel_runs) = (of(&path), of("kernel"));
         for w in &weft_runs {
-            if let Some(k) = kernel_runs.iter().find(|k| k.round == w.round)
+            if let Some(k) = kernel_runs.iter().find(|k| k.key.round == w.key.round)
                 && k.delivered_pps > 0.0
             {
                 per_round.push(w.delivered_pps / k.delivered_pps);
@@ -256,13 +259,15 @@ mod tests {
 
     fn rec(path: &str, round: u32, delivered_pps: f64) -> PpsRecord {
         PpsRecord {
-            suite: "lab".into(),
-            backend: "vxlan".into(),
-            path: path.into(),
-            engine: if path == "kernel" { "kernel" } else { "weft" }.into(),
-            frame_size: 64,
-            flows: 1,
-            round,
+            key: RunKey {
+                suite: "lab".into(),
+                backend: "vxlan".into(),
+                path: path.into(),
+                engine: if path == "kernel" { "kernel" } else { "weft" }.into(),
+                frame_size: 64,
+                flows: 1,
+                round,
+            },
             secs: 2.0,
             generator_pps: delivered_pps,
             offered_pps: delivered_pps,

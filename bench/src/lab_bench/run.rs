@@ -7,10 +7,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
+use weft_bench::lab::Backend;
 
 use super::frame::Template;
 use super::generator::{self, GenConfig, GenReport, TxKind};
 use super::netns;
+use super::result::RunKey;
 use super::sink::{self, SinkConfig, SinkReport};
 use super::testbed::{GENERATOR_CORE, PathKind, Testbed};
 
@@ -31,6 +33,26 @@ pub struct RunSpec {
     pub latency: bool,
     /// The generator's socket.
     pub tx: TxKind,
+}
+
+impl RunSpec {
+    /// A full-speed run without latency stamps.
+    pub fn full_speed(path: PathKind, frame_size: usize, flows: u32, duration: Duration, tx: TxKind) -> Self {
+        RunSpec { path, frame_size, flows, duration, rate: None, latency: false, tx }
+    }
+
+    /// The record key of this run in `suite` on `backend`, round `round`.
+    pub fn key(&self, suite: &str, backend: Backend, round: u32) -> RunKey {
+        RunKey {
+            suite: suite.into(),
+            backend: backend.flannel_name().into(),
+            path: self.path.name().into(),
+            engine: self.path.engine().into(),
+            frame_size: self.frame_size,
+            flows: self.flows,
+            round,
+        }
+    }
 }
 
 /// Both sides' reports.
@@ -90,7 +112,9 @@ pub fn measure(bed: &Testbed, spec: &RunSpec) -> anyhow::Result<RunOutcome> {
     })?;
     if ready_rx.recv_timeout(Duration::from_secs(10)).is_err() {
         stop.store(true, Ordering::Relaxed);
-        return Err(netns::join(sink, "sink").err().unwrap_or_else(|| anyhow::anyhow!("sink not ready in 10 s")));
+        return Err(netns::join(sink, "sink")
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("sink not ready in 10 s")));
     }
     let dropped_before = bed.pod_tx_dropped(from);
     let weft_before = if spec.path == PathKind::Kernel { None } else { bed.weft_ports() };

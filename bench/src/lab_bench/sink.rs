@@ -22,7 +22,6 @@ use weft_engine::port::{FramePool, IoEvents, Port, XskConfig};
 use super::frame::{now_ns, read_tag};
 use super::generator::open_xsk;
 
-
 /// Largest one-way latency the histogram holds (10 s); larger values are clamped.
 pub const MAX_LATENCY_NS: u64 = 10_000_000_000;
 
@@ -60,8 +59,11 @@ pub struct SinkReport {
 pub fn run(cfg: &SinkConfig, stop: &Arc<AtomicBool>, ready: impl FnOnce()) -> anyhow::Result<SinkReport> {
     // The filter sends VXLAN/IPIP to `public_ip` and IPv4 to `pod_subnet` to the socket: no
     // public address (0.0.0.0 is never a destination), the pod's /32 as the subnet.
-    let params =
-        FilterParams { public_ip: Ipv4Addr::UNSPECIFIED, vxlan_port: None, pod_subnet: Some((cfg.pod_ip, 32)) };
+    let params = FilterParams {
+        public_ip: Ipv4Addr::UNSPECIFIED,
+        vxlan_port: None,
+        pod_subnet: Some((cfg.pod_ip, 32)),
+    };
     let mut xdp = XdpAttachment::attach(&cfg.iface, XdpProgram::Filter(params), XdpMode::Native)
         .with_context(|| format!("sink XDP program on {}", cfg.iface))?;
     // Deep rings: on a loaded 2-core machine the sink thread can wait milliseconds for a

@@ -48,9 +48,10 @@ impl PathKind {
 
     /// Parses a [`PathKind::name`].
     pub fn parse(s: &str) -> anyhow::Result<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == s).with_context(|| {
-            format!("path {s:?} is not one of kernel, weft-encap, weft-decap")
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .with_context(|| format!("path {s:?} is not one of kernel, weft-encap, weft-decap"))
     }
 
     /// `"weft"` when a weft node is on the path, else `"kernel"`.
@@ -197,7 +198,8 @@ impl Testbed {
         let node = self.lab.node(WEFT_NODE);
         let socket = self.lab.state().dir.join(format!("n{WEFT_NODE}.weft.sock"));
         let weft = self.weft.display().to_string();
-        let out = cmd::exec_in(&node.ns, &weft, &["status", "--json", "--socket", &socket.display().to_string()]);
+        let out =
+            cmd::exec_in(&node.ns, &weft, &["status", "--json", "--socket", &socket.display().to_string()]);
         out.ok().and_then(|text| serde_json::from_str(&text).ok())
     }
 
@@ -206,7 +208,11 @@ impl Testbed {
     pub fn weft_ports(&self) -> Option<WeftPorts> {
         let status = self.weft_status()?;
         let port = |role: &str| -> Option<(u64, u64)> {
-            let p = status.get("ports")?.as_array()?.iter().find(|p| p.get("role").and_then(|r| r.as_str()) == Some(role))?;
+            let p = status
+                .get("ports")?
+                .as_array()?
+                .iter()
+                .find(|p| p.get("role").and_then(|r| r.as_str()) == Some(role))?;
             Some((p.get("rx_packets")?.as_u64()?, p.get("tx_packets")?.as_u64()?))
         };
         Some(WeftPorts { uplink: port("uplink")?, pod: port("pod")? })

@@ -66,15 +66,21 @@ fn stop_sink(stop: &AtomicBool, handle: std::thread::JoinHandle<anyhow::Result<S
     handle.join().expect("sink thread").unwrap()
 }
 
+/// A throwaway namespace (`wbl…`) with a veth pair: (namespace, generator end, sink end).
+fn veth_namespace() -> (Netns, String, String) {
+    let stem = unique_stem("wbl");
+    let ns = Netns::new(&format!("{stem}n")).unwrap();
+    let (gen_if, sink_if) = (format!("{stem}g"), format!("{stem}s"));
+    veth_pair(&ns, &gen_if, GEN_MAC, &sink_if, SINK_MAC).unwrap();
+    (ns, gen_if, sink_if)
+}
+
 #[test]
 fn the_sink_counts_every_frame_of_its_run_and_sets_other_runs_apart() {
     if !root_or_skip("the_sink_counts_every_frame_of_its_run_and_sets_other_runs_apart") {
         return;
     }
-    let stem = unique_stem("wbl");
-    let ns = Netns::new(&format!("{stem}n")).unwrap();
-    let (gen_if, sink_if) = (format!("{stem}g"), format!("{stem}s"));
-    veth_pair(&ns, &gen_if, GEN_MAC, &sink_if, SINK_MAC).unwrap();
+    let (ns, gen_if, sink_if) = veth_namespace();
     let (stop, handle) = start_sink(&ns, &sink_if, 7);
     let earlier = send(&ns, &gen_if, 6, Some(10_000.0), 0.1, TxKind::AfXdp);
     let this = send(&ns, &gen_if, 7, Some(20_000.0), 0.25, TxKind::AfXdp);
@@ -103,10 +109,7 @@ fn at_full_speed_both_generator_sockets_deliver_and_account_for_every_frame() {
     if !root_or_skip("at_full_speed_both_generator_sockets_deliver_and_account_for_every_frame") {
         return;
     }
-    let stem = unique_stem("wbl");
-    let ns = Netns::new(&format!("{stem}n")).unwrap();
-    let (gen_if, sink_if) = (format!("{stem}g"), format!("{stem}s"));
-    veth_pair(&ns, &gen_if, GEN_MAC, &sink_if, SINK_MAC).unwrap();
+    let (ns, gen_if, sink_if) = veth_namespace();
     for (run, tx) in [(1, TxKind::AfXdp), (2, TxKind::AfPacket)] {
         let (stop, handle) = start_sink(&ns, &sink_if, run);
         let sent = send(&ns, &gen_if, run, None, 0.2, tx);
