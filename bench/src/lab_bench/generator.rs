@@ -129,6 +129,10 @@ pub fn run(cfg: &GenConfig, ready: impl FnOnce()) -> anyhow::Result<GenReport> {
         ),
     };
     let parked = POOL_FRAMES as usize - pool.free_frames();
+    if cfg.rate.is_some() {
+        // Default slack is 50 µs: paced sleeps would overshoot by that much.
+        let _ = nix::sys::prctl::set_timerslack(1);
+    }
     ready();
     let mut ev = IoEvents::default();
     let mut frames: Vec<Frame> = Vec::with_capacity(BATCH);
@@ -150,14 +154,12 @@ pub fn run(cfg: &GenConfig, ready: impl FnOnce()) -> anyhow::Result<GenReport> {
                 let due = ((now - start).as_secs_f64() * rate) as u64;
                 let n = due.saturating_sub(u64::from(seq)).min(BATCH as u64) as usize;
                 if n == 0 {
+                    // Sleep, never spin, until the next frame is due: a spinning generator
+                    // would take a core the sink (and on the kernel path the softirq that
+                    // delivers) needs on this 2-core machine. The thread's timer slack is 1 ns
+                    // (set below), so short sleeps end on time.
                     let next = start + Duration::from_secs_f64((u64::from(seq) + 1) as f64 / rate);
-                    let gap = next.saturating_duration_since(now);
-                    // Sleep only when the gap is well above the timer slack; spin otherwise.
-                    if gap > Duration::from_micros(150) {
-                        std::thread::sleep(gap - Duration::from_micros(100));
-                    } else {
-                        std::hint::spin_loop();
-                    }
+                    std::thread::sleep(next.saturating_duration_since(now));
                     continue;
                 }
                 n
