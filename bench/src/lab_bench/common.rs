@@ -37,7 +37,8 @@ pub struct Common {
 }
 
 /// The help text of the common flags.
-pub const COMMON_USAGE: &str = "  --backends vxlan[,host-gw]  flannel backends, one lab each (default vxlan)
+pub const COMMON_USAGE: &str =
+    "  --backends vxlan[,host-gw]  flannel backends, one lab each (default vxlan,host-gw)
   --paths LIST                kernel,weft-encap,weft-decap (default all three)
   --rounds N                  rounds; paths alternate inside each round
   --secs S                    seconds per run
@@ -49,7 +50,7 @@ impl Common {
     /// Defaults with the suite's own sizes, flows, rounds and seconds.
     pub fn new(sizes: &[usize], flows: &[u32], rounds: u32, secs: f64) -> Self {
         Common {
-            backends: vec![Backend::Vxlan],
+            backends: vec![Backend::Vxlan, Backend::HostGw],
             paths: PathKind::ALL.to_vec(),
             sizes: sizes.to_vec(),
             flows: flows.to_vec(),
