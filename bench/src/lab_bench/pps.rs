@@ -80,6 +80,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                             delivered: o.sink.delivered,
                             stray: o.sink.stray,
                             sink_drops: o.sink.sink_drops,
+                            reordered: o.sink.reordered,
                             weft_rx: o.weft_rx_tx.map(|(rx, _)| rx),
                             weft_tx: o.weft_rx_tx.map(|(_, tx)| tx),
                         });

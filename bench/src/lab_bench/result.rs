@@ -79,6 +79,9 @@ pub struct PpsRecord {
     pub stray: u64,
     /// Drops at the sink socket itself (non-zero: the sink was the bottleneck).
     pub sink_drops: u64,
+    /// Frames of this run that arrived with a lower sequence number than the one before.
+    #[serde(default)]
+    pub reordered: u64,
     /// weft paths: frames weft's engine received on the path's ingress port during the run
     /// (`sent - weft_rx` were lost before weft, in the kernel's XDP/AF_XDP receive).
     #[serde(default)]
@@ -277,6 +280,7 @@ mod tests {
             delivered: 1,
             stray: 0,
             sink_drops: 0,
+            reordered: 0,
             weft_rx: None,
             weft_tx: None,
         }
