@@ -4,6 +4,7 @@
 
 mod control;
 mod core;
+mod lab_bench;
 mod lpm;
 mod machine;
 mod options;
@@ -22,6 +23,10 @@ suites (each takes --json FILE to write its raw figures):
            floor (weft-bench core --help)
   control  etcd lease sync time and lease-put -> route convergence against a real etcd
            (weft-bench control --help)
+  lab      packet rates through weft and the kernel's VXLAN/host-gw data path in a netns lab,
+           alternating, with weft/kernel ratios (weft-bench lab --help)
+  latency  one-way latency at 10/50/90 % of each path's capacity, weft vs kernel
+           (weft-bench latency --help)
   lpm      FIB longest-prefix-match lookups vs the prefix-trie crate, under churn, update
            visibility, memory per prefix (weft-bench lpm --help)
 
@@ -34,6 +39,8 @@ fn main() -> ExitCode {
     let result = match suite.as_deref() {
         Some("control") => control::run(&rest),
         Some("core") => core::run_suite(&rest),
+        Some("lab") => lab_bench::pps::run(&rest),
+        Some("latency") => lab_bench::latency::run(&rest),
         Some("lpm") => lpm::run(&rest),
         Some("all") => report::run(&rest),
         Some("-h" | "--help") => {
