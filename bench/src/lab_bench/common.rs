@@ -65,8 +65,10 @@ impl Common {
     pub fn take(&mut self, flag: &str, value: &str, usage: &str) -> anyhow::Result<bool> {
         match flag {
             "--backends" => {
-                self.backends =
-                    value.split(',').map(|b| Backend::parse(b).map_err(anyhow::Error::from)).collect::<Result<_, _>>()?;
+                self.backends = value
+                    .split(',')
+                    .map(|b| Backend::parse(b).map_err(anyhow::Error::from))
+                    .collect::<Result<_, _>>()?;
             }
             "--paths" => self.paths = value.split(',').map(PathKind::parse).collect::<Result<_, _>>()?,
             "--sizes" => self.sizes = options::list(flag, value, usage)?,
@@ -106,7 +108,10 @@ impl Common {
 
     /// Builds the testbed for `backend`.
     pub fn testbed(&self, backend: Backend) -> anyhow::Result<Testbed> {
-        eprintln!("[lab] {}: building the lab (2 kernel-flannel nodes, 1 weft node) …", backend.flannel_name());
+        eprintln!(
+            "[lab] {}: building the lab (2 kernel-flannel nodes, 1 weft node) …",
+            backend.flannel_name()
+        );
         Testbed::up(&TestbedOptions { backend, weft_busy_poll: self.weft_busy_poll })
     }
 

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use weft_engine::port::{AfPacketPort, AfXdpPort, Frame, FramePool, IoEvents, Port, RX_HEADROOM, TpacketGeometry, XskConfig};
+use weft_engine::port::{
+    AfPacketPort, AfXdpPort, Frame, FramePool, IoEvents, Port, RX_HEADROOM, TpacketGeometry, XskConfig,
+};
 
 use super::frame::{Template, now_ns};
 
@@ -96,7 +98,10 @@ pub fn run(cfg: &GenConfig, ready: impl FnOnce()) -> anyhow::Result<GenReport> {
     let mut port: Box<dyn Port> = match cfg.tx {
         TxKind::AfXdp => {
             let xsk = XskConfig { ring_size: 2048, fill_target: FILL, ..XskConfig::new(&cfg.iface, 0) };
-            Box::new(AfXdpPort::open(&mut pool, &xsk).with_context(|| format!("generator AF_XDP on {}", cfg.iface))?)
+            Box::new(
+                AfXdpPort::open(&mut pool, &xsk)
+                    .with_context(|| format!("generator AF_XDP on {}", cfg.iface))?,
+            )
         }
         TxKind::AfPacket => Box::new(
             AfPacketPort::open(&cfg.iface, TpacketGeometry::default())

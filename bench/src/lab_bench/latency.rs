@@ -80,7 +80,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 let mut capacity = HashMap::new();
                 for &path in &c.paths {
                     n += 1;
-                    eprint!("[latency {n}/{total}] {b} {} {frame_size}B {} flows capacity … ", path.name(), flows_label(flows));
+                    eprint!(
+                        "[latency {n}/{total}] {b} {} {frame_size}B {} flows capacity … ",
+                        path.name(),
+                        flows_label(flows)
+                    );
                     let spec = RunSpec {
                         path,
                         frame_size,
@@ -158,7 +162,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         eprintln!("[latency] {b}: tearing the lab down");
     }
     print_table(&records);
-    let report = LatencyReport { conditions: c.conditions(started, load_before, pinned), records, weft_status: statuses };
+    let report = LatencyReport {
+        conditions: c.conditions(started, load_before, pinned),
+        records,
+        weft_status: statuses,
+    };
     println!(
         "\n{} s, load {:?} -> {:?}",
         report.conditions.elapsed_secs.round(),
@@ -171,7 +179,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 fn print_table(records: &[LatencyRecord]) {
     println!("\n{VETH_NOTE}\n");
     println!("One-way latency, pod to pod (µs; goal: weft p99 <= kernel p99 at the same load):\n");
-    println!("| backend | path | frame | flows | load | rate kpps | generator kpps | samples | lost | p50 | p99 | p99.9 | max |");
+    println!(
+        "| backend | path | frame | flows | load | rate kpps | generator kpps | samples | lost | p50 | p99 | p99.9 | max |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in records {
         println!(

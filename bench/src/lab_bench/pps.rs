@@ -97,7 +97,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let ratios = ratios(&records);
     print_tables(&c, &records, &ratios);
-    let report = LabReport { conditions: c.conditions(started, load_before, pinned), records, ratios, weft_status: statuses };
+    let report = LabReport {
+        conditions: c.conditions(started, load_before, pinned),
+        records,
+        ratios,
+        weft_status: statuses,
+    };
     println!(
         "\n{} s, load {:?} -> {:?}",
         report.conditions.elapsed_secs.round(),
@@ -121,7 +126,12 @@ fn print_tables(c: &Common, records: &[PpsRecord], ratios: &[RatioSummary]) {
         seen.push(key);
         let same: Vec<&PpsRecord> = records
             .iter()
-            .filter(|o| o.backend == r.backend && o.path == r.path && o.frame_size == r.frame_size && o.flows == r.flows)
+            .filter(|o| {
+                o.backend == r.backend
+                    && o.path == r.path
+                    && o.frame_size == r.frame_size
+                    && o.flows == r.flows
+            })
             .collect();
         let med = |f: fn(&PpsRecord) -> f64| median(&same.iter().map(|r| f(r)).collect::<Vec<_>>());
         println!(
@@ -155,6 +165,8 @@ fn print_tables(c: &Common, records: &[PpsRecord], ratios: &[RatioSummary]) {
     }
     let sink_drops: u64 = records.iter().map(|r| r.sink_drops).sum();
     if sink_drops > 0 {
-        println!("\nnote: the sink socket itself dropped {sink_drops} frames in total: those runs' delivered pps are lower bounds");
+        println!(
+            "\nnote: the sink socket itself dropped {sink_drops} frames in total: those runs' delivered pps are lower bounds"
+        );
     }
 }

@@ -203,7 +203,9 @@ pub fn ratios(records: &[PpsRecord]) -> Vec<RatioSummary> {
         let of = |p: &str| -> Vec<&PpsRecord> {
             records
                 .iter()
-                .filter(|r| r.backend == backend && r.path == p && r.frame_size == frame_size && r.flows == flows)
+                .filter(|r| {
+                    r.backend == backend && r.path == p && r.frame_size == frame_size && r.flows == flows
+                })
                 .collect()
         };
         let mut per_round = Vec::new();

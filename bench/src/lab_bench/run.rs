@@ -87,7 +87,9 @@ pub fn measure(bed: &Testbed, spec: &RunSpec) -> anyhow::Result<RunOutcome> {
     })?;
     if ready_rx.recv_timeout(Duration::from_secs(10)).is_err() {
         stop.store(true, Ordering::Relaxed);
-        return Err(netns::join(sink, "sink").err().unwrap_or_else(|| anyhow::anyhow!("sink not ready in 10 s")));
+        return Err(netns::join(sink, "sink")
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("sink not ready in 10 s")));
     }
     let dropped_before = bed.pod_tx_dropped(from);
     let gen_cfg = GenConfig {

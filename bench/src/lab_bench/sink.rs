@@ -58,13 +58,17 @@ pub struct SinkReport {
 pub fn run(cfg: &SinkConfig, stop: &Arc<AtomicBool>, ready: impl FnOnce()) -> anyhow::Result<SinkReport> {
     // The filter sends VXLAN/IPIP to `public_ip` and IPv4 to `pod_subnet` to the socket: no
     // public address (0.0.0.0 is never a destination), the pod's /32 as the subnet.
-    let params =
-        FilterParams { public_ip: Ipv4Addr::UNSPECIFIED, vxlan_port: None, pod_subnet: Some((cfg.pod_ip, 32)) };
+    let params = FilterParams {
+        public_ip: Ipv4Addr::UNSPECIFIED,
+        vxlan_port: None,
+        pod_subnet: Some((cfg.pod_ip, 32)),
+    };
     let mut xdp = XdpAttachment::attach(&cfg.iface, XdpProgram::Filter(params), XdpMode::Native)
         .with_context(|| format!("sink XDP program on {}", cfg.iface))?;
     let mut pool = FramePool::new(8192).context("sink frame pool")?;
     let xsk = XskConfig { ring_size: 4096, fill_target: 2048, ..XskConfig::new(&cfg.iface, 0) };
-    let mut port = AfXdpPort::open(&mut pool, &xsk).with_context(|| format!("sink AF_XDP on {}", cfg.iface))?;
+    let mut port =
+        AfXdpPort::open(&mut pool, &xsk).with_context(|| format!("sink AF_XDP on {}", cfg.iface))?;
     xdp.register_socket(0, port.fd()).with_context(|| format!("sink socket on {}", cfg.iface))?;
     let mut latency = if cfg.latency {
         Some(Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3).context("latency histogram")?)

@@ -48,9 +48,10 @@ impl PathKind {
 
     /// Parses a [`PathKind::name`].
     pub fn parse(s: &str) -> anyhow::Result<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == s).with_context(|| {
-            format!("path {s:?} is not one of kernel, weft-encap, weft-decap")
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .with_context(|| format!("path {s:?} is not one of kernel, weft-encap, weft-decap"))
     }
 
     /// `"weft"` when a weft node is on the path, else `"kernel"`.
@@ -197,7 +198,8 @@ impl Testbed {
         let node = self.lab.node(WEFT_NODE);
         let socket = self.lab.state().dir.join(format!("n{WEFT_NODE}.weft.sock"));
         let weft = self.weft.display().to_string();
-        let out = cmd::exec_in(&node.ns, &weft, &["status", "--json", "--socket", &socket.display().to_string()]);
+        let out =
+            cmd::exec_in(&node.ns, &weft, &["status", "--json", "--socket", &socket.display().to_string()]);
         out.ok().and_then(|text| serde_json::from_str(&text).ok())
     }
 

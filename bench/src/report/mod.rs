@@ -3,11 +3,12 @@
 //! `results.json` (every raw figure plus the machine description) into the results directory.
 //!
 //! - [`model`]: what the JSON file holds;
-//! - [`render`]: REPORT.md and the plots;
+//! - [`render`]: REPORT.md and the plots; [`lab`]: its weft-vs-kernel sections;
 //! - [`svg`]: the plotting;
 //! - [`criterion`]: the encap micro-benchmarks `cargo bench` left behind.
 
 pub mod criterion;
+pub mod lab;
 pub mod model;
 pub mod render;
 pub mod svg;
@@ -25,7 +26,7 @@ use crate::options;
 use model::{Report, SuiteRun};
 
 const USAGE: &str = "usage: weft-bench all [--out bench/results] [--criterion target/criterion]
-                     [--suites lpm,core,control] [--quick true] [--render-only true]
+                     [--suites lpm,core,control,lab,latency] [--quick true] [--render-only true]
   Runs the suites one after another (each in its own process), then writes OUT/REPORT.md,
   OUT/*.svg and OUT/results.json. --quick runs tiny versions (seconds; to check the plumbing).
   --render-only re-renders REPORT.md and the plots from OUT/results.json.";
@@ -49,6 +50,16 @@ const PLANS: &[Plan] = &[
         name: "control",
         full: &["--sizes", "1000,10000", "--iterations", "1000"],
         quick: &["--sizes", "1000", "--iterations", "20"],
+    },
+    Plan {
+        name: "lab",
+        full: &[],
+        quick: &["--sizes", "64", "--flows", "1", "--rounds", "1", "--secs", "0.5"],
+    },
+    Plan {
+        name: "latency",
+        full: &[],
+        quick: &["--sizes", "64", "--flows", "1", "--rounds", "1", "--secs", "0.5"],
     },
 ];
 
@@ -162,6 +173,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         core: None,
         lpm: None,
         control: None,
+        lab: None,
+        latency: None,
     };
     eprintln!(
         "weft-bench all: {} suites{} -> {}; {} encap micro-benchmarks found under {}",
@@ -187,6 +200,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "core" => load(&json).map(|r| report.core = Some(r)),
             "lpm" => load(&json).map(|r| report.lpm = Some(r)),
             "control" => load(&json).map(|r| report.control = Some(r)),
+            "lab" => load(&json).map(|r| report.lab = Some(r)),
+            "latency" => load(&json).map(|r| report.latency = Some(r)),
             other => bail!("no loader for suite {other}"),
         });
         let error = outcome.err().map(|e| format!("{e:#}"));

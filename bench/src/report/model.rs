@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::criterion::MicroBench;
 use crate::control::ControlResult;
 use crate::core::CoreResult;
+use crate::lab_bench::result::{LabReport, LatencyReport};
 use crate::lpm::LpmResult;
 use crate::machine::Machine;
 
@@ -46,4 +47,8 @@ pub struct Report {
     pub lpm: Option<LpmResult>,
     /// `weft-bench control`.
     pub control: Option<ControlResult>,
+    /// `weft-bench lab`.
+    pub lab: Option<LabReport>,
+    /// `weft-bench latency`.
+    pub latency: Option<LatencyReport>,
 }

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use super::lab;
 use super::model::Report;
 use super::svg::{self, Series};
 
@@ -51,7 +52,10 @@ fn lpm_plot(r: &Report) -> Option<Plot> {
 
 /// Every plot the report has data for.
 pub fn plots(r: &Report) -> Vec<Plot> {
-    [core_plot(r), lpm_plot(r)].into_iter().flatten().collect()
+    let mut out: Vec<Plot> =
+        [core_plot(r), lpm_plot(r), r.lab.as_ref().map(lab::lab_plot)].into_iter().flatten().collect();
+    out.extend(r.latency.as_ref().map(lab::latency_plots).unwrap_or_default());
+    out
 }
 
 fn goals(r: &Report, out: &mut String) {
@@ -72,6 +76,12 @@ fn goals(r: &Report, out: &mut String) {
                 }
             );
         }
+    }
+    if let Some(l) = &r.lab {
+        lab::lab_goals(l, out);
+    }
+    if let Some(l) = &r.latency {
+        lab::latency_goals(l, out);
     }
     out.push('\n');
 }
@@ -115,6 +125,20 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
             let _ = writeln!(out, "![{file}]({file})\n");
         }
     };
+    if let Some(l) = &r.lab {
+        out.push_str("## lab: packet rate through weft vs the kernel data path\n\n");
+        out.push_str(&lab::lab_markdown(l));
+        out.push('\n');
+        pic(&mut out, "lab_pps.svg");
+    }
+    if let Some(l) = &r.latency {
+        out.push_str("## latency: weft vs the kernel data path\n\n");
+        out.push_str(&lab::latency_markdown(l));
+        out.push('\n');
+        for p in plots.iter().filter(|p| p.file.starts_with("latency_")) {
+            let _ = writeln!(out, "![{}]({})\n", p.file, p.file);
+        }
+    }
     if let Some(core) = &r.core {
         out.push_str("## core: the forwarding pipeline on one core\n\n");
         out.push_str(&core.markdown());
@@ -203,6 +227,8 @@ mod tests {
             }),
             lpm: None,
             control: None,
+            lab: None,
+            latency: None,
         }
     }
 
