@@ -5,11 +5,13 @@
 //! - [`model`]: what the JSON file holds;
 //! - [`render`]: REPORT.md and the plots; [`lab`]: its weft-vs-kernel sections;
 //! - [`svg`]: the plotting;
-//! - [`criterion`]: the encap micro-benchmarks `cargo bench` left behind.
+//! - [`criterion`]: the encap micro-benchmarks `cargo bench` left behind;
+//! - [`profile`]: perf profiles of core paths that miss their goal.
 
 pub mod criterion;
 pub mod lab;
 pub mod model;
+pub mod profile;
 pub mod render;
 pub mod svg;
 
@@ -147,6 +149,40 @@ fn commit() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// Profiles each core path in `missed` (pipeline only) and records the hotspots or why not.
+fn profile_missed(o: &Options, missed: &[String], report: &mut Report, t0: Instant) {
+    if let Err(why) = profile::available() {
+        report.profiles_note = Some(why);
+        return;
+    }
+    let plan = PLANS.iter().find(|p| p.name == "core").expect("core plan");
+    let (secs, args) = if o.quick { (0.05, plan.quick) } else { (2.0, plan.full) };
+    // The suite's routes and flows carry over; the profile has its own duration.
+    let carry: Vec<&str> = args
+        .chunks(2)
+        .filter(|pair| matches!(pair, ["--routes" | "--flows", _]))
+        .flatten()
+        .copied()
+        .collect();
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            report.profiles_note = Some(format!("cannot find weft-bench itself: {e}"));
+            return;
+        }
+    };
+    for path in missed {
+        eprintln!("[profile {}] perf record of core {path} (goal missed)", clock(t0.elapsed().as_secs_f64()));
+        match profile::profile_core(&exe, path, secs, &carry, &o.out.join("raw")) {
+            Ok(p) => report.profiles.push(p),
+            Err(e) => {
+                report.profiles_note = Some(format!("{e:#}"));
+                return;
+            }
+        }
+    }
+}
+
 /// Entry point of `weft-bench all`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let o = parse(args)?;
@@ -173,6 +209,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         core: None,
         lpm: None,
         control: None,
+        profiles: Vec::new(),
+        profiles_note: None,
         lab: None,
         latency: None,
     };
@@ -209,6 +247,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             eprintln!("[{}/{steps} {} {name}] FAILED: {e}", i + 1, clock(t0.elapsed().as_secs_f64()));
         }
         report.suites.push(SuiteRun { name: name.clone(), args, secs: t.elapsed().as_secs_f64(), error });
+    }
+    if let Some(core) = &report.core {
+        let missed: Vec<String> = core
+            .paths
+            .iter()
+            .filter(|p| p.ratio() > render::CORE_GOAL_RATIO)
+            .map(|p| p.path.clone())
+            .collect();
+        if !missed.is_empty() {
+            profile_missed(&o, &missed, &mut report, t0);
+        }
     }
     report.secs = t0.elapsed().as_secs_f64();
     report.load_end = machine::load();

@@ -8,7 +8,7 @@ use super::model::Report;
 use super::svg::{self, Series};
 
 /// The goal the core benchmark reports against: pipeline within this factor of the floor.
-const CORE_GOAL_RATIO: f64 = 3.0;
+pub const CORE_GOAL_RATIO: f64 = 3.0;
 
 /// One picture of the report: its file name and contents.
 pub struct Plot {
@@ -86,6 +86,29 @@ fn goals(r: &Report, out: &mut String) {
     out.push('\n');
 }
 
+/// "Where the time goes" for the core paths that missed their goal.
+fn profiles(r: &Report, out: &mut String) {
+    if r.profiles.is_empty() && r.profiles_note.is_none() {
+        return;
+    }
+    out.push_str("### Where the time goes (perf, paths that missed the goal)\n\n");
+    if let Some(note) = &r.profiles_note {
+        let _ = writeln!(out, "No profile: {note}.\n");
+    }
+    for p in &r.profiles {
+        let _ = writeln!(
+            out,
+            "`{}` — the timed loop of the pipeline alone (no floor runs, setup not sampled), symbols with ≥ 1.5 % of samples; the pipeline's stages are inlined into `process_batch`, the replay port's rx/tx and memcpy are the harness:\n",
+            p.command
+        );
+        out.push_str("| % | symbol |\n|---:|---|\n");
+        for h in &p.hotspots {
+            let _ = writeln!(out, "| {:.1} | `{}` |", h.percent, h.symbol.replace('|', "\\|"));
+        }
+        out.push('\n');
+    }
+}
+
 /// REPORT.md's text; `plots` are the pictures written next to it.
 pub fn markdown(r: &Report, plots: &[Plot]) -> String {
     let mut out = String::from("# weft benchmark report\n\n");
@@ -144,6 +167,7 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
         out.push_str(&core.markdown());
         out.push('\n');
         pic(&mut out, "core_mpps.svg");
+        profiles(r, &mut out);
     }
     if let Some(lpm) = &r.lpm {
         out.push_str("## lpm: FIB lookups against prefix-trie\n\n");
@@ -227,6 +251,8 @@ mod tests {
             }),
             lpm: None,
             control: None,
+            profiles: Vec::new(),
+            profiles_note: None,
             lab: None,
             latency: None,
         }
