@@ -32,7 +32,8 @@ demo: setup
 # figures + machine description). About 15 minutes on a 2-core box; how to read: bench/README.md.
 BENCH_OUT ?= bench/results
 
-bench: setup
+bench:
+	@scripts/setup.sh bench
 	$(CARGO) bench -p weft-encap --bench encap -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) build --release -p weft-bench -p weft-control
 	target/release/weft-bench all --out $(BENCH_OUT) --criterion target/criterion

@@ -5,6 +5,7 @@
 #   scripts/setup.sh            packages for build, test and demo
 #   scripts/setup.sh fixtures   plus what regenerates the golden frames (scapy)
 #   scripts/setup.sh fuzz       plus cargo-fuzz
+#   scripts/setup.sh bench      plus perf (make bench profiles core paths that miss their goal)
 set -euo pipefail
 
 packages=(
@@ -17,7 +18,8 @@ for extra in "$@"; do
   case "$extra" in
     fixtures) packages+=(python3-scapy) ;;
     fuzz) ;;
-    *) echo "setup.sh: unknown extra '$extra' (known: fixtures, fuzz)" >&2; exit 2 ;;
+    bench) packages+=(linux-perf) ;;
+    *) echo "setup.sh: unknown extra '$extra' (known: fixtures, fuzz, bench)" >&2; exit 2 ;;
   esac
 done
 

@@ -294,8 +294,7 @@ fn measure(o: &Options, n: usize, with_visibility: bool) -> anyhow::Result<(LpmR
         samples[3].push(rate(o.secs, ADDRS, || weft_batch(&reader, &hits, &mut out)));
         samples[4].push(rate(o.secs, ADDRS, || trie_single(&trie, &hit_keys)));
     }
-    let [weft_single_rate, weft_batch_rate, trie_rate, weft_hits, trie_hits] =
-        samples.map(|mut v| median(&mut v));
+    let [weft_single_rate, weft_batch_rate, trie_rate, weft_hits, trie_hits] = samples.map(|v| median(&v));
 
     eprintln!("lpm: {n} prefixes: churn");
     let churn =
@@ -419,9 +418,9 @@ fn with_churn(
     stop.store(true, Ordering::Relaxed);
     let (updates_per_sec, writer) = writer.join().expect("churn writer panicked");
     Churn {
-        ratio: median(&mut busy.iter().zip(&quiet).map(|(b, q)| b / q).collect::<Vec<_>>()),
-        quiet: median(&mut quiet),
-        busy: median(&mut busy),
+        ratio: median(&busy.iter().zip(&quiet).map(|(b, q)| b / q).collect::<Vec<_>>()),
+        quiet: median(&quiet),
+        busy: median(&busy),
         updates_per_sec,
         grace_periods: writer.stats().grace_periods - grace_before,
         writer,

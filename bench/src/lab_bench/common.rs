@@ -9,7 +9,7 @@ use serde::Serialize;
 use weft_bench::lab::Backend;
 
 use super::generator::TxKind;
-use super::result::{RunConditions, VETH_NOTE, loadavg};
+use super::result::{RunConditions, VETH_NOTE};
 use super::testbed::{PathKind, Testbed, TestbedOptions};
 use crate::options;
 
@@ -121,7 +121,7 @@ impl Common {
         RunConditions {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             load_before,
-            load_after: loadavg(),
+            load_after: crate::machine::load(),
             elapsed_secs: started.elapsed().as_secs_f64(),
             generator: match self.generator {
                 TxKind::AfXdp => "af-xdp",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::common::{COMMON_USAGE, Common, flows_label, kpps};
-use super::result::{CurvePoint, LatencyRecord, LatencyReport, VETH_NOTE, loadavg};
+use super::result::{CurvePoint, LatencyRecord, LatencyReport, VETH_NOTE};
 use super::run::{RunSpec, measure};
 use crate::options;
 
@@ -67,7 +67,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     c.validate()?;
     anyhow::ensure!(loads.iter().all(|l| *l > 0.0 && *l <= 100.0), "--loads: percentages in (0, 100]");
     anyhow::ensure!(capacity_secs > 0.0 && capacity_secs <= 60.0, "--capacity-secs must be in (0, 60]");
-    let (started, load_before) = (Instant::now(), loadavg());
+    let (started, load_before) = (Instant::now(), crate::machine::load());
     let per_backend = c.sizes.len() * c.flows.len() * c.paths.len() * (1 + c.rounds as usize * loads.len());
     let total = c.backends.len() * per_backend;
     let (mut records, mut statuses, mut pinned, mut n) = (Vec::new(), Vec::new(), true, 0);

@@ -6,9 +6,10 @@
 use std::time::Instant;
 
 use super::common::{COMMON_USAGE, Common, flows_label, kpps};
-use super::result::{LabReport, PpsRecord, RatioSummary, RunKey, VETH_NOTE, loadavg, median, ratios};
+use super::result::{LabReport, PpsRecord, RatioSummary, RunKey, VETH_NOTE, ratios};
 use super::run::{RunSpec, measure};
 use crate::options;
+use crate::stats::median;
 
 fn usage() -> String {
     format!(
@@ -34,7 +35,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     c.validate()?;
-    let (started, load_before) = (Instant::now(), loadavg());
+    let (started, load_before) = (Instant::now(), crate::machine::load());
     let total = c.backends.len() * c.rounds as usize * c.sizes.len() * c.flows.len() * c.paths.len();
     let mut records = Vec::new();
     let mut statuses = Vec::new();

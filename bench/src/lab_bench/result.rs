@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::median;
+
 /// Said in every report: how to read delivered against offered on veths.
 pub const VETH_NOTE: &str = "On veth the kernel data path runs in the sender's softirq (the \
     generator's core does the encap, the underlay bridge, the decap and the delivery), so the \
@@ -185,17 +187,6 @@ pub struct LatencyReport {
     pub weft_status: Vec<serde_json::Value>,
 }
 
-/// The median of `v` (mean of the middle two for even lengths); 0 for none.
-pub fn median(v: &[f64]) -> f64 {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return 0.0;
-    }
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
-}
-
 /// Per weft path, size and flows: the per-round ratios of delivered pps to the kernel path.
 pub fn ratios(records: &[PpsRecord]) -> Vec<RatioSummary> {
     let mut out = Vec::new();
@@ -247,13 +238,6 @@ pub fn ratios(records: &[PpsRecord]) -> Vec<RatioSummary> {
         });
     }
     out
-}
-
-/// `/proc/loadavg`'s three load averages.
-pub fn loadavg() -> [f64; 3] {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text.split_whitespace().map(|v| v.parse().unwrap_or(0.0));
-    [it.next().unwrap_or(0.0), it.next().unwrap_or(0.0), it.next().unwrap_or(0.0)]
 }
 
 #[cfg(test)]
@@ -325,12 +309,5 @@ mod tests {
         };
         let text = serde_json::to_string(&report).unwrap();
         assert_eq!(serde_json::from_str::<LabReport>(&text).unwrap(), report);
-    }
-
-    #[test]
-    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
-        assert_eq!(median(&[]), 0.0);
     }
 }

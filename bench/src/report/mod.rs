@@ -3,12 +3,15 @@
 //! `results.json` (every raw figure plus the machine description) into the results directory.
 //!
 //! - [`model`]: what the JSON file holds;
-//! - [`render`]: REPORT.md and the plots;
+//! - [`render`]: REPORT.md and the plots; [`lab`]: its weft-vs-kernel sections;
 //! - [`svg`]: the plotting;
-//! - [`criterion`]: the encap micro-benchmarks `cargo bench` left behind.
+//! - [`criterion`]: the encap micro-benchmarks `cargo bench` left behind;
+//! - [`profile`]: perf profiles of core paths that miss their goal.
 
 pub mod criterion;
+pub mod lab;
 pub mod model;
+pub mod profile;
 pub mod render;
 pub mod svg;
 
@@ -25,7 +28,7 @@ use crate::options;
 use model::{Report, SuiteRun};
 
 const USAGE: &str = "usage: weft-bench all [--out bench/results] [--criterion target/criterion]
-                     [--suites lpm,core,control] [--quick true] [--render-only true]
+                     [--suites lpm,core,control,lab,latency] [--quick true] [--render-only true]
   Runs the suites one after another (each in its own process), then writes OUT/REPORT.md,
   OUT/*.svg and OUT/results.json. --quick runs tiny versions (seconds; to check the plumbing).
   --render-only re-renders REPORT.md and the plots from OUT/results.json.";
@@ -49,6 +52,16 @@ const PLANS: &[Plan] = &[
         name: "control",
         full: &["--sizes", "1000,10000", "--iterations", "1000"],
         quick: &["--sizes", "1000", "--iterations", "20"],
+    },
+    Plan {
+        name: "lab",
+        full: &[],
+        quick: &["--sizes", "64", "--flows", "1", "--rounds", "1", "--secs", "0.5"],
+    },
+    Plan {
+        name: "latency",
+        full: &[],
+        quick: &["--sizes", "64", "--flows", "1", "--rounds", "1", "--secs", "0.5"],
     },
 ];
 
@@ -136,6 +149,40 @@ fn commit() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// Profiles each core path in `missed` (pipeline only) and records the hotspots or why not.
+fn profile_missed(o: &Options, missed: &[String], report: &mut Report, t0: Instant) {
+    if let Err(why) = profile::available() {
+        report.profiles_note = Some(why);
+        return;
+    }
+    let plan = PLANS.iter().find(|p| p.name == "core").expect("core plan");
+    let (secs, args) = if o.quick { (0.05, plan.quick) } else { (2.0, plan.full) };
+    // The suite's routes and flows carry over; the profile has its own duration.
+    let carry: Vec<&str> = args
+        .chunks(2)
+        .filter(|pair| matches!(pair, ["--routes" | "--flows", _]))
+        .flatten()
+        .copied()
+        .collect();
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            report.profiles_note = Some(format!("cannot find weft-bench itself: {e}"));
+            return;
+        }
+    };
+    for path in missed {
+        eprintln!("[profile {}] perf record of core {path} (goal missed)", clock(t0.elapsed().as_secs_f64()));
+        match profile::profile_core(&exe, path, secs, &carry, &o.out.join("raw")) {
+            Ok(p) => report.profiles.push(p),
+            Err(e) => {
+                report.profiles_note = Some(format!("{e:#}"));
+                return;
+            }
+        }
+    }
+}
+
 /// Entry point of `weft-bench all`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let o = parse(args)?;
@@ -162,6 +209,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         core: None,
         lpm: None,
         control: None,
+        profiles: Vec::new(),
+        profiles_note: None,
+        lab: None,
+        latency: None,
     };
     eprintln!(
         "weft-bench all: {} suites{} -> {}; {} encap micro-benchmarks found under {}",
@@ -187,6 +238,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "core" => load(&json).map(|r| report.core = Some(r)),
             "lpm" => load(&json).map(|r| report.lpm = Some(r)),
             "control" => load(&json).map(|r| report.control = Some(r)),
+            "lab" => load(&json).map(|r| report.lab = Some(r)),
+            "latency" => load(&json).map(|r| report.latency = Some(r)),
             other => bail!("no loader for suite {other}"),
         });
         let error = outcome.err().map(|e| format!("{e:#}"));
@@ -194,6 +247,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             eprintln!("[{}/{steps} {} {name}] FAILED: {e}", i + 1, clock(t0.elapsed().as_secs_f64()));
         }
         report.suites.push(SuiteRun { name: name.clone(), args, secs: t.elapsed().as_secs_f64(), error });
+    }
+    if let Some(core) = &report.core {
+        let missed: Vec<String> = core
+            .paths
+            .iter()
+            .filter(|p| p.ratio() > render::CORE_GOAL_RATIO)
+            .map(|p| p.path.clone())
+            .collect();
+        if !missed.is_empty() {
+            profile_missed(&o, &missed, &mut report, t0);
+        }
     }
     report.secs = t0.elapsed().as_secs_f64();
     report.load_end = machine::load();

@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::criterion::MicroBench;
+use super::profile::PathProfile;
 use crate::control::ControlResult;
 use crate::core::CoreResult;
+use crate::lab_bench::result::{LabReport, LatencyReport};
 use crate::lpm::LpmResult;
 use crate::machine::Machine;
 
@@ -46,4 +48,14 @@ pub struct Report {
     pub lpm: Option<LpmResult>,
     /// `weft-bench control`.
     pub control: Option<ControlResult>,
+    /// perf profiles of the core paths that missed their goal.
+    #[serde(default)]
+    pub profiles: Vec<PathProfile>,
+    /// Why there are no profiles, when there are none and some path missed its goal.
+    #[serde(default)]
+    pub profiles_note: Option<String>,
+    /// `weft-bench lab`.
+    pub lab: Option<LabReport>,
+    /// `weft-bench latency`.
+    pub latency: Option<LatencyReport>,
 }

@@ -3,11 +3,12 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use super::lab;
 use super::model::Report;
 use super::svg::{self, Series};
 
 /// The goal the core benchmark reports against: pipeline within this factor of the floor.
-const CORE_GOAL_RATIO: f64 = 3.0;
+pub const CORE_GOAL_RATIO: f64 = 3.0;
 
 /// One picture of the report: its file name and contents.
 pub struct Plot {
@@ -51,7 +52,10 @@ fn lpm_plot(r: &Report) -> Option<Plot> {
 
 /// Every plot the report has data for.
 pub fn plots(r: &Report) -> Vec<Plot> {
-    [core_plot(r), lpm_plot(r)].into_iter().flatten().collect()
+    let mut out: Vec<Plot> =
+        [core_plot(r), lpm_plot(r), r.lab.as_ref().map(lab::lab_plot)].into_iter().flatten().collect();
+    out.extend(r.latency.as_ref().map(lab::latency_plots).unwrap_or_default());
+    out
 }
 
 fn goals(r: &Report, out: &mut String) {
@@ -73,7 +77,36 @@ fn goals(r: &Report, out: &mut String) {
             );
         }
     }
+    if let Some(l) = &r.lab {
+        lab::lab_goals(l, out);
+    }
+    if let Some(l) = &r.latency {
+        lab::latency_goals(l, out);
+    }
     out.push('\n');
+}
+
+/// "Where the time goes" for the core paths that missed their goal.
+fn profiles(r: &Report, out: &mut String) {
+    if r.profiles.is_empty() && r.profiles_note.is_none() {
+        return;
+    }
+    out.push_str("### Where the time goes (perf, paths that missed the goal)\n\n");
+    if let Some(note) = &r.profiles_note {
+        let _ = writeln!(out, "No profile: {note}.\n");
+    }
+    for p in &r.profiles {
+        let _ = writeln!(
+            out,
+            "`{}` — the timed loop of the pipeline alone (no floor runs, setup not sampled), symbols with ≥ 1.5 % of samples; the pipeline's stages are inlined into `process_batch`, the replay port's rx/tx and memcpy are the harness:\n",
+            p.command
+        );
+        out.push_str("| % | symbol |\n|---:|---|\n");
+        for h in &p.hotspots {
+            let _ = writeln!(out, "| {:.1} | `{}` |", h.percent, h.symbol.replace('|', "\\|"));
+        }
+        out.push('\n');
+    }
 }
 
 /// REPORT.md's text; `plots` are the pictures written next to it.
@@ -115,11 +148,26 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
             let _ = writeln!(out, "![{file}]({file})\n");
         }
     };
+    if let Some(l) = &r.lab {
+        out.push_str("## lab: packet rate through weft vs the kernel data path\n\n");
+        out.push_str(&lab::lab_markdown(l));
+        out.push('\n');
+        pic(&mut out, "lab_pps.svg");
+    }
+    if let Some(l) = &r.latency {
+        out.push_str("## latency: weft vs the kernel data path\n\n");
+        out.push_str(&lab::latency_markdown(l));
+        out.push('\n');
+        for p in plots.iter().filter(|p| p.file.starts_with("latency_")) {
+            let _ = writeln!(out, "![{}]({})\n", p.file, p.file);
+        }
+    }
     if let Some(core) = &r.core {
         out.push_str("## core: the forwarding pipeline on one core\n\n");
         out.push_str(&core.markdown());
         out.push('\n');
         pic(&mut out, "core_mpps.svg");
+        profiles(r, &mut out);
     }
     if let Some(lpm) = &r.lpm {
         out.push_str("## lpm: FIB lookups against prefix-trie\n\n");
@@ -203,6 +251,10 @@ mod tests {
             }),
             lpm: None,
             control: None,
+            profiles: Vec::new(),
+            profiles_note: None,
+            lab: None,
+            latency: None,
         }
     }
 
