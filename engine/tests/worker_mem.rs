@@ -235,11 +235,13 @@ fn an_adaptive_sleeping_worker_still_stops_promptly_and_counts_idle_loops() {
 
 #[test]
 fn tx_is_staged_until_a_batch_fills_or_the_flush_timer_fires() {
-    // A flush timer that never fires: frames wait until a whole batch is staged.
+    // A flush timer that never fires and no flush on quiet input: frames wait until a whole
+    // batch is staged.
     let (a, ha) = MemPort::queue("a", 64);
     let mut cfg = busy("wx-stage");
     cfg.batch = 8;
     cfg.tx_flush = Duration::from_secs(3600);
+    cfg.tx_flush_when_quiet = false;
     let w = build(cfg, 64, a, Forward::new(vec![PortId(0)])).spawn().unwrap();
     for i in 0..3u8 {
         ha.inject(&frame(i, 64));
@@ -259,8 +261,26 @@ fn tx_is_staged_until_a_batch_fills_or_the_flush_timer_fires() {
 
     // The default 100 µs timer sends a lone frame without waiting for a batch.
     let (b, hb) = MemPort::queue("b", 64);
-    let w = start("wx-timer", 64, b, Forward::new(vec![PortId(0)]), None);
+    let mut cfg = busy("wx-timer");
+    cfg.tx_flush_when_quiet = false;
+    let w = build(cfg, 64, b, Forward::new(vec![PortId(0)])).spawn().unwrap();
     hb.inject(&frame(1, 64));
     wait_for("the lone frame sent by the timer", || hb.sent() == 1);
+    w.stop().unwrap();
+}
+
+#[test]
+fn a_lone_frame_leaves_as_soon_as_input_goes_quiet_without_waiting_for_the_timer() {
+    let (a, ha) = MemPort::queue("a", 64);
+    let mut cfg = busy("wx-quiet");
+    cfg.batch = 8;
+    cfg.tx_flush = Duration::from_secs(3600);
+    assert!(cfg.tx_flush_when_quiet, "the default");
+    let w = build(cfg, 64, a, Forward::new(vec![PortId(0)])).spawn().unwrap();
+    for i in 0..3u8 {
+        ha.inject(&frame(i, 64));
+    }
+    // The timer never fires and 3 < batch: only the quiet-input flush can send them.
+    wait_for("3 frames sent", || ha.sent() == 3);
     w.stop().unwrap();
 }

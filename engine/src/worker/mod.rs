@@ -2,7 +2,7 @@
 //! pinned to a core, run to completion:
 //!
 //! rx batch (64) per port → [`FrameProcessor`] verdicts → staged tx per port →
-//! tx flushed when a batch is full or every `tx_flush` (~100 µs) → completions
+//! tx flushed when a batch is full, when input goes quiet, or every `tx_flush` (~100 µs) → completions
 //! reaped and fill rings refilled in chunks → counters published → idle strategy.
 //!
 //! System calls happen only when the kernel sets need_wakeup, and are counted.
@@ -39,6 +39,9 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// Longest time a staged frame waits before the tx flush.
     pub tx_flush: Duration,
+    /// Also flush as soon as a loop receives nothing (input went quiet): batches form while
+    /// frames keep arriving, and a lone frame does not wait for the timer (default: true).
+    pub tx_flush_when_quiet: bool,
     /// Frames kept staged per port while its tx ring is full; beyond that they
     /// are dropped as `tx_backlog`.
     pub tx_backlog: usize,
@@ -47,13 +50,15 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Defaults: batch 64, 100 µs tx flush, backlog of 4 batches, adaptive sleep, not pinned.
+    /// Defaults: batch 64, tx flushed when input goes quiet or after 100 µs, backlog of 4
+    /// batches, adaptive sleep, not pinned.
     pub fn new(name: &str) -> Self {
         WorkerConfig {
             name: name.to_owned(),
             core: None,
             batch: 64,
             tx_flush: Duration::from_micros(100),
+            tx_flush_when_quiet: true,
             tx_backlog: 256,
             idle: IdleStrategy::default(),
         }

@@ -13,6 +13,8 @@ use super::processor::{FrameProcessor, PortId, Verdict};
 use super::{WorkerConfig, WorkerError};
 use crate::port::{Frame, FramePool, IoEvents, MAX_FRAME_LEN, Port};
 
+/// Timer slack of worker threads, ns: idle naps end within this of their deadline.
+pub const WORKER_TIMER_SLACK_NS: u64 = 1_000;
 /// A worker's whole context: its frame pool, its ports, its processor and its
 /// counters. Built on the control thread, then moved into the worker thread;
 /// nothing in it is shared except the counters (read-only for others) and the
@@ -104,7 +106,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         &self.processor
     }
 
-    /// Starts the worker on its own thread, pinned to `cfg.core` if set.
+    /// Starts the worker on its own thread, pinned to `cfg.core` if set, with a
+    /// [`WORKER_TIMER_SLACK_NS`] timer slack.
     /// Returns once the thread runs (and is pinned), or with the pinning error.
     pub fn spawn(self) -> Result<WorkerHandle<P>, WorkerError> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -117,6 +120,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             .name(name.clone())
             .spawn(move || {
                 let mut me = self;
+                // Best effort: a worker that cannot shorten its slack only naps longer.
+                let _ = crate::port::afxdp::sys::set_timer_slack(WORKER_TIMER_SLACK_NS);
                 if let Some(core) = core {
                     if let Err(e) = crate::port::afxdp::sys::pin_current_thread(core) {
                         let _ = ready_tx.send(Err(e));
@@ -163,7 +168,10 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             work += self.drain_inbox(&mut staged, &mut local);
 
             let now = Instant::now();
-            let flush_due = now.duration_since(last_flush) >= self.cfg.tx_flush;
+            // Input went quiet (nothing received this loop): nothing will fill the batch soon,
+            // so send what is staged now instead of holding it for the timer.
+            let quiet = work == 0 && self.cfg.tx_flush_when_quiet;
+            let flush_due = quiet || now.duration_since(last_flush) >= self.cfg.tx_flush;
             for (q, s) in staged.iter_mut().enumerate() {
                 if s.len() >= batch || (flush_due && !s.is_empty()) {
                     work += self.tx_one(q, s, &mut local, &mut ev);
