@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use common::Etcd;
-use netns::daemon::Daemon;
+use netns::daemon::{Daemon, engine_sections};
 use netns::{Netns, root_or_skip, unique_stem, veth_between};
 use weft_control::api::StatusReport;
 
@@ -59,20 +59,10 @@ endpoints = ["{ep}"]
 [network]
 network = "198.19.0.0/16"
 backend = "vxlan"
-[uplink]
-interface = "{up}"
-xdp_mode = "generic"
-[workers]
-frames = 1024
-[metrics]
-enabled = false
-[api]
-socket = "{s}"
-"#,
+{engine}"#,
                 d = self.dir.path().display(),
                 ep = etcd.endpoint(),
-                up = self.uplink,
-                s = self.path("w.sock").display()
+                engine = engine_sections(&self.uplink, "generic", 1, &self.path("w.sock"))
             ),
         )?;
         Ok(cfg)

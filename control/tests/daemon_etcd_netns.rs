@@ -6,7 +6,7 @@ mod netns;
 
 use anyhow::{Context, Result};
 use common::{Etcd, PREFIX};
-use netns::daemon::Daemon;
+use netns::daemon::{Daemon, engine_sections};
 use netns::{Netns, root_or_skip, unique_stem, veth_between};
 
 #[test]
@@ -38,19 +38,10 @@ lease_ttl_secs = 60
 [network]
 network = "198.19.0.0/16"
 backend = "vxlan"
-[uplink]
-interface = "{up}"
-xdp_mode = "generic"
-[workers]
-frames = 1024
-[metrics]
-enabled = false
-[api]
-socket = "{s}"
-"#,
+{engine}"#,
             d = dir.path().display(),
             ep = etcd.endpoint(),
-            s = sock.display()
+            engine = engine_sections(&up, "generic", 1, &sock)
         ),
     )?;
 

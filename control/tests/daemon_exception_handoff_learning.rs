@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use netns::daemon::Daemon;
+use netns::daemon::{Daemon, engine_sections};
 use netns::{Netns, root_or_skip, veth_between};
 use weft_control::api::StatusReport;
 
@@ -45,18 +45,9 @@ subnet = "198.19.1.0/24"
 subnet = "198.19.2.0/24"
 via = "host-gw"
 node_ip = "198.18.0.12"
-[uplink]
-interface = "{uplink}"
-xdp_mode = "{xdp}"
-queues = {queues}
-[workers]
-frames = 1024
-[metrics]
-enabled = false
-[api]
-socket = "{dir}/weft.sock"
-{extra}"#,
-        dir = dir.display()
+{engine}{extra}"#,
+        dir = dir.display(),
+        engine = engine_sections(uplink, xdp, queues, &dir.join("weft.sock"))
     )
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use netns::daemon::Daemon;
+use netns::daemon::{Daemon, engine_sections};
 use netns::{Netns, root_or_skip, unique_stem, veth_between};
 
 const A_VTEP: &str = "0e:00:00:00:01:00";
@@ -38,21 +38,13 @@ subnet = "198.19.1.0/24"
 subnet = "198.19.2.0/24"
 via = "{backend}"
 node_ip = "198.18.0.12"
-{vtep}[uplink]
-interface = "{uplink}"
-xdp_mode = "generic"
-[workers]
-frames = 1024
-[metrics]
-enabled = false
-[api]
-socket = "{dir}/weft.sock"
-[[pods]]
+{vtep}{engine}[[pods]]
 interface = "{pod}"
 ip = "198.19.1.5"
 mac = "{POD_A_MAC}"
 "#,
-        dir = dir.display()
+        dir = dir.display(),
+        engine = engine_sections(uplink, "generic", 1, &dir.join("weft.sock"))
     )
 }
 

@@ -240,34 +240,65 @@ pub fn ratios(records: &[PpsRecord]) -> Vec<RatioSummary> {
     out
 }
 
+/// Records for tests of the suites and of the report.
 #[cfg(test)]
-mod tests {
+pub(crate) mod samples {
     use super::*;
 
-    fn rec(path: &str, round: u32, delivered_pps: f64) -> PpsRecord {
+    /// The key of a 64-byte vxlan run of `path` (engine from the path's name).
+    pub fn key(suite: &str, path: &str, flows: u32, round: u32) -> RunKey {
+        RunKey {
+            suite: suite.into(),
+            backend: "vxlan".into(),
+            path: path.into(),
+            engine: if path == "kernel" { "kernel" } else { "weft" }.into(),
+            frame_size: 64,
+            flows,
+            round,
+        }
+    }
+
+    /// A lab run that delivered `delivered_pps` of `generator_pps` for 2 s.
+    pub fn pps(path: &str, flows: u32, round: u32, delivered_pps: f64, generator_pps: f64) -> PpsRecord {
         PpsRecord {
-            key: RunKey {
-                suite: "lab".into(),
-                backend: "vxlan".into(),
-                path: path.into(),
-                engine: if path == "kernel" { "kernel" } else { "weft" }.into(),
-                frame_size: 64,
-                flows: 1,
-                round,
-            },
+            key: key("lab", path, flows, round),
             secs: 2.0,
-            generator_pps: delivered_pps,
-            offered_pps: delivered_pps,
+            generator_pps,
+            offered_pps: generator_pps,
             delivered_pps,
-            loss: 0.0,
-            sent: 1,
-            delivered: 1,
+            loss: 1.0 - delivered_pps / generator_pps,
+            sent: (generator_pps * 2.0) as u64,
+            delivered: (delivered_pps * 2.0) as u64,
             stray: 0,
             sink_drops: 0,
             reordered: 0,
             weft_rx: None,
             weft_tx: None,
         }
+    }
+
+    /// Conditions of a pinned 2-core run.
+    pub fn conditions() -> RunConditions {
+        RunConditions {
+            cores: 2,
+            load_before: [0.5, 0.5, 0.5],
+            load_after: [1.0, 1.0, 1.0],
+            elapsed_secs: 60.0,
+            generator: "af-xdp".into(),
+            weft_busy_poll: false,
+            pinned: true,
+            note: "note.".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::samples::{conditions, pps};
+    use super::*;
+
+    fn rec(path: &str, round: u32, delivered_pps: f64) -> PpsRecord {
+        pps(path, 1, round, delivered_pps, delivered_pps)
     }
 
     #[test]
@@ -293,16 +324,7 @@ mod tests {
     #[test]
     fn a_report_survives_a_json_round_trip() {
         let report = LabReport {
-            conditions: RunConditions {
-                cores: 2,
-                load_before: [1.0, 2.0, 3.0],
-                load_after: [1.5, 2.0, 3.0],
-                elapsed_secs: 100.0,
-                generator: "af-xdp".into(),
-                weft_busy_poll: false,
-                pinned: true,
-                note: VETH_NOTE.into(),
-            },
+            conditions: RunConditions { note: VETH_NOTE.into(), ..conditions() },
             records: vec![rec("kernel", 1, 100.0), rec("weft-decap", 1, 150.0)],
             ratios: ratios(&[rec("kernel", 1, 100.0), rec("weft-decap", 1, 150.0)]),
             weft_status: vec![serde_json::json!({"drops": {"fill_ring_empty": 3}})],

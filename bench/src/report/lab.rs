@@ -177,7 +177,51 @@ pub fn lab_markdown(lab: &LabReport) -> String {
             r.max
         );
     }
+    loss_breakdown(lab, &mut out);
     out
+}
+
+/// Where the frames of the weft paths are lost: sent by the generator, received by weft's
+/// engine, sent by weft, delivered (sums over rounds, as shares of the sent frames).
+fn loss_breakdown(lab: &LabReport, out: &mut String) {
+    let weft: Vec<&PpsRecord> = lab.records.iter().filter(|r| r.weft_rx.is_some()).collect();
+    if weft.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\nWhere weft-path frames go (sums over rounds, share of the frames the generator sent): \
+         what weft's engine never received was lost in the kernel's hand-off into its AF_XDP \
+         receive ring, while the worker was not running.\n\n",
+    );
+    out.push_str("| backend | weft path | frame | flows | sent | weft rx | weft tx | delivered |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (backend, size, flows) in
+        cases(weft.iter().map(|r| (r.key.backend.as_str(), r.key.frame_size, r.key.flows)))
+    {
+        for path in paths(weft.iter().map(|r| r.key.path.as_str())) {
+            let runs: Vec<&&PpsRecord> = weft
+                .iter()
+                .filter(|r| {
+                    r.key.backend == backend
+                        && r.key.frame_size == size
+                        && r.key.flows == flows
+                        && r.key.path == path
+                })
+                .collect();
+            let sent: u64 = runs.iter().map(|r| r.sent).sum();
+            if sent == 0 {
+                continue;
+            }
+            let share = |n: u64| format!("{:.1} %", n as f64 * 100.0 / sent as f64);
+            let _ = writeln!(
+                out,
+                "| {backend} | {path} | {size} B | {} | {sent} | {} | {} | {} |",
+                flows_label(flows),
+                share(runs.iter().filter_map(|r| r.weft_rx).sum()),
+                share(runs.iter().filter_map(|r| r.weft_tx).sum()),
+                share(runs.iter().map(|r| r.delivered).sum()),
+            );
+        }
+    }
 }
 
 /// Delivered kpps per case, one bar per path.
@@ -225,7 +269,10 @@ pub fn latency_markdown(lat: &LatencyReport) -> String {
     let _ = writeln!(
         out,
         "One-way latency (send timestamp in the payload, CLOCK_MONOTONIC shared by every namespace) at fixed \
-         rates relative to each path's capacity measured first in the same run. Generator: {}; {} s; load {:.2} before, {:.2} after.\n",
+         rates relative to each path's capacity measured first in the same run. Generator: {}; {} s; load {:.2} before, {:.2} after. \
+         Where weft's time goes on this lab (copy-mode AF_XDP transmit on a veth runs the receiving side's stack \
+         in weft's context; a worker on a shared core waits for whole scheduler slices): bench/README.md, \
+         \"lab and latency\".\n",
         c.generator,
         c.elapsed_secs.round(),
         c.load_before[0],
@@ -305,49 +352,11 @@ pub fn latency_plots(lat: &LatencyReport) -> Vec<Plot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab_bench::result::{CurvePoint, RunConditions, RunKey, ratios};
-
-    fn key(suite: &str, path: &str, flows: u32, round: u32) -> RunKey {
-        RunKey {
-            suite: suite.into(),
-            backend: "vxlan".into(),
-            path: path.into(),
-            engine: if path == "kernel" { "kernel" } else { "weft" }.into(),
-            frame_size: 64,
-            flows,
-            round,
-        }
-    }
-
-    fn conditions() -> RunConditions {
-        RunConditions {
-            cores: 2,
-            load_before: [0.5, 0.5, 0.5],
-            load_after: [1.0, 1.0, 1.0],
-            elapsed_secs: 60.0,
-            generator: "af-xdp".into(),
-            weft_busy_poll: false,
-            pinned: true,
-            note: "note.".into(),
-        }
-    }
+    use crate::lab_bench::result::samples::{conditions, key};
+    use crate::lab_bench::result::{CurvePoint, ratios};
 
     fn pps(path: &str, round: u32, delivered_pps: f64) -> PpsRecord {
-        PpsRecord {
-            key: key("lab", path, 10_000, round),
-            secs: 2.0,
-            generator_pps: delivered_pps * 1.25,
-            offered_pps: delivered_pps * 1.25,
-            delivered_pps,
-            loss: 0.2,
-            sent: 0,
-            delivered: 0,
-            stray: 0,
-            sink_drops: 0,
-            reordered: 0,
-            weft_rx: None,
-            weft_tx: None,
-        }
+        crate::lab_bench::result::samples::pps(path, 10_000, round, delivered_pps, delivered_pps * 1.25)
     }
 
     fn lat(path: &str, load: f64, p99_ns: u64) -> LatencyRecord {

@@ -195,25 +195,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let raw = o.out.join("raw");
     std::fs::create_dir_all(&raw).with_context(|| format!("cannot create {}", raw.display()))?;
     let t0 = Instant::now();
-    let mut report = Report {
-        version: env!("CARGO_PKG_VERSION").into(),
-        commit: commit(),
-        started_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        secs: 0.0,
-        machine: Machine::describe(),
-        load_end: [0.0; 3],
-        suites: Vec::new(),
-        encap: criterion::read_group(&o.criterion, "encap"),
-        core: None,
-        lpm: None,
-        control: None,
-        profiles: Vec::new(),
-        profiles_note: None,
-        lab: None,
-        latency: None,
-    };
+    let started =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let encap = criterion::read_group(&o.criterion, "encap");
+    let mut report = Report::new(commit(), started, Machine::describe(), encap);
     eprintln!(
         "weft-bench all: {} suites{} -> {}; {} encap micro-benchmarks found under {}",
         o.suites.len(),

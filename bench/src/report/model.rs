@@ -59,3 +59,31 @@ pub struct Report {
     /// `weft-bench latency`.
     pub latency: Option<LatencyReport>,
 }
+
+impl Report {
+    /// A report with no suite results yet.
+    pub fn new(
+        commit: Option<String>,
+        started_unix: u64,
+        machine: Machine,
+        encap: Vec<MicroBench>,
+    ) -> Report {
+        Report {
+            version: env!("CARGO_PKG_VERSION").into(),
+            commit,
+            started_unix,
+            secs: 0.0,
+            machine,
+            load_end: [0.0; 3],
+            suites: Vec::new(),
+            encap,
+            core: None,
+            lpm: None,
+            control: None,
+            profiles: Vec::new(),
+            profiles_note: None,
+            lab: None,
+            latency: None,
+        }
+    }
+}

@@ -222,11 +222,7 @@ mod tests {
             floor_rounds_ns: vec![floor],
         };
         Report {
-            version: "0.1.0".into(),
-            commit: Some("abc123".into()),
-            started_unix: 0,
             secs: 42.0,
-            machine: Machine::describe(),
             load_end: [1.0, 2.0, 3.0],
             suites: vec![
                 SuiteRun { name: "core".into(), args: vec![], secs: 40.0, error: None },
@@ -237,7 +233,6 @@ mod tests {
                     error: Some("exit status: 1: boom".into()),
                 },
             ],
-            encap: Vec::new(),
             core: Some(CoreResult {
                 routes: 100_000,
                 flows: 10_000,
@@ -249,12 +244,7 @@ mod tests {
                 cpu_mhz: Some(2000.0),
                 paths: vec![path("host-gw", 50.0, 20.0), path("vxlan-encap", 80.0, 20.0)],
             }),
-            lpm: None,
-            control: None,
-            profiles: Vec::new(),
-            profiles_note: None,
-            lab: None,
-            latency: None,
+            ..Report::new(Some("abc123".into()), 0, Machine::describe(), Vec::new())
         }
     }
 

@@ -4,11 +4,13 @@
 use std::fmt::Write;
 
 const W: f64 = 760.0;
-const H: f64 = 380.0;
+const H: f64 = 400.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 180.0;
 const TOP: f64 = 40.0;
-const BOTTOM: f64 = 70.0;
+const BOTTOM: f64 = 90.0;
+/// Bar charts with more groups than this slant their labels.
+const ROTATE_LABELS_ABOVE: usize = 6;
 /// Series colours (colour-blind safe, Okabe–Ito).
 const COLOURS: [&str; 8] =
     ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"];
@@ -80,6 +82,23 @@ fn number(v: f64) -> String {
     }
 }
 
+/// Horizontal grid lines with labels every `step` from 0 to `top`; `y_of` maps a value to y.
+fn y_grid(out: &mut String, top: f64, step: f64, y_of: impl Fn(f64) -> f64) {
+    let mut t = 0.0;
+    while t <= top + step / 2.0 {
+        let y = y_of(t);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            W - RIGHT,
+            LEFT - 6.0,
+            y + 4.0,
+            number(t)
+        );
+        t += step;
+    }
+}
+
 /// Grouped vertical bars: one group per category, one bar per series.
 pub fn bars(title: &str, y_label: &str, categories: &[String], series: &[Series<f64>]) -> String {
     let mut out = String::new();
@@ -89,19 +108,7 @@ pub fn bars(title: &str, y_label: &str, categories: &[String], series: &[Series<
         series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max);
     let (top, step) = nice_axis(max);
     let y_of = |v: f64| TOP + ph - (v / top) * ph;
-    let mut t = 0.0;
-    while t <= top + step / 2.0 {
-        let y = y_of(t);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            LEFT + pw,
-            LEFT - 6.0,
-            y + 4.0,
-            number(t)
-        );
-        t += step;
-    }
+    y_grid(&mut out, top, step, y_of);
     let groups = categories.len().max(1) as f64;
     let group_w = pw / groups;
     let bar_w = (group_w * 0.8) / series.len().max(1) as f64;
@@ -123,13 +130,17 @@ pub fn bars(title: &str, y_label: &str, categories: &[String], series: &[Series<
                 number(v)
             );
         }
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            gx + group_w * 0.4,
-            TOP + ph + 18.0,
-            escape(cat)
-        );
+        let (x, y) = (gx + group_w * 0.4, TOP + ph + 16.0);
+        if categories.len() > ROTATE_LABELS_ABOVE {
+            // Many groups: slanted labels so neighbours do not overlap.
+            let _ = writeln!(
+                out,
+                r#"<text x="{x:.1}" y="{y}" text-anchor="end" font-size="10" transform="rotate(-35 {x:.1} {y})">{}</text>"#,
+                escape(cat)
+            );
+        } else {
+            let _ = writeln!(out, r#"<text x="{x:.1}" y="{y}" text-anchor="middle">{}</text>"#, escape(cat));
+        }
     }
     let _ = writeln!(
         out,
@@ -166,19 +177,7 @@ pub fn percentile_curves(title: &str, series: &[Series<(f64, f64)>]) -> String {
     let (top, step) = nice_axis(pts().map(|(_, v)| v).fold(0.0, f64::max));
     let x_of = |p: f64| LEFT + (nines(p) - x_min) / (x_max - x_min).max(1e-9) * pw;
     let y_of = |v: f64| TOP + ph - (v / top) * ph;
-    let mut t = 0.0;
-    while t <= top + step / 2.0 {
-        let y = y_of(t);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            LEFT + pw,
-            LEFT - 6.0,
-            y + 4.0,
-            number(t)
-        );
-        t += step;
-    }
+    y_grid(&mut out, top, step, y_of);
     for p in ticks.into_iter().filter(|p| nines(*p) <= x_max + 1e-9) {
         let x = x_of(p);
         let _ = writeln!(

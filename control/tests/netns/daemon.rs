@@ -95,3 +95,13 @@ impl Daemon {
         }
     }
 }
+
+/// The sections every daemon test config ends with: the uplink (`xdp_mode`, `queues`), a small
+/// UMEM, metrics off and the API socket.
+pub fn engine_sections(uplink: &str, xdp_mode: &str, queues: u32, socket: &Path) -> String {
+    format!(
+        "[uplink]\ninterface = \"{uplink}\"\nxdp_mode = \"{xdp_mode}\"\nqueues = {queues}\n\
+         [workers]\nframes = 1024\n[metrics]\nenabled = false\n[api]\nsocket = \"{}\"\n",
+        socket.display()
+    )
+}
