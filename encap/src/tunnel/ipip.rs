@@ -67,14 +67,6 @@ impl IpipTemplate {
         &self.params
     }
 
-    /// The same template with another underlay next-hop MAC.
-    pub fn with_outer_dst_mac(&self, mac: MacAddr) -> Self {
-        let mut t = self.clone();
-        t.params.outer_dst_mac = mac;
-        t.outer[..6].copy_from_slice(&mac.0);
-        t
-    }
-
     /// Encapsulates the Ethernet/IPv4 frame at `span` in place. The outer packet
     /// carries exactly the inner IPv4 packet's `total_len` bytes (Ethernet padding
     /// is dropped). Returns the outer frame's span.

@@ -135,14 +135,6 @@ impl VxlanTemplate {
         &self.params
     }
 
-    /// The same template with another underlay next-hop MAC (after ARP resolution).
-    pub fn with_outer_dst_mac(&self, mac: MacAddr) -> Self {
-        let mut t = self.clone();
-        t.params.outer_dst_mac = mac;
-        t.outer[..6].copy_from_slice(&mac.0);
-        t
-    }
-
     /// Encapsulates the Ethernet frame at `span` in place: writes the outer headers
     /// into the 50 bytes of headroom before it and rewrites its MAC addresses.
     /// `ident` is the outer IPv4 identification (a per-worker counter).
@@ -427,18 +419,5 @@ mod tests {
         );
         assert_eq!(t.encap(&mut buf, Span::new(2000, 98), 0), Err(EncapError::OutOfBuffer));
         assert!(matches!(t.encap(&mut buf, Span::new(128, 13), 0), Err(EncapError::Inner(_))));
-    }
-
-    #[test]
-    fn a_new_next_hop_mac_changes_only_the_outer_destination() {
-        let t = VxlanTemplate::new(params());
-        let mac = MacAddr([2, 9, 9, 9, 9, 9]);
-        let u = t.with_outer_dst_mac(mac);
-        let (mut a, span) = pod_frame();
-        let mut b = a;
-        let oa = t.encap(&mut a, span, 1).unwrap();
-        let ob = u.encap(&mut b, span, 1).unwrap();
-        assert_eq!(&b[ob.start..ob.start + 6], &mac.0);
-        assert_eq!(a[oa.start + 6..oa.end()], b[ob.start + 6..ob.end()]);
     }
 }

@@ -47,6 +47,13 @@ fn decrement_ttl(f: &mut FrameMut<'_>) {
     let _ = Ipv4Packet::new_unchecked(&mut f.data_mut()[HEADER_LEN..]).decrement_ttl();
 }
 
+/// Who sends a frame to a local pod: this worker (it owns the pod's port) or, on a worker of
+/// uplink queue 1.., the pod worker the frame is handed to.
+enum PodDest {
+    Here(super::PodPort),
+    PodWorker(crate::worker::WorkerId),
+}
+
 impl<'a> Forwarder<'a> {
     /// The forwarder of one batch received on `rx_port`.
     pub(crate) fn new(
@@ -143,14 +150,10 @@ impl<'a> Forwarder<'a> {
         if mac == UNLEARNED_MAC {
             return Verdict::Drop(DropReason::PodMacUnknown);
         }
-        let here = match self.roles.get(usize::from(port.0)).copied() {
-            Some(PortRole::Pod(pod)) => Some(pod),
-            _ => None,
-        };
-        let to = match (here, self.cfg.pod_worker) {
-            (Some(_), _) => None,
-            (None, Some(worker)) => Some(worker),
-            (None, None) => return Verdict::Drop(DropReason::NoSuchPort),
+        let to_pod = match (self.roles.get(usize::from(port.0)).copied(), self.cfg.pod_worker) {
+            (Some(PortRole::Pod(pod)), _) => PodDest::Here(pod),
+            (_, Some(worker)) => PodDest::PodWorker(worker),
+            _ => return Verdict::Drop(DropReason::NoSuchPort),
         };
         if r.ttl <= 1 {
             return self.icmp(r, IcmpError::TimeExceeded, DropReason::TtlExpired, f, st);
@@ -162,18 +165,17 @@ impl<'a> Forwarder<'a> {
             Origin::UplinkPlain => PathCounter::HostGwArrival,
             Origin::UplinkTunnel(path) => path,
         });
-        match (here, to) {
-            (Some(pod), _) => {
+        match to_pod {
+            PodDest::Here(pod) => {
                 set_macs(f, mac, pod.gateway_mac);
                 Verdict::Tx(port)
             }
             // The pod worker sets the source MAC (its port's gateway MAC) in `handed_in`.
-            (None, Some(worker)) => {
+            PodDest::PodWorker(worker) => {
                 set_macs(f, mac, self.cfg.uplink_mac);
                 st.totals.bump(PathCounter::PodHandoff);
                 Verdict::Handoff { worker, port }
             }
-            (None, None) => Verdict::Drop(DropReason::NoSuchPort),
         }
     }
 
