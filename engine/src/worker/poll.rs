@@ -13,6 +13,9 @@ use super::processor::{FrameProcessor, PortId, Verdict};
 use super::{WorkerConfig, WorkerError};
 use crate::port::{Frame, FramePool, IoEvents, MAX_FRAME_LEN, Port};
 
+/// While idle and spinning, counters are published once per this many loops.
+const IDLE_PUBLISH_EVERY: u64 = 256;
+
 /// Timer slack of worker threads, ns: idle naps end within this of their deadline.
 pub const WORKER_TIMER_SLACK_NS: u64 = 1_000;
 /// A worker's whole context: its frame pool, its ports, its processor and its
@@ -167,18 +170,24 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             }
             work += self.drain_inbox(&mut staged, &mut local);
 
-            let now = Instant::now();
             // Input went quiet (nothing received this loop): nothing will fill the batch soon,
-            // so send what is staged now instead of holding it for the timer.
+            // so send what is staged now instead of holding it for the timer. The clock is
+            // read only while frames are staged and input keeps coming.
+            let pending = staged.iter().any(|s| !s.is_empty());
             let quiet = work == 0 && self.cfg.tx_flush_when_quiet;
-            let flush_due = quiet || now.duration_since(last_flush) >= self.cfg.tx_flush;
+            let flush_due = pending
+                && (quiet || {
+                    let now = Instant::now();
+                    let due = now.duration_since(last_flush) >= self.cfg.tx_flush;
+                    if due {
+                        last_flush = now;
+                    }
+                    due
+                });
             for (q, s) in staged.iter_mut().enumerate() {
                 if s.len() >= batch || (flush_due && !s.is_empty()) {
                     work += self.tx_one(q, s, &mut local, &mut ev);
                 }
-            }
-            if flush_due {
-                last_flush = now;
             }
             for port in &mut self.ports {
                 port.service(&mut self.pool, &mut ev);
@@ -189,13 +198,21 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                 local.worker.idle_loops += 1;
             }
             self.fold(&mut local, &mut ev);
-            self.counters.publish(&local);
 
-            // Staged frames keep the worker awake until the flush timer sends them.
+            // Staged frames keep the worker awake until the flush timer sends them. Counters
+            // are published after every loop with work, and while idle only before a nap or
+            // every IDLE_PUBLISH_EVERY loops: an idle spin does not rewrite them each time.
             if work > 0 || staged.iter().any(|s| !s.is_empty()) {
                 idler.busy();
-            } else if let Some(d) = idler.idle() {
-                std::thread::sleep(d);
+                self.counters.publish(&local);
+            } else {
+                let nap = idler.idle();
+                if nap.is_some() || local.worker.idle_loops % IDLE_PUBLISH_EVERY == 0 {
+                    self.counters.publish(&local);
+                }
+                if let Some(d) = nap {
+                    std::thread::sleep(d);
+                }
             }
         }
         self.shutdown(&mut staged, &mut local, &mut ev);
