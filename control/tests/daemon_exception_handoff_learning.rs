@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use netns::daemon::{Daemon, engine_sections};
+use netns::daemon::{Daemon, engine_sections, static_node_a};
 use netns::{Netns, root_or_skip, veth_between};
 use weft_control::api::StatusReport;
 
@@ -30,24 +30,9 @@ fn stem() -> String {
 /// to node B's pods, plus `extra` TOML (sections, pods).
 fn config(stem: &str, dir: &Path, uplink: &str, queues: u32, xdp: &str, extra: &str) -> String {
     format!(
-        r#"mode = "static"
-[node]
-name = "{stem}a"
-public_ip = "198.18.0.11"
-uplink_subnet = "198.18.0.0/24"
-subnet_file = "{dir}/subnet.env"
-[network]
-network = "198.19.0.0/16"
-backend = "host-gw"
-[static]
-subnet = "198.19.1.0/24"
-[[static.routes]]
-subnet = "198.19.2.0/24"
-via = "host-gw"
-node_ip = "198.18.0.12"
-{engine}{extra}"#,
-        dir = dir.display(),
-        engine = engine_sections(uplink, xdp, queues, &dir.join("weft.sock"))
+        "{}{}{extra}",
+        static_node_a(&format!("{stem}a"), dir),
+        engine_sections(uplink, xdp, queues, &dir.join("weft.sock"))
     )
 }
 

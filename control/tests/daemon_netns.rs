@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use netns::daemon::{Daemon, cli};
+use netns::daemon::{Daemon, cli, static_node_a};
 use netns::{Netns, root_or_skip, unique_stem, veth_between};
 use weft_engine::worker::DropReason;
 
@@ -19,22 +19,7 @@ const METRICS: &str = "127.0.0.1:9464";
 
 fn config(stem: &str, dir: &Path, uplink: &str) -> String {
     format!(
-        r#"mode = "static"
-[node]
-name = "{stem}"
-public_ip = "198.18.0.11"
-uplink_subnet = "198.18.0.0/24"
-subnet_file = "{dir}/subnet.env"
-[network]
-network = "198.19.0.0/16"
-backend = "host-gw"
-[static]
-subnet = "198.19.1.0/24"
-[[static.routes]]
-subnet = "198.19.2.0/24"
-via = "host-gw"
-node_ip = "198.18.0.12"
-[uplink]
+        r#"{head}[uplink]
 interface = "{uplink}"
 xdp_mode = "generic"
 [workers]
@@ -44,6 +29,7 @@ listen = "{METRICS}"
 [api]
 socket = "{dir}/weft.sock"
 "#,
+        head = static_node_a(stem, dir),
         dir = dir.display()
     )
 }

@@ -105,3 +105,27 @@ pub fn engine_sections(uplink: &str, xdp_mode: &str, queues: u32, socket: &Path)
         socket.display()
     )
 }
+
+/// A static host-gw node A named `name` (198.18.0.11, pods 198.19.1.0/24, subnet.env in `dir`)
+/// with a route to node B's pods 198.19.2.0/24 via 198.18.0.12: the head of a test config.
+pub fn static_node_a(name: &str, dir: &Path) -> String {
+    format!(
+        r#"mode = "static"
+[node]
+name = "{name}"
+public_ip = "198.18.0.11"
+uplink_subnet = "198.18.0.0/24"
+subnet_file = "{}/subnet.env"
+[network]
+network = "198.19.0.0/16"
+backend = "host-gw"
+[static]
+subnet = "198.19.1.0/24"
+[[static.routes]]
+subnet = "198.19.2.0/24"
+via = "host-gw"
+node_ip = "198.18.0.12"
+"#,
+        dir.display()
+    )
+}
