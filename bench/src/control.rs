@@ -80,6 +80,7 @@ fn settings(etcd: &etcd::Etcd, dir: &std::path::Path) -> AgentSettings {
         init_network: None,
         backoff_max: Duration::from_secs(1),
         rpc_timeout: Duration::from_secs(10),
+        client: Default::default(),
     }
 }
 

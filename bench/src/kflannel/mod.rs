@@ -149,6 +149,7 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
         init_network: None,
         backoff_max: Duration::from_secs(5),
         rpc_timeout: Duration::from_secs(5),
+        client: Default::default(),
     };
     let agent = Agent::start(settings).await.context("acquiring the lease")?;
     tracing::info!(subnet = %agent.subnet(), vtep_mac = ?vtep_mac.map(|m| m.to_string()), "kflannel node up");

@@ -54,6 +54,9 @@ pub struct EtcdState {
     pub reacquired: u64,
     /// Full re-lists after start.
     pub resyncs: u64,
+    /// etcd errors after start (each a warning, a backoff and a re-list).
+    #[serde(default)]
+    pub errors: u64,
     /// Set when our lease moved to another subnet after it was lost: the subnet the pods
     /// and the data plane are still in (`subnet` is the new lease). Fixed by re-creating
     /// the pods and restarting weft.

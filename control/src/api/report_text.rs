@@ -15,12 +15,13 @@ impl fmt::Display for StatusReport {
         if let Some(e) = &self.etcd {
             let _ = writeln!(
                 out,
-                "etcd {}  lease {:x}  leases {}  re-acquired {}  resyncs {}",
+                "etcd {}  lease {:x}  leases {}  re-acquired {}  resyncs {}  errors {}",
                 if e.connected { "connected" } else { "DISCONNECTED" },
                 e.lease_id,
                 e.leases,
                 e.reacquired,
-                e.resyncs
+                e.resyncs,
+                e.errors
             );
             if let Some(stale) = &e.stale_subnet {
                 let _ = writeln!(

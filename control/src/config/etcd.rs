@@ -10,6 +10,15 @@ use super::ConfigError;
 pub const DEFAULT_PREFIX: &str = "/coreos.com/network";
 /// flannel's lease TTL: 24 hours.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// HTTP/2 keepalive ping interval towards etcd, as kube-apiserver's etcd client (30 s).
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a keepalive ping may go unanswered before the connection counts as dead
+/// (kube-apiserver's 10 s).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest keepalive interval accepted: etcd answers pings closer together than its
+/// `--grpc-keepalive-min-time` (5 s by default) with GOAWAY ENHANCE_YOUR_CALM and drops the
+/// watch; grpc-go clients, etcd's own among them, never ping more often than every 10 s.
+pub const MIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +26,8 @@ pub(super) struct RawEtcd {
     endpoints: Option<Vec<String>>,
     prefix: Option<String>,
     lease_ttl_secs: Option<u64>,
+    keepalive_interval_secs: Option<u64>,
+    keepalive_timeout_secs: Option<u64>,
 }
 
 /// `[etcd]`, validated.
@@ -28,6 +39,12 @@ pub struct EtcdSection {
     pub prefix: String,
     /// `etcd.lease_ttl_secs` (default 86400).
     pub lease_ttl: Duration,
+    /// `etcd.keepalive_interval_secs` (default 30): an HTTP/2 ping after this long without
+    /// traffic, only while a stream (the watch) is open.
+    pub keepalive_interval: Duration,
+    /// `etcd.keepalive_timeout_secs` (default 10): an unanswered ping closes the
+    /// connection after this long (etcd dead or frozen: the agent retries).
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for EtcdSection {
@@ -36,6 +53,8 @@ impl Default for EtcdSection {
             endpoints: vec!["http://127.0.0.1:2379".into()],
             prefix: DEFAULT_PREFIX.into(),
             lease_ttl: DEFAULT_LEASE_TTL,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
         }
     }
 }
@@ -79,6 +98,27 @@ pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
             ));
         }
         out.lease_ttl = Duration::from_secs(ttl);
+    }
+    if let Some(secs) = raw.keepalive_interval_secs {
+        let min = MIN_KEEPALIVE_INTERVAL.as_secs();
+        if !(min..=3600).contains(&secs) {
+            return Err(ConfigError::key(
+                "etcd.keepalive_interval_secs",
+                format!(
+                    "{secs} is outside {min}..=3600 seconds (etcd drops clients that ping more often than its --grpc-keepalive-min-time)"
+                ),
+            ));
+        }
+        out.keepalive_interval = Duration::from_secs(secs);
+    }
+    if let Some(secs) = raw.keepalive_timeout_secs {
+        if !(1..=600).contains(&secs) {
+            return Err(ConfigError::key(
+                "etcd.keepalive_timeout_secs",
+                format!("{secs} is outside 1..=600 seconds"),
+            ));
+        }
+        out.keepalive_timeout = Duration::from_secs(secs);
     }
     Ok(out)
 }

@@ -63,6 +63,7 @@ impl Shared {
                 leases: s.leases,
                 reacquired: s.reacquired,
                 resyncs: s.resyncs,
+                errors: s.errors,
                 stale_subnet: s.moved_from().map(|n| n.to_string()),
             }
         });

@@ -49,6 +49,9 @@ pub struct AgentStatus {
     pub reacquired: u64,
     /// Full re-lists after start (compaction, reconnect).
     pub resyncs: u64,
+    /// etcd errors after start (a failed watch, renewal or re-list): each one is a
+    /// warning, a backoff and a re-list.
+    pub errors: u64,
     /// Route batches applied.
     pub batches: u64,
 }
@@ -74,10 +77,17 @@ pub struct Agent {
 
 /// Connects a client; etcd-client connects lazily, so this succeeds while
 /// etcd is down and later calls retry the connection.
+///
+/// Keepalive as etcd's Go client does it: a ping after `keepalive_interval` without
+/// traffic, only while a stream (our watch) is open. etcd enforces
+/// `PermitWithoutStream=false` and `--grpc-keepalive-min-time` (5 s): pings on an idle
+/// connection, or closer together, earn a GOAWAY ENHANCE_YOUR_CALM that kills the watch.
+/// A frozen or unreachable etcd is noticed `keepalive_timeout` after an unanswered ping.
 async fn connect(settings: &AgentSettings) -> Result<Client, ControlError> {
     let options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
-        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+        .with_keep_alive(settings.client.keepalive_interval, settings.client.keepalive_timeout)
+        .with_keep_alive_while_idle(false);
     call(
         &settings.endpoints,
         settings.rpc_timeout,
@@ -179,6 +189,7 @@ impl Agent {
             routes: 0,
             reacquired: 0,
             resyncs: 0,
+            errors: 0,
             batches: 0,
         });
         let agent = Agent {
@@ -267,6 +278,7 @@ impl Agent {
                 Ok(WatchEnd::Shutdown) => return Ok(()),
                 Ok(WatchEnd::Resync) => {}
                 Err(e) => {
+                    self.status.send_modify(|s| s.errors += 1);
                     self.publish(false);
                     tracing::warn!("{e}; keeping the last routes, retrying in {backoff:?}");
                     tokio::select! {

@@ -21,5 +21,5 @@ pub use agent::{Agent, AgentStatus};
 pub use error::ControlError;
 pub use keys::Keys;
 pub use lease_table::{LeaseTable, ListedLease};
-pub use settings::AgentSettings;
+pub use settings::{AgentSettings, ClientOptions};
 pub use startup::STILL_WAITING_EVERY;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use crate::config::Config;
+use crate::config::{Config, EtcdSection};
 use crate::flannel::{MacAddr, NetworkConfig};
 
 /// Agent settings, usually [`AgentSettings::from_config`].
@@ -36,6 +36,38 @@ pub struct AgentSettings {
     pub backoff_max: Duration,
     /// Deadline for one unary etcd call.
     pub rpc_timeout: Duration,
+    /// How the client talks to etcd (keepalive).
+    pub client: ClientOptions,
+}
+
+/// How the etcd client connects, beyond the endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// HTTP/2 keepalive ping interval (only while a stream is open).
+    pub keepalive_interval: Duration,
+    /// An unanswered keepalive ping closes the connection after this long.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    /// The `[etcd]` defaults.
+    fn default() -> Self {
+        let section = EtcdSection::default();
+        ClientOptions {
+            keepalive_interval: section.keepalive_interval,
+            keepalive_timeout: section.keepalive_timeout,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// The client options of `[etcd]`.
+    pub fn from_section(section: &EtcdSection) -> Self {
+        ClientOptions {
+            keepalive_interval: section.keepalive_interval,
+            keepalive_timeout: section.keepalive_timeout,
+        }
+    }
 }
 
 impl AgentSettings {
@@ -55,6 +87,7 @@ impl AgentSettings {
             init_network: if init_network { config.network.clone() } else { None },
             backoff_max: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(5),
+            client: ClientOptions::from_section(&config.etcd),
         }
     }
 

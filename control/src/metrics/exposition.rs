@@ -118,6 +118,12 @@ pub fn render(r: &StatusReport) -> String {
         o.family("weft_etcd_resyncs_total", "counter", "Full re-lists after start.");
         o.sample("weft_etcd_resyncs_total", &[], e.resyncs);
         o.family(
+            "weft_etcd_errors_total",
+            "counter",
+            "etcd errors after start (a failed watch, renewal or re-list), each followed by a re-list.",
+        );
+        o.sample("weft_etcd_errors_total", &[], e.errors);
+        o.family(
             "weft_subnet_mismatch",
             "gauge",
             "1 when our lease moved to another subnet while pods and data plane stay in the old one.",

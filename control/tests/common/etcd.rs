@@ -123,6 +123,14 @@ impl Etcd {
         }
     }
 
+    /// Sends `signal` to this etcd (by PID): SIGSTOP freezes it with its sockets open,
+    /// as a hung host would, SIGCONT thaws it.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("etcd is running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal etcd");
+    }
+
     /// Starts etcd again on the same ports and data dir.
     pub fn restart(&mut self) {
         self.kill();

@@ -32,6 +32,7 @@ pub fn settings(etcd: &Etcd, host: u8, dir: &Path) -> AgentSettings {
         init_network: None,
         backoff_max: Duration::from_millis(400),
         rpc_timeout: Duration::from_secs(2),
+        client: Default::default(),
     }
 }
 
