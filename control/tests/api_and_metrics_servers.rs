@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use weft_control::api::{self, ApiHandler, Reply, Request, StatusReport};
@@ -73,7 +74,7 @@ fn a_second_daemon_cannot_take_a_live_api_socket() {
 }
 
 #[test]
-fn metrics_answer_get_metrics_and_nothing_else() {
+fn metrics_answer_get_metrics_and_healthz_and_nothing_else() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let listener = rt.block_on(weft_control::metrics::bind("127.0.0.1:0".parse().unwrap())).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -84,13 +85,27 @@ fn metrics_answer_get_metrics_and_nothing_else() {
         s.read_to_string(&mut out).unwrap();
         out
     };
-    let (metrics, other) = rt.block_on(async {
-        let server =
-            tokio::spawn(weft_control::metrics::serve(listener, || async { "weft_up 1\n".to_owned() }));
-        let out = tokio::task::spawn_blocking(move || (get("/metrics"), get("/"))).await.unwrap();
+    let healthy = Arc::new(AtomicBool::new(false));
+    let h = healthy.clone();
+    let (metrics, other, sick, well) = rt.block_on(async {
+        let server = tokio::spawn(weft_control::metrics::serve(
+            listener,
+            || async { "weft_up 1\n".to_owned() },
+            move || if h.load(Ordering::Relaxed) { Ok(()) } else { Err("waiting for etcd".to_owned()) },
+        ));
+        let flag = healthy.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let (m, o, sick) = (get("/metrics"), get("/"), get("/healthz"));
+            flag.store(true, Ordering::Relaxed);
+            (m, o, sick, get("/healthz"))
+        })
+        .await
+        .unwrap();
         server.abort();
         out
     });
+    assert!(sick.starts_with("HTTP/1.1 503") && sick.ends_with("\r\n\r\nwaiting for etcd\n"), "{sick}");
+    assert!(well.starts_with("HTTP/1.1 200 OK\r\n") && well.ends_with("\r\n\r\nok\n"), "{well}");
     assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
     assert!(
         metrics.contains("text/plain; version=0.0.4") && metrics.ends_with("\r\n\r\nweft_up 1\n"),

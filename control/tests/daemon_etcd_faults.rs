@@ -1,7 +1,8 @@
 //! `weft run` against etcd faults, each in a netns of its own with a real etcd:
 //! - started while its etcd is down: it waits (one log line, not one per retry), attaches
 //!   nothing, and runs normally once etcd starts (late, on the configured port); SIGTERM
-//!   while waiting exits 0;
+//!   while waiting exits 0; while it waits, `weft status` answers with the waiting state and
+//!   the last error, and `/healthz` says 503 with the reason, 200 once it runs;
 //! - its lease lost and its subnet taken by another node: it leases another subnet, and
 //!   `weft status` shows the mismatch with the subnet its pods and data plane are in.
 
@@ -20,6 +21,8 @@ use weft_control::api::StatusReport;
 
 /// What the daemon logs when it begins to wait for etcd (see `weft_control::etcd`).
 const WAITING_LINE: &str = "waiting for etcd";
+/// The metrics listener, on the node namespace's loopback.
+const METRICS_PORT: u16 = 9464;
 
 /// A node namespace with an uplink veth, a config naming `etcd` and a temp dir.
 struct Node {
@@ -30,6 +33,21 @@ struct Node {
 }
 
 impl Node {
+    /// `GET /healthz` on the node's metrics listener: (status code, body).
+    fn healthz(&self) -> Result<(u16, String)> {
+        self.ns.run(|| -> Result<(u16, String)> {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", METRICS_PORT))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(s, "GET /healthz HTTP/1.1\r\nHost: weft\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).context("status line")?;
+            let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+            Ok((code, body))
+        })?
+    }
+
     fn new() -> Result<Self> {
         let stem = unique_stem();
         let ns = Netns::new(&format!("{stem}n"))?;
@@ -45,6 +63,10 @@ impl Node {
 
     fn write_config(&self, etcd: &Etcd) -> Result<PathBuf> {
         let cfg = self.path("w.toml");
+        let engine = engine_sections(&self.uplink, "generic", 1, &self.path("w.sock")).replace(
+            "[metrics]\nenabled = false\n",
+            &format!("[metrics]\nlisten = \"127.0.0.1:{METRICS_PORT}\"\n"),
+        );
         std::fs::write(
             &cfg,
             format!(
@@ -62,7 +84,6 @@ backend = "vxlan"
 {engine}"#,
                 d = self.dir.path().display(),
                 ep = etcd.endpoint(),
-                engine = engine_sections(&self.uplink, "generic", 1, &self.path("w.sock"))
             ),
         )?;
         Ok(cfg)
@@ -193,18 +214,31 @@ fn weft_started_before_etcd_waits_attaching_nothing_then_runs_once_etcd_starts()
     let Some((node, mut etcd, mut weft)) = weft_waiting(test)? else { return Ok(()) };
     ensure!(weft.running(), "weft exited while etcd was down:\n{}", weft.log());
     ensure!(!node.ns.has_xdp(&node.uplink)?, "nothing is attached before the lease");
-    ensure!(Daemon::status(&node.path("w.sock")).is_err(), "no API before the lease");
+    // The API and /healthz answer while weft waits, saying what it waits for and why.
+    let waiting = Daemon::status(&node.path("w.sock")).context("weft status while waiting")?;
+    ensure!(waiting.phase == "waiting for etcd" && waiting.etcd.is_none(), "{waiting:?}");
+    let w = waiting.waiting.clone().context("the waiting state")?;
+    let last = w.last_error.clone().unwrap_or_default();
+    ensure!(w.attempts >= 5 && last.contains(&etcd.endpoint()), "{w:?}");
+    let text = netns::daemon::cli(&["status", "--socket", &node.path("w.sock").display().to_string()])?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    ensure!(text.contains("WAITING FOR ETCD") && text.contains(&last), "{text}");
+    let (code, body) = node.healthz()?;
+    ensure!(code == 503 && body.contains("waiting for etcd"), "{code} {body}");
 
     let etcd = node.ns.run(move || {
         etcd.start_now();
         etcd
     })?;
-    let report = wait_status(&weft, &node.path("w.sock"), |_| true)?;
+    let report = wait_status(&weft, &node.path("w.sock"), |r| r.phase == "running")?;
     let state = report.etcd.clone().context("etcd state")?;
     ensure!(state.connected && state.lease_id != 0, "{state:?}");
     ensure!(report.subnet.starts_with("198.19."), "{}", report.subnet);
     ensure!(node.ns.has_xdp(&node.uplink)?, "the uplink is attached once the lease is held");
     ensure!(weft.log().contains("etcd answered"), "the end of the wait is logged:\n{}", weft.log());
+    ensure!(report.phase == "running" && report.waiting.is_none(), "{report:?}");
+    let (code, body) = node.healthz()?;
+    ensure!(code == 200 && body == "ok\n", "{code} {body}");
     ensure!(weft.sigterm()?.success(), "{}", weft.log());
     drop(etcd);
     Ok(())
@@ -220,7 +254,7 @@ fn a_subnet_taken_by_another_node_after_our_lease_is_lost_shows_as_a_mismatch_in
     let cfg = node.write_config(&etcd)?;
     let mut weft = node.start_weft(&cfg)?;
     let sock = node.path("w.sock");
-    let first = wait_status(&weft, &sock, |_| true)?;
+    let first = wait_status(&weft, &sock, |r| r.phase == "running")?;
     ensure!(first.etcd.as_ref().is_some_and(|e| e.stale_subnet.is_none()), "{:?}", first.etcd);
 
     // Another node writes its lease over our key: ours is lost and the subnet is taken.

@@ -159,11 +159,16 @@ pub fn weft_status(lab: &Lab, i: usize) -> Result<weft_control::api::StatusRepor
     serde_json::from_slice(&out.stdout).map_err(|e| format!("weft status --json of n{i}: {e}"))
 }
 
-/// Waits (up to 20 s) until weft node `i` answers `weft status`.
+/// Waits (up to 20 s) until weft node `i` answers `weft status` as running (it answers
+/// while it waits for etcd too).
 pub fn wait_weft_ready(lab: &Lab, i: usize) -> weft_control::api::StatusReport {
     let mut last = String::new();
     let ready = eventually(Duration::from_secs(20), || match weft_status(lab, i) {
-        Ok(_) => true,
+        Ok(s) if s.phase == "running" => true,
+        Ok(s) => {
+            last = format!("phase {}: {:?}", s.phase, s.waiting);
+            false
+        }
         Err(e) => {
             last = e;
             false

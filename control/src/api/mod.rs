@@ -20,6 +20,6 @@ pub use client::{ApiClientError, request};
 pub use protocol::{Reply, Request};
 pub use report::{
     DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, PodLine, PortLine, RouteLine, StatusReport,
-    WorkerLine,
+    WaitingState, WorkerLine,
 };
 pub use server::{ApiHandler, ApiServerError, bind, serve};

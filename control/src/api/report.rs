@@ -10,6 +10,12 @@ pub struct StatusReport {
     pub node: String,
     /// `etcd` or `static`.
     pub mode: String,
+    /// `waiting for etcd`, `attaching the data plane`, `running` or `stopping`.
+    #[serde(default)]
+    pub phase: String,
+    /// Set while the daemon waits for etcd before taking its lease.
+    #[serde(default)]
+    pub waiting: Option<WaitingState>,
     /// The network's backend (`vxlan`, `host-gw`, `ipip`).
     pub backend: String,
     /// Our pod subnet.
@@ -39,6 +45,17 @@ pub struct StatusReport {
     pub paths: Vec<DropLine>,
     /// Underlay next hops and their MACs, as the kernel resolved them.
     pub neighbours: Vec<NeighbourLine>,
+}
+
+/// The wait for etcd at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingState {
+    /// Seconds since the first attempt failed.
+    pub secs: u64,
+    /// Attempts so far.
+    pub attempts: u64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
 }
 
 /// The etcd agent's state.

@@ -12,6 +12,17 @@ impl fmt::Display for StatusReport {
             "node {}  mode {}  backend {}  subnet {}  public ip {}  up {}s",
             self.node, self.mode, self.backend, self.subnet, self.public_ip, self.uptime_secs
         );
+        if let Some(w) = &self.waiting {
+            let _ = writeln!(
+                out,
+                "WAITING FOR ETCD for {}s ({} attempts): {}",
+                w.secs,
+                w.attempts,
+                w.last_error.as_deref().unwrap_or("first attempt under way")
+            );
+        } else if !self.phase.is_empty() && self.phase != "running" {
+            let _ = writeln!(out, "phase: {}", self.phase);
+        }
         if let Some(e) = &self.etcd {
             let _ = writeln!(
                 out,

@@ -22,7 +22,7 @@ fn pod_add(shared: &Shared, interface: &str, ip: &str, mac: Option<&str>) -> Res
         return Err(format!("pod.ip: {} is {why}", spec.ip));
     }
     let mut dp = lock(&shared.dataplane);
-    let dp = dp.as_mut().ok_or("the daemon is shutting down")?;
+    let dp = dp.as_mut().ok_or_else(|| shared.not_running())?;
     let changed = dp.pod_add(spec).map_err(|e| e.to_string())?;
     let message = if changed {
         format!("pod {} {} attached", spec.interface, spec.ip)
@@ -37,7 +37,7 @@ fn pod_del(shared: &Shared, interface: &str, ip: Option<&str>) -> Result<Reply, 
     let ip =
         ip.map(|s| s.parse().map_err(|_| format!("pod.ip: {s:?} is not an IPv4 address"))).transpose()?;
     let mut dp = lock(&shared.dataplane);
-    let dp = dp.as_mut().ok_or("the daemon is shutting down")?;
+    let dp = dp.as_mut().ok_or_else(|| shared.not_running())?;
     let changed = dp.pod_del(interface, ip).map_err(|e| e.to_string())?;
     let message = if changed {
         format!("pod {interface} detached")

@@ -3,12 +3,14 @@
 //! ```text
 //! main thread ── check interfaces ── tokio runtime (1 control thread, off the worker cores)
 //!   signals (SIGINT/SIGTERM) ─► shutdown flag
+//!   API socket, metrics listener (/metrics, /healthz): open first, answer while waiting
 //!   control: static routes | etcd Agent::start_when_ready (waits for etcd; lease, subnet.env)
 //!   forwarding: route programmer (FIB, uplink MAC/prefix, underlay gateway)
 //!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers,
 //!               one pipeline each; pods from the config ─► the queue-0 worker
-//!   API socket, metrics listener, neighbour loop (engine requests ─► kernel ARP ─► programmer)
+//!   neighbour loop (engine requests ─► kernel ARP ─► programmer)
 //!   agent.run(route sink) until shutdown
+//! a failure after the lease: the lease is revoked (etcd as it was before the start)
 //! shutdown: API/metrics stop, workers stopped and joined (sockets closed),
 //!           XDP programs detached, API socket removed; the etcd lease is kept.
 //! ```
@@ -31,10 +33,10 @@ use weft_engine::port::xdp_filter::FilterParams;
 pub use dataplane::{Forwarding, NeighbourTableSink, RouteState, RouteTableSink};
 pub use error::DaemonError;
 pub use ports::{Dataplane, PodError};
-pub use state::Shared;
+pub use state::{Phase, Shared};
 
 use crate::config::{Config, Mode};
-use crate::etcd::{Agent, AgentSettings};
+use crate::etcd::{Agent, AgentSettings, StartProgress};
 use crate::flannel::BackendType;
 use crate::neighbour::NeighbourResolver;
 
@@ -125,29 +127,149 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         let _ = stop_tx.send(true);
     });
 
-    let uplink = config.uplink.clone().ok_or(DaemonError::NoUplink)?;
-    let routes = Arc::new(Mutex::new(RouteState::default()));
+    // The API socket and the metrics listener open first: `weft status` and `/healthz`
+    // answer while weft waits for etcd.
+    let api = crate::api::bind(&config.api.socket)?;
+    let metrics = if config.metrics.enabled {
+        match crate::metrics::bind(config.metrics.listen).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = std::fs::remove_file(&config.api.socket);
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
+    let (progress_tx, progress_rx) = watch::channel(StartProgress::default());
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        node: config.node.name.clone(),
+        mode: match config.mode {
+            Mode::Static => "static",
+            Mode::Etcd => "etcd",
+        },
+        phase: Mutex::new(match config.mode {
+            Mode::Static => Phase::Attaching,
+            Mode::Etcd => Phase::WaitingForEtcd,
+        }),
+        start: progress_rx,
+        backend: Default::default(),
+        public_ip: config.node.public_ip,
+        static_subnet: Default::default(),
+        agent: Default::default(),
+        routes: Arc::new(Mutex::new(RouteState::default())),
+        neighbours: Default::default(),
+        dataplane: Mutex::new(None),
+    });
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(crate::api::serve(api, Arc::new(handler::Handler { shared: shared.clone() }))));
+    tracing::info!(socket = %config.api.socket.display(), "api listening");
+    if let Some(listener) = metrics {
+        let s = shared.clone();
+        let render = move || {
+            let s = s.clone();
+            async move {
+                tokio::task::spawn_blocking(move || crate::metrics::render(&s.report()))
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        let s = shared.clone();
+        tasks.push(tokio::spawn(crate::metrics::serve(listener, render, move || s.health())));
+        tracing::info!(listen = %config.metrics.listen, "metrics listening");
+    }
+
+    let result = start_and_serve(&config, opts, &shared, &progress_tx, stop_rx, &mut tasks).await;
+
+    shared.set_phase(Phase::Stopping);
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let dp = dataplane::lock(&shared.dataplane).take();
+    if let Some(dp) = dp {
+        tokio::task::spawn_blocking(move || dp.shutdown()).await.ok();
+    }
+    let _ = std::fs::remove_file(&config.api.socket);
+    tracing::info!("stopped");
+    result
+}
+
+/// Waits for the lease (etcd mode) or reads the static routes, attaches the data plane and
+/// runs until shutdown. A failure after the lease was taken revokes it: a start that fails
+/// leaves etcd as it found it.
+async fn start_and_serve(
+    config: &Config,
+    opts: RunOptions,
+    shared: &Arc<Shared>,
+    progress: &watch::Sender<StartProgress>,
+    stop: watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), DaemonError> {
     let (subnet, network, agent) = match config.mode {
         Mode::Static => {
             let subnet = config.static_routes.as_ref().map(|s| s.subnet).ok_or(DaemonError::NoUplink)?;
             let network = config.network.clone().ok_or(DaemonError::NoUplink)?;
+            let _ = shared.static_subnet.set(subnet);
             (subnet, network, None)
         }
         Mode::Etcd => {
             // Nothing is attached before the lease: the data plane needs our subnet.
-            let settings = AgentSettings::from_config(&config, opts.init_network);
-            let Some(agent) = Agent::start_when_ready(settings, stopped(stop_rx.clone())).await? else {
+            let settings = AgentSettings::from_config(config, opts.init_network);
+            let started = Agent::start_when_ready_reporting(settings, progress, stopped(stop.clone()));
+            let Some(agent) = started.await? else {
                 tracing::info!("stopped before etcd was ready; nothing was attached");
                 return Ok(());
             };
+            let _ = shared.agent.set(agent.status());
             (agent.subnet(), agent.network().clone(), Some(agent))
         }
     };
-    let fwd = Forwarding::new(&config, &network, subnet)?;
+    let _ = shared.backend.set(network.backend.backend_type.to_string());
+    shared.set_phase(Phase::Attaching);
+    let attached = attach(config, shared, subnet, &network).await;
+    let (sink, learned, programmer) = match attached {
+        Ok(parts) => parts,
+        Err(e) => {
+            if let Some(agent) = agent {
+                agent.abandon().await;
+            }
+            return Err(e);
+        }
+    };
+    if let Some(uplink) = &config.uplink {
+        tasks.push(tokio::spawn(neighbours(uplink.interface.clone(), shared.clone(), programmer)));
+    }
+    tasks.push(tokio::spawn(learn_pod_macs(shared.clone(), learned)));
+    shared.set_phase(Phase::Running);
+    tracing::info!(node = %config.node.name, "weft running");
+    let mut sink = sink;
+    match agent {
+        Some(agent) => agent.run(&mut sink, stopped(stop)).await.map_err(DaemonError::from),
+        None => {
+            stopped(stop).await;
+            Ok(())
+        }
+    }
+}
+
+/// Builds the forwarding state for `subnet`, installs static routes (static mode), checks
+/// the configured pods against the subnet and starts the data plane (into `shared`).
+async fn attach(
+    config: &Config,
+    shared: &Shared,
+    subnet: ipnet::Ipv4Net,
+    network: &crate::flannel::NetworkConfig,
+) -> Result<(RouteTableSink, Arc<MacLearnQueue>, dataplane::SharedProgrammer), DaemonError> {
+    let uplink = config.uplink.clone().ok_or(DaemonError::NoUplink)?;
+    let fwd = Forwarding::new(config, network, subnet)?;
     let programmer = fwd.programmer().clone();
-    let mut sink = RouteTableSink::new(routes.clone(), programmer.clone());
-    if agent.is_none() {
-        crate::static_mode::start_static(&config, &mut sink)?;
+    let mut sink = RouteTableSink::new(shared.routes.clone(), programmer.clone());
+    if config.mode == Mode::Static {
+        crate::static_mode::start_static(config, &mut sink)?;
         tracing::info!(%subnet, "static mode: routes from the config");
     }
     for (i, p) in config.pods.iter().enumerate() {
@@ -171,89 +293,16 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         pod_subnet = %subnet,
         "uplink filter parameters"
     );
-    let (uplink_cfg, workers_cfg, pods) = (uplink.clone(), config.workers.clone(), config.pods.clone());
+    let (workers_cfg, pods) = (config.workers.clone(), config.pods.clone());
     let exception = config.exception.clone();
     let learned = fwd.learned();
     let dataplane = tokio::task::spawn_blocking(move || {
-        Dataplane::start(&uplink_cfg, &workers_cfg, &exception, params, fwd, &pods)
+        Dataplane::start(&uplink, &workers_cfg, &exception, params, fwd, &pods)
     })
     .await
     .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;
-
-    let shared = Arc::new(Shared {
-        started: Instant::now(),
-        node: config.node.name.clone(),
-        mode: match config.mode {
-            Mode::Static => "static",
-            Mode::Etcd => "etcd",
-        },
-        backend: network.backend.backend_type.to_string(),
-        public_ip: config.node.public_ip,
-        static_subnet: agent.is_none().then_some(subnet),
-        agent: agent.as_ref().map(Agent::status),
-        routes,
-        neighbours: Default::default(),
-        dataplane: Mutex::new(Some(dataplane)),
-    });
-    let result = serve(&config, shared.clone(), programmer, learned, agent, sink, stop_rx).await;
-
-    let dp = dataplane::lock(&shared.dataplane).take();
-    if let Some(dp) = dp {
-        tokio::task::spawn_blocking(move || dp.shutdown()).await.ok();
-    }
-    let _ = std::fs::remove_file(&config.api.socket);
-    tracing::info!("stopped");
-    result
-}
-
-/// Starts the API, metrics and neighbour tasks, runs the agent (or waits)
-/// until shutdown, then stops the tasks.
-async fn serve(
-    config: &Config,
-    shared: Arc<Shared>,
-    programmer: dataplane::SharedProgrammer,
-    learned: Arc<MacLearnQueue>,
-    agent: Option<Agent>,
-    mut sink: RouteTableSink,
-    stop: watch::Receiver<bool>,
-) -> Result<(), DaemonError> {
-    let api = crate::api::bind(&config.api.socket)?;
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(crate::api::serve(api, Arc::new(handler::Handler { shared: shared.clone() }))));
-    tracing::info!(socket = %config.api.socket.display(), "api listening");
-    if config.metrics.enabled {
-        let listener = crate::metrics::bind(config.metrics.listen).await?;
-        let s = shared.clone();
-        let render = move || {
-            let s = s.clone();
-            async move {
-                tokio::task::spawn_blocking(move || crate::metrics::render(&s.report()))
-                    .await
-                    .unwrap_or_default()
-            }
-        };
-        tasks.push(tokio::spawn(crate::metrics::serve(listener, render)));
-        tracing::info!(listen = %config.metrics.listen, "metrics listening");
-    }
-    if let Some(uplink) = &config.uplink {
-        tasks.push(tokio::spawn(neighbours(uplink.interface.clone(), shared.clone(), programmer)));
-    }
-    tasks.push(tokio::spawn(learn_pod_macs(shared.clone(), learned)));
-    tracing::info!(node = %config.node.name, "weft running");
-    let result = match agent {
-        Some(agent) => agent.run(&mut sink, stopped(stop)).await.map_err(DaemonError::from),
-        None => {
-            stopped(stop).await;
-            Ok(())
-        }
-    };
-    for t in &tasks {
-        t.abort();
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    result
+    *dataplane::lock(&shared.dataplane) = Some(dataplane);
+    Ok((sink, learned, programmer))
 }
 
 /// How often the neighbour loop looks for the workers' resolve requests.

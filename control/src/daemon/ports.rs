@@ -597,6 +597,11 @@ impl Dataplane {
         &self.fwd
     }
 
+    /// The workers whose thread ended while they should run (a panic).
+    pub fn stopped_workers(&self) -> Vec<String> {
+        self.uplink_workers.iter().filter(|r| r.handle.is_finished()).map(|r| r.name.clone()).collect()
+    }
+
     /// Pipeline path counters summed over live and retired workers.
     pub fn paths(&self) -> PathCounts {
         let mut total = self.retired.paths;

@@ -3,7 +3,7 @@
 //! never touched by a worker. Builds the [`StatusReport`].
 
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use ipnet::Ipv4Net;
@@ -13,21 +13,52 @@ use weft_engine::worker::DropReason;
 
 use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
 use super::ports::Dataplane;
-use crate::api::{DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine, StatusReport};
-use crate::etcd::AgentStatus;
+use crate::api::{
+    DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine, StatusReport, WaitingState,
+};
+use crate::etcd::{AgentStatus, StartProgress};
 use crate::routes::Via;
 
-/// The daemon's shared state.
+/// Where the daemon is in its life (status and `/healthz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Listeners open; waiting for etcd (and its network config) before the lease.
+    WaitingForEtcd,
+    /// The lease is held (or the static routes read): the data plane is being attached.
+    Attaching,
+    /// The workers forward.
+    Running,
+    /// SIGINT/SIGTERM or a failure: tearing down.
+    Stopping,
+}
+
+impl Phase {
+    /// The name status reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::WaitingForEtcd => "waiting for etcd",
+            Phase::Attaching => "attaching the data plane",
+            Phase::Running => "running",
+            Phase::Stopping => "stopping",
+        }
+    }
+}
+
+/// The daemon's shared state. The API and metrics listeners serve it from the start, before
+/// etcd answers: what is only known once the lease is held (backend, agent) is set once then.
 #[derive(Debug)]
 pub struct Shared {
     pub(crate) started: Instant,
     pub(crate) node: String,
     pub(crate) mode: &'static str,
-    pub(crate) backend: String,
+    pub(crate) phase: Mutex<Phase>,
+    /// The wait for etcd (etcd mode; stays at its default in static mode).
+    pub(crate) start: watch::Receiver<StartProgress>,
+    pub(crate) backend: OnceLock<String>,
     pub(crate) public_ip: Ipv4Addr,
     /// Our subnet in static mode; in etcd mode the agent's status has it.
-    pub(crate) static_subnet: Option<Ipv4Net>,
-    pub(crate) agent: Option<watch::Receiver<AgentStatus>>,
+    pub(crate) static_subnet: OnceLock<Ipv4Net>,
+    pub(crate) agent: OnceLock<watch::Receiver<AgentStatus>>,
     pub(crate) routes: SharedRoutes,
     pub(crate) neighbours: SharedNeighbours,
     pub(crate) dataplane: Mutex<Option<Dataplane>>,
@@ -42,9 +73,68 @@ fn kind(via: &Via) -> &'static str {
 }
 
 impl Shared {
-    /// Our pod subnet now.
+    /// Our pod subnet now (`None` before the lease).
     pub fn subnet(&self) -> Option<Ipv4Net> {
-        self.static_subnet.or_else(|| self.agent.as_ref().map(|a| a.borrow().subnet))
+        self.static_subnet.get().copied().or_else(|| self.agent.get().map(|a| a.borrow().subnet))
+    }
+
+    /// The phase now.
+    pub fn phase(&self) -> Phase {
+        *lock(&self.phase)
+    }
+
+    /// Moves to `phase`.
+    pub fn set_phase(&self, phase: Phase) {
+        *lock(&self.phase) = phase;
+    }
+
+    /// What `/healthz` answers: `Ok` once the lease is held (or the static routes are in)
+    /// and every worker runs; otherwise why not.
+    pub fn health(&self) -> Result<(), String> {
+        match self.phase() {
+            Phase::Running => {}
+            Phase::WaitingForEtcd => {
+                let p = self.start.borrow();
+                return Err(match &p.last_error {
+                    Some(e) => format!("waiting for etcd ({} attempts): {e}", p.attempts),
+                    None => "waiting for etcd".to_owned(),
+                });
+            }
+            other => return Err(other.name().to_owned()),
+        }
+        if let Some(a) = self.agent.get() {
+            if a.borrow().lease_id == 0 {
+                return Err("no subnet lease".to_owned());
+            }
+        }
+        let stopped = match lock(&self.dataplane).as_ref() {
+            Some(dp) => dp.stopped_workers(),
+            None => return Err("no data plane".to_owned()),
+        };
+        if !stopped.is_empty() {
+            return Err(format!("worker stopped: {}", stopped.join(", ")));
+        }
+        Ok(())
+    }
+
+    /// Why a pod cannot be attached now (no data plane yet, or any more).
+    pub fn not_running(&self) -> String {
+        match self.phase() {
+            Phase::Stopping => "the daemon is shutting down".to_owned(),
+            phase => format!("the daemon is not running yet ({})", phase.name()),
+        }
+    }
+
+    fn waiting(&self) -> Option<WaitingState> {
+        if self.phase() != Phase::WaitingForEtcd {
+            return None;
+        }
+        let p = self.start.borrow();
+        Some(WaitingState {
+            secs: p.waiting_since.map_or(0, |t| t.elapsed().as_secs()),
+            attempts: p.attempts,
+            last_error: p.last_error.clone(),
+        })
     }
 
     /// The underlay addresses of every routed peer.
@@ -55,7 +145,7 @@ impl Shared {
     /// A consistent-enough snapshot of everything (each part read once).
     pub fn report(&self) -> StatusReport {
         let subnet = self.subnet();
-        let etcd = self.agent.as_ref().map(|a| {
+        let etcd = self.agent.get().map(|a| {
             let s = a.borrow();
             EtcdState {
                 connected: s.connected,
@@ -132,7 +222,9 @@ impl Shared {
         StatusReport {
             node: self.node.clone(),
             mode: self.mode.to_owned(),
-            backend: self.backend.clone(),
+            phase: self.phase().name().to_owned(),
+            waiting: self.waiting(),
+            backend: self.backend.get().cloned().unwrap_or_default(),
             subnet: subnet.map(|s| s.to_string()).unwrap_or_default(),
             public_ip: self.public_ip.to_string(),
             uptime_secs: self.started.elapsed().as_secs(),

@@ -208,6 +208,23 @@ impl Agent {
         Ok(agent)
     }
 
+    /// Gives up what this agent acquired, for a start that failed after the lease:
+    /// revokes our etcd lease (etcd deletes our key with it). Best effort.
+    pub async fn abandon(mut self) {
+        let id = self.own.lease_id;
+        match call(
+            &self.settings.endpoints,
+            self.settings.rpc_timeout,
+            || format!("revoke lease {id:x}"),
+            self.client.lease_revoke(id),
+        )
+        .await
+        {
+            Ok(_) => tracing::info!(subnet = %self.own.subnet, "start failed: our subnet lease revoked"),
+            Err(e) => tracing::error!("start failed and our subnet lease is left to expire: {e}"),
+        }
+    }
+
     /// Our subnet.
     pub fn subnet(&self) -> Ipv4Net {
         self.own.subnet

@@ -22,4 +22,4 @@ pub use error::ControlError;
 pub use keys::Keys;
 pub use lease_table::{LeaseTable, ListedLease};
 pub use settings::{AgentSettings, ClientOptions};
-pub use startup::STILL_WAITING_EVERY;
+pub use startup::{STILL_WAITING_EVERY, StartProgress};

@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Agent, AgentSettings, ControlError};
@@ -22,6 +23,17 @@ use super::{Agent, AgentSettings, ControlError};
 /// How often a still-waiting agent says so.
 pub const STILL_WAITING_EVERY: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How the wait for etcd goes, published after every failed attempt (for `weft status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartProgress {
+    /// Attempts so far.
+    pub attempts: u64,
+    /// When the first attempt failed (`None`: no attempt failed yet).
+    pub waiting_since: Option<std::time::Instant>,
+    /// Why the last attempt did not start the agent.
+    pub last_error: Option<String>,
+}
 
 /// Why the agent is not running yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +62,15 @@ impl Agent {
         settings: AgentSettings,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Option<Agent>, ControlError> {
+        Agent::start_when_ready_reporting(settings, &watch::Sender::default(), shutdown).await
+    }
+
+    /// [`Agent::start_when_ready`], publishing each failed attempt to `progress`.
+    pub async fn start_when_ready_reporting(
+        settings: AgentSettings,
+        progress: &watch::Sender<StartProgress>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Option<Agent>, ControlError> {
         tokio::pin!(shutdown);
         let began = Instant::now();
         let mut state: Option<Waiting> = None;
@@ -75,6 +96,11 @@ impl Agent {
                 }
                 Err(e) => e,
             };
+            progress.send_modify(|p| {
+                p.attempts = attempts;
+                p.waiting_since.get_or_insert_with(std::time::Instant::now);
+                p.last_error = Some(error.to_string());
+            });
             let Some(now) = waiting_for(&error) else {
                 return Err(error);
             };

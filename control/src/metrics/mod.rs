@@ -1,5 +1,5 @@
 //! Prometheus metrics: the text exposition of a [`StatusReport`] and a
-//! minimal HTTP server (`GET /metrics`) on a configured loopback address.
+//! minimal HTTP server (`GET /metrics`, `GET /healthz`) on a configured loopback address.
 //!
 //! [`StatusReport`]: crate::api::StatusReport
 

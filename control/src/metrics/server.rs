@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.1 server for `GET /metrics`: one response per
-//! connection, then close. No framework: Prometheus needs nothing more.
+//! A minimal HTTP/1.1 server for `GET /metrics` and `GET /healthz`: one response per
+//! connection, then close. No framework: Prometheus and a liveness probe need nothing more.
 
 use std::future::Future;
 use std::io;
@@ -26,18 +26,20 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, MetricsServerError> {
     TcpListener::bind(addr).await.map_err(|source| MetricsServerError { addr, source })
 }
 
-/// Serves `GET /metrics` with the text `render` returns, until dropped.
-pub async fn serve<F, Fut>(listener: TcpListener, render: F)
+/// Serves `GET /metrics` with the text `render` returns and `GET /healthz` with what
+/// `health` says (200 `ok`, or 503 with the reason, as flanneld's `/healthz`), until dropped.
+pub async fn serve<F, Fut, H>(listener: TcpListener, render: F, health: H)
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = String> + Send,
+    H: Fn() -> Result<(), String> + Clone + Send + Sync + 'static,
 {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let render = render.clone();
+                let (render, health) = (render.clone(), health.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = respond(stream, render).await {
+                    if let Err(e) = respond(stream, render, health).await {
                         tracing::debug!("metrics connection: {e}");
                     }
                 });
@@ -50,10 +52,11 @@ where
     }
 }
 
-async fn respond<F, Fut>(mut stream: TcpStream, render: F) -> io::Result<()>
+async fn respond<F, Fut, H>(mut stream: TcpStream, render: F, health: H) -> io::Result<()>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = String>,
+    H: Fn() -> Result<(), String>,
 {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -71,7 +74,11 @@ where
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let (status, ctype, body) = match (method, path) {
         (b"GET", b"/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render().await),
-        (b"GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_owned()),
+        (b"GET", b"/healthz") => match health() {
+            Ok(()) => ("200 OK", "text/plain", "ok\n".to_owned()),
+            Err(why) => ("503 Service Unavailable", "text/plain", format!("{why}\n")),
+        },
+        (b"GET", _) => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".to_owned()),
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_owned()),
     };
     let resp = format!(

@@ -61,12 +61,15 @@ impl Daemon {
         Ok(serde_json::from_slice(&out.stdout)?)
     }
 
-    /// Waits (up to 20 s) for the daemon's first status answer.
+    /// Waits (up to 20 s) until the daemon's status says it runs (it answers while it
+    /// waits for etcd and attaches too).
     pub fn wait_ready(&self, sock: &Path) -> Result<StatusReport> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match Self::status(sock) {
-                Ok(r) => return Ok(r),
+                Ok(r) if r.phase == "running" => return Ok(r),
+                Ok(r) if Instant::now() > deadline => bail!("daemon never ran: {r:?}\n{}", self.log()),
+                Ok(_) => std::thread::sleep(Duration::from_millis(100)),
                 Err(e) if Instant::now() > deadline => bail!("daemon never answered: {e}\n{}", self.log()),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }

@@ -47,6 +47,11 @@ impl<P> WorkerHandle<P> {
         &self.counters
     }
 
+    /// True once the worker's thread ended (stopped, or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
     /// Raises the stop flag (the worker finishes its loop, flushes, and exits).
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
