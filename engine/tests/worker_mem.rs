@@ -146,6 +146,41 @@ fn a_full_handoff_ring_counts_drops_instead_of_blocking() {
     assert_eq!(c.dropped(DropReason::HandoffFull), 22);
 }
 
+/// Grows every frame into its headroom by 100 bytes (as an encapsulation would), then hands
+/// it to worker 1's port 0.
+struct GrowThenHandOff;
+impl FrameProcessor for GrowThenHandOff {
+    fn process(&mut self, _rx: PortId, f: &mut FrameMut<'_>) -> Verdict {
+        assert!(f.push_front(100), "rx headroom holds 100 bytes");
+        Verdict::Handoff { worker: WorkerId(1), port: PortId(0) }
+    }
+}
+
+#[test]
+fn a_frame_longer_than_a_handoff_slot_is_a_counted_drop_and_no_panic() {
+    let mut mesh = handoff_mesh(2, 64).into_iter();
+    let (src, h_src) = MemPort::queue("src", 256);
+    let (dst, h_dst) = MemPort::queue("dst", 256);
+    let w0 = start("wx-hl0", 256, src, GrowThenHandOff, mesh.next());
+    let w1 = start("wx-hl1", 256, dst, Forward::new(vec![PortId(0)]), mesh.next());
+    // Full-size frames become longer than a slot; short ones still fit after growing.
+    let long = weft_engine::port::MAX_FRAME_LEN;
+    for i in 0..10u8 {
+        assert!(h_src.inject(&frame(i, long)));
+        assert!(h_src.inject(&frame(i, 200)));
+    }
+    wait_for("10 short frames out of dst", || h_dst.sent() == 10);
+    wait_for("20 frames received", || w0.counters().snapshot().ports[0].rx_packets == 20);
+    // Both workers still run: stop() returns them (a panicked worker returns an error).
+    let (c0, c1) = (w0.stop().unwrap().counters().snapshot(), w1.stop().unwrap().counters().snapshot());
+    assert_eq!(c0.dropped(DropReason::HandoffTooLong), 10);
+    assert_eq!(c0.worker.handoff_out, 10);
+    assert_eq!(c1.worker.handoff_in, 10);
+    while let Some(f) = h_dst.take_sent() {
+        assert_eq!(f.len(), 300, "a handed-off frame arrives whole");
+    }
+}
+
 #[test]
 fn verdicts_naming_missing_ports_or_workers_are_counted_drops() {
     struct Bad(u32);

@@ -49,6 +49,8 @@ drop_reasons! {
     NoSuchWorker = "no_such_worker", "the processor chose a handoff target worker that does not exist";
     /// The target worker's handoff ring was full.
     HandoffFull = "handoff_full", "the target worker's handoff ring was full";
+    /// A frame to hand off was longer than a handoff slot holds (it grew by encapsulation).
+    HandoffTooLong = "handoff_too_long", "a frame to hand to another worker was longer than a handoff slot";
     /// No free frame to copy a handed-off frame into.
     HandoffNoFrame = "handoff_no_frame", "no free frame in this worker's pool for a handed-off frame";
     /// A handed-off frame named a port that no longer carries the pod it was meant for (the

@@ -276,9 +276,14 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             return;
         };
         let data = self.pool.data(frame);
+        // A frame that grew into its headroom (encapsulation) can be longer than a slot:
+        // it cannot be carried whole, so it is a counted drop rather than a truncated frame.
+        if data.len() > MAX_FRAME_LEN {
+            local.drop(DropReason::HandoffTooLong, 1);
+            return;
+        }
         let mut slot = HandoffSlot { port, len: data.len() as u16, bytes: [0; MAX_FRAME_LEN] };
-        let n = data.len().min(MAX_FRAME_LEN);
-        slot.bytes[..n].copy_from_slice(&data[..n]);
+        slot.bytes[..data.len()].copy_from_slice(data);
         match inbox.push(slot) {
             Ok(()) => local.worker.handoff_out += 1,
             Err(_) => local.drop(DropReason::HandoffFull, 1),
@@ -296,7 +301,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             let Some(slot) = h.inbox().pop() else { break };
             n += 1;
             local.worker.handoff_in += 1;
-            let Some(mut f) = self.pool.copy_in(&slot.bytes[..slot.len as usize]) else {
+            let Some(mut f) = self.pool.copy_in(&slot.bytes[..usize::from(slot.len).min(MAX_FRAME_LEN)])
+            else {
                 local.drop(DropReason::HandoffNoFrame, 1);
                 continue;
             };
