@@ -18,7 +18,10 @@ fn weft_built() -> bool {
     if weft.exists() {
         return true;
     }
-    eprintln!("SKIPPED: {} is not built; `cargo test --workspace` (make test) builds it", weft.display());
+    weft_testnet::skip(
+        "lab_bench_suites",
+        &format!("{} is not built; `cargo test --workspace` (make test) builds it", weft.display()),
+    );
     false
 }
 

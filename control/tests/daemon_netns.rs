@@ -270,8 +270,10 @@ fn without_privileges_weft_run_names_the_missing_capabilities() -> Result<()> {
         return Ok(());
     }
     if run_ok("setpriv", &["--version"]).is_err() {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED: setpriv (util-linux) is not installed");
+        weft_testnet::skip(
+            "without_privileges_weft_run_names_the_missing_capabilities",
+            "setpriv (util-linux) is not installed",
+        );
         return Ok(());
     }
     let stem = unique_stem();

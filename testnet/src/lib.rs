@@ -1,6 +1,6 @@
 //! Test support shared by weft's kernel-facing tests: per-run network namespaces
 //! with Drop-guard teardown (also on panic), veth pairs, code run inside a
-//! namespace, and loud skipping when not root.
+//! namespace, and loud skipping when not root (a failure where `CI` is set).
 //!
 //! Every suite names its namespaces from [`unique_stem`] with its own prefix
 //! (engine `wx`, daemon `wd`, …): the prefix, the pid and a per-process counter in
@@ -16,19 +16,29 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sched::{CloneFlags, setns};
 
-/// True when the test runs as root; otherwise prints why `test` is skipped.
+/// Reports that `test` cannot run because of `why`. Where the environment variable `CI` is
+/// set (CI runs everything, as root) this panics, failing the test with the reason; elsewhere
+/// it prints a loud `SKIPPED` line and the caller returns early.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} cannot run and CI is set, so it fails instead of skipping: {why}");
+    }
+    // Straight to fd 2, not `eprintln!`: the test harness captures the macros' output of
+    // passing tests, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// True when the test runs as root; otherwise [`skip`]s `test` (a failure under `CI`).
 pub fn root_or_skip(test: &str) -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false);
     if !root {
-        // Straight to fd 2, not `eprintln!`: the test harness captures the
-        // macros' output of passing tests, and a skip must be seen.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) to create network namespaces, \
-             veth pairs, XDP programs and AF_XDP sockets; run `make test` as root (CI does)"
+        skip(
+            test,
+            "needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) to create network namespaces, veth pairs, \
+             XDP programs and AF_XDP sockets; run `make test` as root",
         );
     }
     root

@@ -17,13 +17,14 @@ use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeSpec, cmd};
 /// The weft-lab binary under test.
 pub const WEFT_LAB: &str = env!("CARGO_BIN_EXE_weft-lab");
 
-/// True when the test can run; prints loudly what is missing otherwise.
+/// True when the test can run; otherwise skips loudly (fails where `CI` is set).
 pub fn have_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    eprintln!(
-        "SKIPPED {test}: the netns lab needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); run `make test` as root"
+    weft_testnet::skip(
+        test,
+        "the netns lab needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); run `make test` as root",
     );
     false
 }
