@@ -165,8 +165,80 @@ fn a_pod_behind_weft_pings_a_pod_behind_a_kernel_node(backend: &str, out: &str, 
     if backend == "host-gw" {
         a_pod_added_at_run_time_is_reachable_from_both_sides(&stem, &a, &pa, &pb, &sock)?;
     }
+    if backend == "vxlan" {
+        a_tagged_inner_frame_is_dropped_not_delivered(&b, &pa, &pod, &sock)?;
+    }
     daemon.sigterm()?;
     Ok(())
+}
+
+/// Node B sends VXLAN datagrams to weft (a UDP socket, so its kernel builds the outer headers)
+/// whose inner frames are UDP to pod A: untagged ones reach pod A, 802.1Q-tagged ones are each
+/// dropped as `vlan_tagged` and pod A receives none of them.
+fn a_tagged_inner_frame_is_dropped_not_delivered(
+    b: &Netns,
+    pa: &Netns,
+    pod: &str,
+    sock: &Path,
+) -> Result<()> {
+    let rx_path = format!("/sys/class/net/{pod}/statistics/rx_packets");
+    let rx = |ns: &Netns| -> Result<u64> { Ok(ns.exec(&["cat", &rx_path])?.trim().parse()?) };
+    let send = |tag: Option<u16>| -> Result<()> {
+        let datagram = vxlan_to_pod_a(tag);
+        b.run(move || -> std::io::Result<()> {
+            let s = std::net::UdpSocket::bind("198.18.0.12:0")?;
+            for _ in 0..5 {
+                s.send_to(&datagram, "198.18.0.11:8472")?;
+            }
+            Ok(())
+        })??;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    };
+    let before = rx(pa)?;
+    send(None)?;
+    assert_eq!(rx(pa)? - before, 5, "the untagged control frames reach pod A");
+    let (before, tagged) = (rx(pa)?, drop_count(&Daemon::status(sock)?, "vlan_tagged"));
+    send(Some(5))?;
+    let report = Daemon::status(sock)?;
+    assert_eq!(drop_count(&report, "vlan_tagged") - tagged, 5, "{:?}", report.drops);
+    assert_eq!(rx(pa)?, before, "pod A received a tagged frame");
+    Ok(())
+}
+
+/// A VXLAN payload (VNI 1) carrying UDP from pod B to pod A, with an 802.1Q tag when asked.
+fn vxlan_to_pod_a(tag: Option<u16>) -> Vec<u8> {
+    let mac = |s: &str| s.split(':').map(|h| u8::from_str_radix(h, 16).unwrap()).collect::<Vec<_>>();
+    let mut f = vec![0x08, 0, 0, 0, 0, 0, 1, 0]; // flags: VNI valid; VNI 1
+    f.extend(mac(A_VTEP));
+    f.extend(mac(B_VTEP));
+    if let Some(vid) = tag {
+        f.extend([0x81, 0x00]);
+        f.extend(vid.to_be_bytes());
+    }
+    f.extend([0x08, 0x00]);
+    let payload = b"weft vlan test";
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend(total.to_be_bytes());
+    ip.extend([0, 0, 0x40, 0, 63, 17, 0, 0, 198, 19, 2, 5, 198, 19, 1, 5]);
+    let mut sum = ip.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let sum = !(sum as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend(ip);
+    f.extend(5000u16.to_be_bytes());
+    f.extend(5001u16.to_be_bytes());
+    f.extend((8 + payload.len() as u16).to_be_bytes());
+    f.extend([0, 0]); // no UDP checksum
+    f.extend(payload);
+    f
+}
+
+fn drop_count(r: &weft_control::api::StatusReport, name: &str) -> u64 {
+    r.drops.iter().find(|d| d.reason == name).map_or(0, |d| d.count)
 }
 
 /// `weft pod add` rebuilds the queue-0 worker and moves every pod's route

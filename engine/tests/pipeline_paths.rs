@@ -254,6 +254,38 @@ fn vxlan_from_a_peer_is_decapsulated_and_delivered_to_the_pod() {
 }
 
 #[test]
+fn a_decapsulated_inner_frame_that_is_not_untagged_ipv4_is_a_named_drop() {
+    let inner = inner_to_pod1();
+    let mut tagged = inner[..12].to_vec();
+    tagged.extend_from_slice(&[0x81, 0, 0, 5]);
+    tagged.extend_from_slice(&inner[12..]);
+    let mut qinq = inner[..12].to_vec();
+    qinq.extend_from_slice(&[0x88, 0xa8, 0, 5, 0x81, 0, 0, 6]);
+    qinq.extend_from_slice(&inner[12..]);
+    let mut ipv6 = inner.clone();
+    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let arp = arp_request(B_VTEP, REMOTE_POD, pod(1).0);
+    for (what, frame, reason) in [
+        ("802.1Q", tagged, "vlan_tagged"),
+        ("802.1ad", qinq, "vlan_tagged"),
+        ("IPv6", ipv6, "unsupported_ethertype"),
+        ("ARP", arp, "unsupported_ethertype"),
+    ] {
+        for (backend, vni, port) in
+            [(Backend::FLANNEL_VXLAN, Vni::FLANNEL, 8472), (Backend::CALICO_VXLAN, Vni::CALICO, 4789)]
+        {
+            let mut n = Node::new(backend, false);
+            assert_eq!(
+                n.run(UPLINK, &vxlan_from_b(&frame, vni, port)),
+                Out::Drop(reason),
+                "{what} {backend:?}"
+            );
+            assert_eq!(n.count("vxlan_decap"), 0, "{what} {backend:?}: not counted as delivered");
+        }
+    }
+}
+
+#[test]
 fn ipip_from_a_peer_is_decapsulated_and_delivered_to_the_pod() {
     let mut n = Node::new(Backend::Ipip, false);
     let inner = inner_to_pod1();
