@@ -176,6 +176,9 @@ pub struct WorkerLine {
     pub loops: u64,
     /// Loops that found no work.
     pub idle_loops: u64,
+    /// Times the idle worker blocked until a frame, a handed-over frame or a stop woke it.
+    #[serde(default)]
+    pub waits: u64,
     /// Wakeup system calls.
     pub wakeups: u64,
     /// Refills short of free frames.

@@ -90,11 +90,12 @@ impl fmt::Display for StatusReport {
         }
         let _ = writeln!(
             out,
-            "\nWORKERS\n{:<10} {:>5} {:>14} {:>14} {:>10} {:>12} {:>12} {:>11} {:>11}",
+            "\nWORKERS\n{:<10} {:>5} {:>14} {:>14} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",
             "NAME",
             "CORE",
             "LOOPS",
             "IDLE",
+            "WAITS",
             "WAKEUPS",
             "FILL STARVED",
             "TX RING FULL",
@@ -105,11 +106,12 @@ impl fmt::Display for StatusReport {
             let core = w.core.map_or("-".to_owned(), |c| c.to_string());
             let _ = writeln!(
                 out,
-                "{:<10} {:>5} {:>14} {:>14} {:>10} {:>12} {:>12} {:>11} {:>11}",
+                "{:<10} {:>5} {:>14} {:>14} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",
                 w.name,
                 core,
                 w.loops,
                 w.idle_loops,
+                w.waits,
                 w.wakeups,
                 w.fill_starved,
                 w.tx_ring_full,

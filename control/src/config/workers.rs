@@ -23,7 +23,7 @@ pub struct WorkersSection {
     pub batch: usize,
     /// `workers.frames`: UMEM frames per worker (default 4096).
     pub frames: u32,
-    /// `workers.busy_poll`: never sleep when idle (default false: adaptive sleep).
+    /// `workers.busy_poll`: never block or sleep when idle (default false: adaptive waiting).
     pub busy_poll: bool,
 }
 

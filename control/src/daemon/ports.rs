@@ -141,6 +141,7 @@ struct Retired {
     drops: [u64; DropReason::COUNT],
     loops: u64,
     idle_loops: u64,
+    waits: u64,
     wakeups: u64,
     fill_starved: u64,
     tx_ring_full: u64,
@@ -164,6 +165,7 @@ impl Retired {
         }
         self.loops += s.worker.loops;
         self.idle_loops += s.worker.idle_loops;
+        self.waits += s.worker.waits;
         self.wakeups += s.worker.wakeups;
         self.fill_starved += s.worker.fill_starved;
         self.tx_ring_full += s.worker.tx_ring_full;
@@ -626,6 +628,7 @@ impl Dataplane {
                 core: r.core,
                 loops: s.worker.loops,
                 idle_loops: s.worker.idle_loops,
+                waits: s.worker.waits,
                 wakeups: s.worker.wakeups,
                 fill_starved: s.worker.fill_starved,
                 tx_ring_full: s.worker.tx_ring_full,
@@ -635,6 +638,7 @@ impl Dataplane {
             if r.name == "weft-q0" {
                 w.loops += self.retired.loops;
                 w.idle_loops += self.retired.idle_loops;
+                w.waits += self.retired.waits;
                 w.wakeups += self.retired.wakeups;
                 w.fill_starved += self.retired.fill_starved;
                 w.tx_ring_full += self.retired.tx_ring_full;

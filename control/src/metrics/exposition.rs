@@ -65,9 +65,10 @@ pub fn render(r: &StatusReport) -> String {
         o.sample("weft_path_packets_total", &[("path", &p.reason)], p.count);
     }
 
-    let worker_counters: [Family<crate::api::WorkerLine>; 7] = [
+    let worker_counters: [Family<crate::api::WorkerLine>; 8] = [
         ("weft_worker_loops_total", "Poll loops run.", |w| w.loops),
         ("weft_worker_idle_loops_total", "Poll loops that found no work.", |w| w.idle_loops),
+        ("weft_worker_waits_total", "Times the idle worker blocked until traffic woke it.", |w| w.waits),
         ("weft_worker_wakeups_total", "Wakeup system calls the kernel asked for.", |w| w.wakeups),
         ("weft_worker_fill_starved_total", "Fill-ring refills short of free frames.", |w| w.fill_starved),
         ("weft_worker_tx_ring_full_total", "Transmits that found the tx ring full.", |w| w.tx_ring_full),

@@ -86,6 +86,13 @@ pub trait Port: Send + fmt::Debug {
         KernelDrops::default()
     }
 
+    /// A descriptor that polls readable (`POLLIN`) when `rx` has frames, so an idle worker can
+    /// block until traffic arrives. `None` (the default) when the port cannot wake a worker:
+    /// a worker with such a port naps instead of blocking.
+    fn rx_wait_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+
     /// Housekeeping once per loop: reaps transmit completions into `pool`,
     /// refills the receive side from `pool` in chunks, repeats wakeups the
     /// kernel still asks for.

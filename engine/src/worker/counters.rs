@@ -59,6 +59,8 @@ pub struct WorkerTotals {
     pub handoff_in: u64,
     /// Frames copied into this worker's pool (AF_PACKET rx, handoff, memory ports).
     pub copies: u64,
+    /// Times the idle worker blocked until its ports or its doorbell woke it.
+    pub waits: u64,
 }
 
 /// The worker's private, non-atomic running totals.
@@ -106,7 +108,7 @@ struct AtomicPort {
 pub struct WorkerCounters {
     names: Vec<String>,
     ports: Vec<CachePadded<AtomicPort>>,
-    worker: [AtomicU64; 10],
+    worker: [AtomicU64; WORKER_FIELDS],
     drops: [AtomicU64; DropReason::COUNT],
     batches: [AtomicU64; BATCH_BUCKETS],
 }
@@ -143,7 +145,10 @@ impl CounterSnapshot {
     }
 }
 
-fn worker_array(w: &WorkerTotals) -> [u64; 10] {
+/// Number of [`WorkerTotals`] fields.
+const WORKER_FIELDS: usize = 11;
+
+fn worker_array(w: &WorkerTotals) -> [u64; WORKER_FIELDS] {
     [
         w.loops,
         w.idle_loops,
@@ -155,6 +160,7 @@ fn worker_array(w: &WorkerTotals) -> [u64; 10] {
         w.handoff_out,
         w.handoff_in,
         w.copies,
+        w.waits,
     ]
 }
 
@@ -191,7 +197,7 @@ impl WorkerCounters {
 
     /// Reads every counter (any thread, without stopping the worker).
     pub fn snapshot(&self) -> CounterSnapshot {
-        let w: [u64; 10] = std::array::from_fn(|i| self.worker[i].load(Ordering::Relaxed));
+        let w: [u64; WORKER_FIELDS] = std::array::from_fn(|i| self.worker[i].load(Ordering::Relaxed));
         CounterSnapshot {
             port_names: self.names.clone(),
             ports: self
@@ -215,6 +221,7 @@ impl WorkerCounters {
                 handoff_out: w[7],
                 handoff_in: w[8],
                 copies: w[9],
+                waits: w[10],
             },
             drops: std::array::from_fn(|i| self.drops[i].load(Ordering::Relaxed)),
             batches: std::array::from_fn(|i| self.batches[i].load(Ordering::Relaxed)),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 
 use super::processor::{PortId, WorkerId};
+use super::wake::Doorbell;
 use crate::port::MAX_FRAME_LEN;
 
 /// One frame in flight between workers.
@@ -21,11 +22,13 @@ pub(crate) struct HandoffSlot {
     pub(crate) bytes: [u8; MAX_FRAME_LEN],
 }
 
-/// A worker's side of the mesh: its own inbox and every worker's inbox.
+/// A worker's side of the mesh: its own inbox and every worker's inbox, and every worker's
+/// doorbell (rung after a push, so that a blocked receiver wakes).
 #[derive(Debug, Clone)]
 pub struct HandoffEndpoint {
     pub(crate) me: WorkerId,
     pub(crate) inboxes: Arc<[ArrayQueue<HandoffSlot>]>,
+    pub(crate) doorbells: Arc<[Arc<Doorbell>]>,
 }
 
 impl HandoffEndpoint {
@@ -37,11 +40,19 @@ impl HandoffEndpoint {
     pub(crate) fn inbox(&self) -> &ArrayQueue<HandoffSlot> {
         &self.inboxes[self.me.0 as usize]
     }
+
+    /// This worker's doorbell.
+    pub(crate) fn doorbell(&self) -> &Arc<Doorbell> {
+        &self.doorbells[self.me.0 as usize]
+    }
 }
 
 /// Creates the endpoints of `workers` workers, each inbox holding `capacity` frames.
 pub fn handoff_mesh(workers: u16, capacity: usize) -> Vec<HandoffEndpoint> {
     let inboxes: Arc<[ArrayQueue<HandoffSlot>]> =
         (0..workers).map(|_| ArrayQueue::new(capacity.max(1))).collect();
-    (0..workers).map(|i| HandoffEndpoint { me: WorkerId(i), inboxes: inboxes.clone() }).collect()
+    let doorbells: Arc<[Arc<Doorbell>]> = (0..workers).map(|_| Arc::default()).collect();
+    (0..workers)
+        .map(|i| HandoffEndpoint { me: WorkerId(i), inboxes: inboxes.clone(), doorbells: doorbells.clone() })
+        .collect()
 }

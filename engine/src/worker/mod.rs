@@ -3,7 +3,8 @@
 //!
 //! rx batch (64) per port → [`FrameProcessor`] verdicts → staged tx per port →
 //! tx flushed when a batch is full, when input goes quiet, or every `tx_flush` (~100 µs) → completions
-//! reaped and fill rings refilled in chunks → counters published → idle strategy.
+//! reaped and fill rings refilled in chunks → counters published → idle strategy (by default:
+//! spin a little, then block in `poll(2)` until a frame or a handed-over frame arrives).
 //!
 //! System calls happen only when the kernel sets need_wakeup, and are counted.
 //! A worker stops cleanly when its stop flag is raised.
@@ -15,16 +16,18 @@ mod idle;
 mod lossy_queue;
 mod poll;
 mod processor;
+mod wake;
 
 pub use counters::{
     BATCH_BUCKETS, CounterSnapshot, LocalCounters, PortTotals, WorkerCounters, WorkerTotals, batch_bucket,
 };
 pub use drop_reason::DropReason;
 pub use handoff::{HandoffEndpoint, handoff_mesh};
-pub use idle::IdleStrategy;
+pub use idle::{FALLBACK_MAX_NAP, IdleStrategy};
 pub use lossy_queue::LossyQueue;
 pub use poll::{Worker, WorkerHandle};
 pub use processor::{Discard, Forward, FrameProcessor, PortId, Reflect, Verdict, WorkerId};
+pub use wake::Doorbell;
 
 use std::time::Duration;
 
@@ -51,7 +54,7 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     /// Defaults: batch 64, tx flushed when input goes quiet or after 100 µs, backlog of 4
-    /// batches, adaptive sleep, not pinned.
+    /// batches, adaptive waiting, not pinned.
     pub fn new(name: &str) -> Self {
         WorkerConfig {
             name: name.to_owned(),

@@ -8,9 +8,11 @@ use std::time::Instant;
 use super::counters::{LocalCounters, WorkerCounters, batch_bucket};
 use super::drop_reason::DropReason;
 use super::handoff::{HandoffEndpoint, HandoffSlot};
-use super::idle::Idler;
+use super::idle::{Idle, Idler};
 use super::processor::{FrameProcessor, PortId, Verdict};
+use super::wake::Doorbell;
 use super::{WorkerConfig, WorkerError};
+use crate::port::afxdp::sys::PollSet;
 use crate::port::{Frame, FramePool, IoEvents, MAX_FRAME_LEN, Port};
 
 /// While idle and spinning, counters are published once per this many loops.
@@ -31,6 +33,8 @@ pub struct Worker<P> {
     processor: P,
     counters: Arc<WorkerCounters>,
     handoff: Option<HandoffEndpoint>,
+    /// Wakes this worker when it blocks (its handoff endpoint's, when it has one).
+    doorbell: Arc<Doorbell>,
 }
 
 /// A running worker thread.
@@ -38,6 +42,7 @@ pub struct Worker<P> {
 pub struct WorkerHandle<P> {
     stop: Arc<AtomicBool>,
     counters: Arc<WorkerCounters>,
+    doorbell: Arc<Doorbell>,
     thread: JoinHandle<Worker<P>>,
 }
 
@@ -52,9 +57,11 @@ impl<P> WorkerHandle<P> {
         self.thread.is_finished()
     }
 
-    /// Raises the stop flag (the worker finishes its loop, flushes, and exits).
+    /// Raises the stop flag (the worker finishes its loop, flushes, and exits), waking it
+    /// if it blocks.
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.doorbell.ring();
     }
 
     /// Stops the worker and returns its context (pool and ports, for inspection).
@@ -85,11 +92,13 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             });
         }
         let counters = Arc::new(WorkerCounters::new(ports.iter().map(|p| p.name().to_owned()).collect()));
-        Ok(Worker { cfg, ports, pool, processor, counters, handoff: None })
+        Ok(Worker { cfg, ports, pool, processor, counters, handoff: None, doorbell: Arc::default() })
     }
 
-    /// Joins the handoff mesh with `endpoint`.
+    /// Joins the handoff mesh with `endpoint` (and takes its doorbell, which the other
+    /// workers ring).
     pub fn with_handoff(mut self, endpoint: HandoffEndpoint) -> Self {
+        self.doorbell = endpoint.doorbell().clone();
         self.handoff = Some(endpoint);
         self
     }
@@ -120,6 +129,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
     pub fn spawn(self) -> Result<WorkerHandle<P>, WorkerError> {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = self.counters.clone();
+        let doorbell = self.doorbell.clone();
         let name = self.cfg.name.clone();
         let core = self.cfg.core;
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
@@ -142,7 +152,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             })
             .map_err(|source| WorkerError::Spawn { name: name.clone(), source })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(WorkerHandle { stop, counters, thread }),
+            Ok(Ok(())) => Ok(WorkerHandle { stop, counters, doorbell, thread }),
             Ok(Err(source)) => {
                 let _ = thread.join();
                 Err(WorkerError::Pin { name, core: core.unwrap_or(0), source })
@@ -167,6 +177,11 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let mut idler = Idler::new(self.cfg.idle);
         let mut last_flush = Instant::now();
         let mut ev = IoEvents::default();
+        // Blocking needs every port to have a descriptor that wakes us, and a doorbell.
+        let mut waits = self.doorbell.fd().and_then(|bell| {
+            let ports: Option<Vec<_>> = self.ports.iter().map(|p| p.rx_wait_fd()).collect();
+            Some(PollSet::new(ports?.into_iter().chain([bell])))
+        });
 
         while !stop.load(Ordering::Relaxed) {
             let mut work = 0usize;
@@ -210,17 +225,48 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             if work > 0 || staged.iter().any(|s| !s.is_empty()) {
                 idler.busy();
                 self.counters.publish(&local);
-            } else {
-                let nap = idler.idle();
-                if nap.is_some() || local.worker.idle_loops % IDLE_PUBLISH_EVERY == 0 {
-                    self.counters.publish(&local);
+                continue;
+            }
+            match idler.idle(waits.is_some()) {
+                Idle::Spin => {
+                    if local.worker.idle_loops % IDLE_PUBLISH_EVERY == 0 {
+                        self.counters.publish(&local);
+                    }
                 }
-                if let Some(d) = nap {
+                Idle::Nap(d) => {
+                    self.counters.publish(&local);
                     std::thread::sleep(d);
                 }
+                Idle::Block(max) => match waits.as_mut() {
+                    Some(w) => self.block(w, max, stop, &mut local),
+                    None => self.counters.publish(&local),
+                },
             }
         }
         self.shutdown(&mut staged, &mut local, &mut ev);
+    }
+
+    /// Blocks until a port has frames, the doorbell rings (a handed-over frame, a stop
+    /// request) or `max` passes; first announces the sleep and looks for such work once more
+    /// (see `wake.rs`: no wakeup is lost).
+    fn block(
+        &self,
+        waits: &mut PollSet,
+        max: std::time::Duration,
+        stop: &AtomicBool,
+        local: &mut LocalCounters,
+    ) {
+        self.doorbell.going_to_sleep();
+        let handed_over = self.handoff.as_ref().is_some_and(|h| !h.inbox().is_empty());
+        if !handed_over && !stop.load(Ordering::Relaxed) {
+            local.worker.waits += 1;
+            self.counters.publish(local);
+            let ms = i32::try_from(max.as_millis()).unwrap_or(i32::MAX).max(1);
+            waits.wait(ms);
+        } else {
+            self.counters.publish(local);
+        }
+        self.doorbell.awake();
     }
 
     /// Receives one batch on port `p`, runs the processor, and routes each frame
@@ -285,7 +331,12 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let mut slot = HandoffSlot { port, len: data.len() as u16, bytes: [0; MAX_FRAME_LEN] };
         slot.bytes[..data.len()].copy_from_slice(data);
         match inbox.push(slot) {
-            Ok(()) => local.worker.handoff_out += 1,
+            Ok(()) => {
+                local.worker.handoff_out += 1;
+                if let Some(bell) = self.handoff.as_ref().and_then(|h| h.doorbells.get(worker)) {
+                    bell.ring();
+                }
+            }
             Err(_) => local.drop(DropReason::HandoffFull, 1),
         }
     }

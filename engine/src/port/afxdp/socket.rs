@@ -260,6 +260,11 @@ impl Port for AfXdpPort {
         &self.name
     }
 
+    /// The socket: it polls readable when the rx ring holds descriptors.
+    fn rx_wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.fd.as_fd())
+    }
+
     fn kind(&self) -> &'static str {
         if self.zero_copy { "af_xdp zero-copy" } else { "af_xdp copy" }
     }

@@ -155,6 +155,57 @@ pub(crate) fn set_timer_slack(ns: u64) -> io::Result<()> {
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// `eventfd(2)`: counter 0, non-blocking, close-on-exec.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call with integer arguments.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by eventfd(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd's counter, making it readable. A saturated counter (EAGAIN) is
+/// already readable, so the result carries nothing.
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: `one` is a live 8-byte buffer, the size eventfd writes take.
+    let _ = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+}
+
+/// Resets an eventfd's counter to 0 (a non-blocking read; EAGAIN when it already was).
+pub(crate) fn eventfd_clear(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 8];
+    // SAFETY: `buf` is a live writable 8-byte buffer, the size eventfd reads take.
+    let _ = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+}
+
+/// The descriptors a blocked worker waits on for `POLLIN`, prepared once so that waiting
+/// allocates nothing. Holds raw descriptor numbers: the owner keeps the descriptors open for
+/// as long as it uses the set (a worker builds it from its own ports and drops it first).
+#[derive(Debug)]
+pub(crate) struct PollSet {
+    fds: Vec<libc::pollfd>,
+}
+
+impl PollSet {
+    pub(crate) fn new<'a>(fds: impl IntoIterator<Item = BorrowedFd<'a>>) -> Self {
+        PollSet {
+            fds: fds
+                .into_iter()
+                .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+                .collect(),
+        }
+    }
+
+    /// `poll(2)`: returns when a descriptor is readable, after `timeout_ms`, or on a signal.
+    pub(crate) fn wait(&mut self, timeout_ms: i32) {
+        // SAFETY: `fds` is a live array of `len` pollfd structs that poll may write to.
+        let _ = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, timeout_ms) };
+    }
+}
+
 /// A memory mapping, unmapped on drop. Holds a raw pointer: only the ring and
 /// UMEM types of this module hand out references into it.
 #[derive(Debug)]
