@@ -23,6 +23,8 @@ suites (each takes --json FILE to write its raw figures):
            floor (weft-bench core --help)
   control  etcd lease sync time and lease-put -> route convergence against a real etcd
            (weft-bench control --help)
+  idle     CPU of each weft worker on a node without traffic, default idle strategy vs
+           busy polling (weft-bench idle --help)
   lab      packet rates through weft and the kernel's VXLAN/host-gw data path in a netns lab,
            alternating, with weft/kernel ratios (weft-bench lab --help)
   latency  one-way latency at 10/50/90 % of each path's capacity, weft vs kernel
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let result = match suite.as_deref() {
         Some("control") => control::run(&rest),
         Some("core") => core::run_suite(&rest),
+        Some("idle") => lab_bench::idle::run(&rest),
         Some("lab") => lab_bench::pps::run(&rest),
         Some("latency") => lab_bench::latency::run(&rest),
         Some("lpm") => lpm::run(&rest),

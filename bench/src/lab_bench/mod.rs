@@ -1,6 +1,7 @@
 //! The lab benchmarks, weft against the kernel's data path in one netns lab (SPEC §6):
 //! `weft-bench lab` (full-speed packet rates, [`pps`]) and `weft-bench latency` (one-way
-//! latency at fixed rates, [`latency`]).
+//! latency at fixed rates, [`latency`]) and `weft-bench idle` (CPU of an idle weft node's
+//! workers, [`idle`]).
 //!
 //! - [`testbed`]: the lab (n1, n2 kernel flannel; n3 weft) and the three paths on it.
 //! - [`frame`]: the tagged UDP test frame (run id, sequence, send time).
@@ -14,6 +15,7 @@
 pub mod common;
 pub mod frame;
 pub mod generator;
+pub mod idle;
 pub mod latency;
 pub mod netns;
 pub mod pps;

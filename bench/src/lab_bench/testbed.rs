@@ -193,6 +193,12 @@ impl Testbed {
         })
     }
 
+    /// The PID of the weft node's daemon.
+    pub fn weft_pid(&self) -> Option<i32> {
+        let name = weft_bench::lab::Plan::node_process(WEFT_NODE, weft_bench::lab::NodeKind::Weft);
+        self.lab.state().processes.iter().find(|p| p.name == name).map(|p| p.pid)
+    }
+
     /// `weft status --json` of the weft node, if it answers.
     pub fn weft_status(&self) -> Option<serde_json::Value> {
         let node = self.lab.node(WEFT_NODE);

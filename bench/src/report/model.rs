@@ -6,6 +6,7 @@ use super::criterion::MicroBench;
 use super::profile::PathProfile;
 use crate::control::ControlResult;
 use crate::core::CoreResult;
+use crate::lab_bench::idle::IdleReport;
 use crate::lab_bench::result::{LabReport, LatencyReport};
 use crate::lpm::LpmResult;
 use crate::machine::Machine;
@@ -58,6 +59,9 @@ pub struct Report {
     pub lab: Option<LabReport>,
     /// `weft-bench latency`.
     pub latency: Option<LatencyReport>,
+    /// `weft-bench idle`.
+    #[serde(default)]
+    pub idle: Option<IdleReport>,
 }
 
 impl Report {
@@ -84,6 +88,7 @@ impl Report {
             profiles_note: None,
             lab: None,
             latency: None,
+            idle: None,
         }
     }
 }

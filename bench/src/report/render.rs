@@ -83,6 +83,19 @@ fn goals(r: &Report, out: &mut String) {
     if let Some(l) = &r.latency {
         lab::latency_goals(l, out);
     }
+    if let Some(idle) = &r.idle {
+        use crate::lab_bench::idle::IDLE_GOAL_PERCENT;
+        for w in idle.records.iter().filter(|w| !w.busy_poll) {
+            let _ = writeln!(
+                out,
+                "| idle {} {}: worker under {IDLE_GOAL_PERCENT} % busy | {:.1} % | {} |",
+                w.backend,
+                w.worker,
+                w.busy_percent,
+                if w.busy_percent <= IDLE_GOAL_PERCENT { "yes" } else { "no" }
+            );
+        }
+    }
     out.push('\n');
 }
 
@@ -161,6 +174,11 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
         for p in plots.iter().filter(|p| p.file.starts_with("latency_")) {
             let _ = writeln!(out, "![{}]({})\n", p.file, p.file);
         }
+    }
+    if let Some(idle) = &r.idle {
+        out.push_str("## idle: CPU of a weft node without traffic\n\n");
+        out.push_str(&crate::lab_bench::idle::table(&idle.records));
+        out.push('\n');
     }
     if let Some(core) = &r.core {
         out.push_str("## core: the forwarding pipeline on one core\n\n");
