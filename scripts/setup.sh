@@ -13,6 +13,7 @@ packages=(
   protobuf-compiler                                                          # etcd-client
   etcd-server etcd-client                                                    # real etcd for tests and the lab
   iproute2 iputils-ping tcpdump ethtool procps                               # the netns lab
+  sockperf iperf3                                                            # real tools between lab pods (weft-bench tools)
 )
 for extra in "$@"; do
   case "$extra" in

@@ -29,6 +29,8 @@ suites (each takes --json FILE to write its raw figures):
            alternating, with weft/kernel ratios (weft-bench lab --help)
   latency  one-way latency at 10/50/90 % of each path's capacity, weft vs kernel
            (weft-bench latency --help)
+  tools    sockperf ping-pong and iperf3 between pods on two weft nodes and on two
+           kernel-flannel nodes, same lab (weft-bench tools --help)
   lpm      FIB longest-prefix-match lookups vs the prefix-trie crate, under churn, update
            visibility, memory per prefix (weft-bench lpm --help)
 
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Some("lab") => lab_bench::pps::run(&rest),
         Some("latency") => lab_bench::latency::run(&rest),
         Some("lpm") => lpm::run(&rest),
+        Some("tools") => lab_bench::tools::run(&rest),
         Some("all") => report::run(&rest),
         Some("-h" | "--help") => {
             println!("{USAGE}");

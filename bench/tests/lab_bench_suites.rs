@@ -107,3 +107,48 @@ fn a_short_latency_run_reports_percentiles_for_weft_and_the_kernel() {
         assert!((rate - 0.2 * r["capacity_pps"].as_f64().unwrap()).abs() < 1.0, "{r}");
     }
 }
+
+#[test]
+fn an_idle_run_reads_the_cpu_time_of_every_weft_worker() {
+    if !have_root("an_idle_run_reads_the_cpu_time_of_every_weft_worker") || !weft_built() {
+        return;
+    }
+    let report = run_suite(&["idle", "--modes", "adaptive,busy-poll", "--secs", "1"]);
+    let records = report["records"].as_array().unwrap();
+    let modes: Vec<bool> = records.iter().map(|r| r["busy_poll"].as_bool().unwrap()).collect();
+    assert_eq!(modes, [false, true], "one worker (weft-q0) per mode: {records:?}");
+    for r in records {
+        assert_eq!(r["worker"], "weft-q0", "{r}");
+        let (secs, cpu, busy) = (
+            r["secs"].as_f64().unwrap(),
+            r["cpu_secs"].as_f64().unwrap(),
+            r["busy_percent"].as_f64().unwrap(),
+        );
+        assert!(secs >= 1.0 && cpu >= 0.0 && cpu <= secs * 1.05, "{r}");
+        assert!((busy - 100.0 * cpu / secs).abs() < 1e-9, "{r}");
+    }
+}
+
+#[test]
+fn a_tools_run_measures_both_pod_pairs_with_sockperf_and_iperf3() {
+    if !have_root("a_tools_run_measures_both_pod_pairs_with_sockperf_and_iperf3") || !weft_built() {
+        return;
+    }
+    let report = run_suite(&["tools", "--rates", "1000", "--secs", "1"]);
+    let pp = report["ping_pong"].as_array().unwrap();
+    let paths: Vec<&str> = pp.iter().map(|r| r["data_path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["kernel", "weft"]);
+    for r in pp {
+        assert!(r["observations"].as_u64().unwrap() > 0, "{r}");
+        let (p50, p99, p999) =
+            (r["p50_us"].as_f64().unwrap(), r["p99_us"].as_f64().unwrap(), r["p999_us"].as_f64().unwrap());
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{r}");
+    }
+    let tp = report["throughput"].as_array().unwrap();
+    let tests: Vec<(&str, &str)> =
+        tp.iter().map(|r| (r["test"].as_str().unwrap(), r["data_path"].as_str().unwrap())).collect();
+    assert_eq!(tests, [("tcp", "kernel"), ("tcp", "weft"), ("udp64", "kernel"), ("udp64", "weft")]);
+    for r in tp {
+        assert!(r["bits_per_second"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}

@@ -127,6 +127,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 });
             }
             eprintln!();
+            eprintln!("[idle] {}: tearing the lab down", backend.flannel_name());
         }
     }
     print_table(&records);

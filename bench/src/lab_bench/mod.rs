@@ -1,7 +1,7 @@
 //! The lab benchmarks, weft against the kernel's data path in one netns lab (SPEC §6):
 //! `weft-bench lab` (full-speed packet rates, [`pps`]) and `weft-bench latency` (one-way
 //! latency at fixed rates, [`latency`]) and `weft-bench idle` (CPU of an idle weft node's
-//! workers, [`idle`]).
+//! workers, [`idle`]) and `weft-bench tools` (sockperf and iperf3 between pods, [`tools`]).
 //!
 //! - [`testbed`]: the lab (n1, n2 kernel flannel; n3 weft) and the three paths on it.
 //! - [`frame`]: the tagged UDP test frame (run id, sequence, send time).
@@ -23,5 +23,6 @@ pub mod result;
 pub mod run;
 pub mod sink;
 pub mod testbed;
+pub mod tools;
 #[cfg(test)]
 mod traffic_test;

@@ -98,7 +98,7 @@ pub struct Testbed {
 }
 
 /// The sibling binary `name` of the running `weft-bench` (`target/<profile>/<name>`).
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating weft-bench")?;
     let path = exe.with_file_name(name);
     if !path.exists() {

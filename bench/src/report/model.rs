@@ -8,6 +8,7 @@ use crate::control::ControlResult;
 use crate::core::CoreResult;
 use crate::lab_bench::idle::IdleReport;
 use crate::lab_bench::result::{LabReport, LatencyReport};
+use crate::lab_bench::tools::ToolsReport;
 use crate::lpm::LpmResult;
 use crate::machine::Machine;
 
@@ -62,6 +63,9 @@ pub struct Report {
     /// `weft-bench idle`.
     #[serde(default)]
     pub idle: Option<IdleReport>,
+    /// `weft-bench tools`.
+    #[serde(default)]
+    pub tools: Option<ToolsReport>,
 }
 
 impl Report {
@@ -89,6 +93,7 @@ impl Report {
             lab: None,
             latency: None,
             idle: None,
+            tools: None,
         }
     }
 }

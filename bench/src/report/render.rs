@@ -175,6 +175,11 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
             let _ = writeln!(out, "![{}]({})\n", p.file, p.file);
         }
     }
+    if let Some(tools) = &r.tools {
+        out.push_str("## tools: sockperf and iperf3 between pods, weft nodes vs kernel-flannel nodes\n");
+        out.push_str(&crate::lab_bench::tools::markdown(tools));
+        out.push('\n');
+    }
     if let Some(idle) = &r.idle {
         out.push_str("## idle: CPU of a weft node without traffic\n\n");
         out.push_str(&crate::lab_bench::idle::table(&idle.records));
