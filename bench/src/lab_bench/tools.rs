@@ -205,7 +205,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
     }
-    anyhow::ensure!(secs >= 1.0 && secs <= 600.0, "--secs must be in [1, 600]");
+    anyhow::ensure!((1.0..=600.0).contains(&secs), "--secs must be in [1, 600]");
     for tool in ["sockperf", "iperf3"] {
         if cmd::run("which", &[tool]).is_err() {
             bail!("{tool} is not installed: `apt-get install {tool}` (scripts/setup.sh bench does)");
