@@ -1,5 +1,9 @@
-//! The four AF_XDP rings as single-producer/single-consumer queues shared with
-//! the kernel. We produce into fill and tx, consume from rx and completion.
+//! The four AF_XDP rings as single-producer/single-consumer queues shared with the kernel,
+//! one type each: we produce into [`FillRing`] and [`TxRing`] and consume from [`RxRing`] and
+//! [`CompletionRing`]. The types hold the invariants: a producer writes only slots the kernel
+//! gave back (counted from its consumer index), a consumer reads only slots the kernel
+//! published (up to its producer index) and hands them back after reading; no caller can get
+//! either wrong, so every method is safe.
 //!
 //! Synchronisation edges (same as libxdp's `xsk.h`):
 //! - producer side: write descriptors, then `producer.store(Release)` — the
@@ -18,14 +22,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::sys::Mmap;
 
 /// Ring element types: `u64` (fill, completion) or `xdp_desc` (rx, tx).
-pub(crate) trait Desc: Copy {}
+trait Desc: Copy {}
 impl Desc for u64 {}
 impl Desc for libc::xdp_desc {}
 
-/// One mapped ring; fill and tx use the producer half of the API, rx and
-/// completion the consumer half.
+/// One mapped ring: the shared indices, the flags word and the descriptor array.
 #[derive(Debug)]
-pub(crate) struct Ring<T: Desc> {
+struct RingMap<T: Desc> {
     /// Keeps the mapping alive: the raw pointers below point into it.
     _map: Mmap,
     producer: *const AtomicU32,
@@ -34,57 +37,33 @@ pub(crate) struct Ring<T: Desc> {
     descs: *mut T,
     mask: u32,
     size: u32,
-    /// Our copy of the index we own (producer for fill/tx, consumer for rx/completion).
-    local: u32,
-    /// Last seen value of the index the kernel owns (plus `size` for producer rings).
-    cached: u32,
     _t: PhantomData<T>,
 }
 
-// SAFETY: the ring is owned by one worker; the raw pointers point into `map`,
+// SAFETY: the ring is owned by one worker; the raw pointers point into `_map`,
 // which moves with it. The kernel side is synchronised through the atomics.
-unsafe impl<T: Desc> Send for Ring<T> {}
+unsafe impl<T: Desc> Send for RingMap<T> {}
 
-impl<T: Desc> Ring<T> {
-    /// Maps the ring of `size` entries at page offset `pgoff` using the offsets
-    /// the kernel reported for it. `size` must be a power of two (checked by the caller).
-    pub(crate) fn map(
-        fd: BorrowedFd<'_>,
-        off: &libc::xdp_ring_offset,
-        size: u32,
-        pgoff: i64,
-        producer_ring: bool,
-    ) -> io::Result<Self> {
+impl<T: Desc> RingMap<T> {
+    /// Maps the ring of `size` entries (a power of two, checked by the caller) at page offset
+    /// `pgoff` using the offsets the kernel reported for it.
+    fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32, pgoff: i64) -> io::Result<Self> {
         let len = off.desc as usize + size as usize * size_of::<T>();
         let map = Mmap::shared(fd, len, pgoff)?;
         let base = map.as_ptr();
         // The kernel reported these offsets inside the mapping of `len` bytes;
         // producer/consumer/flags are 4-byte aligned u32 fields and the descriptor
         // array is aligned for `T` (kernel ring layout). Dereferences below rely on it.
-        let producer = base.wrapping_add(off.producer as usize).cast::<AtomicU32>();
-        let consumer = base.wrapping_add(off.consumer as usize).cast::<AtomicU32>();
-        let flags = base.wrapping_add(off.flags as usize).cast::<AtomicU32>();
-        let descs = base.wrapping_add(off.desc as usize).cast::<T>();
-        let mut ring = Ring {
+        Ok(RingMap {
+            producer: base.wrapping_add(off.producer as usize).cast::<AtomicU32>(),
+            consumer: base.wrapping_add(off.consumer as usize).cast::<AtomicU32>(),
+            flags: base.wrapping_add(off.flags as usize).cast::<AtomicU32>(),
+            descs: base.wrapping_add(off.desc as usize).cast::<T>(),
             _map: map,
-            producer,
-            consumer,
-            flags,
-            descs,
             mask: size - 1,
             size,
-            local: 0,
-            cached: 0,
             _t: PhantomData,
-        };
-        if producer_ring {
-            ring.local = ring.producer().load(Ordering::Relaxed);
-            ring.cached = ring.consumer().load(Ordering::Acquire).wrapping_add(size);
-        } else {
-            ring.local = ring.consumer().load(Ordering::Relaxed);
-            ring.cached = ring.producer().load(Ordering::Acquire);
-        }
-        Ok(ring)
+        })
     }
 
     fn producer(&self) -> &AtomicU32 {
@@ -98,79 +77,187 @@ impl<T: Desc> Ring<T> {
         unsafe { &*self.consumer }
     }
 
-    /// Whether the kernel asked for a wakeup syscall on this ring.
-    pub(crate) fn needs_wakeup(&self) -> bool {
+    fn needs_wakeup(&self) -> bool {
         // SAFETY: as in `producer`.
         let flags = unsafe { &*self.flags };
         flags.load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
-    }
-
-    /// Ring size in entries.
-    pub(crate) fn size(&self) -> u32 {
-        self.size
     }
 
     fn slot(&self, idx: u32) -> *mut T {
         // SAFETY: `idx & mask` < size, inside the descriptor array of the mapping.
         unsafe { self.descs.add((idx & self.mask) as usize) }
     }
+}
 
-    // ---- producer rings (fill, tx) ----
+/// Our half of a ring we produce into.
+#[derive(Debug)]
+struct Producer<T: Desc> {
+    ring: RingMap<T>,
+    /// The producer index we own.
+    local: u32,
+    /// The kernel's consumer index plus `size` as last seen: we may write up to it.
+    cached: u32,
+}
+
+impl<T: Desc> Producer<T> {
+    fn new(ring: RingMap<T>) -> Self {
+        let local = ring.producer().load(Ordering::Relaxed);
+        let cached = ring.consumer().load(Ordering::Acquire).wrapping_add(ring.size);
+        Producer { ring, local, cached }
+    }
 
     /// Free slots, refreshing the kernel's consumer index only when the cached
     /// value says fewer than `want` are free.
-    pub(crate) fn free_slots(&mut self, want: u32) -> u32 {
+    fn free_slots(&mut self, want: u32) -> u32 {
         let free = self.cached.wrapping_sub(self.local);
         if free >= want {
             return free;
         }
-        self.cached = self.consumer().load(Ordering::Acquire).wrapping_add(self.size);
+        self.cached = self.ring.consumer().load(Ordering::Acquire).wrapping_add(self.ring.size);
         self.cached.wrapping_sub(self.local)
     }
 
-    /// Writes `n` descriptors produced by `f(i)` and publishes them. The caller
-    /// checked `n <= free_slots(n)`.
-    pub(crate) fn produce(&mut self, n: u32, mut f: impl FnMut(u32) -> T) {
+    /// Writes up to `n` descriptors made by `f(i)` into free slots and publishes them;
+    /// returns how many (fewer than `n` when the ring has less room).
+    fn produce(&mut self, n: u32, mut f: impl FnMut(u32) -> T) -> u32 {
+        let n = n.min(self.free_slots(n));
         for i in 0..n {
             let d = f(i);
-            // SAFETY: the slot is free (we own it until the producer store below).
-            unsafe { self.slot(self.local.wrapping_add(i)).write(d) };
+            // SAFETY: the slot is free: it lies below the kernel's consumer index plus
+            // `size`, and we own it until the producer store below.
+            unsafe { self.ring.slot(self.local.wrapping_add(i)).write(d) };
         }
         self.local = self.local.wrapping_add(n);
         // Release: the descriptors written above are visible before the index.
-        self.producer().store(self.local, Ordering::Release);
+        self.ring.producer().store(self.local, Ordering::Release);
+        n
     }
 
     /// Entries we produced that the kernel has not consumed yet.
-    pub(crate) fn pending(&self) -> u32 {
-        self.local.wrapping_sub(self.consumer().load(Ordering::Acquire))
+    fn pending(&self) -> u32 {
+        self.local.wrapping_sub(self.ring.consumer().load(Ordering::Acquire))
+    }
+}
+
+/// Our half of a ring we consume from.
+#[derive(Debug)]
+struct Consumer<T: Desc> {
+    ring: RingMap<T>,
+    /// The consumer index we own.
+    local: u32,
+    /// The kernel's producer index as last seen: we may read up to it.
+    cached: u32,
+}
+
+impl<T: Desc> Consumer<T> {
+    fn new(ring: RingMap<T>) -> Self {
+        let local = ring.consumer().load(Ordering::Relaxed);
+        let cached = ring.producer().load(Ordering::Acquire);
+        Consumer { ring, local, cached }
     }
 
-    // ---- consumer rings (rx, completion) ----
-
-    /// Number of filled entries available, at most `max`.
-    pub(crate) fn available(&mut self, max: u32) -> u32 {
+    /// Passes up to `max` published entries to `f`, in order, then hands their slots back to
+    /// the kernel; returns how many.
+    fn consume(&mut self, max: u32, mut f: impl FnMut(T)) -> u32 {
         let mut n = self.cached.wrapping_sub(self.local);
         if n == 0 {
             // Acquire: pairs with the kernel's release store of the producer index.
-            self.cached = self.producer().load(Ordering::Acquire);
+            self.cached = self.ring.producer().load(Ordering::Acquire);
             n = self.cached.wrapping_sub(self.local);
         }
-        n.min(max)
-    }
-
-    /// Reads the `i`-th available entry (`i < available()`).
-    pub(crate) fn read(&self, i: u32) -> T {
-        // SAFETY: the slot lies between our consumer index and the producer index we
-        // loaded with Acquire, so the kernel finished writing it and will not reuse it
-        // before our `release`.
-        unsafe { self.slot(self.local.wrapping_add(i)).read() }
-    }
-
-    /// Hands `n` read entries back to the kernel.
-    pub(crate) fn release(&mut self, n: u32) {
+        let n = n.min(max);
+        for i in 0..n {
+            // SAFETY: the slot lies between our consumer index and the producer index we
+            // loaded with Acquire, so the kernel finished writing it and will not reuse it
+            // before the consumer store below.
+            f(unsafe { self.ring.slot(self.local.wrapping_add(i)).read() });
+        }
         self.local = self.local.wrapping_add(n);
         // Release: our reads above happen before the kernel may overwrite the slots.
-        self.consumer().store(self.local, Ordering::Release);
+        self.ring.consumer().store(self.local, Ordering::Release);
+        n
+    }
+}
+
+/// The fill ring: UMEM frame addresses we give the kernel to receive into.
+#[derive(Debug)]
+pub(crate) struct FillRing(Producer<u64>);
+
+impl FillRing {
+    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32) -> io::Result<Self> {
+        let pgoff = libc::XDP_UMEM_PGOFF_FILL_RING as i64;
+        Ok(FillRing(Producer::new(RingMap::map(fd, off, size, pgoff)?)))
+    }
+
+    /// Free slots (at least `want` when the ring has that many).
+    pub(crate) fn free_slots(&mut self, want: u32) -> u32 {
+        self.0.free_slots(want)
+    }
+
+    /// Gives the kernel up to `n` frame addresses made by `addr(i)`; returns how many.
+    pub(crate) fn fill(&mut self, n: u32, addr: impl FnMut(u32) -> u64) -> u32 {
+        self.0.produce(n, addr)
+    }
+
+    /// Whether the kernel asked for a wakeup to process the ring.
+    pub(crate) fn needs_wakeup(&self) -> bool {
+        self.0.ring.needs_wakeup()
+    }
+}
+
+/// The tx ring: descriptors of frames we send.
+#[derive(Debug)]
+pub(crate) struct TxRing(Producer<libc::xdp_desc>);
+
+impl TxRing {
+    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32) -> io::Result<Self> {
+        Ok(TxRing(Producer::new(RingMap::map(fd, off, size, libc::XDP_PGOFF_TX_RING)?)))
+    }
+
+    /// Queues up to `n` descriptors made by `desc(i)`; returns how many (fewer when full).
+    pub(crate) fn send(&mut self, n: u32, desc: impl FnMut(u32) -> libc::xdp_desc) -> u32 {
+        self.0.produce(n, desc)
+    }
+
+    /// Descriptors the kernel has not taken yet.
+    pub(crate) fn pending(&self) -> u32 {
+        self.0.pending()
+    }
+
+    /// Whether the kernel asked for a wakeup to process the ring.
+    pub(crate) fn needs_wakeup(&self) -> bool {
+        self.0.ring.needs_wakeup()
+    }
+}
+
+/// The rx ring: descriptors of received frames.
+#[derive(Debug)]
+pub(crate) struct RxRing(Consumer<libc::xdp_desc>);
+
+impl RxRing {
+    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32) -> io::Result<Self> {
+        Ok(RxRing(Consumer::new(RingMap::map(fd, off, size, libc::XDP_PGOFF_RX_RING)?)))
+    }
+
+    /// Passes up to `max` received descriptors to `f`; returns how many.
+    pub(crate) fn receive(&mut self, max: u32, f: impl FnMut(libc::xdp_desc)) -> u32 {
+        self.0.consume(max, f)
+    }
+}
+
+/// The completion ring: addresses of frames the kernel finished sending.
+#[derive(Debug)]
+pub(crate) struct CompletionRing(Consumer<u64>);
+
+impl CompletionRing {
+    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32) -> io::Result<Self> {
+        let pgoff = libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64;
+        Ok(CompletionRing(Consumer::new(RingMap::map(fd, off, size, pgoff)?)))
+    }
+
+    /// Passes every completed frame address to `f`; returns how many.
+    pub(crate) fn complete(&mut self, f: impl FnMut(u64)) -> u32 {
+        let size = self.0.ring.size;
+        self.0.consume(size, f)
     }
 }

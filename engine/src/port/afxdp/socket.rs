@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::ring::Ring;
+use super::ring::{CompletionRing, FillRing, RxRing, TxRing};
 use super::sys;
 use crate::port::error::{NEEDS_AF_XDP, PortError};
 use crate::port::frame::{FRAME_SIZE, Frame, FramePool};
@@ -60,10 +60,10 @@ const REFILL_CHUNK: u32 = 16;
 pub struct AfXdpPort {
     name: String,
     fd: OwnedFd,
-    rx: Ring<libc::xdp_desc>,
-    tx: Ring<libc::xdp_desc>,
-    fill: Ring<u64>,
-    comp: Ring<u64>,
+    rx: RxRing,
+    tx: TxRing,
+    fill: FillRing,
+    comp: CompletionRing,
     /// Frames we put in the fill ring that have not come back through rx.
     in_fill: u32,
     /// Frames we put in the tx ring that have not come back through completion.
@@ -130,14 +130,10 @@ impl AfXdpPort {
         }
         let off: libc::xdp_mmap_offsets = sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS)
             .map_err(|e| os("ring offsets", e))?;
-        let rx =
-            Ring::map(sock, &off.rx, n, libc::XDP_PGOFF_RX_RING, false).map_err(|e| os("mmap rx ring", e))?;
-        let tx =
-            Ring::map(sock, &off.tx, n, libc::XDP_PGOFF_TX_RING, true).map_err(|e| os("mmap tx ring", e))?;
-        let fill = Ring::map(sock, &off.fr, n, libc::XDP_UMEM_PGOFF_FILL_RING as i64, true)
-            .map_err(|e| os("mmap fill ring", e))?;
-        let comp = Ring::map(sock, &off.cr, n, libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64, false)
-            .map_err(|e| os("mmap completion ring", e))?;
+        let rx = RxRing::map(sock, &off.rx, n).map_err(|e| os("mmap rx ring", e))?;
+        let tx = TxRing::map(sock, &off.tx, n).map_err(|e| os("mmap tx ring", e))?;
+        let fill = FillRing::map(sock, &off.fr, n).map_err(|e| os("mmap fill ring", e))?;
+        let comp = CompletionRing::map(sock, &off.cr, n).map_err(|e| os("mmap completion ring", e))?;
 
         let mut addr = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
@@ -232,12 +228,11 @@ impl AfXdpPort {
         }
         let n = want.min(free).min(self.fill.free_slots(want));
         if n > 0 {
-            self.fill.produce(n, |_| {
+            self.in_fill += self.fill.fill(n, |_| {
                 // `n <= free frames`, so alloc cannot fail; an empty pool would only
                 // shorten the batch, never panic.
                 pool.alloc().map_or(0, |f| f.chunk() as u64 * FRAME_SIZE as u64)
             });
-            self.in_fill += n;
         }
         if self.fill.needs_wakeup() {
             sys::kick_rx(self.fd.as_fd());
@@ -270,10 +265,8 @@ impl Port for AfXdpPort {
     }
 
     fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
-        let n = self.rx.available(max as u32);
         let mut got = 0;
-        for i in 0..n {
-            let d = self.rx.read(i);
+        let n = self.rx.receive(max as u32, |d| {
             if pool.desc_in_bounds(d.addr, d.len) {
                 out.push(Frame::from_desc(d.addr, d.len));
                 got += 1;
@@ -281,8 +274,7 @@ impl Port for AfXdpPort {
                 // A descriptor outside our UMEM cannot be returned to any list.
                 ev.invalid_descs += 1;
             }
-        }
-        self.rx.release(n);
+        });
         self.in_fill -= n.min(self.in_fill);
         got
     }
@@ -292,20 +284,17 @@ impl Port for AfXdpPort {
             return 0;
         }
         let want = frames.len() as u32;
-        let n = self.tx.free_slots(want).min(want);
+        let n = self.tx.send(want, |i| {
+            let f = &frames[i as usize];
+            libc::xdp_desc { addr: f.addr(), len: f.len() as u32, options: 0 }
+        });
         if n < want {
             ev.tx_ring_full += 1;
         }
-        if n > 0 {
-            self.tx.produce(n, |i| {
-                let f = &frames[i as usize];
-                libc::xdp_desc { addr: f.addr(), len: f.len() as u32, options: 0 }
-            });
-            // The tokens' chunks now live in the tx ring; they come back through
-            // the completion ring.
-            frames.drain(..n as usize);
-            self.in_tx += n;
-        }
+        // The tokens' chunks now live in the tx ring; they come back through the
+        // completion ring.
+        frames.drain(..n as usize);
+        self.in_tx += n;
         self.kick_tx(ev);
         n as usize
     }
@@ -323,11 +312,7 @@ impl Port for AfXdpPort {
     }
 
     fn service(&mut self, pool: &mut FramePool, ev: &mut IoEvents) {
-        let n = self.comp.available(self.comp.size());
-        for i in 0..n {
-            pool.free_chunk((self.comp.read(i) / FRAME_SIZE as u64) as u32);
-        }
-        self.comp.release(n);
+        let n = self.comp.complete(|addr| pool.free_chunk((addr / FRAME_SIZE as u64) as u32));
         self.in_tx -= n.min(self.in_tx);
         // Copy mode sends at most 32 frames per kick: keep kicking while the
         // kernel has not consumed everything we queued.
