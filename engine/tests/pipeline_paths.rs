@@ -388,6 +388,131 @@ fn host_traffic_from_the_exception_port_is_delivered_to_pods() {
     assert_eq!(macs(&reply), (HOST_MAC, EXC_MAC));
 }
 
+// ---- host link: the node's kernel and the pods ----
+
+/// `frame` (an Ethernet + IPv4 + UDP frame) with its UDP ports set, checksum refilled.
+fn with_ports(mut frame: Vec<u8>, src_port: u16, dst_port: u16) -> Vec<u8> {
+    let (src, dst) = {
+        let p = ip(&frame, 14);
+        (p.src_addr(), p.dst_addr())
+    };
+    let mut udp = UdpPacket::new_unchecked(&mut frame[34..]);
+    udp.set_src_port(src_port);
+    udp.set_dst_port(dst_port);
+    udp.fill_checksum(src, dst);
+    frame
+}
+
+/// `sent` as handed to the kernel: only the MACs change.
+fn to_kernel(sent: &[u8]) -> Vec<u8> {
+    let mut want = sent.to_vec();
+    want[..6].copy_from_slice(&HOST_MAC.0);
+    want[6..12].copy_from_slice(&EXC_MAC.0);
+    want
+}
+
+#[test]
+fn the_nodes_traffic_to_a_remote_pod_is_encapsulated_like_a_pods() {
+    for backend in [Backend::FLANNEL_VXLAN, Backend::Ipip, Backend::HostGw] {
+        let mut n = Node::new(backend, false);
+        let sent = udp_frame(HOST_MAC, EXC_MAC, A_HOST, REMOTE_POD, 40000, 64, true, 32);
+        let got = n.run(EXCEPTION, &sent).tx(UPLINK);
+        let inner_at = match backend {
+            Backend::Vxlan { .. } => 50 + 14,
+            Backend::Ipip => 34,
+            Backend::HostGw => 14,
+        };
+        let inner = ip(&got, inner_at);
+        assert_eq!(
+            (inner.src_addr(), inner.dst_addr(), inner.ttl()),
+            (A_HOST, REMOTE_POD, 63),
+            "{backend:?}"
+        );
+        let to_b = if backend == Backend::HostGw {
+            macs(&got) == (B_MAC, A_MAC)
+        } else {
+            ip(&got, 14).dst_addr() == B_IP
+        };
+        assert!(to_b, "{backend:?}: to node B");
+        assert_eq!(n.count("exception_to_remote"), 1, "{backend:?}");
+    }
+}
+
+#[test]
+fn traffic_for_the_nodes_host_link_address_goes_to_the_kernel_from_pods_and_peers() {
+    let mut n = Node::new(Backend::FLANNEL_VXLAN, false);
+    let from_pod = from_pod(0, A_HOST, 64, 20);
+    assert_eq!(n.run(pod(0).2, &from_pod).tx(EXCEPTION), to_kernel(&from_pod));
+    let reply = udp_frame(B_VTEP, A_VTEP, REMOTE_POD, A_HOST, 5201, 63, true, 20);
+    let got = n.run(UPLINK, &vxlan_from_b(&reply, Vni::FLANNEL, 8472)).tx(EXCEPTION);
+    assert_eq!(got, to_kernel(&reply), "decapsulated, unrouted: the kernel is the destination");
+    assert_eq!(n.count("exception_node"), 2);
+    let mut hg = Node::new(Backend::HostGw, false);
+    let plain = udp_frame(B_MAC, A_MAC, REMOTE_POD, A_HOST, 5201, 63, true, 20);
+    assert_eq!(hg.run(UPLINK, &plain).tx(EXCEPTION), to_kernel(&plain));
+    // The kernel asking for the pods' gateway (its route's next hop) gets our MAC.
+    let arp = hg.run(EXCEPTION, &arp_request(HOST_MAC, A_HOST, A_GATEWAY)).tx(EXCEPTION);
+    assert_eq!(macs(&arp), (HOST_MAC, EXC_MAC));
+}
+
+#[test]
+fn replies_to_what_the_kernel_forwarded_to_a_remote_pod_go_back_to_the_kernel() {
+    let mut n = Node::new(Backend::FLANNEL_VXLAN, false);
+    // Pod 0 -> a Service address: the kernel translated it to the remote pod and routed it to us.
+    let dnat = with_ports(udp_frame(HOST_MAC, EXC_MAC, pod(0).0, REMOTE_POD, 40000, 63, true, 20), 40000, 80);
+    n.run(EXCEPTION, &dnat).tx(UPLINK);
+    assert_eq!(n.count("exception_to_remote"), 1);
+    // The remote pod's reply: to the kernel (which reverses the translation), not to the pod.
+    let reply = with_ports(udp_frame(B_VTEP, A_VTEP, REMOTE_POD, pod(0).0, 80, 63, true, 20), 80, 40000);
+    let got = n.run(UPLINK, &vxlan_from_b(&reply, Vni::FLANNEL, 8472)).tx(EXCEPTION);
+    assert_eq!(got, to_kernel(&reply));
+    assert_eq!(n.count("exception_reply"), 1);
+    // Another flow between the same pods is pod to pod: delivered straight.
+    let other = with_ports(udp_frame(B_VTEP, A_VTEP, REMOTE_POD, pod(0).0, 80, 63, true, 20), 80, 40001);
+    n.run(UPLINK, &vxlan_from_b(&other, Vni::FLANNEL, 8472)).tx(pod(0).2);
+    // The kernel's de-translated reply comes back over the host link and reaches the pod.
+    let back = udp_frame(HOST_MAC, EXC_MAC, Ipv4Addr::new(198, 18, 100, 1), pod(0).0, 80, 63, true, 20);
+    n.run(EXCEPTION, &back).tx(pod(0).2);
+}
+
+#[test]
+fn replies_to_what_the_kernel_forwarded_to_a_local_pod_go_back_to_the_kernel() {
+    let mut n = Node::new(Backend::HostGw, false);
+    // A NodePort-style translation: a remote pod's packet to the node, translated to pod 1.
+    let dnat = with_ports(udp_frame(HOST_MAC, EXC_MAC, REMOTE_POD, pod(1).0, 40000, 63, true, 20), 40000, 80);
+    n.run(EXCEPTION, &dnat).tx(pod(1).2);
+    let reply = with_ports(from_pod(1, REMOTE_POD, 64, 20), 80, 40000);
+    assert_eq!(n.run(pod(1).2, &reply).tx(EXCEPTION), to_kernel(&reply));
+    // And pod 0 -> Service -> pod 1 on the same node.
+    let dnat = with_ports(udp_frame(HOST_MAC, EXC_MAC, pod(0).0, pod(1).0, 40002, 63, true, 20), 40002, 80);
+    n.run(EXCEPTION, &dnat).tx(pod(1).2);
+    let reply = with_ports(from_pod(1, pod(0).0, 64, 20), 80, 40002);
+    assert_eq!(n.run(pod(1).2, &reply).tx(EXCEPTION), to_kernel(&reply));
+    assert_eq!(n.count("exception_reply"), 2);
+    // Traffic the node itself sends is not recorded: its replies are routed to it anyway.
+    let from_node =
+        with_ports(udp_frame(HOST_MAC, EXC_MAC, A_HOST, pod(0).0, 40003, 64, true, 20), 40003, 80);
+    n.run(EXCEPTION, &from_node).tx(pod(0).2);
+    let reply = with_ports(from_pod(0, A_HOST, 64, 20), 80, 40003);
+    n.run(pod(0).2, &reply).tx(EXCEPTION);
+    assert_eq!((n.count("exception_reply"), n.count("exception_node")), (2, 1));
+}
+
+#[test]
+fn an_icmp_echo_the_kernel_forwarded_has_its_reply_returned_to_the_kernel() {
+    let mut n = Node::new(Backend::HostGw, false);
+    let mut echo = udp_frame(HOST_MAC, EXC_MAC, pod(0).0, pod(1).0, 0, 63, true, 20);
+    let mut reply = from_pod(1, pod(0).0, 64, 20);
+    for (f, kind) in [(&mut echo, 8u8), (&mut reply, 0)] {
+        // Turn the UDP frame into an ICMP echo (request or reply) with identifier 0x1234.
+        f[23] = 1;
+        Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        f[34..42].copy_from_slice(&[kind, 0, 0, 0, 0x12, 0x34, 0, 1]);
+    }
+    n.run(EXCEPTION, &echo).tx(pod(1).2);
+    assert_eq!(n.run(pod(1).2, &reply).tx(EXCEPTION), to_kernel(&reply));
+}
+
 // ---- ARP ----
 
 #[test]
@@ -629,8 +754,13 @@ fn uplink_traffic_not_for_us_or_not_for_a_local_pod_is_dropped() {
     assert_eq!(n.run(UPLINK, &vxlan_from_b(&transit, Vni::FLANNEL, 8472)), Out::Drop("not_local"));
     let out = udp_frame(B_VTEP, A_VTEP, REMOTE_POD, Ipv4Addr::new(198, 18, 0, 200), 5000, 63, true, 30);
     assert_eq!(n.run(UPLINK, &vxlan_from_b(&out, Vni::FLANNEL, 8472)), Out::Drop("not_local"));
-    let host_to_remote = udp_frame(HOST_MAC, EXC_MAC, A_IP, REMOTE_POD, 53, 64, false, 10);
-    assert_eq!(n.run(EXCEPTION, &host_to_remote), Out::Drop("not_local"));
+    let host_to_outside =
+        udp_frame(HOST_MAC, EXC_MAC, A_HOST, Ipv4Addr::new(198, 18, 0, 200), 53, 64, false, 10);
+    assert_eq!(
+        n.run(EXCEPTION, &host_to_outside),
+        Out::Drop("not_local"),
+        "the kernel's own routes are not ours"
+    );
 }
 
 #[test]

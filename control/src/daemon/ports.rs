@@ -357,7 +357,8 @@ impl Dataplane {
             let pipeline = if queue == 0 {
                 dp.fwd.pipeline(dp.exception.as_ref().map(|e| e.port), Vec::new(), None)
             } else {
-                dp.fwd.pipeline(None, Vec::new(), Some(POD_WORKER))
+                // The exception port is the pod worker's: frames for the host are handed to it.
+                dp.fwd.pipeline(dp.exception.as_ref().map(|e| e.port), Vec::new(), Some(POD_WORKER))
             };
             let running = dp.spawn(queue, pool, ports, infos, pipeline)?;
             dp.uplink_workers.push(running);
@@ -398,7 +399,7 @@ impl Dataplane {
             interface: ifname.to_owned(),
             xdp,
             fallback: fallback_reason,
-            port: ExceptionPort { port: PortId(1), our_mac, host_mac },
+            port: ExceptionPort { port: PortId(1), our_mac, host_mac, host_ip: None },
         });
         Ok((port, info))
     }

@@ -99,6 +99,9 @@ pub enum NextHop {
     },
     /// Hand the packet to the slow path (the kernel or the control thread).
     Exception,
+    /// The node's own address on the host link (its kernel's address in the pod network):
+    /// hand the packet to the kernel, whatever port it came from.
+    Host,
     /// Drop the packet, counted.
     Blackhole,
 }

@@ -52,6 +52,12 @@ paths! {
     ExceptionOut = "exception_out", "pod traffic to outside the cluster network handed to the host kernel";
     /// Host kernel traffic (exception port) delivered to a pod.
     ExceptionIn = "exception_in", "traffic from the host kernel (exception port) delivered to a pod";
+    /// Host kernel traffic (exception port) sent to a pod on another node.
+    ExceptionToRemote = "exception_to_remote", "traffic from the host kernel (host link) sent to a pod on another node";
+    /// Traffic for the node's own address on the host link handed to the kernel.
+    ExceptionNode = "exception_node", "traffic for the node's address on the host link (from pods or other nodes) handed to the kernel";
+    /// Replies of flows the kernel forwarded to pods, handed back to it.
+    ExceptionReply = "exception_reply", "replies of flows the host kernel forwarded to a pod (e.g. a Service DNAT) handed back to it";
     /// ARP replies sent for the gateway (and other subnet) addresses.
     ArpReply = "arp_reply", "ARP replies sent to pods (gateway and proxy for the node subnet)";
     /// ICMP time exceeded sent.

@@ -1,7 +1,8 @@
 //! Stage 3: what the next hop does to one routed packet. One body for every path:
 //! TTL check -> (remote paths) MTU check -> TTL decrement with the incremental checksum ->
 //! MAC rewrite or encap -> verdict. ICMP errors replace the frame in place and go back out of
-//! the rx port.
+//! the rx port. Before that, frames to and from the host link consult the [`HostFlows`] table:
+//! what the kernel forwards to a pod is recorded, and its replies are handed back to the kernel.
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use weft_encap::wire::ipv4::Ipv4Packet;
 use weft_encap::{MacAddr, Span};
 
 use super::counters::PathCounter;
+use super::host_flows::{FlowKey, HostFlows};
 use super::{Origin, PipelineConfig, PortRole, Routed, State, UNLEARNED_MAC, icmp};
 use crate::fib::NextHop;
 use crate::fib::next_hop::NeighbourSlot;
@@ -32,8 +34,11 @@ pub(crate) struct Forwarder<'a> {
     pub epoch: u32,
     pub rx_port: PortId,
     pub rx_role: PortRole,
-    /// The clock, read at most once per batch (only when an ICMP error is wanted).
+    /// The clock, read at most once per batch (only when an ICMP error is wanted or the host
+    /// flow table is used).
     pub now: Option<Instant>,
+    /// The host flow table, when it has entries (checked once per batch).
+    pub flows: Option<&'a HostFlows>,
 }
 
 fn set_macs(f: &mut FrameMut<'_>, dst: MacAddr, src: MacAddr) {
@@ -60,10 +65,37 @@ impl<'a> Forwarder<'a> {
         cfg: &'a PipelineConfig,
         roles: &'a [PortRole],
         neighbours: &'a NeighbourTable,
+        flows: &'a HostFlows,
         rx_port: PortId,
         rx_role: PortRole,
     ) -> Self {
-        Forwarder { cfg, roles, neighbours, epoch: neighbours.epoch(), rx_port, rx_role, now: None }
+        // Frames from the host link teach the table; others read it only once it has entries.
+        let flows = (matches!(rx_role, PortRole::Exception(_)) || flows.live()).then_some(flows);
+        Forwarder { cfg, roles, neighbours, epoch: neighbours.epoch(), rx_port, rx_role, now: None, flows }
+    }
+
+    /// The host flow table's clock, read once per batch.
+    fn secs(&mut self, flows: &HostFlows) -> u32 {
+        flows.secs(*self.now.get_or_insert_with(Instant::now))
+    }
+
+    /// For a packet on its way to a pod (here or remote): from the host link, records its reply
+    /// flow (unless the node itself sent it: replies to the node's address are routed to the
+    /// host anyway) and returns false; from anywhere else, whether it answers such a flow.
+    #[inline]
+    fn kernel_flow(&mut self, origin: Origin, f: &FrameMut<'_>) -> bool {
+        let Some(flows) = self.flows else { return false };
+        let Some(key) = FlowKey::of(f.data()) else { return false };
+        let secs = self.secs(flows);
+        if origin == Origin::Exception {
+            let from_node =
+                self.cfg.exception.and_then(|e| e.host_ip).is_some_and(|ip| u32::from(ip) == key.src());
+            if !from_node {
+                flows.learn(key.reversed(), secs);
+            }
+            return false;
+        }
+        flows.hit(key, secs)
     }
 
     /// The verdict for routed packet `r` whose route resolved to `hop`.
@@ -77,16 +109,25 @@ impl<'a> Forwarder<'a> {
     ) -> Verdict {
         let Some(hop) = hop else { return Verdict::Drop(DropReason::NoRoute) };
         let remote = match hop {
-            NextHop::LocalPod { port, mac } => return self.deliver(r, PortId(*port), *mac, f, st),
+            NextHop::LocalPod { port, mac } => {
+                if self.kernel_flow(r.origin, f) {
+                    return self.to_host(f, st, PathCounter::ExceptionReply);
+                }
+                return self.deliver(r, PortId(*port), *mac, f, st);
+            }
             NextHop::Exception => return self.hand_to_host(r, f, st),
+            NextHop::Host => return self.to_host(f, st, PathCounter::ExceptionNode),
             NextHop::Blackhole => {
                 let reason = if r.origin == Origin::Pod { DropReason::NoRoute } else { DropReason::NotLocal };
                 return Verdict::Drop(reason);
             }
             remote => remote,
         };
-        if r.origin != Origin::Pod {
+        if !matches!(r.origin, Origin::Pod | Origin::Exception) {
             return Verdict::Drop(DropReason::NotLocal);
+        }
+        if self.kernel_flow(r.origin, f) {
+            return self.to_host(f, st, PathCounter::ExceptionReply);
         }
         if r.ttl <= 1 {
             return self.icmp(r, IcmpError::TimeExceeded, DropReason::TtlExpired, f, st);
@@ -132,6 +173,9 @@ impl<'a> Forwarder<'a> {
         match out {
             Ok(out) if f.set_bounds(out.start, out.len) => {
                 st.totals.bump(path);
+                if r.origin == Origin::Exception {
+                    st.totals.bump(PathCounter::ExceptionToRemote);
+                }
                 Verdict::Tx(self.cfg.uplink)
             }
             _ => Verdict::Drop(DropReason::EncapFailed),
@@ -189,6 +233,21 @@ impl<'a> Forwarder<'a> {
         set_macs(f, e.host_mac, e.our_mac);
         st.totals.bump(PathCounter::ExceptionOut);
         Verdict::Tx(e.port)
+    }
+
+    /// To the host kernel from any origin, unchanged but for the MACs: out of the exception
+    /// port, or handed to the pod worker that owns it.
+    fn to_host(&mut self, f: &mut FrameMut<'_>, st: &mut State, path: PathCounter) -> Verdict {
+        let Some(e) = self.cfg.exception else { return Verdict::Drop(DropReason::NoExceptionPort) };
+        set_macs(f, e.host_mac, e.our_mac);
+        st.totals.bump(path);
+        match self.cfg.pod_worker {
+            None => Verdict::Tx(e.port),
+            Some(worker) => {
+                st.totals.bump(PathCounter::PodHandoff);
+                Verdict::Handoff { worker, port: e.port }
+            }
+        }
     }
 
     fn touch(&self, slot: NeighbourSlot) {

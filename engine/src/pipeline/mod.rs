@@ -25,6 +25,13 @@
 //! accepted frame (`learn.rs`, [`MacLearnQueue`]); until then frames to it are
 //! `pod_mac_unknown` drops.
 //!
+//! The exception port is also the node's host link: the kernel's traffic to pods arrives there
+//! (delivered to local pods, encapsulated to remote ones), traffic to the node's own address on
+//! it (a /32 route to [`NextHop::Host`](crate::fib::NextHop::Host)) leaves there from any port,
+//! and replies of flows the kernel forwarded to pods (a kube-proxy DNAT) go back there
+//! (`host_flows.rs`) so that its conntrack reverses the translation. On the workers of uplink
+//! queues >= 1 such frames are handed to the pod worker, which owns the exception port.
+//!
 //! Routes are programmed by the control thread through [`RouteProgrammer`]
 //! (`programmer.rs`), which builds the encap templates and keeps the peer set and the next
 //! hops' neighbour MACs current.
@@ -32,6 +39,7 @@
 mod arp;
 mod counters;
 mod forward;
+mod host_flows;
 mod icmp;
 mod learn;
 mod peers;
@@ -48,6 +56,7 @@ use std::sync::Arc;
 use weft_encap::{MacAddr, ParseError, Problem, VxlanDecapConfig};
 
 pub use counters::{PathCounter, PathCounts, PipelineCounters};
+pub use host_flows::HostFlows;
 pub use icmp::IcmpRateLimit;
 pub use learn::{LearnedMac, MacLearnQueue, UNLEARNED_MAC};
 pub use peers::{PeerSet, SharedPeers};
@@ -85,6 +94,9 @@ pub struct ExceptionPort {
     pub our_mac: MacAddr,
     /// The host end's MAC (destination of frames we send the host).
     pub host_mac: MacAddr,
+    /// The node's address on the host end (source of the node's own traffic to pods): flows
+    /// from it are not recorded as kernel-forwarded (their replies are routed to the host).
+    pub host_ip: Option<Ipv4Addr>,
 }
 
 /// What the pipeline of one worker needs to know about its node and ports.
@@ -105,7 +117,8 @@ pub struct PipelineConfig {
     pub vxlan: Option<VxlanDecapConfig>,
     /// Whether IPIP to our PublicIP is accepted.
     pub ipip: bool,
-    /// The exception port, if any.
+    /// The exception port, if any. On a worker with a `pod_worker` it names the pod worker's
+    /// exception port, which frames for the host are handed to.
     pub exception: Option<ExceptionPort>,
     /// The pods, by port.
     pub pods: Vec<(PortId, PodPort)>,
@@ -247,6 +260,7 @@ pub struct Pipeline {
     peers: SharedPeers,
     neighbours: Arc<NeighbourTable>,
     learned: Arc<MacLearnQueue>,
+    flows: Arc<HostFlows>,
     counters: Arc<PipelineCounters>,
     st: State,
 }
@@ -260,6 +274,7 @@ impl Pipeline {
             peers: handles.peers,
             neighbours: handles.neighbours,
             learned: handles.learned,
+            flows: handles.flows,
             counters: PipelineCounters::new(),
             st: State {
                 steps: Vec::with_capacity(MAX_BATCH),
@@ -288,7 +303,7 @@ impl Pipeline {
             roles[i] = role;
         };
         set(self.cfg.uplink, PortRole::Uplink);
-        if let Some(e) = self.cfg.exception {
+        if let Some(e) = self.cfg.exception.filter(|_| self.cfg.pod_worker.is_none()) {
             set(e.port, PortRole::Exception(e));
         }
         for &(port, pod) in &self.cfg.pods {
@@ -343,7 +358,8 @@ impl Pipeline {
         let snapshot = self.fib.resolve_batch(&st.dsts, &mut st.hops[..n]);
 
         // Stage 3: forward.
-        let mut fw = forward::Forwarder::new(&self.cfg, &self.roles, &self.neighbours, rx_port, role);
+        let mut fw =
+            forward::Forwarder::new(&self.cfg, &self.roles, &self.neighbours, &self.flows, rx_port, role);
         let mut k = 0;
         for (i, f) in frames.iter_mut().enumerate() {
             let v = match st.steps[i] {
@@ -446,13 +462,23 @@ fn classify_learning(
 }
 
 impl FrameProcessor for Pipeline {
-    /// A frame another worker routed to one of our pods: only this worker knows the pod port's
-    /// gateway MAC, so it sets the source MAC here. A port that no longer carries the frame's
-    /// destination (ports renumbered by a rebuild while it was in flight) is `handoff_stale`.
+    /// A frame another worker routed to one of our pods or to the host: only this worker knows
+    /// the pod port's gateway MAC, so it sets the source MAC here. A port that no longer carries
+    /// the frame's destination (ports renumbered by a rebuild while it was in flight) is
+    /// `handoff_stale`.
     fn handed_in(&mut self, port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
         use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
-        let Some(PortRole::Pod(pod)) = self.roles.get(usize::from(port.0)).copied() else {
-            return Verdict::Drop(DropReason::HandoffStale);
+        let pod = match self.roles.get(usize::from(port.0)).copied() {
+            Some(PortRole::Pod(pod)) => pod,
+            Some(PortRole::Exception(e)) => {
+                let d = frame.data_mut();
+                if d.len() < HEADER_LEN {
+                    return Verdict::Drop(DropReason::HandoffStale);
+                }
+                EthernetFrame::new_unchecked(&mut d[..HEADER_LEN]).set_src_addr(e.our_mac);
+                return Verdict::Tx(port);
+            }
+            _ => return Verdict::Drop(DropReason::HandoffStale),
         };
         // The sender validated and rewrote Ethernet + IPv4; the destination address is at 14 + 16.
         let d = frame.data_mut();
@@ -479,7 +505,14 @@ impl FrameProcessor for Pipeline {
             Step::Route(r) => {
                 let mut hop = [None];
                 let snapshot = self.fib.resolve_batch(&[r.dst], &mut hop);
-                let mut fw = forward::Forwarder::new(&self.cfg, &self.roles, &self.neighbours, rx_port, role);
+                let mut fw = forward::Forwarder::new(
+                    &self.cfg,
+                    &self.roles,
+                    &self.neighbours,
+                    &self.flows,
+                    rx_port,
+                    role,
+                );
                 fw.forward(r, hop[0].and_then(|id| snapshot.get(id)), frame, &mut self.st)
             }
         };

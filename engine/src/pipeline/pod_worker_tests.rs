@@ -76,13 +76,38 @@ fn a_frame_for_another_workers_pod_is_handed_off_and_its_owner_sets_the_gateway_
     assert_eq!(&out[12..], &bytes[12..], "nothing else changes");
 
     // Ports renumbered while the frame was in flight: not delivered to the wrong pod.
-    for port in [port1, EXCEPTION, UPLINK, PortId(40)] {
+    for port in [port1, UPLINK, PortId(40)] {
         let (v, _) = one(&mut pool, &bytes, |f| owner.handed_in(port, f));
         assert_eq!(v, Verdict::Drop(DropReason::HandoffStale), "{port:?}");
     }
     // TTL 1 on a queue worker: ICMP time exceeded back out of the uplink, no hand-off.
     let (v, _) = one(&mut pool, &to_pod(0, 1), |f| queue1.process(UPLINK, f));
     assert_eq!(v, Verdict::Tx(UPLINK));
+}
+
+#[test]
+fn a_frame_for_the_host_on_a_queue_worker_is_handed_to_the_owner_of_the_host_link() {
+    let (prog, mut owner) = node(Backend::HostGw, false, 1).unwrap();
+    let exception = owner.config().exception;
+    let cfg = PipelineConfig {
+        exception,
+        pods: Vec::new(),
+        pod_worker: Some(WorkerId(0)),
+        ..pipeline_config(Backend::HostGw, 0)
+    };
+    let mut queue1 = Pipeline::new(cfg, prog.handles());
+    let mut pool = FramePool::new(8).unwrap();
+    let sent = udp_frame(B_MAC, A_MAC, POD_B, A_HOST, 40000, 64, true, 32);
+    let (v, bytes) = one(&mut pool, &sent, |f| queue1.process(UPLINK, f));
+    assert_eq!(v, Verdict::Handoff { worker: WorkerId(0), port: EXCEPTION });
+    assert_eq!(queue1.counters().snapshot().by_name("exception_node"), Some(1));
+    let (v, out) = one(&mut pool, &bytes, |f| owner.handed_in(EXCEPTION, f));
+    assert_eq!(v, Verdict::Tx(EXCEPTION));
+    assert_eq!(macs(&out), (HOST_MAC, EXC_MAC));
+    assert_eq!(&out[12..], &sent[12..], "the kernel gets the packet as it was sent");
+    // A queue worker never treats its own port 1 as the host link.
+    let (v, _) = one(&mut pool, &sent, |f| queue1.process(EXCEPTION, f));
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownPort));
 }
 
 #[test]

@@ -12,7 +12,10 @@
 //!   every next hop that uses it, in one snapshot;
 //! - publishes the [`PeerSet`] of remote PublicIPs tunnel traffic is accepted from;
 //! - installs the two fixed routes: `0.0.0.0/0` to the exception path and the cluster network
-//!   to a blackhole (a pod address with no lease and no pod is `no_route`).
+//!   to a blackhole (a pod address with no lease and no pod is `no_route`), and, once set
+//!   ([`RouteProgrammer::set_host_address`]), the node's own address on the host link as a /32
+//!   to the host;
+//! - owns the [`HostFlows`] table the workers share (replies of kernel-forwarded flows).
 //!
 //! Next hops are shared: one per remote node (per distinct [`Via`]) and one per local pod,
 //! reference-counted by the routes that use them and removed (after the FIB's grace period)
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use weft_encap::{IpipParams, IpipTemplate, MacAddr, SourcePortRange, Vni, VxlanParams, VxlanTemplate};
 
+use super::host_flows::HostFlows;
 use super::learn::MacLearnQueue;
 use super::peers::{PeerSet, SharedPeers};
 use crate::fib::next_hop::NeighbourSlot;
@@ -173,6 +177,8 @@ pub struct PipelineHandles {
     pub neighbours: Arc<NeighbourTable>,
     /// Where pods' learned MACs go (see `learn.rs`).
     pub learned: Arc<MacLearnQueue>,
+    /// The flows the node's kernel forwarded to pods (see `host_flows.rs`).
+    pub flows: Arc<HostFlows>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -192,6 +198,7 @@ const LEARN_QUEUE: usize = 256;
 
 const EXCEPTION: NextHopId = NextHopId(0);
 const BLACKHOLE: NextHopId = NextHopId(1);
+const HOST: NextHopId = NextHopId(2);
 
 /// The control thread's route programmer (see the module docs).
 #[derive(Debug)]
@@ -201,6 +208,8 @@ pub struct RouteProgrammer {
     neighbours: Arc<NeighbourTable>,
     peers: SharedPeers,
     learned: Arc<MacLearnQueue>,
+    flows: Arc<HostFlows>,
+    host: Option<Ipv4Addr>,
     remotes: HashMap<Ipv4Prefix, Via>,
     pods: HashMap<Ipv4Addr, LocalPod>,
     hops: HashMap<HopKey, HopEntry>,
@@ -215,7 +224,11 @@ impl RouteProgrammer {
         node: NodeConfig,
         neighbours: Arc<NeighbourTable>,
     ) -> Result<Self, ProgramError> {
-        fib.set_next_hops(&[(EXCEPTION, NextHop::Exception), (BLACKHOLE, NextHop::Blackhole)])?;
+        fib.set_next_hops(&[
+            (EXCEPTION, NextHop::Exception),
+            (BLACKHOLE, NextHop::Blackhole),
+            (HOST, NextHop::Host),
+        ])?;
         fib.apply(&[
             RouteChange::Upsert(Ipv4Prefix::DEFAULT, EXCEPTION),
             RouteChange::Upsert(node.cluster, BLACKHOLE),
@@ -226,11 +239,13 @@ impl RouteProgrammer {
             neighbours,
             peers: Arc::new(ArcSwap::from_pointee(PeerSet::default())),
             learned: Arc::new(MacLearnQueue::new(LEARN_QUEUE)),
+            flows: Arc::new(HostFlows::default()),
+            host: None,
             remotes: HashMap::new(),
             pods: HashMap::new(),
             hops: HashMap::new(),
             free_ids: Vec::new(),
-            next_id: 2,
+            next_id: 3,
         })
     }
 
@@ -241,7 +256,27 @@ impl RouteProgrammer {
             peers: self.peers.clone(),
             neighbours: self.neighbours.clone(),
             learned: self.learned.clone(),
+            flows: self.flows.clone(),
         }
+    }
+
+    /// Routes the node's own address on the host link (a /32 in the node's pod subnet, e.g.
+    /// the subnet's .0 as flannel gives flannel.1) to the host, from pods and from the uplink
+    /// alike: replies to the node's traffic to remote pods come back to it. `None` removes it.
+    pub fn set_host_address(&mut self, ip: Option<Ipv4Addr>) -> Result<FibVersion, ProgramError> {
+        let mut changes = Vec::with_capacity(2);
+        if let Some(old) = self.host.filter(|&old| Some(old) != ip) {
+            changes.push(RouteChange::Remove(Ipv4Prefix::covering(u32::from(old), 32)));
+        }
+        changes.extend(ip.map(|ip| RouteChange::Upsert(Ipv4Prefix::covering(u32::from(ip), 32), HOST)));
+        let version = self.fib.apply(&changes)?;
+        self.host = ip;
+        Ok(version)
+    }
+
+    /// The node's address on the host link, if routed.
+    pub fn host_address(&self) -> Option<Ipv4Addr> {
+        self.host
     }
 
     /// The queue of pod MACs the workers learned, for the control side to drain and program

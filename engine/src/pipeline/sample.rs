@@ -50,6 +50,9 @@ pub const EXC_MAC: MacAddr = MacAddr([2, 0, 0xc6, 0x13, 1, 0xfe]);
 /// The host end of the exception veth.
 pub const HOST_MAC: MacAddr = MacAddr([2, 0, 0xc6, 0x13, 1, 0xff]);
 
+/// The node's address on the host link (the subnet's .0, as flannel gives flannel.1).
+pub const A_HOST: Ipv4Addr = Ipv4Addr::new(198, 19, 1, 0);
+
 /// Node B: on our uplink's subnet.
 pub const B_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// Node B's uplink MAC.
@@ -150,7 +153,12 @@ pub fn pipeline_config(backend: Backend, pods: u8) -> PipelineConfig {
         node_subnet: prefix(A_SUBNET, 24),
         vxlan,
         ipip: backend == Backend::Ipip,
-        exception: Some(ExceptionPort { port: EXCEPTION, our_mac: EXC_MAC, host_mac: HOST_MAC }),
+        exception: Some(ExceptionPort {
+            port: EXCEPTION,
+            our_mac: EXC_MAC,
+            host_mac: HOST_MAC,
+            host_ip: Some(A_HOST),
+        }),
         pods: (0..pods)
             .map(|i| {
                 let (ip, mac, port) = pod(i);
@@ -190,6 +198,7 @@ pub fn node(
         via: via(backend, C_IP, C_VTEP),
     }));
     prog.apply(&updates)?;
+    prog.set_host_address(Some(A_HOST))?;
     prog.set_neighbour(B_IP, Some(B_MAC))?;
     prog.set_neighbour(UNDERLAY_GW, Some(UNDERLAY_GW_MAC))?;
     let pipeline = Pipeline::new(pipeline_config(backend, pods), prog.handles());
