@@ -7,6 +7,9 @@
 //! 3. else a random free subnet in SubnetMin..=SubnetMax.
 //!
 //! Creation is `grant` + `txn(version(key) == 0 -> put(key, value, lease))`.
+//! A takeover (1.) leaves the earlier run's etcd lease alone and returns what the key held
+//! ([`Replaced`]): the caller revokes that lease once its start has succeeded, or puts the
+//! key back if the start fails.
 //! A lost race tries another subnet (flannel exits instead); when the local
 //! view has no free subnet left we re-list once, and only a fresh list with
 //! nothing free is "out of subnets".
@@ -14,7 +17,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use ipnet::Ipv4Net;
 use rand::Rng;
 
@@ -34,6 +37,29 @@ pub struct OwnLease {
     pub lease_id: i64,
     /// Its TTL as granted.
     pub ttl: Duration,
+    /// What our key held before this acquire took it over (`None`: the key was created).
+    pub replaced: Option<Replaced>,
+}
+
+/// A key [`acquire`] wrote over: a lease with our PublicIP left by an earlier run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// The key.
+    pub key: String,
+    /// Its value before our put, byte for byte.
+    pub value: Vec<u8>,
+    /// The etcd lease it was attached to (0: none); still granted, no longer holding the key.
+    pub lease_id: i64,
+    /// The revision of our put: the key is as we left it while its mod revision is this.
+    pub our_revision: i64,
+}
+
+/// A conditional put that happened.
+pub(crate) struct Written {
+    /// The revision it was written at.
+    pub revision: i64,
+    /// The key's value and lease id before it (`None`: the key was absent).
+    pub prev: Option<(Vec<u8>, i64)>,
 }
 
 /// Keys per page when listing: ~0.7 MB of flannel leases, well under the
@@ -95,21 +121,31 @@ pub async fn list(
     Ok(LeaseTable::from_kvs(&kvs, revision))
 }
 
-/// `txn(compare -> put(key, value, lease))`: true when the put happened.
+/// `txn(compare -> put(key, value, lease))`: `Some` when the put happened.
 pub(crate) async fn put_if(
     client: &mut Client,
     settings: &AgentSettings,
     compare: Compare,
     key: &str,
-    value: &str,
+    value: impl Into<Vec<u8>>,
     lease_id: Option<i64>,
-) -> Result<bool, ControlError> {
-    let options = lease_id.map(|id| PutOptions::new().with_lease(id));
-    let txn = Txn::new().when([compare]).and_then([TxnOp::put(key, value, options)]);
+) -> Result<Option<Written>, ControlError> {
+    let mut options = PutOptions::new().with_prev_key();
+    if let Some(id) = lease_id.filter(|id| *id != 0) {
+        options = options.with_lease(id);
+    }
+    let txn = Txn::new().when([compare]).and_then([TxnOp::put(key, value, Some(options))]);
     let resp =
         call(&settings.endpoints, settings.rpc_timeout, || format!("conditional put {key}"), client.txn(txn))
             .await?;
-    Ok(resp.succeeded())
+    if !resp.succeeded() {
+        return Ok(None);
+    }
+    let prev = resp.op_responses().into_iter().find_map(|r| match r {
+        TxnOpResponse::Put(put) => put.prev_key().map(|kv| (kv.value().to_vec(), kv.lease())),
+        _ => None,
+    });
+    Ok(Some(Written { revision: resp.header().map_or(0, |h| h.revision()), prev }))
 }
 
 /// A fresh etcd lease of the configured TTL.
@@ -161,7 +197,7 @@ pub async fn acquire(
 ) -> Result<OwnLease, ControlError> {
     let lease_id = grant(client, settings).await?;
     match acquire_with(client, settings, request, table, lease_id).await {
-        Ok(subnet) => Ok(OwnLease { subnet, lease_id, ttl: settings.lease_ttl }),
+        Ok((subnet, replaced)) => Ok(OwnLease { subnet, lease_id, ttl: settings.lease_ttl, replaced }),
         Err(e) => {
             revoke(client, settings, lease_id).await;
             Err(e)
@@ -175,7 +211,7 @@ async fn acquire_with(
     LeaseRequest { network, attrs, prefer }: LeaseRequest<'_>,
     table: &mut LeaseTable,
     lease_id: i64,
-) -> Result<Ipv4Net, ControlError> {
+) -> Result<(Ipv4Net, Option<Replaced>), ControlError> {
     let keys = &Keys::new(&settings.prefix);
     let value = attrs.to_json();
     for round in 0..MAX_ROUNDS {
@@ -192,12 +228,9 @@ async fn acquire_with(
         if let Some((subnet, old)) = mine {
             let key = keys.subnet(subnet);
             let cmp = Compare::mod_revision(key.clone(), CompareOp::Equal, old.mod_revision);
-            let taken_over = put_if(client, settings, cmp, &key, &value, Some(lease_id)).await?;
-            if taken_over {
-                if old.lease_id != 0 && old.lease_id != lease_id {
-                    revoke(client, settings, old.lease_id).await;
-                }
-                return Ok(subnet);
+            if let Some(w) = put_if(client, settings, cmp, &key, value.as_str(), Some(lease_id)).await? {
+                let (value, lease_id) = w.prev.unwrap_or_default();
+                return Ok((subnet, Some(Replaced { key, value, lease_id, our_revision: w.revision })));
             }
             continue;
         }
@@ -212,9 +245,8 @@ async fn acquire_with(
             };
             let key = keys.subnet(subnet);
             let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
-            let created = put_if(client, settings, cmp, &key, &value, Some(lease_id)).await?;
-            if created {
-                return Ok(subnet);
+            if put_if(client, settings, cmp, &key, value.as_str(), Some(lease_id)).await?.is_some() {
+                return Ok((subnet, None));
             }
             tracing::debug!(%subnet, "lost the race for a subnet; trying another");
             lost.insert(subnet);

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! start:  connect -> <prefix>/config -> list subnets -> acquire -> subnet.env
-//! run:    flush routes of the list
+//!         (a failure undoes what the start changed in etcd: see `rollback`)
+//! run:    commit the start (revoke the lease our key was taken over from)
+//!         flush routes of the list
 //!         loop { watch from table.revision + 1
 //!                  put/delete -> table + compiler -> one batch per watch response
 //!                  our key deleted or overwritten -> re-acquire (routes untouched)
@@ -21,6 +23,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::acquire::{list, put_if, revoke};
+use super::rollback::Rollback;
 use super::rpc::call;
 use super::{AgentSettings, ControlError, Keys, LeaseRequest, LeaseTable, OwnLease, acquire};
 use crate::flannel::{BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData};
@@ -73,6 +76,8 @@ pub struct Agent {
     compiler: RouteCompiler,
     renew_at: Instant,
     status: watch::Sender<AgentStatus>,
+    /// What the start changed in etcd: undone by [`Agent::abandon`], committed by [`Agent::run`].
+    rollback: Rollback,
 }
 
 /// Connects a client; etcd-client connects lazily, so this succeeds while
@@ -97,18 +102,19 @@ async fn connect(settings: &AgentSettings) -> Result<Client, ControlError> {
     .await
 }
 
-/// Reads `<prefix>/config`, writing `init` first when the key is absent.
+/// Reads `<prefix>/config`, writing `init` first when the key is absent (noted in `rollback`).
 pub(crate) async fn network_config(
     client: &mut Client,
     settings: &AgentSettings,
     keys: &Keys,
+    rollback: &mut Rollback,
 ) -> Result<NetworkConfig, ControlError> {
     let key = keys.config();
     if let Some(init) = &settings.init_network {
         let cmp = Compare::version(key.clone(), CompareOp::Equal, 0);
-        let written = put_if(client, settings, cmp, &key, &init.to_json(), None).await?;
-        if written {
+        if let Some(w) = put_if(client, settings, cmp, &key, init.to_json(), None).await? {
             tracing::info!(%key, "wrote the network config (--init-network)");
+            rollback.config = Some((key.clone(), w.revision));
         }
     }
     let resp = call(
@@ -129,6 +135,25 @@ pub(crate) async fn network_config(
         return Err(ControlError::BadNetworkConfig { key, source });
     }
     Ok(network)
+}
+
+/// Reads the network config, lists the leases and takes ours, noting each change in
+/// `rollback`.
+async fn take_lease(
+    client: &mut Client,
+    settings: &AgentSettings,
+    keys: &Keys,
+    rollback: &mut Rollback,
+) -> Result<(NetworkConfig, LeaseAttrs, LeaseTable, OwnLease), ControlError> {
+    let network = network_config(client, settings, keys, rollback).await?;
+    let attrs = own_attrs(settings, &network)?;
+    let mut table = list(client, settings, keys).await?;
+    let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file).into_iter().collect();
+    let request = LeaseRequest { network: &network, attrs: &attrs, prefer: &prefer };
+    let mut own = acquire(client, settings, request, &mut table).await?;
+    rollback.lease = Some(own.lease_id);
+    rollback.replaced = own.replaced.take();
+    Ok((network, attrs, table, own))
 }
 
 /// The value of our lease for this network.
@@ -162,16 +187,20 @@ impl AgentStatus {
 impl Agent {
     /// Connects, reads (or initialises) the network config, lists the
     /// leases and acquires ours, then writes subnet.env. Errors here are
-    /// fatal to the daemon (no config, out of subnets, etcd unreachable).
+    /// fatal to the daemon (no config, out of subnets, etcd unreachable); an
+    /// error after etcd was changed undoes the change first.
     pub async fn start(settings: AgentSettings) -> Result<Self, ControlError> {
         let keys = Keys::new(&settings.prefix);
         let mut client = connect(&settings).await?;
-        let network = network_config(&mut client, &settings, &keys).await?;
-        let attrs = own_attrs(&settings, &network)?;
-        let mut table = list(&mut client, &settings, &keys).await?;
-        let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file).into_iter().collect();
-        let request = LeaseRequest { network: &network, attrs: &attrs, prefer: &prefer };
-        let own = acquire(&mut client, &settings, request, &mut table).await?;
+        let mut rollback = Rollback::default();
+        let taken = take_lease(&mut client, &settings, &keys, &mut rollback).await;
+        let (network, attrs, table, own) = match taken {
+            Ok(t) => t,
+            Err(e) => {
+                rollback.undo(&mut client, &settings).await;
+                return Err(e);
+            }
+        };
         tracing::info!(subnet = %own.subnet, lease = own.lease_id, "acquired our subnet lease");
         let policy = RoutePolicy {
             backend: network.backend.clone(),
@@ -203,26 +232,22 @@ impl Agent {
             table,
             compiler,
             status,
+            rollback,
         };
-        agent.write_subnet_env()?;
+        if let Err(e) = agent.write_subnet_env() {
+            agent.abandon().await;
+            return Err(e);
+        }
         Ok(agent)
     }
 
-    /// Gives up what this agent acquired, for a start that failed after the lease:
-    /// revokes our etcd lease (etcd deletes our key with it). Best effort.
+    /// Gives back what this agent's start changed in etcd, for a start that failed after
+    /// the lease: our etcd lease revoked (etcd deletes our key with it), the earlier value
+    /// of a key we took over put back, a network config written by `--init-network` deleted.
+    /// Best effort; one log line says how it went.
     pub async fn abandon(mut self) {
-        let id = self.own.lease_id;
-        match call(
-            &self.settings.endpoints,
-            self.settings.rpc_timeout,
-            || format!("revoke lease {id:x}"),
-            self.client.lease_revoke(id),
-        )
-        .await
-        {
-            Ok(_) => tracing::info!(subnet = %self.own.subnet, "start failed: our subnet lease revoked"),
-            Err(e) => tracing::error!("start failed and our subnet lease is left to expire: {e}"),
-        }
+        let rollback = std::mem::take(&mut self.rollback);
+        rollback.undo(&mut self.client, &self.settings).await;
     }
 
     /// Our subnet.
@@ -270,6 +295,7 @@ impl Agent {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ControlError> {
         tokio::pin!(shutdown);
+        std::mem::take(&mut self.rollback).commit(&mut self.client, &self.settings).await;
         self.compiler.reconcile_leases(self.table.usable());
         self.flush(sink);
         self.publish(true);
@@ -356,7 +382,10 @@ impl Agent {
     async fn reacquire(&mut self) -> Result<(), ControlError> {
         let old = self.own.clone();
         let request = LeaseRequest { network: &self.network, attrs: &self.attrs, prefer: &[old.subnet] };
-        let own = acquire(&mut self.client, &self.settings, request, &mut self.table).await?;
+        let mut own = acquire(&mut self.client, &self.settings, request, &mut self.table).await?;
+        if let Some(r) = own.replaced.take().filter(|r| r.lease_id != 0 && r.lease_id != old.lease_id) {
+            revoke(&mut self.client, &self.settings, r.lease_id).await;
+        }
         if own.lease_id != old.lease_id {
             revoke(&mut self.client, &self.settings, old.lease_id).await;
         }

@@ -12,11 +12,12 @@ mod agent;
 mod error;
 mod keys;
 mod lease_table;
+mod rollback;
 mod rpc;
 mod settings;
 mod startup;
 
-pub use acquire::{LeaseRequest, OwnLease, acquire, list};
+pub use acquire::{LeaseRequest, OwnLease, Replaced, acquire, list};
 pub use agent::{Agent, AgentStatus};
 pub use error::ControlError;
 pub use keys::Keys;

@@ -197,3 +197,49 @@ impl Drop for Etcd {
         self.kill();
     }
 }
+
+/// Everything a start may change in etcd: every key with its value and etcd lease, and every
+/// etcd lease with its granted TTL. Two equal snapshots: same keys, same values, same leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// key -> (value, lease id; 0: none)
+    pub keys: std::collections::BTreeMap<String, (String, i64)>,
+    /// lease id -> granted TTL in seconds (only leases alive now are listed)
+    pub leases: std::collections::BTreeMap<i64, i64>,
+}
+
+impl Snapshot {
+    /// Reads the whole keyspace and every lease of the etcd at `endpoint`.
+    pub async fn take(endpoint: &str) -> Snapshot {
+        let mut client = etcd_client::Client::connect([endpoint], None).await.expect("connect etcd");
+        let all = etcd_client::GetOptions::new().with_all_keys();
+        let resp = client.get("", Some(all)).await.expect("get every key");
+        let keys = resp
+            .kvs()
+            .iter()
+            .map(|kv| {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                (key, (String::from_utf8_lossy(kv.value()).into_owned(), kv.lease()))
+            })
+            .collect();
+        let mut leases = std::collections::BTreeMap::new();
+        let ids: Vec<i64> =
+            client.leases().await.expect("list leases").leases().iter().map(|l| l.id()).collect();
+        for id in ids {
+            let ttl = client.lease_time_to_live(id, None).await.expect("lease time to live");
+            if ttl.ttl() > 0 {
+                leases.insert(id, ttl.granted_ttl());
+            }
+        }
+        Snapshot { keys, leases }
+    }
+
+    /// [`Snapshot::take`] from synchronous code (a test thread, or one inside a netns).
+    pub fn take_blocking(endpoint: &str) -> Snapshot {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(Snapshot::take(endpoint))
+    }
+}
