@@ -21,6 +21,32 @@ pub enum DaemonError {
         /// The interface.
         ifname: String,
     },
+    /// The process lacks capabilities the data plane needs.
+    #[error(
+        "missing capabilities: {missing}; run weft as root, or grant them (AmbientCapabilities= in its systemd unit, or setcap on the binary)"
+    )]
+    MissingCapabilities {
+        /// Each missing one with what it is for, comma-separated.
+        missing: String,
+    },
+    /// A file weft writes cannot be written.
+    #[error(
+        "{key}: cannot write {path}: {why} (make the directory writable by weft's user, or set {key} elsewhere)"
+    )]
+    Unwritable {
+        /// The config key naming the file.
+        key: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        why: String,
+    },
+    /// A pre-start check could not read what it checks.
+    #[error("start checks: {what}")]
+    Preflight {
+        /// What could not be read.
+        what: String,
+    },
     /// A configured pod's address does not fit the subnet we hold (etcd mode
     /// learns the subnet only at start).
     #[error("{key}: {ip} is {why}")]

@@ -1,7 +1,7 @@
 //! `weft run`: the daemon's runtime.
 //!
 //! ```text
-//! main thread ── check interfaces ── tokio runtime (1 control thread, off the worker cores)
+//! main thread ── preflight (capabilities, interfaces, writable files) ── tokio runtime (1 control thread, off the worker cores)
 //!   signals (SIGINT/SIGTERM) ─► shutdown flag
 //!   API socket, metrics listener (/metrics, /healthz): open first, answer while waiting
 //!   control: static routes | etcd Agent::start_when_ready (waits for etcd; lease, subnet.env)
@@ -10,7 +10,9 @@
 //!               one pipeline each; pods from the config ─► the queue-0 worker
 //!   neighbour loop (engine requests ─► kernel ARP ─► programmer)
 //!   agent.run(route sink) until shutdown
-//! a failure after the lease: the lease is revoked (etcd as it was before the start)
+//! a failure after the lease: the agent is abandoned, which undoes what this start changed in
+//!   etcd (our lease revoked, a lease of ours taken over put back, an --init-network config
+//!   deleted): etcd as it was before the start
 //! shutdown: API/metrics stop, workers stopped and joined (sockets closed),
 //!           XDP programs detached, API socket removed; the etcd lease is kept.
 //! ```
@@ -20,6 +22,7 @@ pub mod dataplane;
 mod error;
 mod handler;
 mod ports;
+mod preflight;
 mod state;
 mod underlay;
 
@@ -54,24 +57,6 @@ const LEARN_POLL: Duration = Duration::from_millis(10);
 /// How often a resolved neighbour is probed so the kernel keeps it fresh.
 const NEIGHBOUR_REPROBE: Duration = Duration::from_secs(30);
 
-/// Fails with one line when a configured interface does not exist.
-fn check_interfaces(config: &Config) -> Result<(), DaemonError> {
-    let uplink = config.uplink.as_ref().ok_or(DaemonError::NoUplink)?;
-    let mut names = vec![("uplink.interface".to_owned(), uplink.interface.clone())];
-    for (i, p) in config.pods.iter().enumerate() {
-        names.push((format!("pods[{i}].interface"), p.interface.to_string()));
-    }
-    if let Some(ifname) = &config.exception.interface {
-        names.push(("exception.interface".to_owned(), ifname.clone()));
-    }
-    for (key, ifname) in names {
-        if nix::net::if_::if_nametoindex(ifname.as_str()).is_err() {
-            return Err(DaemonError::NoSuchInterface { key, ifname });
-        }
-    }
-    Ok(())
-}
-
 /// The core control threads run on: the first online core no worker is
 /// pinned to (`None`: no worker is pinned, or every core is taken).
 fn control_core(config: &Config) -> Option<usize> {
@@ -86,7 +71,7 @@ fn control_core(config: &Config) -> Option<usize> {
 /// Runs the daemon until SIGINT or SIGTERM. Setup errors return at once,
 /// with everything set up so far torn down.
 pub fn run(config: Config, opts: RunOptions) -> Result<(), DaemonError> {
-    check_interfaces(&config)?;
+    preflight::check(&config)?;
     let core = control_core(&config);
     if let Some(c) = core {
         weft_engine::worker::pin_current_thread(c).map_err(DaemonError::Runtime)?;
