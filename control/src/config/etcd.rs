@@ -1,10 +1,12 @@
 //! `[etcd]`: where the leases live.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::etcd_credentials::{self, EtcdAuth, EtcdTls, RawCredentials};
 
 /// flannel's default etcd prefix.
 pub const DEFAULT_PREFIX: &str = "/coreos.com/network";
@@ -28,6 +30,12 @@ pub(super) struct RawEtcd {
     lease_ttl_secs: Option<u64>,
     keepalive_interval_secs: Option<u64>,
     keepalive_timeout_secs: Option<u64>,
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
 }
 
 /// `[etcd]`, validated.
@@ -45,6 +53,11 @@ pub struct EtcdSection {
     /// `etcd.keepalive_timeout_secs` (default 10): an unanswered ping closes the
     /// connection after this long (etcd dead or frozen: the agent retries).
     pub keepalive_timeout: Duration,
+    /// `etcd.ca_file`, `etcd.cert_file`, `etcd.key_file`, loaded: TLS for `https://`
+    /// endpoints (none for `http://`).
+    pub tls: Option<EtcdTls>,
+    /// `etcd.username` with `etcd.password` or `etcd.password_file`.
+    pub auth: Option<EtcdAuth>,
 }
 
 impl Default for EtcdSection {
@@ -55,6 +68,8 @@ impl Default for EtcdSection {
             lease_ttl: DEFAULT_LEASE_TTL,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -120,5 +135,14 @@ pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
         }
         out.keepalive_timeout = Duration::from_secs(secs);
     }
+    let credentials = RawCredentials {
+        ca_file: raw.ca_file,
+        cert_file: raw.cert_file,
+        key_file: raw.key_file,
+        username: raw.username,
+        password: raw.password,
+        password_file: raw.password_file,
+    };
+    (out.tls, out.auth) = etcd_credentials::validate(credentials, &out.endpoints)?;
     Ok(out)
 }

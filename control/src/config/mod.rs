@@ -8,6 +8,7 @@
 mod api;
 mod error;
 mod etcd;
+mod etcd_credentials;
 mod exception;
 mod metrics;
 mod network;
@@ -24,6 +25,7 @@ use serde::Deserialize;
 pub use api::{ApiSection, DEFAULT_API_SOCKET};
 pub use error::ConfigError;
 pub use etcd::EtcdSection;
+pub use etcd_credentials::{EtcdAuth, EtcdTls, Password, PemFile};
 pub use exception::ExceptionSection;
 pub use metrics::{DEFAULT_METRICS_LISTEN, MetricsSection};
 pub use node::NodeSection;

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::acquire::{list, put_if, revoke};
+use super::credentials::connect_options;
 use super::rollback::Rollback;
 use super::rpc::call;
 use super::{AgentSettings, ControlError, Keys, LeaseRequest, LeaseTable, OwnLease, acquire};
@@ -93,13 +94,8 @@ async fn connect(settings: &AgentSettings) -> Result<Client, ControlError> {
         .with_connect_timeout(Duration::from_secs(2))
         .with_keep_alive(settings.client.keepalive_interval, settings.client.keepalive_timeout)
         .with_keep_alive_while_idle(false);
-    call(
-        &settings.endpoints,
-        settings.rpc_timeout,
-        || "connect".into(),
-        Client::connect(settings.endpoints.clone(), Some(options)),
-    )
-    .await
+    let options = connect_options(options, &settings.client);
+    call(&settings, || "connect".into(), Client::connect(settings.endpoints.clone(), Some(options))).await
 }
 
 /// Reads `<prefix>/config`, writing `init` first when the key is absent (noted in `rollback`).
@@ -117,13 +113,7 @@ pub(crate) async fn network_config(
             rollback.config = Some((key.clone(), w.revision));
         }
     }
-    let resp = call(
-        &settings.endpoints,
-        settings.rpc_timeout,
-        || format!("get {key}"),
-        client.get(key.clone(), None),
-    )
-    .await?;
+    let resp = call(&settings, || format!("get {key}"), client.get(key.clone(), None)).await?;
     let kv = resp.kvs().first().ok_or_else(|| ControlError::NoNetworkConfig { key: key.clone() })?;
     let network = NetworkConfig::parse(kv.value())
         .map_err(|source| ControlError::BadNetworkConfig { key: key.clone(), source })?;
@@ -356,9 +346,9 @@ impl Agent {
     /// Keeps our etcd lease alive; an expired lease is re-acquired.
     async fn renew(&mut self) -> Result<(), ControlError> {
         let id = self.own.lease_id;
-        let (ep, timeout) = (self.settings.endpoints.clone(), self.settings.rpc_timeout);
-        let ttl = call(&ep, timeout, || format!("renew lease {id:x}"), async {
-            let (mut keeper, mut stream) = self.client.lease_keep_alive(id).await?;
+        let (settings, client) = (&self.settings, &mut self.client);
+        let ttl = call(settings, || format!("renew lease {id:x}"), async {
+            let (mut keeper, mut stream) = client.lease_keep_alive(id).await?;
             keeper.keep_alive().await?;
             // A stream that ends without an answer (etcd restarting, no leader yet) says
             // nothing about our lease: an error, retried, not an expiry.
@@ -422,10 +412,9 @@ impl Agent {
         let prefix = self.keys.subnets();
         let start = self.table.revision() + 1;
         let options = WatchOptions::new().with_prefix().with_start_revision(start);
-        let (ep, timeout) = (self.settings.endpoints.clone(), self.settings.rpc_timeout);
+        let ep = self.settings.endpoints.clone();
         let (mut watcher, mut stream) = call(
-            &ep,
-            timeout,
+            &self.settings,
             || format!("watch {prefix} from revision {start}"),
             self.client.watch(prefix.clone(), Some(options)),
         )

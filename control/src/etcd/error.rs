@@ -20,6 +20,61 @@ pub enum ControlError {
         /// The endpoints configured.
         endpoints: String,
     },
+    /// etcd's server certificate failed verification against `[etcd] ca_file`.
+    #[error("etcd: server certificate of {endpoints} not trusted by [etcd] ca_file {ca_file}: {reason}")]
+    EtcdServerCertificate {
+        /// The CA file.
+        ca_file: String,
+        /// Why rustls rejected it (UnknownIssuer, Expired, NotValidForName, ...).
+        reason: String,
+        /// The endpoints configured.
+        endpoints: String,
+    },
+    /// etcd refused our TLS handshake over our client certificate (expired, signed by a
+    /// CA it does not trust, or none sent while it runs with `--client-cert-auth`).
+    #[error(
+        "etcd at {endpoints} rejected the client certificate [etcd] cert_file {cert_file}: TLS alert {alert} (expired, not signed by a CA in etcd's --trusted-ca-file, or missing)"
+    )]
+    EtcdClientCertificate {
+        /// The certificate file, or what to set when there is none.
+        cert_file: String,
+        /// The TLS alert etcd sent.
+        alert: String,
+        /// The endpoints configured.
+        endpoints: String,
+    },
+    /// etcd refused our user name and password.
+    #[error(
+        "etcd: authentication failed for [etcd] username '{username}': {message} (endpoints {endpoints})"
+    )]
+    EtcdAuth {
+        /// `[etcd] username`.
+        username: String,
+        /// etcd's answer.
+        message: String,
+        /// The endpoints configured.
+        endpoints: String,
+    },
+    /// etcd runs with authentication and we gave no user.
+    #[error("etcd at {endpoints} requires authentication ({message}): set [etcd] username and password")]
+    EtcdAuthRequired {
+        /// etcd's answer.
+        message: String,
+        /// The endpoints configured.
+        endpoints: String,
+    },
+    /// Our etcd user may not touch the prefix.
+    #[error(
+        "etcd: [etcd] username '{username}' is not allowed to use the prefix ({message}): grant its role readwrite on the prefix (etcdctl role grant-permission --prefix=true ROLE readwrite PREFIX) (endpoints {endpoints})"
+    )]
+    EtcdPermission {
+        /// `[etcd] username`.
+        username: String,
+        /// etcd's answer.
+        message: String,
+        /// The endpoints configured.
+        endpoints: String,
+    },
     /// `<prefix>/config` is absent and `--init-network` was not given.
     #[error(
         "no flannel network config at etcd key {key}: write one (etcdctl put {key} '{{\"Network\":\"10.244.0.0/16\",\"Backend\":{{\"Type\":\"vxlan\"}}}}') or run with --init-network and a [network] section"

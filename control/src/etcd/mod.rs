@@ -9,6 +9,7 @@
 
 mod acquire;
 mod agent;
+mod credentials;
 mod error;
 mod keys;
 mod lease_table;

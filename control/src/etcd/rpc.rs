@@ -1,25 +1,26 @@
 //! One place that turns etcd-client calls into [`ControlError`]s with a deadline.
 
 use std::future::Future;
-use std::time::Duration;
 
-use super::ControlError;
+use super::credentials::diagnose;
+use super::{AgentSettings, ControlError};
 
-/// Runs one unary etcd call with a deadline, naming `context` on failure.
+/// Runs one etcd call with the settings' deadline, naming `context` on failure; a
+/// failure only the operator can fix (certificate, user) names the `[etcd]` key at fault.
 pub(crate) async fn call<T>(
-    endpoints: &[String],
-    timeout: Duration,
+    settings: &AgentSettings,
     context: impl FnOnce() -> String,
     fut: impl Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, ControlError> {
-    let err = |message: String, context: String| ControlError::Etcd {
-        context,
-        message,
-        endpoints: endpoints.join(","),
+    let endpoints = settings.endpoints.join(",");
+    let timeout = settings.rpc_timeout;
+    let message = match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(e)) => match diagnose(&e, settings).await {
+            Some(diagnosed) => return Err(diagnosed),
+            None => e.to_string(),
+        },
+        Err(_) => format!("no answer within {timeout:?}"),
     };
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(err(e.to_string(), context())),
-        Err(_) => Err(err(format!("no answer within {timeout:?}"), context())),
-    }
+    Err(ControlError::Etcd { context: context(), message, endpoints })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use crate::config::{Config, EtcdSection};
+use crate::config::{Config, EtcdAuth, EtcdSection, EtcdTls};
 use crate::flannel::{MacAddr, NetworkConfig};
 
 /// Agent settings, usually [`AgentSettings::from_config`].
@@ -36,7 +36,7 @@ pub struct AgentSettings {
     pub backoff_max: Duration,
     /// Deadline for one unary etcd call.
     pub rpc_timeout: Duration,
-    /// How the client talks to etcd (keepalive).
+    /// How the client talks to etcd (keepalive, TLS, user).
     pub client: ClientOptions,
 }
 
@@ -47,16 +47,16 @@ pub struct ClientOptions {
     pub keepalive_interval: Duration,
     /// An unanswered keepalive ping closes the connection after this long.
     pub keepalive_timeout: Duration,
+    /// TLS for `https://` endpoints: the CA, and our client certificate if any.
+    pub tls: Option<EtcdTls>,
+    /// The etcd user we authenticate as.
+    pub auth: Option<EtcdAuth>,
 }
 
 impl Default for ClientOptions {
     /// The `[etcd]` defaults.
     fn default() -> Self {
-        let section = EtcdSection::default();
-        ClientOptions {
-            keepalive_interval: section.keepalive_interval,
-            keepalive_timeout: section.keepalive_timeout,
-        }
+        ClientOptions::from_section(&EtcdSection::default())
     }
 }
 
@@ -66,6 +66,8 @@ impl ClientOptions {
         ClientOptions {
             keepalive_interval: section.keepalive_interval,
             keepalive_timeout: section.keepalive_timeout,
+            tls: section.tls.clone(),
+            auth: section.auth.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A real etcd for tests: `/usr/bin/etcd` on 127.0.0.1 with random free
 //! client and peer ports and a temporary data dir, killed by PID on drop
-//! (also when the test panics).
+//! (also when the test panics). [`Etcd::start_tls`] runs it as clusters do: https only,
+//! client certificates required, and (after [`Etcd::enable_auth`]) users and roles.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -16,6 +17,21 @@ pub struct Etcd {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    tls: Option<ServerTls>,
+    extra_args: Vec<String>,
+    /// `name:password` etcdctl authenticates with once auth is on.
+    ctl_user: Option<String>,
+}
+
+/// TLS for [`Etcd::start_tls`]: etcd serves `cert`/`key`, requires client certificates
+/// signed by `ca`, and etcdctl connects with `ctl_cert`/`ctl_key`.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ctl_cert: PathBuf,
+    pub ctl_key: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -27,24 +43,44 @@ impl Etcd {
     /// Starts etcd and waits until it answers. Panics with what is missing
     /// when etcd is not installed (scripts/setup.sh installs etcd-server).
     pub fn start() -> Self {
+        Self::start_with(None, &[])
+    }
+
+    fn start_with(tls: Option<&ServerTls>, extra_args: &[&str]) -> Self {
         assert!(
             std::path::Path::new(ETCD).exists() && std::path::Path::new(ETCDCTL).exists(),
             "{ETCD} or {ETCDCTL} missing: install the Debian packages etcd-server and etcd-client (scripts/setup.sh does)"
         );
         let mut last = String::new();
         for _ in 0..3 {
-            let mut etcd = Etcd {
-                child: None,
-                dir: tempfile::Builder::new().prefix("weft-etcd-").tempdir().expect("temp dir"),
-                client_port: free_port(),
-                peer_port: free_port(),
-            };
+            let mut etcd = Etcd::reserved();
+            etcd.tls = tls.cloned();
+            etcd.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
             match etcd.spawn() {
                 Ok(()) => return etcd,
                 Err(e) => last = e, // most likely a port taken between probe and bind: retry
             }
         }
         panic!("etcd did not start: {last}");
+    }
+
+    /// Starts etcd with `https://` client URLs serving `tls.cert`, and
+    /// `--client-cert-auth`: only clients with a certificate signed by `tls.ca` get in.
+    /// `extra_args` go to etcd as they are (e.g. `--auth-token-ttl`).
+    pub fn start_tls(tls: &ServerTls, extra_args: &[&str]) -> Self {
+        Self::start_with(Some(tls), extra_args)
+    }
+
+    /// Turns on etcd's authentication: a `root` user (password `root_password`, which
+    /// etcdctl uses from now on) and `user`/`password` with read-write on `prefix`.
+    pub fn enable_auth(&mut self, root_password: &str, user: &str, password: &str, prefix: &str) {
+        self.etcdctl(&["user", "add", &format!("root:{root_password}")]);
+        self.etcdctl(&["user", "add", &format!("{user}:{password}")]);
+        self.etcdctl(&["role", "add", "weft-node"]);
+        self.etcdctl(&["role", "grant-permission", "--prefix=true", "weft-node", "readwrite", prefix]);
+        self.etcdctl(&["user", "grant-role", user, "weft-node"]);
+        self.etcdctl(&["auth", "enable"]);
+        self.ctl_user = Some(format!("root:{root_password}"));
     }
 
     /// An etcd whose ports and data dir are chosen but which does not run yet (for what
@@ -56,6 +92,9 @@ impl Etcd {
             dir: tempfile::Builder::new().prefix("weft-etcd-").tempdir().expect("temp dir"),
             client_port: free_port(),
             peer_port: free_port(),
+            tls: None,
+            extra_args: Vec::new(),
+            ctl_user: None,
         }
     }
 
@@ -64,9 +103,15 @@ impl Etcd {
         self.spawn().expect("etcd start");
     }
 
-    /// `http://127.0.0.1:<client port>`.
+    /// `http://127.0.0.1:<client port>` (`https://` for [`Etcd::start_tls`]).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// etcd's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     fn log_path(&self) -> PathBuf {
@@ -80,7 +125,19 @@ impl Etcd {
             .append(true)
             .open(self.log_path())
             .map_err(|e| e.to_string())?;
-        let child = Command::new(ETCD)
+        let mut command = Command::new(ETCD);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
+            .args(&self.extra_args)
             .args(["--name", "weft-test"])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
@@ -138,7 +195,20 @@ impl Etcd {
     }
 
     fn try_etcdctl(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(ETCDCTL)
+        let mut command = Command::new(ETCDCTL);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cacert")
+                .arg(&tls.ca)
+                .arg("--cert")
+                .arg(&tls.ctl_cert)
+                .arg("--key")
+                .arg(&tls.ctl_key);
+        }
+        if let Some(user) = &self.ctl_user {
+            command.arg(format!("--user={user}"));
+        }
+        let out = command
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint()))
             .args(["--dial-timeout=1s", "--command-timeout=3s"])

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod etcd;
+pub mod pki;
 pub mod proxy;
 
 use std::net::Ipv4Addr;
