@@ -4,7 +4,10 @@
 //!   while waiting exits 0; while it waits, `weft status` answers with the waiting state and
 //!   the last error, and `/healthz` says 503 with the reason, 200 once it runs;
 //! - its lease lost and its subnet taken by another node: it leases another subnet, and
-//!   `weft status` shows the mismatch with the subnet its pods and data plane are in.
+//!   `weft status` shows the mismatch with the subnet its pods and data plane are in;
+//! - against an etcd as clusters run it (https, client certificates, users): it takes its
+//!   lease with `[etcd]` ca_file, cert_file, key_file, username and password, and a wrong
+//!   password stops it at once with one line naming the user.
 
 mod common;
 mod netns;
@@ -15,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use common::Etcd;
+use common::etcd::ServerTls;
+use common::pki::Pki;
 use netns::daemon::{Daemon, engine_sections};
 use netns::{Netns, root_or_skip, unique_stem, veth_between};
 use weft_control::api::StatusReport;
@@ -62,6 +67,11 @@ impl Node {
     }
 
     fn write_config(&self, etcd: &Etcd) -> Result<PathBuf> {
+        self.write_config_with(etcd, "")
+    }
+
+    /// The config, with `etcd_keys` added to its `[etcd]` section.
+    fn write_config_with(&self, etcd: &Etcd, etcd_keys: &str) -> Result<PathBuf> {
         let cfg = self.path("w.toml");
         let engine = engine_sections(&self.uplink, "generic", 1, &self.path("w.sock")).replace(
             "[metrics]\nenabled = false\n",
@@ -78,6 +88,7 @@ vtep_mac = "0a:58:c6:12:00:0c"
 subnet_file = "{d}/subnet.env"
 [etcd]
 endpoints = ["{ep}"]
+{etcd_keys}
 [network]
 network = "198.19.0.0/16"
 backend = "vxlan"
@@ -287,5 +298,82 @@ fn sigterm_while_waiting_for_etcd_exits_cleanly() -> Result<()> {
     ensure!(status.success(), "exit {status:?}:\n{log}");
     ensure!(log.contains("SIGTERM") && log.contains("stopped before etcd was ready"), "{log}");
     ensure!(!node.path("subnet.env").exists(), "no subnet.env without a lease");
+    Ok(())
+}
+
+/// A node whose etcd, in its namespace, runs as clusters run it: https, client certificates
+/// required, auth on with user `weft`/`weft-pw`; and the `[etcd]` keys for it with
+/// `password`. `None` (skipped loudly) without root.
+fn secure_node(test: &str, password: &str) -> Result<Option<(Node, Pki, Etcd, String)>> {
+    if !root_or_skip(test) {
+        return Ok(None);
+    }
+    let node = Node::new()?;
+    let pki = Pki::new();
+    let tls = ServerTls {
+        ca: pki.path("ca.pem"),
+        cert: pki.path("server.pem"),
+        key: pki.path("server-key.pem"),
+        ctl_cert: pki.path("client.pem"),
+        ctl_key: pki.path("client-key.pem"),
+    };
+    let etcd = node.ns.run(move || {
+        let mut etcd = Etcd::start_tls(&tls, &[]);
+        etcd.enable_auth("root-pw", "weft", "weft-pw", common::PREFIX);
+        etcd
+    })?;
+    let keys = format!(
+        "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\nusername = \"weft\"\npassword = {password:?}",
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client-key.pem"),
+    );
+    Ok(Some((node, pki, etcd, keys)))
+}
+
+#[test]
+fn weft_run_takes_its_lease_from_an_etcd_with_tls_client_certificates_and_a_password() -> Result<()> {
+    let test = "weft_run_takes_its_lease_from_an_etcd_with_tls_client_certificates_and_a_password";
+    let Some((node, _pki, etcd, keys)) = secure_node(test, "weft-pw")? else { return Ok(()) };
+    let cfg = node.write_config_with(&etcd, &keys)?;
+    let mut weft = node.start_weft(&cfg)?;
+    let report = wait_status(&weft, &node.path("w.sock"), |r| r.phase == "running")?;
+    let state = report.etcd.clone().context("etcd state")?;
+    ensure!(state.connected && state.lease_id != 0, "{state:?}");
+    let key = format!("{}/subnets/{}", common::PREFIX, report.subnet.replace('/', "-"));
+    let (etcd, lease) = node.ns.run(move || {
+        let lease = etcd.get(&key);
+        (etcd, lease)
+    })?;
+    ensure!(lease.is_some_and(|l| l.contains("198.18.0.12")), "our lease is in etcd");
+    ensure!(weft.sigterm()?.success(), "{}", weft.log());
+    drop(etcd);
+    Ok(())
+}
+
+#[test]
+fn weft_run_with_a_wrong_etcd_password_exits_at_once_with_one_line_naming_the_user() -> Result<()> {
+    let test = "weft_run_with_a_wrong_etcd_password_exits_at_once_with_one_line_naming_the_user";
+    let Some((node, _pki, etcd, keys)) = secure_node(test, "not-it")? else { return Ok(()) };
+    let cfg = node.write_config_with(&etcd, &keys)?;
+    let mut weft = node.start_weft(&cfg)?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while weft.running() {
+        ensure!(
+            Instant::now() < deadline,
+            "weft still runs (waiting?) with a wrong password:\n{}",
+            weft.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = weft.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("authentication failed")).collect();
+    let expected = format!(
+        "weft: etcd: authentication failed for [etcd] username 'weft': authentication failed, invalid user ID or password (endpoints {})",
+        etcd.endpoint()
+    );
+    ensure!(lines == [expected.as_str()], "one line naming the user:\n{log}");
+    ensure!(!node.path("subnet.env").exists(), "no subnet.env without a lease");
+    drop(etcd);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! real etcd with certificates generated here, the agent takes its lease with `[etcd]`
 //! ca_file, cert_file, key_file, username and password; a wrong CA, an expired client
 //! certificate and a wrong password each fail at once with one line naming the file or
-//! credential.
+//! credential; an agent whose auth token etcd forgot still writes.
 
 mod common;
 
@@ -182,4 +182,111 @@ async fn a_wrong_password_fails_at_once_naming_the_username() {
             etcd.endpoint()
         )
     );
+}
+
+/// The config error for `[etcd]` keys `extra` with `endpoint`: (key, message).
+fn config_error(endpoint: &str, extra: &str) -> (String, String) {
+    let text = format!(
+        "mode = \"etcd\"\n[node]\nname = \"n\"\npublic_ip = \"198.18.0.21\"\n[etcd]\nendpoints = [\"{endpoint}\"]\n{extra}\n"
+    );
+    let error = Config::parse(&text).expect_err("config must be rejected");
+    (error.key_path().unwrap_or_default().to_owned(), error.to_string())
+}
+
+#[test]
+fn tls_and_credential_keys_are_checked_at_load_naming_the_key_and_the_file() {
+    let pki = Pki::new();
+    let https = "https://127.0.0.1:2379";
+    let ca = pki.path("ca.pem");
+    let (key, line) = config_error(https, "");
+    assert_eq!(key, "etcd.ca_file", "{line}");
+    assert!(line.contains("required for the https:// endpoint etcd.endpoints[0]"), "{line}");
+
+    let (key, line) =
+        config_error(https, &format!("ca_file = {ca:?}\ncert_file = {:?}", pki.path("client.pem")));
+    assert_eq!(key, "etcd.key_file", "{line}");
+    assert!(line.contains("etcd.cert_file is set"), "{line}");
+    let (key, line) =
+        config_error(https, &format!("ca_file = {ca:?}\nkey_file = {:?}", pki.path("client-key.pem")));
+    assert_eq!(key, "etcd.cert_file", "{line}");
+    assert!(line.contains("etcd.key_file is set"), "{line}");
+
+    let missing = pki.path("missing.pem");
+    let (key, line) = config_error(https, &format!("ca_file = {missing:?}"));
+    assert_eq!(key, "etcd.ca_file", "{line}");
+    assert!(line.contains(&format!("cannot read {}", missing.display())), "{line}");
+    let (key, line) = config_error(https, &format!("ca_file = {:?}", pki.path("client-key.pem")));
+    assert_eq!(key, "etcd.ca_file", "{line}");
+    assert!(line.contains("holds no PEM certificate"), "{line}");
+
+    // A key that is not the certificate's.
+    let (key, line) = config_error(
+        https,
+        &format!(
+            "ca_file = {ca:?}\ncert_file = {:?}\nkey_file = {:?}",
+            pki.path("client.pem"),
+            pki.path("server-key.pem")
+        ),
+    );
+    assert_eq!(key, "etcd.key_file", "{line}");
+    assert!(line.contains("is not the key of the certificate in etcd.cert_file"), "{line}");
+
+    let (key, line) = config_error("http://127.0.0.1:2379", &format!("ca_file = {ca:?}"));
+    assert_eq!(key, "etcd.ca_file", "{line}");
+    assert!(line.contains("use https:// endpoints"), "{line}");
+    let (key, line) =
+        config_error(&format!("{https}\", \"http://127.0.0.2:2379"), &format!("ca_file = {ca:?}"));
+    assert_eq!(key, "etcd.endpoints[1]", "{line}");
+    assert!(line.contains("use one scheme for all endpoints"), "{line}");
+}
+
+#[test]
+fn a_password_comes_from_the_config_or_a_file_never_both_and_needs_a_username() {
+    let pki = Pki::new();
+    let http = "http://127.0.0.1:2379";
+    let (key, _) = config_error(http, "username = \"weft\"");
+    assert_eq!(key, "etcd.username");
+    let (key, _) = config_error(http, "password = \"pw\"");
+    assert_eq!(key, "etcd.password");
+    let file = pki.dir().join("password");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let (key, line) =
+        config_error(http, &format!("username = \"weft\"\npassword = \"pw\"\npassword_file = {file:?}"));
+    assert_eq!(key, "etcd.password", "{line}");
+    let missing = pki.dir().join("nope");
+    let (key, line) = config_error(http, &format!("username = \"weft\"\npassword_file = {missing:?}"));
+    assert_eq!(key, "etcd.password_file", "{line}");
+    assert!(line.contains(&missing.display().to_string()), "{line}");
+
+    let text = format!(
+        "mode = \"etcd\"\n[node]\nname = \"n\"\npublic_ip = \"198.18.0.21\"\n[etcd]\nendpoints = [\"{http}\"]\nusername = \"weft\"\npassword_file = {file:?}\n"
+    );
+    let config = Config::parse(&text).unwrap();
+    let auth = config.etcd.auth.expect("auth");
+    assert_eq!((auth.username.as_str(), auth.password.expose()), ("weft", "from-file"));
+    assert!(!format!("{auth:?}").contains("from-file"), "the password never shows in Debug output");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_auth_token_expired_still_writes_without_an_error() {
+    let pki = Pki::new();
+    // etcd forgets a token 2 s after its last use.
+    let etcd = secure_etcd(&pki, true, &["--auth-token-ttl", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = etcd_config(
+        &etcd,
+        &format!(
+            "{}username = \"{USER}\"\npassword = \"{PASSWORD}\"",
+            files(&pki, "ca.pem", "client.pem", "client-key.pem")
+        ),
+    );
+    let running = Running::start(settings_from(&text, dir.path())).await;
+    let key = format!("{PREFIX}/subnets/{}-{}", running.subnet.network(), running.subnet.prefix_len());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Our key deleted: the agent must write it again, long after its token expired.
+    etcd.etcdctl(&["del", &key]);
+    wait_for("the lease re-acquired", Duration::from_secs(10), || running.status().reacquired == 1).await;
+    assert!(etcd.get(&key).is_some(), "our lease is back in etcd");
+    assert_eq!(running.status().errors, 0, "{:?}", running.status());
+    running.stop().await;
 }

@@ -45,6 +45,18 @@ fn check(path: PathBuf) -> Result<(), String> {
             config.etcd.prefix,
             config.etcd.lease_ttl.as_secs()
         );
+        if let Some(tls) = &config.etcd.tls {
+            let client = match &tls.identity {
+                Some((cert, key)) => {
+                    format!("client cert {} key {}", cert.path.display(), key.path.display())
+                }
+                None => "no client cert".into(),
+            };
+            println!("etcd tls        ca {} {client}", tls.ca.path.display());
+        }
+        if let Some(auth) = &config.etcd.auth {
+            println!("etcd user       {}", auth.username);
+        }
     }
     if let Some(network) = &config.network {
         println!("network         {}", network.to_json());

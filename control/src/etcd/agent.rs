@@ -326,6 +326,7 @@ impl Agent {
 
     /// Re-lists, makes sure our lease is still ours, and reconciles routes.
     async fn resync(&mut self, sink: &mut dyn RouteSink) -> Result<(), ControlError> {
+        self.authenticate().await?;
         self.table = list(&mut self.client, &self.settings, &self.keys).await?;
         let ours = self.table.get(self.own.subnet).is_some_and(|l| {
             l.lease_id == self.own.lease_id
@@ -367,9 +368,24 @@ impl Agent {
         Ok(())
     }
 
+    /// Gets a fresh auth token (with `[etcd] username`): etcd forgets a token
+    /// `--auth-token-ttl` (300 s) after its last use, and the client does not renew it, so
+    /// calls after a quiet spell (a re-list, a re-acquire) would all fail as unauthenticated.
+    /// The old token goes first: etcd refuses even the authenticate call that carries one
+    /// it has forgotten.
+    async fn authenticate(&mut self) -> Result<(), ControlError> {
+        let Some(auth) = &self.settings.client.auth else {
+            return Ok(());
+        };
+        let (name, password) = (auth.username.clone(), auth.password.expose().to_owned());
+        self.client.remove_client_auth();
+        call(&self.settings, || "authenticate".into(), self.client.set_client_auth(name, password)).await
+    }
+
     /// Takes a lease again, preferring the subnet we had. Routes are not
     /// touched: forwarding goes on meanwhile.
     async fn reacquire(&mut self) -> Result<(), ControlError> {
+        self.authenticate().await?;
         let old = self.own.clone();
         let request = LeaseRequest { network: &self.network, attrs: &self.attrs, prefer: &[old.subnet] };
         let mut own = acquire(&mut self.client, &self.settings, request, &mut self.table).await?;
