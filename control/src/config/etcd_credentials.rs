@@ -148,14 +148,13 @@ fn load_identity(cert_path: PathBuf, key_path: PathBuf) -> Result<(PemFile, PemF
         .map_err(|e| bad_key(format!("no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}")))?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&key)
         .map_err(|e| bad_key(format!("unsupported private key: {e}")))?;
-    match CertifiedKey::new(certs, signer).keys_match() {
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            return Err(bad_key(format!(
-                "is not the key of the certificate in etcd.cert_file {}",
-                cert_path.display()
-            )));
-        }
-        _ => {}
+    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+        CertifiedKey::new(certs, signer).keys_match()
+    {
+        return Err(bad_key(format!(
+            "is not the key of the certificate in etcd.cert_file {}",
+            cert_path.display()
+        )));
     }
     Ok((PemFile { path: cert_path, pem: cert_pem }, PemFile { path: key_path, pem: key_pem }))
 }

@@ -95,7 +95,7 @@ pub async fn list(
             options = options.with_revision(revision);
         }
         let mut resp = call(
-            &settings,
+            settings,
             || format!("list {prefix} (page {})", kvs.len() as i64 / LIST_PAGE),
             client.get(from.clone(), Some(options)),
         )
@@ -134,7 +134,7 @@ pub(crate) async fn put_if(
         options = options.with_lease(id);
     }
     let txn = Txn::new().when([compare]).and_then([TxnOp::put(key, value, Some(options))]);
-    let resp = call(&settings, || format!("conditional put {key}"), client.txn(txn)).await?;
+    let resp = call(settings, || format!("conditional put {key}"), client.txn(txn)).await?;
     if !resp.succeeded() {
         return Ok(None);
     }
@@ -148,14 +148,14 @@ pub(crate) async fn put_if(
 /// A fresh etcd lease of the configured TTL.
 pub(crate) async fn grant(client: &mut Client, settings: &AgentSettings) -> Result<i64, ControlError> {
     let ttl = settings.lease_ttl.as_secs() as i64;
-    let resp = call(&settings, || format!("grant a {ttl}s lease"), client.lease_grant(ttl, None)).await?;
+    let resp = call(settings, || format!("grant a {ttl}s lease"), client.lease_grant(ttl, None)).await?;
     Ok(resp.id())
 }
 
 /// Best effort: a lease we no longer need goes away now rather than at TTL.
 pub(crate) async fn revoke(client: &mut Client, settings: &AgentSettings, lease_id: i64) {
     if let Err(e) =
-        call(&settings, || format!("revoke lease {lease_id:x}"), client.lease_revoke(lease_id)).await
+        call(settings, || format!("revoke lease {lease_id:x}"), client.lease_revoke(lease_id)).await
     {
         tracing::debug!("{e}");
     }

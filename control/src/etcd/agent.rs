@@ -95,7 +95,7 @@ async fn connect(settings: &AgentSettings) -> Result<Client, ControlError> {
         .with_keep_alive(settings.client.keepalive_interval, settings.client.keepalive_timeout)
         .with_keep_alive_while_idle(false);
     let options = connect_options(options, &settings.client);
-    call(&settings, || "connect".into(), Client::connect(settings.endpoints.clone(), Some(options))).await
+    call(settings, || "connect".into(), Client::connect(settings.endpoints.clone(), Some(options))).await
 }
 
 /// Reads `<prefix>/config`, writing `init` first when the key is absent (noted in `rollback`).
@@ -113,7 +113,7 @@ pub(crate) async fn network_config(
             rollback.config = Some((key.clone(), w.revision));
         }
     }
-    let resp = call(&settings, || format!("get {key}"), client.get(key.clone(), None)).await?;
+    let resp = call(settings, || format!("get {key}"), client.get(key.clone(), None)).await?;
     let kv = resp.kvs().first().ok_or_else(|| ControlError::NoNetworkConfig { key: key.clone() })?;
     let network = NetworkConfig::parse(kv.value())
         .map_err(|source| ControlError::BadNetworkConfig { key: key.clone(), source })?;

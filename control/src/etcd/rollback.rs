@@ -66,7 +66,7 @@ impl Rollback {
             }
         }
         if let Some(id) = self.lease {
-            let revoked = call(&settings, || format!("revoke lease {id:x}"), client.lease_revoke(id)).await;
+            let revoked = call(settings, || format!("revoke lease {id:x}"), client.lease_revoke(id)).await;
             if let Err(e) = revoked {
                 first_error.get_or_insert(e);
             }
@@ -74,7 +74,7 @@ impl Rollback {
         if let Some((key, revision)) = &self.config {
             let unchanged = Compare::mod_revision(key.clone(), CompareOp::Equal, *revision);
             let txn = Txn::new().when([unchanged]).and_then([TxnOp::delete(key.clone(), None)]);
-            let deleted = call(&settings, || format!("delete {key}"), client.txn(txn)).await;
+            let deleted = call(settings, || format!("delete {key}"), client.txn(txn)).await;
             if let Err(e) = deleted {
                 first_error.get_or_insert(e);
             }

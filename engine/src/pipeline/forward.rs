@@ -111,12 +111,12 @@ impl<'a> Forwarder<'a> {
         let remote = match hop {
             NextHop::LocalPod { port, mac } => {
                 if self.kernel_flow(r.origin, f) {
-                    return self.to_host(f, st, PathCounter::ExceptionReply);
+                    return self.deliver_to_host(f, st, PathCounter::ExceptionReply);
                 }
                 return self.deliver(r, PortId(*port), *mac, f, st);
             }
             NextHop::Exception => return self.hand_to_host(r, f, st),
-            NextHop::Host => return self.to_host(f, st, PathCounter::ExceptionNode),
+            NextHop::Host => return self.deliver_to_host(f, st, PathCounter::ExceptionNode),
             NextHop::Blackhole => {
                 let reason = if r.origin == Origin::Pod { DropReason::NoRoute } else { DropReason::NotLocal };
                 return Verdict::Drop(reason);
@@ -127,7 +127,7 @@ impl<'a> Forwarder<'a> {
             return Verdict::Drop(DropReason::NotLocal);
         }
         if self.kernel_flow(r.origin, f) {
-            return self.to_host(f, st, PathCounter::ExceptionReply);
+            return self.deliver_to_host(f, st, PathCounter::ExceptionReply);
         }
         if r.ttl <= 1 {
             return self.icmp(r, IcmpError::TimeExceeded, DropReason::TtlExpired, f, st);
@@ -237,7 +237,7 @@ impl<'a> Forwarder<'a> {
 
     /// To the host kernel from any origin, unchanged but for the MACs: out of the exception
     /// port, or handed to the pod worker that owns it.
-    fn to_host(&mut self, f: &mut FrameMut<'_>, st: &mut State, path: PathCounter) -> Verdict {
+    fn deliver_to_host(&mut self, f: &mut FrameMut<'_>, st: &mut State, path: PathCounter) -> Verdict {
         let Some(e) = self.cfg.exception else { return Verdict::Drop(DropReason::NoExceptionPort) };
         set_macs(f, e.host_mac, e.our_mac);
         st.totals.bump(path);
