@@ -4,7 +4,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test lint demo bench fuzz fixtures lab-up lab-down clean
+.PHONY: all setup build test lint fuzz-build demo bench fuzz fixtures lab-up lab-down clean
 
 all: build
 
@@ -17,7 +17,7 @@ build: setup
 test: setup
 	$(CARGO) test --workspace --no-fail-fast
 
-lint:
+lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -37,6 +37,11 @@ bench:
 	$(CARGO) bench -p weft-encap --bench encap -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) build --release -p weft-bench -p weft-control
 	target/release/weft-bench all --out $(BENCH_OUT) --criterion target/criterion
+
+# Compiles every fuzz target (fuzz/ is its own workspace) without running it, so the targets
+# keep up with the crates they drive; `make fuzz` runs them.
+fuzz-build: setup
+	$(CARGO) build --manifest-path fuzz/Cargo.toml --bins
 
 fuzz:
 	@scripts/setup.sh fuzz
