@@ -34,8 +34,8 @@ const DISCARD_PORT: u16 = 9;
 /// `ATF_COM`: the entry is complete (has a MAC).
 const ATF_COM: u32 = 0x02;
 
-/// Receives the underlay MACs the resolver learns. The lead binds this to the
-/// engine's neighbour table (issue 5); the daemon keeps a copy for status.
+/// Receives the underlay MACs the resolver learns: the daemon binds it to the
+/// engine's neighbour table and keeps a copy for status.
 pub trait NeighbourSink: Send {
     /// `ip` (a next hop on the uplink) now resolves to `mac`, or no longer
     /// resolves (`None`). Called only on changes.

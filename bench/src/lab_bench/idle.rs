@@ -2,7 +2,7 @@
 //! over a window, each worker thread's CPU time (utime + stime from
 //! `/proc/<weft>/task/<tid>/stat`) is read at both ends: busy % = CPU time / window. Run with
 //! weft's default idle strategy (adaptive waiting) and with `workers.busy_poll` for contrast.
-//! Goal (issue 16): each worker under 2 % busy with the default.
+//! Goal: each worker under 2 % busy with the default.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! End-to-end checks through weft nodes (issue 7): labs whose weft nodes run the real `weft`
+//! End-to-end checks through weft nodes: labs whose weft nodes run the real `weft`
 //! daemon, pod traffic in every direction, the node's own traffic beside weft, and what the
 //! underlay carried, recorded with tcpdump.
 //!

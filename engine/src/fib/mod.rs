@@ -39,10 +39,10 @@
 //! times a second under two readers and checks every answer.
 //!
 //! # Pages
-//! tbl24 is read at random: with 4 KiB pages most lookups also miss the TLB. With THP in
-//! `madvise` mode the tables need `MADV_HUGEPAGE`, which safe code cannot request; running the
-//! process with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` makes glibc do it (see bench/README.md
-//! for the difference it makes).
+//! tbl24 is read at random: with 4 KiB pages most lookups also miss the TLB. The tables ask
+//! for transparent huge pages before first touch (`MADV_HUGEPAGE`, through the AF_XDP layer's
+//! `advise_huge_pages`, the one place unsafe code lives); where THP is off the advice fails,
+//! is logged at debug level, and the tables work the same, slower.
 
 mod dir24_8;
 mod grace;

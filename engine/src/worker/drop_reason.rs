@@ -1,6 +1,6 @@
 //! Why a worker dropped a frame: one table, declared once. Each reason is a
 //! `Copy` value that is also its counter's index. The pipeline adds its own
-//! reasons to this table (issue 5); names are stable metric labels.
+//! reasons to this table; names are stable metric labels.
 
 macro_rules! drop_reasons {
     ($($(#[$doc:meta])* $variant:ident = $name:literal, $desc:literal;)*) => {

@@ -1,6 +1,6 @@
 //! The contract between a worker and the code that decides what happens to
 //! each frame ([`FrameProcessor`]), plus the simple processors tests and port
-//! benchmarks use. The forwarding pipeline (issue 5) implements the trait.
+//! benchmarks use. The forwarding pipeline implements the trait.
 
 use crate::port::{Frame, FrameMut, FramePool};
 
