@@ -190,8 +190,8 @@ fn concurrent_adds_without_ipam_get_distinct_addresses_from_the_node_subnet() {
     ]);
     assert!(failed.is_empty(), "{failed:?}");
 
-    for k in 0..6 {
-        let out = run_cni(Some(&n2.ns), "DEL", &format!("d{k}"), Some(&pods[k].name), "eth0", &stdin);
+    for (k, ns) in pods.iter().enumerate() {
+        let out = run_cni(Some(&n2.ns), "DEL", &format!("d{k}"), Some(&ns.name), "eth0", &stdin);
         assert!(out.ok, "DEL d{k}: {}", out.text);
     }
     ips.clear();

@@ -139,7 +139,7 @@ fn tools(test: &str) -> Option<PathBuf> {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(PathBuf::from).find(|p| p.is_file());
     let missing: Vec<&str> = [("podman", "podman"), ("runc", "runc"), ("nsenter", "util-linux")]
         .into_iter()
-        .filter(|(bin, _)| Command::new(bin).arg("--version").output().map_or(true, |o| !o.status.success()))
+        .filter(|(bin, _)| !Command::new(bin).arg("--version").output().is_ok_and(|o| o.status.success()))
         .map(|(_, pkg)| pkg)
         .chain(busybox.is_none().then_some("busybox-static"))
         .collect();
