@@ -350,7 +350,7 @@ impl Dataplane {
             let mut ports = vec![port];
             let mut infos = vec![info];
             if let (0, Some(ifname)) = (queue, exception.interface.as_deref()) {
-                let (port, info) = dp.open_exception(&mut pool, ifname)?;
+                let (port, info) = dp.open_exception(&mut pool, ifname, exception.host_ip)?;
                 ports.push(port);
                 infos.push(info);
             }
@@ -384,6 +384,7 @@ impl Dataplane {
         &mut self,
         pool: &mut FramePool,
         ifname: &str,
+        host_ip: Option<std::net::Ipv4Addr>,
     ) -> Result<(Box<dyn Port>, PortInfo), DaemonError> {
         let key = "exception.interface";
         if nix::net::if_::if_nametoindex(ifname).is_err() {
@@ -399,7 +400,7 @@ impl Dataplane {
             interface: ifname.to_owned(),
             xdp,
             fallback: fallback_reason,
-            port: ExceptionPort { port: PortId(1), our_mac, host_mac, host_ip: None },
+            port: ExceptionPort { port: PortId(1), our_mac, host_mac, host_ip },
         });
         Ok((port, info))
     }

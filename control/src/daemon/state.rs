@@ -62,6 +62,8 @@ pub struct Shared {
     pub(crate) routes: SharedRoutes,
     pub(crate) neighbours: SharedNeighbours,
     pub(crate) dataplane: Mutex<Option<Dataplane>>,
+    /// What weft created in the node for `[host_link]`, removed at shutdown.
+    pub(crate) host_link: Mutex<Option<crate::host_link::HostLink>>,
 }
 
 fn kind(via: &Via) -> &'static str {
@@ -157,6 +159,7 @@ impl Shared {
                 stale_subnet: s.moved_from().map(|n| n.to_string()),
             }
         });
+        let host_link = lock(&self.host_link).as_ref().map(|l| l.plan().describe()).unwrap_or_default();
         let (routes, fib) = {
             let r = lock(&self.routes);
             let lines: Vec<RouteLine> = r
@@ -238,6 +241,7 @@ impl Shared {
             drops,
             paths,
             neighbours,
+            host_link,
         }
     }
 }

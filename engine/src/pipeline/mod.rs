@@ -47,7 +47,6 @@ mod pod_rx;
 #[cfg(test)]
 mod pod_worker_tests;
 mod programmer;
-#[cfg(any(test, feature = "test-support"))]
 pub mod sample;
 mod uplink_rx;
 
