@@ -14,6 +14,7 @@ packages=(
   etcd-server etcd-client                                                    # real etcd for tests and the lab
   iproute2 iputils-ping tcpdump ethtool procps                               # the netns lab
   sockperf iperf3                                                            # real tools between lab pods (weft-bench tools)
+  containernetworking-plugins podman runc busybox-static util-linux         # CNI plugin tests (host-local, podman e2e, nsenter)
 )
 for extra in "$@"; do
   case "$extra" in

@@ -23,7 +23,6 @@ pub mod config;
 pub mod daemon;
 pub mod etcd;
 pub mod flannel;
-pub mod host_link;
 pub mod metrics;
 pub mod neighbour;
 pub mod routes;

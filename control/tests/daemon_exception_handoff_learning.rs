@@ -359,7 +359,7 @@ fn a_pod_attached_without_a_mac_is_reachable_once_its_first_frame_taught_weft_th
     assert_eq!(path_count(&r, "pod_mac_learned"), 1, "learned once: {}", nonzero(&r));
     assert!(daemon.log().contains("pod MAC learned"), "{}", daemon.log());
 
-    // A rebuild of the pod worker (another pod added) keeps the learned MAC.
+    // Another pod attached to the running pod worker leaves the learned MAC as it is.
     let _pc = pod_behind(&lab.a, &lab.stem, 'c', "198.19.1.6", ("02:00:00:2a:03:01", "02:00:00:2a:03:02"))?;
     let host = format!("{}ch", lab.stem);
     let out = netns::daemon::cli(&[
@@ -376,7 +376,7 @@ fn a_pod_attached_without_a_mac_is_reachable_once_its_first_frame_taught_weft_th
     ])?;
     assert!(out.status.success(), "pod add: {}", String::from_utf8_lossy(&out.stderr));
     let pings = lab.pb.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "198.19.1.5"])?;
-    assert!(pings.contains("3 received"), "after the rebuild: {pings}");
+    assert!(pings.contains("3 received"), "after another pod's attach: {pings}");
     daemon.sigterm()?;
     Ok(())
 }

@@ -241,9 +241,9 @@ fn drop_count(r: &weft_control::api::StatusReport, name: &str) -> u64 {
     r.drops.iter().find(|d| d.reason == name).map_or(0, |d| d.count)
 }
 
-/// `weft pod add` rebuilds the queue-0 worker and moves every pod's route
-/// to its new port: the new pod answers pod A (same node, `local`) and pod
-/// B (across the kernel node), and pod A still reaches pod B.
+/// `weft pod add` attaches the pod to the running pod worker: the new pod
+/// answers pod A (same node, `local`) and pod B (across the kernel node), and
+/// pod A still reaches pod B.
 fn a_pod_added_at_run_time_is_reachable_from_both_sides(
     stem: &str,
     a: &Netns,

@@ -173,7 +173,7 @@ fn weft_run_serves_status_metrics_and_pods_then_stops_cleanly_on_sigterm() -> Re
     let after = status(sock)?;
     assert_eq!(after.pods.len(), 2, "{:?}\n{}", after.pods, log_text());
     assert!(rx_of(&after, &pod).context("first pod still listed")? >= rx_before, "{:?}", after.ports);
-    assert!(arp_replies(&after) >= arp_replies(&before), "path counters carry over a rebuild");
+    assert!(arp_replies(&after) >= arp_replies(&before), "path counters carry over another pod's attach");
     let out = cli(&["pod", "del", "--iface", &pod2, "--ip", "198.19.1.6", "--socket", sock])?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let wrong_ip = cli(&["pod", "del", "--iface", &pod, "--ip", "198.19.1.9", "--socket", sock])?;

@@ -190,7 +190,7 @@ fn measure<P: FrameProcessor + 'static>(
         let pre = preemptions("wx-bench") - pre0;
         let (s1, el) = (sent.load(Ordering::Relaxed), t0.elapsed().as_secs_f64());
         if let Ok(w) = w.stop() {
-            let k = w.ports()[0].kernel_drops();
+            let k = w.ports()[0].as_ref().map(|p| p.kernel_drops()).unwrap_or_default();
             eprintln!(
                 "  kernel drops: fill ring empty {}, rx ring full {}; worker: loops {}, idle {}, wakeups {}, fill starved {}, preempted {} times",
                 k.fill_ring_empty,

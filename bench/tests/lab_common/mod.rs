@@ -1,6 +1,7 @@
 //! Helpers shared by the lab tests: root check, prefixes, kernel labs, ping and TCP in pods.
 #![allow(dead_code)]
 
+pub mod cni;
 mod e2e;
 #[allow(unused_imports)]
 pub use e2e::*;

@@ -45,10 +45,6 @@ pub struct StatusReport {
     pub paths: Vec<DropLine>,
     /// Underlay next hops and their MACs, as the kernel resolved them.
     pub neighbours: Vec<NeighbourLine>,
-    /// What weft created in the node for `[host_link]` (link, route, nftables rules), one line
-    /// each; empty without `[host_link]`.
-    #[serde(default)]
-    pub host_link: Vec<String>,
 }
 
 /// The wait for etcd at start.

@@ -133,12 +133,6 @@ impl fmt::Display for StatusReport {
                 let _ = writeln!(out, "{:<16} {}", n.ip, n.mac);
             }
         }
-        if !self.host_link.is_empty() {
-            let _ = writeln!(out, "\nHOST LINK (created by weft, removed on exit)");
-            for line in &self.host_link {
-                let _ = writeln!(out, "{line}");
-            }
-        }
         f.write_str(&out)
     }
 }

@@ -92,23 +92,6 @@ fn check(path: PathBuf) -> Result<(), String> {
     if let Some(ifname) = &config.exception.interface {
         println!("exception       {ifname}");
     }
-    if let Some(h) = &config.host_link {
-        let subnet = config.static_routes.as_ref().map(|s| s.subnet);
-        match (subnet, &config.network) {
-            (Some(subnet), Some(network)) => {
-                for line in weft_control::host_link::HostLinkPlan::new(h, &config, network, subnet).describe()
-                {
-                    println!("host link       {line}");
-                }
-            }
-            _ => println!(
-                "host link       veth {} (kernel) <-> {} (engine); its address (lease .0/32), the cluster route and{} masquerade rules follow the lease (see weft status)",
-                h.interface,
-                h.engine_interface,
-                if config.node.ipmasq { "" } else { " no" }
-            ),
-        }
-    }
     Ok(())
 }
 

@@ -1,8 +1,6 @@
 //! `[exception]`: how traffic the engine does not forward (pod -> anywhere
 //! outside the pod network) is handed to the host kernel.
 
-use std::net::Ipv4Addr;
-
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -21,15 +19,11 @@ pub struct ExceptionSection {
     /// writes exception frames to, so the kernel routes them. `None`: such
     /// frames are dropped and counted.
     pub interface: Option<String>,
-    /// The node's own address on the kernel end, when weft created that end itself
-    /// (`[host_link]`): the engine does not record the node's flows as kernel-forwarded ones.
-    /// Never read from the config.
-    pub host_ip: Option<Ipv4Addr>,
 }
 
 pub(super) fn validate(raw: RawException) -> Result<ExceptionSection, ConfigError> {
     if let Some(name) = &raw.interface {
         check_ifname("exception.interface", name)?;
     }
-    Ok(ExceptionSection { interface: raw.interface, host_ip: None })
+    Ok(ExceptionSection { interface: raw.interface })
 }

@@ -10,7 +10,6 @@ mod error;
 mod etcd;
 mod etcd_credentials;
 mod exception;
-mod host_link;
 mod metrics;
 mod network;
 mod node;
@@ -28,7 +27,6 @@ pub use error::ConfigError;
 pub use etcd::EtcdSection;
 pub use etcd_credentials::{EtcdAuth, EtcdTls, Password, PemFile};
 pub use exception::ExceptionSection;
-pub use host_link::HostLinkSection;
 pub use metrics::{DEFAULT_METRICS_LISTEN, MetricsSection};
 pub use node::NodeSection;
 pub use pods::{IfName, PodSpec, reserved_in_subnet};
@@ -64,7 +62,6 @@ struct RawConfig {
     metrics: Option<metrics::RawMetrics>,
     api: Option<api::RawApi>,
     exception: Option<exception::RawException>,
-    host_link: Option<host_link::RawHostLink>,
 }
 
 /// A validated node config.
@@ -93,9 +90,6 @@ pub struct Config {
     pub api: ApiSection,
     /// `[exception]` (defaults when absent: no exception interface).
     pub exception: ExceptionSection,
-    /// `[host_link]`: weft creates the host link (its engine end becomes the exception port),
-    /// the kernel routes for the cluster network and, with `node.ipmasq`, the masquerade rules.
-    pub host_link: Option<HostLinkSection>,
 }
 
 impl Config {
@@ -147,13 +141,6 @@ impl Config {
         let metrics = metrics::validate(raw.metrics.unwrap_or_default())?;
         let api = api::validate(raw.api.unwrap_or_default())?;
         let exception = exception::validate(raw.exception.unwrap_or_default())?;
-        let host_link = raw.host_link.map(host_link::validate).transpose()?;
-        if host_link.is_some() && exception.interface.is_some() {
-            return Err(ConfigError::key(
-                "host_link",
-                "[host_link] and exception.interface both name the exception port: keep one",
-            ));
-        }
         Ok(Config {
             mode: raw.mode,
             node,
@@ -166,7 +153,6 @@ impl Config {
             metrics,
             api,
             exception,
-            host_link,
         })
     }
 }

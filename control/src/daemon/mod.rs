@@ -21,10 +21,12 @@
 pub mod dataplane;
 mod error;
 mod handler;
-mod ports;
+mod pods;
 mod preflight;
 mod state;
+mod status;
 mod underlay;
+mod workers;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,13 +37,13 @@ use weft_engine::port::xdp_filter::FilterParams;
 
 pub use dataplane::{Forwarding, NeighbourTableSink, RouteState, RouteTableSink};
 pub use error::DaemonError;
-pub use ports::{Dataplane, PodError};
+pub use pods::PodError;
 pub use state::{Phase, Shared};
+pub use workers::Dataplane;
 
-use crate::config::{Config, ExceptionSection, Mode};
+use crate::config::{Config, Mode};
 use crate::etcd::{Agent, AgentSettings, StartProgress};
 use crate::flannel::BackendType;
-use crate::host_link::HostLinkPlan;
 use crate::neighbour::NeighbourResolver;
 
 /// Options of `weft run` beyond the config file.
@@ -147,7 +149,6 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         routes: Arc::new(Mutex::new(RouteState::default())),
         neighbours: Default::default(),
         dataplane: Mutex::new(None),
-        host_link: Mutex::new(None),
     });
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crate::api::serve(api, Arc::new(handler::Handler { shared: shared.clone() }))));
@@ -179,11 +180,6 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
     let dp = dataplane::lock(&shared.dataplane).take();
     if let Some(dp) = dp {
         tokio::task::spawn_blocking(move || dp.shutdown()).await.ok();
-    }
-    // After the workers: the engine end of the host link is one of their ports.
-    let host_link = dataplane::lock(&shared.host_link).take();
-    if let Some(link) = host_link {
-        link.remove().await;
     }
     let _ = std::fs::remove_file(&config.api.socket);
     tracing::info!("stopped");
@@ -286,43 +282,14 @@ async fn attach(
         "uplink filter parameters"
     );
     let (workers_cfg, pods) = (config.workers.clone(), config.pods.clone());
-    // With [host_link] weft creates the exception port's veth (and the route and rules) itself.
-    let (exception, host_link) = match &config.host_link {
-        Some(section) => {
-            let plan = HostLinkPlan::new(section, config, network, subnet);
-            let link = plan.create().await?;
-            (
-                ExceptionSection {
-                    interface: Some(plan.engine_interface.clone()),
-                    host_ip: Some(plan.address),
-                },
-                Some(link),
-            )
-        }
-        None => (config.exception.clone(), None),
-    };
+    let exception = config.exception.clone();
     let learned = fwd.learned();
-    let started = tokio::task::spawn_blocking(move || {
+    let dataplane = tokio::task::spawn_blocking(move || {
         Dataplane::start(&uplink, &workers_cfg, &exception, params, fwd, &pods)
     })
     .await
-    .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))
-    .and_then(|r| r);
-    let host = host_link.as_ref().map(|l| l.plan().address);
-    let dataplane = match started.and_then(|dp| {
-        dataplane::lock(&programmer).set_host_address(host).map_err(DaemonError::from)?;
-        Ok(dp)
-    }) {
-        Ok(dp) => dp,
-        Err(e) => {
-            if let Some(link) = host_link {
-                link.remove().await;
-            }
-            return Err(e);
-        }
-    };
+    .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;
     *dataplane::lock(&shared.dataplane) = Some(dataplane);
-    *dataplane::lock(&shared.host_link) = host_link;
     Ok((sink, learned, programmer))
 }
 

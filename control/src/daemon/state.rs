@@ -12,7 +12,7 @@ use weft_engine::pipeline::{PathCounter, PathCounts};
 use weft_engine::worker::DropReason;
 
 use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
-use super::ports::Dataplane;
+use super::workers::Dataplane;
 use crate::api::{
     DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine, StatusReport, WaitingState,
 };
@@ -62,8 +62,6 @@ pub struct Shared {
     pub(crate) routes: SharedRoutes,
     pub(crate) neighbours: SharedNeighbours,
     pub(crate) dataplane: Mutex<Option<Dataplane>>,
-    /// What weft created in the node for `[host_link]`, removed at shutdown.
-    pub(crate) host_link: Mutex<Option<crate::host_link::HostLink>>,
 }
 
 fn kind(via: &Via) -> &'static str {
@@ -159,7 +157,6 @@ impl Shared {
                 stale_subnet: s.moved_from().map(|n| n.to_string()),
             }
         });
-        let host_link = lock(&self.host_link).as_ref().map(|l| l.plan().describe()).unwrap_or_default();
         let (routes, fib) = {
             let r = lock(&self.routes);
             let lines: Vec<RouteLine> = r
@@ -241,7 +238,6 @@ impl Shared {
             drops,
             paths,
             neighbours,
-            host_link,
         }
     }
 }

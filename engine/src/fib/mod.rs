@@ -49,7 +49,9 @@ mod grace;
 pub mod next_hop;
 pub mod prefix;
 pub mod reader;
+#[cfg(any(test, feature = "test-support"))]
 pub mod reference;
+#[cfg(any(test, feature = "test-support"))]
 pub mod sample;
 pub mod writer;
 
@@ -61,6 +63,7 @@ use arc_swap::ArcSwap;
 pub use next_hop::{IpipNextHop, MacAddr, NextHop, NextHopId, NextHopTable, VxlanNextHop};
 pub use prefix::{Ipv4Prefix, PrefixError};
 pub use reader::{FibReader, NextHopSnapshot};
+#[cfg(any(test, feature = "test-support"))]
 pub use reference::ReferenceFib;
 pub use writer::{FibError, FibMemory, FibStats, FibWriter, RouteChange};
 

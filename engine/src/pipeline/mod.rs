@@ -47,6 +47,7 @@ mod pod_rx;
 #[cfg(test)]
 mod pod_worker_tests;
 mod programmer;
+#[cfg(any(test, feature = "test-support"))]
 pub mod sample;
 mod uplink_rx;
 
@@ -313,6 +314,21 @@ impl Pipeline {
         self.roles = roles;
     }
 
+    /// Takes pod `pod` on port `port` (a pod port attached while the worker runs: the
+    /// worker's command, on its thread, between batches).
+    pub fn attach_pod(&mut self, port: PortId, pod: PodPort) {
+        self.cfg.pods.retain(|(p, _)| *p != port);
+        self.cfg.pods.push((port, pod));
+        self.rebuild_roles();
+    }
+
+    /// Forgets the pod on port `port` (detached while the worker runs); frames still routed
+    /// to it are `no_such_port` drops, frames handed to it `handoff_stale`.
+    pub fn detach_pod(&mut self, port: PortId) {
+        self.cfg.pods.retain(|(p, _)| *p != port);
+        self.rebuild_roles();
+    }
+
     /// The configuration.
     pub fn config(&self) -> &PipelineConfig {
         &self.cfg
@@ -464,7 +480,7 @@ fn classify_learning(
 impl FrameProcessor for Pipeline {
     /// A frame another worker routed to one of our pods or to the host: only this worker knows
     /// the pod port's gateway MAC, so it sets the source MAC here. A port that no longer carries
-    /// the frame's destination (ports renumbered by a rebuild while it was in flight) is
+    /// the frame's destination (its pod detached, or its slot given to another pod, while the frame was in flight) is
     /// `handoff_stale`.
     fn handed_in(&mut self, port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
         use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};

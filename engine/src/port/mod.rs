@@ -97,4 +97,12 @@ pub trait Port: Send + fmt::Debug {
     /// refills the receive side from `pool` in chunks, repeats wakeups the
     /// kernel still asks for.
     fn service(&mut self, pool: &mut FramePool, ev: &mut IoEvents);
+
+    /// Gives every frame the port still holds back to `pool`, before a worker that keeps
+    /// running drops it (a detached pod port); returns how many it could not recover (frames
+    /// the kernel still holds). Call once its XDP program no longer redirects to it. The
+    /// default: the port holds no pool frames.
+    fn release(&mut self, _pool: &mut FramePool) -> u32 {
+        0
+    }
 }

@@ -11,6 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
 
 use super::drop_reason::DropReason;
@@ -106,7 +107,8 @@ struct AtomicPort {
 #[derive(Debug)]
 #[repr(align(64))]
 pub struct WorkerCounters {
-    names: Vec<String>,
+    /// Port names by slot ("" for a free slot); replaced whole when a port comes or goes.
+    names: ArcSwap<Vec<String>>,
     ports: Vec<CachePadded<AtomicPort>>,
     worker: [AtomicU64; WORKER_FIELDS],
     drops: [AtomicU64; DropReason::COUNT],
@@ -167,13 +169,36 @@ fn worker_array(w: &WorkerTotals) -> [u64; WORKER_FIELDS] {
 impl WorkerCounters {
     /// Counters for ports named `names`.
     pub fn new(names: Vec<String>) -> Self {
+        let slots = names.len();
+        Self::with_slots(names, slots)
+    }
+
+    /// Counters for ports named `names` and room for `slots` ports in all (ports attached
+    /// while the worker runs take the free slots).
+    pub fn with_slots(mut names: Vec<String>, slots: usize) -> Self {
+        names.resize(slots.max(names.len()), String::new());
         WorkerCounters {
             ports: names.iter().map(|_| CachePadded::new(AtomicPort::default())).collect(),
-            names,
+            names: ArcSwap::from_pointee(names),
             worker: Default::default(),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             batches: Default::default(),
         }
+    }
+
+    /// Port slots (used and free).
+    pub fn slots(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Names port slot `slot` (`""`: free). Called by the owning worker when a port comes or
+    /// goes (a command, not the packet path).
+    pub fn set_name(&self, slot: usize, name: &str) {
+        let mut names = Vec::clone(&self.names.load());
+        if let Some(n) = names.get_mut(slot) {
+            name.clone_into(n);
+        }
+        self.names.store(std::sync::Arc::new(names));
     }
 
     /// Publishes the worker's running totals. Called by the owning worker only.
@@ -199,7 +224,7 @@ impl WorkerCounters {
     pub fn snapshot(&self) -> CounterSnapshot {
         let w: [u64; WORKER_FIELDS] = std::array::from_fn(|i| self.worker[i].load(Ordering::Relaxed));
         CounterSnapshot {
-            port_names: self.names.clone(),
+            port_names: Vec::clone(&self.names.load()),
             ports: self
                 .ports
                 .iter()

@@ -54,7 +54,7 @@ drop_reasons! {
     /// No free frame to copy a handed-off frame into.
     HandoffNoFrame = "handoff_no_frame", "no free frame in this worker's pool for a handed-off frame";
     /// A handed-off frame named a port that no longer carries the pod it was meant for (the
-    /// owning worker was rebuilt while the frame was in flight).
+    /// pod was detached, or its port slot given to another pod, while the frame was in flight).
     HandoffStale = "handoff_stale", "a frame handed to the pod worker named a port that no longer carries its pod";
     /// Frames still staged when the worker stopped.
     Shutdown = "shutdown", "frame still staged for transmission when the worker stopped";

@@ -7,8 +7,10 @@
 //! spin a little, then block in `poll(2)` until a frame or a handed-over frame arrives).
 //!
 //! System calls happen only when the kernel sets need_wakeup, and are counted.
+//! Ports come and go while it runs through its command queue (`command.rs`), between batches.
 //! A worker stops cleanly when its stop flag is raised.
 
+mod command;
 mod counters;
 mod drop_reason;
 mod handoff;
@@ -18,6 +20,7 @@ mod poll;
 mod processor;
 mod wake;
 
+pub use command::{COMMAND_QUEUE, CommandError, Detached, OpenPort, PortChange};
 pub use counters::{
     BATCH_BUCKETS, CounterSnapshot, LocalCounters, PortTotals, WorkerCounters, WorkerTotals, batch_bucket,
 };
@@ -50,6 +53,9 @@ pub struct WorkerConfig {
     pub tx_backlog: usize,
     /// What to do in loops without work.
     pub idle: IdleStrategy,
+    /// Port slots beyond the ports given at construction, for ports attached while the
+    /// worker runs ([`WorkerHandle::attach`]).
+    pub spare_ports: usize,
 }
 
 impl WorkerConfig {
@@ -64,6 +70,7 @@ impl WorkerConfig {
             tx_flush_when_quiet: true,
             tx_backlog: 256,
             idle: IdleStrategy::default(),
+            spare_ports: 0,
         }
     }
 }

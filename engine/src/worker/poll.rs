@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::counters::{LocalCounters, WorkerCounters, batch_bucket};
+use super::command::{Command, CommandError, CommandQueue, Detached, OpenPort, PortChange, answer, reply};
+use super::counters::{LocalCounters, PortTotals, WorkerCounters, batch_bucket};
 use super::drop_reason::DropReason;
 use super::handoff::{HandoffEndpoint, HandoffSlot};
 use super::idle::{Idle, Idler};
@@ -22,19 +23,23 @@ const IDLE_PUBLISH_EVERY: u64 = 256;
 pub const WORKER_TIMER_SLACK_NS: u64 = 1_000;
 /// A worker's whole context: its frame pool, its ports, its processor and its
 /// counters. Built on the control thread, then moved into the worker thread;
-/// nothing in it is shared except the counters (read-only for others) and the
-/// handoff inboxes (lock-free).
+/// nothing in it is shared except the counters (read-only for others), the
+/// handoff inboxes and the command queue (lock-free).
+///
+/// Ports sit in slots: port `i` is [`PortId`]`(i)`. A port detached while the worker runs
+/// leaves its slot free (the other ports keep their ids) for the next attach.
 #[derive(Debug)]
 pub struct Worker<P> {
     cfg: WorkerConfig,
     // Field order is drop order: sockets close before their UMEM is unmapped.
-    ports: Vec<Box<dyn Port>>,
+    ports: Vec<Option<Box<dyn Port>>>,
     pool: FramePool,
     processor: P,
     counters: Arc<WorkerCounters>,
     handoff: Option<HandoffEndpoint>,
     /// Wakes this worker when it blocks (its handoff endpoint's, when it has one).
     doorbell: Arc<Doorbell>,
+    commands: Arc<CommandQueue<P>>,
 }
 
 /// A running worker thread.
@@ -43,6 +48,8 @@ pub struct WorkerHandle<P> {
     stop: Arc<AtomicBool>,
     counters: Arc<WorkerCounters>,
     doorbell: Arc<Doorbell>,
+    commands: Arc<CommandQueue<P>>,
+    name: String,
     thread: JoinHandle<Worker<P>>,
 }
 
@@ -69,6 +76,43 @@ impl<P> WorkerHandle<P> {
         self.request_stop();
         self.thread.join()
     }
+
+    fn send(&self, cmd: Command<P>) -> Result<(), CommandError> {
+        if self.thread.is_finished() {
+            return Err(CommandError::NoAnswer { worker: self.name.clone(), waited: Duration::ZERO });
+        }
+        self.commands.queue.push(cmd).map_err(|_| CommandError::QueueFull(self.name.clone()))?;
+        self.doorbell.ring();
+        Ok(())
+    }
+
+    /// Attaches a port to the running worker: between two batches it runs `open` with its
+    /// frame pool, puts the port in a free slot, then runs `then` with its processor and the
+    /// new port's id. Waits up to `timeout` for the answer.
+    pub fn attach(
+        &self,
+        open: OpenPort,
+        then: PortChange<P>,
+        timeout: Duration,
+    ) -> Result<PortId, CommandError> {
+        let (tx, rx) = reply();
+        self.send(Command::Attach { open, then, reply: tx })?;
+        answer(&rx, &self.name, timeout)
+    }
+
+    /// Detaches port `port` from the running worker: between two batches it runs `then` with
+    /// its processor, sends what is staged for the port, gives the port's frames back to its
+    /// pool and closes it. Detach a port only once nothing (its XDP program) feeds it.
+    pub fn detach(
+        &self,
+        port: PortId,
+        then: PortChange<P>,
+        timeout: Duration,
+    ) -> Result<Detached, CommandError> {
+        let (tx, rx) = reply();
+        self.send(Command::Detach { port, then, reply: tx })?;
+        answer(&rx, &self.name, timeout)
+    }
 }
 
 impl<P: FrameProcessor + 'static> Worker<P> {
@@ -91,8 +135,19 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                 problem: format!("{} ports: a worker needs 1..=65535", ports.len()),
             });
         }
-        let counters = Arc::new(WorkerCounters::new(ports.iter().map(|p| p.name().to_owned()).collect()));
-        Ok(Worker { cfg, ports, pool, processor, counters, handoff: None, doorbell: Arc::default() })
+        let names = ports.iter().map(|p| p.name().to_owned()).collect();
+        let slots = (ports.len() + cfg.spare_ports).min(u16::MAX as usize);
+        let counters = Arc::new(WorkerCounters::with_slots(names, slots));
+        Ok(Worker {
+            cfg,
+            ports: ports.into_iter().map(Some).collect(),
+            pool,
+            processor,
+            counters,
+            handoff: None,
+            doorbell: Arc::default(),
+            commands: Arc::default(),
+        })
     }
 
     /// Joins the handoff mesh with `endpoint` (and takes its doorbell, which the other
@@ -113,8 +168,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         &self.pool
     }
 
-    /// The ports.
-    pub fn ports(&self) -> &[Box<dyn Port>] {
+    /// The ports, by slot (`None`: a free slot).
+    pub fn ports(&self) -> &[Option<Box<dyn Port>>] {
         &self.ports
     }
 
@@ -130,6 +185,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = self.counters.clone();
         let doorbell = self.doorbell.clone();
+        let commands = self.commands.clone();
         let name = self.cfg.name.clone();
         let core = self.cfg.core;
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
@@ -152,7 +208,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             })
             .map_err(|source| WorkerError::Spawn { name: name.clone(), source })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(WorkerHandle { stop, counters, doorbell, thread }),
+            Ok(Ok(())) => Ok(WorkerHandle { stop, counters, doorbell, commands, name, thread }),
             Ok(Err(source)) => {
                 let _ = thread.join();
                 Err(WorkerError::Pin { name, core: core.unwrap_or(0), source })
@@ -167,25 +223,28 @@ impl<P: FrameProcessor + 'static> Worker<P> {
     /// Runs the poll loop on the calling thread until `stop` is raised, then
     /// flushes what is staged and publishes the final counters.
     pub fn run(&mut self, stop: &AtomicBool) {
-        let nports = self.ports.len();
+        let slots = self.counters.slots();
         let batch = self.cfg.batch;
-        let stage_cap = self.cfg.tx_backlog + (nports + 1) * batch;
+        let stage_cap = self.stage_cap();
         let mut rx: Vec<Frame> = Vec::with_capacity(batch);
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(batch);
-        let mut staged: Vec<Vec<Frame>> = (0..nports).map(|_| Vec::with_capacity(stage_cap)).collect();
-        let mut local = LocalCounters::new(nports);
+        let mut staged: Vec<Vec<Frame>> = (0..slots)
+            .map(|i| if i < self.ports.len() { Vec::with_capacity(stage_cap) } else { Vec::new() })
+            .collect();
+        let mut local = LocalCounters::new(slots);
         let mut idler = Idler::new(self.cfg.idle);
         let mut last_flush = Instant::now();
         let mut ev = IoEvents::default();
-        // Blocking needs every port to have a descriptor that wakes us, and a doorbell.
-        let mut waits = self.doorbell.fd().and_then(|bell| {
-            let ports: Option<Vec<_>> = self.ports.iter().map(|p| p.rx_wait_fd()).collect();
-            Some(PollSet::new(ports?.into_iter().chain([bell])))
-        });
+        let mut waits = self.poll_set();
 
         while !stop.load(Ordering::Relaxed) {
+            // Between batches: ports that come or go (one queue check per loop).
+            if !self.commands.queue.is_empty() {
+                self.run_commands(&mut staged, &mut local, &mut ev);
+                waits = self.poll_set();
+            }
             let mut work = 0usize;
-            for p in 0..nports {
+            for p in 0..self.ports.len() {
                 work += self.rx_one(p, &mut rx, &mut verdicts, &mut staged, &mut local, &mut ev);
             }
             work += self.drain_inbox(&mut staged, &mut local);
@@ -209,7 +268,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                     work += self.tx_one(q, s, &mut local, &mut ev);
                 }
             }
-            for port in &mut self.ports {
+            for port in self.ports.iter_mut().flatten() {
                 port.service(&mut self.pool, &mut ev);
             }
 
@@ -246,6 +305,98 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         self.shutdown(&mut staged, &mut local, &mut ev);
     }
 
+    /// Frames a port's staging queue holds before its backlog is trimmed, for every slot.
+    fn stage_cap(&self) -> usize {
+        self.cfg.tx_backlog + (self.counters.slots() + 1) * self.cfg.batch
+    }
+
+    /// What an idle worker blocks on: every port's descriptor and the doorbell; `None` (nap
+    /// instead) when a port has no descriptor or there is no doorbell.
+    fn poll_set(&self) -> Option<PollSet> {
+        let bell = self.doorbell.fd()?;
+        let ports: Option<Vec<_>> = self.ports.iter().flatten().map(|p| p.rx_wait_fd()).collect();
+        Some(PollSet::new(ports?.into_iter().chain([bell])))
+    }
+
+    /// Runs every queued command (see `command.rs`) and answers each.
+    fn run_commands(&mut self, staged: &mut [Vec<Frame>], local: &mut LocalCounters, ev: &mut IoEvents) {
+        while let Some(cmd) = self.commands.queue.pop() {
+            match cmd {
+                Command::Attach { open, then, reply } => {
+                    let r = self.attach_port(open, then, staged, local);
+                    // One-slot channel, this its only message: never blocks.
+                    let _ = reply.try_send(r);
+                }
+                Command::Detach { port, then, reply } => {
+                    let r = self.detach_port(port, then, staged, local, ev);
+                    let _ = reply.try_send(r);
+                }
+            }
+            self.counters.publish(local);
+        }
+    }
+
+    fn attach_port(
+        &mut self,
+        open: OpenPort,
+        then: PortChange<P>,
+        staged: &mut [Vec<Frame>],
+        local: &mut LocalCounters,
+    ) -> Result<PortId, CommandError> {
+        let slots = self.counters.slots();
+        let slot = match self.ports.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if self.ports.len() < slots => self.ports.len(),
+            None => return Err(CommandError::NoFreeSlot { worker: self.cfg.name.clone(), slots }),
+        };
+        let port = open(&mut self.pool)?;
+        if slot == self.ports.len() {
+            self.ports.push(None);
+        }
+        self.counters.set_name(slot, port.name());
+        local.ports[slot] = PortTotals::default();
+        let cap = self.stage_cap();
+        staged[slot].reserve(cap);
+        self.ports[slot] = Some(port);
+        let id = PortId(slot as u16);
+        then(&mut self.processor, id);
+        Ok(id)
+    }
+
+    fn detach_port(
+        &mut self,
+        id: PortId,
+        then: PortChange<P>,
+        staged: &mut [Vec<Frame>],
+        local: &mut LocalCounters,
+        ev: &mut IoEvents,
+    ) -> Result<Detached, CommandError> {
+        let slot = usize::from(id.0);
+        let no_such = CommandError::NoSuchPort { worker: self.cfg.name.clone(), port: id.0 };
+        if self.ports.get(slot).is_none_or(Option::is_none) {
+            return Err(no_such);
+        }
+        then(&mut self.processor, id);
+        if !staged[slot].is_empty() {
+            self.tx_one(slot, &mut staged[slot], local, ev);
+        }
+        let Some(mut port) = self.ports[slot].take() else { return Err(no_such) };
+        port.service(&mut self.pool, ev);
+        let dropped = staged[slot].len() as u64;
+        local.drop(DropReason::NoSuchPort, dropped);
+        for f in staged[slot].drain(..) {
+            self.pool.free(f);
+        }
+        let frames_lost = port.release(&mut self.pool);
+        drop(port);
+        while self.ports.last().is_some_and(Option::is_none) {
+            self.ports.pop();
+        }
+        self.counters.set_name(slot, "");
+        let totals = std::mem::take(&mut local.ports[slot]);
+        Ok(Detached { totals, dropped, frames_lost })
+    }
+
     /// Blocks until a port has frames, the doorbell rings (a handed-over frame, a stop
     /// request) or `max` passes; first announces the sleep and looks for such work once more
     /// (see `wake.rs`: no wakeup is lost).
@@ -258,7 +409,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
     ) {
         self.doorbell.going_to_sleep();
         let handed_over = self.handoff.as_ref().is_some_and(|h| !h.inbox().is_empty());
-        if !handed_over && !stop.load(Ordering::Relaxed) {
+        let commanded = !self.commands.queue.is_empty();
+        if !handed_over && !commanded && !stop.load(Ordering::Relaxed) {
             local.worker.waits += 1;
             self.counters.publish(local);
             let ms = i32::try_from(max.as_millis()).unwrap_or(i32::MAX).max(1);
@@ -281,7 +433,8 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         ev: &mut IoEvents,
     ) -> usize {
         rx.clear();
-        let n = self.ports[p].rx(&mut self.pool, rx, self.cfg.batch, ev);
+        let Some(port) = self.ports[p].as_mut() else { return 0 };
+        let n = port.rx(&mut self.pool, rx, self.cfg.batch, ev);
         if n == 0 {
             return 0;
         }
@@ -383,8 +536,15 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         local: &mut LocalCounters,
         ev: &mut IoEvents,
     ) -> usize {
+        let Some(port) = self.ports.get_mut(q).and_then(Option::as_mut) else {
+            local.drop(DropReason::NoSuchPort, s.len() as u64);
+            for f in s.drain(..) {
+                self.pool.free(f);
+            }
+            return 0;
+        };
         let before: usize = s.iter().map(Frame::len).sum();
-        let sent = self.ports[q].tx(&mut self.pool, s, ev);
+        let sent = port.tx(&mut self.pool, s, ev);
         let after: usize = s.iter().map(Frame::len).sum();
         local.ports[q].tx_packets += sent as u64;
         local.ports[q].tx_bytes += (before - after) as u64;
@@ -418,7 +578,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                     self.tx_one(q, s, local, ev);
                 }
             }
-            for port in &mut self.ports {
+            for port in self.ports.iter_mut().flatten() {
                 port.service(&mut self.pool, ev);
             }
             if staged.iter().all(Vec::is_empty) {

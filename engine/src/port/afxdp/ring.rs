@@ -133,6 +133,18 @@ impl<T: Desc> Producer<T> {
         n
     }
 
+    /// Passes the last `n` entries we produced to `f`, oldest first (at most `size`). For a
+    /// socket about to close: the caller knows from its own accounting that the kernel never
+    /// took them (the kernel publishes its consumer index lazily, so the index cannot say).
+    fn last(&self, n: u32, mut f: impl FnMut(T)) {
+        let n = n.min(self.ring.size);
+        for i in 0..n {
+            // SAFETY: the slot lies in the `size` entries below our producer index, which we
+            // wrote; the kernel only reads produced slots, so the value is the one we wrote.
+            f(unsafe { self.ring.slot(self.local.wrapping_sub(n - i)).read() });
+        }
+    }
+
     /// Entries we produced that the kernel has not consumed yet.
     fn pending(&self) -> u32 {
         self.local.wrapping_sub(self.ring.consumer().load(Ordering::Acquire))
@@ -203,6 +215,11 @@ impl FillRing {
     pub(crate) fn needs_wakeup(&self) -> bool {
         self.0.ring.needs_wakeup()
     }
+
+    /// The last `n` addresses given to the kernel (see `Producer::last`).
+    pub(crate) fn last(&self, n: u32, f: impl FnMut(u64)) {
+        self.0.last(n, f);
+    }
 }
 
 /// The tx ring: descriptors of frames we send.
@@ -222,6 +239,11 @@ impl TxRing {
     /// Descriptors the kernel has not taken yet.
     pub(crate) fn pending(&self) -> u32 {
         self.0.pending()
+    }
+
+    /// The last `n` descriptors queued (see `Producer::last`).
+    pub(crate) fn last(&self, n: u32, f: impl FnMut(libc::xdp_desc)) {
+        self.0.last(n, f);
     }
 
     /// Whether the kernel asked for a wakeup to process the ring.

@@ -321,4 +321,27 @@ impl Port for AfXdpPort {
         }
         self.refill(pool, ev);
     }
+
+    /// Completions, then what sits in the rx ring, then the fill entries the kernel never took
+    /// (the last `in_fill`: it takes them in order and every frame it took is in the rx ring
+    /// once received), then the tx descriptors it never took (copy mode takes them in our
+    /// own `sendto`, so its consumer index is current). Frames of sends still in flight in the
+    /// kernel (or held by a zero-copy driver) are not recovered.
+    fn release(&mut self, pool: &mut FramePool) -> u32 {
+        let chunk = |addr: u64| (addr / FRAME_SIZE as u64) as u32;
+        let n = self.comp.complete(|addr| pool.free_chunk(chunk(addr)));
+        self.in_tx -= n.min(self.in_tx);
+        let n = self.rx.receive(u32::MAX, |d| {
+            if pool.desc_in_bounds(d.addr, d.len) {
+                pool.free_chunk(chunk(d.addr));
+            }
+        });
+        self.in_fill -= n.min(self.in_fill);
+        self.fill.last(self.in_fill, |addr| pool.free_chunk(chunk(addr)));
+        self.in_fill = 0;
+        let unsent = self.tx.pending().min(self.in_tx);
+        self.tx.last(unsent, |d| pool.free_chunk(chunk(d.addr)));
+        self.in_tx -= unsent;
+        self.in_tx
+    }
 }

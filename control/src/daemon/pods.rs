@@ -1,0 +1,266 @@
+//! Pods on the running pod worker: `weft pod add|del` (and a CNI plugin through the API)
+//! attach and detach pod ports through the worker's command queue, between two of its
+//! batches, without stopping it: nobody's forwarding pauses.
+//!
+//! Attach: the pod's XDP program is attached here (the slow part, off the worker), the worker
+//! opens the AF_XDP socket over its own frame pool in a free port slot, registers it in the
+//! program and gives its pipeline the pod; then the pod's route goes into the FIB. Detach is
+//! the reverse: the route leaves the FIB, the program leaves the interface (nothing feeds the
+//! socket any more), then the worker forgets the pod, gives the socket's frames back to its
+//! pool and closes it. The port's counters are kept under its name, so totals never go
+//! backwards.
+
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use weft_engine::pipeline::{LocalPod, RouteUpdate};
+use weft_engine::port::xdp_filter::{XdpAttachment, XdpProgram};
+use weft_engine::port::{AfPacketPort, AfXdpPort, Backend, Port, PortConfig, PortError};
+use weft_engine::worker::{CommandError, OpenPort, PortId};
+
+use super::DaemonError;
+use super::dataplane::{Forwarding, Processor};
+use super::workers::{Dataplane, PortInfo};
+use crate::api::PodLine;
+use crate::config::{IfName, PodSpec};
+use crate::flannel::MacAddr;
+
+/// Pod port slots of the pod worker (pods a node can carry at once).
+pub(super) const POD_SLOTS: usize = 32;
+
+/// Ring entries of a pod port's AF_XDP rings; half of them are kept in its fill ring.
+const POD_RING: u32 = 256;
+
+/// Frames the pod worker's pool holds per pod slot: its fill ring and as many in flight.
+pub(super) const POD_FRAMES: u32 = POD_RING;
+
+/// How long a pod change waits for the worker's answer.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an attach retries while the kernel still holds the queue of a socket just closed.
+const QUEUE_BUSY_WAIT: Duration = Duration::from_secs(2);
+
+/// A pod port's lasting state: its spec, its XDP program, its port on the pod worker and the
+/// MAC learned from its traffic (when the spec has none).
+#[derive(Debug)]
+pub(super) struct PodPort {
+    spec: PodSpec,
+    xdp: Option<XdpAttachment>,
+    port: PortId,
+    port_name: String,
+    learned: Option<MacAddr>,
+}
+
+impl PodPort {
+    fn mac(&self) -> Option<MacAddr> {
+        self.spec.mac.or(self.learned)
+    }
+}
+
+/// Why a pod change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    /// The interface already carries another pod.
+    #[error("pod.interface: {interface} is attached with ip {ip}; `weft pod del` it first")]
+    InterfaceTaken {
+        /// The interface.
+        interface: IfName,
+        /// The IP it carries.
+        ip: std::net::Ipv4Addr,
+    },
+    /// The IP belongs to another pod.
+    #[error("pod.ip: {ip} belongs to the pod on {interface}")]
+    IpTaken {
+        /// The IP.
+        ip: std::net::Ipv4Addr,
+        /// The interface carrying it.
+        interface: IfName,
+    },
+    /// `pod del --ip` does not match.
+    #[error("pod.ip: {interface} carries {actual}, not {given}")]
+    IpMismatch {
+        /// The interface.
+        interface: IfName,
+        /// Its pod's IP.
+        actual: std::net::Ipv4Addr,
+        /// The IP given.
+        given: std::net::Ipv4Addr,
+    },
+    /// The pod worker did not take the port.
+    #[error("pod {interface}: {source}")]
+    Worker {
+        /// The interface.
+        interface: IfName,
+        /// What the worker answered.
+        #[source]
+        source: weft_engine::worker::CommandError,
+    },
+    /// Opening the port failed.
+    #[error(transparent)]
+    Setup(#[from] DaemonError),
+}
+
+/// A pod port prepared on the control thread: what the worker runs to open it, and the way
+/// its XDP program comes back once the worker registered the socket in it.
+struct Prepared {
+    open: OpenPort,
+    xdp: Option<std::sync::mpsc::Receiver<(XdpAttachment, &'static str)>>,
+    fallback: Option<String>,
+}
+
+/// Attaches the pod's XDP program (or, where XDP is unavailable and the backend is `auto`,
+/// opens an AF_PACKET port) here; the AF_XDP socket is opened by the worker over its pool.
+fn prepare(cfg: PortConfig) -> Result<Prepared, PortError> {
+    let packet = |reason: Option<String>| -> Result<Prepared, PortError> {
+        let port: Box<dyn Port> = Box::new(AfPacketPort::open(&cfg.xsk.ifname, cfg.tpacket)?);
+        Ok(Prepared { open: Box::new(move |_| Ok(port)), xdp: None, fallback: reason })
+    };
+    let mut xdp = match cfg.backend {
+        Backend::AfPacket => return packet(None),
+        Backend::AfXdp => XdpAttachment::attach(&cfg.xsk.ifname, XdpProgram::All, cfg.xdp_mode)?,
+        Backend::Auto => match XdpAttachment::attach(&cfg.xsk.ifname, XdpProgram::All, cfg.xdp_mode) {
+            Ok(x) => x,
+            Err(e @ (PortError::Unsupported { .. } | PortError::Xdp { .. })) => {
+                let reason = e.to_string();
+                tracing::warn!(interface = %cfg.xsk.ifname, "AF_XDP unavailable, pod on AF_PACKET: {reason}");
+                return packet(Some(reason));
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    let (tx, rx) = sync_channel(1);
+    let open: OpenPort = Box::new(move |pool| {
+        let port = AfXdpPort::open(pool, &cfg.xsk)?;
+        xdp.register_socket(cfg.xsk.queue, port.fd())?;
+        // The caller waits for the worker's answer, so the one-slot channel is free.
+        let _ = tx.try_send((xdp, port.kind()));
+        Ok(Box::new(port) as Box<dyn Port>)
+    });
+    Ok(Prepared { open, xdp: Some(rx), fallback: None })
+}
+
+impl Dataplane {
+    /// Attaches a pod port (idempotent). Returns whether anything changed.
+    pub fn pod_add(&mut self, spec: PodSpec) -> Result<bool, PodError> {
+        if let Some(p) = self.pods.get(&spec.interface) {
+            if p.spec.ip == spec.ip && (spec.mac.is_none() || spec.mac == p.spec.mac) {
+                return Ok(false);
+            }
+            return Err(PodError::InterfaceTaken { interface: spec.interface, ip: p.spec.ip });
+        }
+        if let Some(p) = self.pods.values().find(|p| p.spec.ip == spec.ip) {
+            return Err(PodError::IpTaken { ip: spec.ip, interface: p.spec.interface });
+        }
+        // Fails before anything changed when the interface is missing or has no MAC.
+        if nix::net::if_::if_nametoindex(spec.interface.as_str()).is_err() {
+            let ifname = spec.interface.to_string();
+            return Err(DaemonError::from(PortError::NoSuchInterface { what: "pod port", ifname }).into());
+        }
+        let pod = Forwarding::pod_port(&spec, None)?;
+        let mut cfg = self.port_config(spec.interface.as_str(), 0);
+        cfg.xsk.ring_size = POD_RING;
+        cfg.xsk.fill_target = POD_RING / 2;
+        let worker_err = |source| PodError::Worker { interface: spec.interface, source };
+        let Some(worker) = self.pod_worker() else {
+            return Err(DaemonError::Runtime(std::io::Error::other("no pod worker")).into());
+        };
+        // The kernel releases a closed AF_XDP socket's hold on its queue asynchronously: a
+        // pod attached right after its detach may find the queue still busy (EBUSY) for a
+        // moment; the attach is retried for up to QUEUE_BUSY_WAIT.
+        let deadline = Instant::now() + QUEUE_BUSY_WAIT;
+        let (port, xdp, fallback) = loop {
+            let Prepared { open, xdp, fallback } = prepare(cfg.clone()).map_err(DaemonError::from)?;
+            let then = Box::new(move |p: &mut Processor, id| p.attach_pod(id, pod));
+            match worker.handle.attach(open, then, COMMAND_TIMEOUT) {
+                Ok(port) => break (port, xdp, fallback),
+                Err(CommandError::Open(PortError::Io { source, .. }))
+                    if source.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32)
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => return Err(worker_err(e)),
+            }
+        };
+        let (xdp, kind) = match xdp.and_then(|rx| rx.try_recv().ok()) {
+            Some((x, kind)) => (Some(x), kind),
+            None => (None, "af_packet"),
+        };
+        let port_name = worker
+            .handle
+            .counters()
+            .snapshot()
+            .port_names
+            .get(usize::from(port.0))
+            .cloned()
+            .unwrap_or_else(|| spec.interface.to_string());
+        worker.ports.push(PortInfo {
+            name: port_name.clone(),
+            role: "pod",
+            kind,
+            xdp: xdp.as_ref().map(|x| x.mode_name().to_owned()),
+            fallback,
+        });
+        self.fwd.program(&[RouteUpdate::Pod(LocalPod { ip: pod.ip, port, mac: pod.mac })]);
+        self.pods.insert(spec.interface, PodPort { spec, xdp, port, port_name, learned: None });
+        tracing::info!(interface = %spec.interface, ip = %spec.ip, port = port.0, "pod attached");
+        Ok(true)
+    }
+
+    /// Detaches a pod port (idempotent). Returns whether anything changed.
+    pub fn pod_del(&mut self, interface: IfName, ip: Option<std::net::Ipv4Addr>) -> Result<bool, PodError> {
+        let Some(p) = self.pods.get(&interface) else { return Ok(false) };
+        if let Some(given) = ip.filter(|&g| g != p.spec.ip) {
+            return Err(PodError::IpMismatch { interface, actual: p.spec.ip, given });
+        }
+        let Some(mut removed) = self.pods.remove(&interface) else { return Ok(false) };
+        self.fwd.program(&[RouteUpdate::RemovePod(removed.spec.ip)]);
+        // The program leaves the interface: nothing feeds the socket from here on.
+        drop(removed.xdp.take());
+        let Some(worker) = self.uplink_workers.first_mut() else { return Ok(true) };
+        worker.ports.retain(|i| i.name != removed.port_name);
+        let then = Box::new(|p: &mut Processor, id| p.detach_pod(id));
+        match worker.handle.detach(removed.port, then, COMMAND_TIMEOUT) {
+            Ok(d) => {
+                self.retired.add_port(&removed.port_name, &d.totals);
+                if d.frames_lost > 0 {
+                    tracing::warn!(%interface, frames = d.frames_lost, "pod port closed with frames still in the kernel");
+                }
+            }
+            Err(source) => return Err(PodError::Worker { interface, source }),
+        }
+        tracing::info!(%interface, "pod detached");
+        Ok(true)
+    }
+
+    /// The attached pods.
+    pub fn pods(&self) -> Vec<PodLine> {
+        self.pods
+            .values()
+            .map(|p| PodLine {
+                interface: p.spec.interface.to_string(),
+                ip: p.spec.ip.to_string(),
+                mac: p.mac().map(|m| m.to_string()),
+            })
+            .collect()
+    }
+
+    /// Applies the pod MACs the workers learned since the last call: each MAC-less pod's next
+    /// hop is republished with its MAC (one FIB version). Returns how many pods learned a MAC.
+    pub fn apply_learned(&mut self) -> usize {
+        let queue = self.fwd.learned();
+        let mut updates = Vec::new();
+        while let Some(ev) = queue.pop() {
+            let mac = ev.mac;
+            let Some(p) = self.pods.values_mut().find(|p| p.spec.ip == ev.ip) else { continue };
+            if p.spec.mac.is_some() || p.learned == Some(mac) {
+                continue;
+            }
+            p.learned = Some(mac);
+            tracing::info!(interface = %p.spec.interface, ip = %p.spec.ip, %mac, "pod MAC learned");
+            updates.push(RouteUpdate::Pod(LocalPod { ip: p.spec.ip, port: p.port, mac: ev.mac }));
+        }
+        self.fwd.program(&updates);
+        updates.len()
+    }
+}

@@ -1,0 +1,104 @@
+//! Ports come and go on a running worker through its command queue: an attached port is
+//! served from the next loop and its processor told, a detached one hands back its final
+//! counters and its slot, which the next attach reuses with fresh counters; a full worker and
+//! an unknown port are refused with errors that say so. The worker keeps serving its other
+//! port throughout.
+
+use std::time::{Duration, Instant};
+
+use weft_engine::port::{FrameMut, MemPort, MemPortHandle, Port};
+use weft_engine::worker::{
+    CommandError, FrameProcessor, PortId, Reflect, Verdict, Worker, WorkerConfig, WorkerHandle,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Reflects every frame and records the ports it was told about.
+#[derive(Default)]
+struct Recorder {
+    events: Vec<(&'static str, PortId)>,
+}
+
+impl FrameProcessor for Recorder {
+    fn process(&mut self, rx_port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
+        Reflect.process(rx_port, frame)
+    }
+}
+
+fn frame() -> Vec<u8> {
+    let mut f = vec![7u8; 60];
+    f[12] = 0x88;
+    f[13] = 0xb5;
+    f
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn attach(w: &WorkerHandle<Recorder>, port: MemPort) -> Result<PortId, CommandError> {
+    let open = Box::new(move |_: &mut _| Ok(Box::new(port) as Box<dyn Port>));
+    w.attach(open, Box::new(|r: &mut Recorder, id| r.events.push(("attach", id))), WAIT)
+}
+
+fn mem(name: &str) -> (MemPort, MemPortHandle) {
+    MemPort::queue(name, 64)
+}
+
+#[test]
+fn ports_attached_and_detached_on_a_running_worker_are_served_counted_and_their_slots_reused() {
+    let (a, ha) = mem("a");
+    let mut cfg = WorkerConfig::new("wx-cmd");
+    cfg.spare_ports = 1;
+    let pool = weft_engine::port::FramePool::new(256).unwrap();
+    let w = Worker::new(cfg, pool, vec![Box::new(a) as Box<dyn Port>], Recorder::default())
+        .unwrap()
+        .spawn()
+        .unwrap();
+
+    // Attached: the worker serves the new port from its next loop.
+    let (b, hb) = mem("b");
+    assert_eq!(attach(&w, b).unwrap(), PortId(1));
+    for _ in 0..3 {
+        assert!(hb.inject(&frame()));
+    }
+    wait_for("b's frames reflected", || hb.sent() == 3);
+    assert!(ha.inject(&frame()));
+    wait_for("a served alongside", || ha.sent() == 1);
+
+    // No free slot left: refused, nothing changes.
+    let (c, _) = mem("c");
+    match attach(&w, c) {
+        Err(CommandError::NoFreeSlot { slots: 2, .. }) => {}
+        other => panic!("a third port on a 2-slot worker: {other:?}"),
+    }
+
+    // Detached: its final counters come back, the slot is free, a second detach is refused.
+    let then = || Box::new(|r: &mut Recorder, id| r.events.push(("detach", id)));
+    let gone = w.detach(PortId(1), then(), WAIT).unwrap();
+    assert_eq!((gone.totals.rx_packets, gone.totals.tx_packets, gone.dropped), (3, 3, 0));
+    assert_eq!(w.counters().snapshot().port_names, vec!["a".to_owned(), String::new()]);
+    match w.detach(PortId(1), then(), WAIT) {
+        Err(CommandError::NoSuchPort { port: 1, .. }) => {}
+        other => panic!("detaching a free slot: {other:?}"),
+    }
+    assert!(hb.inject(&frame()));
+
+    // The next attach takes the slot, with fresh counters.
+    let (d, hd) = mem("d");
+    assert_eq!(attach(&w, d).unwrap(), PortId(1));
+    assert!(hd.inject(&frame()));
+    wait_for("d's frame reflected", || hd.sent() == 1);
+    let worker = w.stop().unwrap();
+    let s = worker.counters().snapshot();
+    assert_eq!(s.port("d").map(|t| t.rx_packets), Some(1), "{s:?}");
+    assert_eq!(hb.sent(), 3, "a detached port is not served");
+    assert_eq!(
+        worker.processor().events,
+        vec![("attach", PortId(1)), ("detach", PortId(1)), ("attach", PortId(1))]
+    );
+}
