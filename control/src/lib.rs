@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod bgp;
 pub mod config;
 pub mod daemon;
 pub mod etcd;

@@ -45,6 +45,41 @@ pub struct StatusReport {
     pub paths: Vec<DropLine>,
     /// Underlay next hops and their MACs, as the kernel resolved them.
     pub neighbours: Vec<NeighbourLine>,
+    /// BGP mode: our AS and every peer's session.
+    #[serde(default)]
+    pub bgp: Option<BgpState>,
+}
+
+/// BGP mode's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpState {
+    /// Our AS.
+    pub asn: u32,
+    /// One line per peer.
+    pub sessions: Vec<BgpSessionLine>,
+}
+
+/// One BGP peer's session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpSessionLine {
+    /// The peer's address.
+    pub peer: String,
+    /// `Idle`, `Connect`, `Active`, `OpenSent`, `OpenConfirm` or `Established`.
+    pub state: String,
+    /// Seconds since Established (0 while not).
+    pub uptime_secs: u64,
+    /// Prefixes learned from the peer.
+    pub prefixes_in: usize,
+    /// Prefixes announced to it.
+    pub prefixes_out: usize,
+    /// Sessions that went down after coming up.
+    pub resets: u64,
+    /// Sessions ended by a malformed message from the peer.
+    pub malformed: u64,
+    /// UPDATE attribute errors survived (RFC 7606 treat-as-withdraw or attribute-discard).
+    pub attribute_errors: u64,
+    /// Why the last session ended.
+    pub last_error: Option<String>,
 }
 
 /// The wait for etcd at start.

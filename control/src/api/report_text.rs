@@ -127,6 +127,27 @@ impl fmt::Display for StatusReport {
                 let _ = writeln!(out, "{:<22} {:>12}  {}", d.reason, d.count, d.description);
             }
         }
+        if let Some(b) = &self.bgp {
+            let _ = writeln!(
+                out,
+                "\nBGP (AS {})\n{:<16} {:<12} {:>8} {:>6} {:>6} {:>7} {:>9}  LAST ERROR",
+                b.asn, "PEER", "STATE", "UPTIME", "IN", "OUT", "RESETS", "MALFORMED"
+            );
+            for s in &b.sessions {
+                let _ = writeln!(
+                    out,
+                    "{:<16} {:<12} {:>7}s {:>6} {:>6} {:>7} {:>9}  {}",
+                    s.peer,
+                    s.state,
+                    s.uptime_secs,
+                    s.prefixes_in,
+                    s.prefixes_out,
+                    s.resets,
+                    s.malformed,
+                    s.last_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
         if !self.neighbours.is_empty() {
             let _ = writeln!(out, "\nNEIGHBOURS\n{:<16} MAC", "NEXT HOP");
             for n in &self.neighbours {

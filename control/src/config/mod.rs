@@ -6,6 +6,7 @@
 //! add a file and a field here.
 
 mod api;
+mod bgp;
 mod error;
 mod etcd;
 mod etcd_credentials;
@@ -23,6 +24,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use api::{ApiSection, DEFAULT_API_SOCKET};
+pub use bgp::{BgpSection, DEFAULT_AS};
 pub use error::ConfigError;
 pub use etcd::EtcdSection;
 pub use etcd_credentials::{EtcdAuth, EtcdTls, Password, PemFile};
@@ -62,6 +64,7 @@ struct RawConfig {
     metrics: Option<metrics::RawMetrics>,
     api: Option<api::RawApi>,
     exception: Option<exception::RawException>,
+    bgp: Option<bgp::RawBgp>,
 }
 
 /// A validated node config.
@@ -90,6 +93,8 @@ pub struct Config {
     pub api: ApiSection,
     /// `[exception]` (defaults when absent: no exception interface).
     pub exception: ExceptionSection,
+    /// `[bgp]`: present, weft is a BGP speaker and its peers' routes drive the FIB.
+    pub bgp: Option<BgpSection>,
 }
 
 impl Config {
@@ -141,6 +146,13 @@ impl Config {
         let metrics = metrics::validate(raw.metrics.unwrap_or_default())?;
         let api = api::validate(raw.api.unwrap_or_default())?;
         let exception = exception::validate(raw.exception.unwrap_or_default())?;
+        let bgp = raw.bgp.map(bgp::validate).transpose()?;
+        if raw.mode == Mode::Static && bgp.as_ref().is_some_and(|b| b.peers.is_empty()) {
+            return Err(ConfigError::key(
+                "bgp.peers",
+                "mode = \"static\" has no etcd to find the mesh in: list the peers",
+            ));
+        }
         Ok(Config {
             mode: raw.mode,
             node,
@@ -153,6 +165,7 @@ impl Config {
             metrics,
             api,
             exception,
+            bgp,
         })
     }
 }

@@ -109,7 +109,8 @@ impl Forwarding {
                 vni,
                 udp_checksum: UdpChecksumPolicy::VerifyIfPresent,
             }),
-            ipip: backend.backend_type == BackendType::Ipip,
+            // BGP mode sends off-subnet routes over IP-in-IP, so it takes IP-in-IP in too.
+            ipip: backend.backend_type == BackendType::Ipip || config.bgp.is_some(),
             exception: None,
             pods: Vec::new(),
             pod_worker: None,

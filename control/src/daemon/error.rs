@@ -8,6 +8,9 @@ use crate::static_mode::StaticModeError;
 /// A setup error of `weft run`. `Display` is the one line printed before exiting.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The BGP port could not be opened.
+    #[error(transparent)]
+    Bgp(#[from] crate::bgp::BindError),
     /// `[uplink]` is missing.
     #[error("uplink: `weft run` needs an [uplink] section with interface = \"<nic>\"")]
     NoUplink,

@@ -9,7 +9,8 @@
 //!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers,
 //!               one pipeline each; pods from the config ─► the queue-0 worker
 //!   neighbour loop (engine requests ─► kernel ARP ─► programmer)
-//!   agent.run(route sink) until shutdown
+//!   agent.run(route sink) until shutdown; with [bgp] the BGP speaker feeds the route sink and
+//!   the agent's leases only name the mesh's peers (crate::bgp)
 //! a failure after the lease: the agent is abandoned, which undoes what this start changed in
 //!   etcd (our lease revoked, a lease of ours taken over put back, an --init-network config
 //!   deleted): etcd as it was before the start
@@ -28,6 +29,7 @@ mod status;
 mod underlay;
 mod workers;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,7 @@ use crate::config::{Config, Mode};
 use crate::etcd::{Agent, AgentSettings, StartProgress};
 use crate::flannel::BackendType;
 use crate::neighbour::NeighbourResolver;
+use crate::routes::RouteSink;
 
 /// Options of `weft run` beyond the config file.
 #[derive(Debug, Clone, Copy, Default)]
@@ -149,6 +152,7 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         routes: Arc::new(Mutex::new(RouteState::default())),
         neighbours: Default::default(),
         dataplane: Mutex::new(None),
+        bgp: Default::default(),
     });
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crate::api::serve(api, Arc::new(handler::Handler { shared: shared.clone() }))));
@@ -219,7 +223,15 @@ async fn start_and_serve(
     let _ = shared.backend.set(network.backend.backend_type.to_string());
     shared.set_phase(Phase::Attaching);
     let attached = attach(config, shared, subnet, &network).await;
-    let (sink, learned, programmer) = match attached {
+    let attached = match (attached, &config.bgp) {
+        (Ok((sink, learned, programmer)), Some(section)) => {
+            bgp_speaker(config, section, subnet, &network, shared)
+                .map(|s| (sink, learned, programmer, Some(s)))
+        }
+        (Ok((sink, learned, programmer)), None) => Ok((sink, learned, programmer, None)),
+        (Err(e), _) => Err(e),
+    };
+    let (sink, learned, programmer, speaker) = match attached {
         Ok(parts) => parts,
         Err(e) => {
             if let Some(agent) = agent {
@@ -234,14 +246,49 @@ async fn start_and_serve(
     tasks.push(tokio::spawn(learn_pod_macs(shared.clone(), learned)));
     shared.set_phase(Phase::Running);
     tracing::info!(node = %config.node.name, "weft running");
-    let mut sink = sink;
+    // In BGP mode the FIB routes come from the speaker; the lease agent, when there is one,
+    // only names the mesh's peers (unless bgp.peers lists them).
+    let mut sink: Box<dyn RouteSink> = match speaker {
+        Some(speaker) => {
+            let mesh = config.bgp.as_ref().is_some_and(|b| b.peers.is_empty());
+            let initial: BTreeSet<_> = config.bgp.iter().flat_map(|b| b.peers.iter().copied()).collect();
+            let (peers_tx, peers_rx) = watch::channel(initial);
+            tasks.push(tokio::spawn(speaker.run(peers_rx, sink)));
+            let peers_tx = if mesh { peers_tx } else { watch::channel(BTreeSet::new()).0 };
+            Box::new(crate::bgp::PeerSetSink::new(peers_tx))
+        }
+        None => Box::new(sink),
+    };
     match agent {
-        Some(agent) => agent.run(&mut sink, stopped(stop)).await.map_err(DaemonError::from),
+        Some(agent) => agent.run(sink.as_mut(), stopped(stop)).await.map_err(DaemonError::from),
         None => {
             stopped(stop).await;
             Ok(())
         }
     }
+}
+
+/// Binds the BGP speaker for `subnet` (routes it learns go to its own sink over the same
+/// programmer) and makes its status visible.
+fn bgp_speaker(
+    config: &Config,
+    section: &crate::config::BgpSection,
+    subnet: ipnet::Ipv4Net,
+    network: &crate::flannel::NetworkConfig,
+    shared: &Arc<Shared>,
+) -> Result<crate::bgp::Speaker, DaemonError> {
+    let uplink = config.uplink.as_ref().ok_or(DaemonError::NoUplink)?;
+    let link = underlay::link_info(&uplink.interface)?;
+    let local = crate::bgp::Local {
+        address: config.node.public_ip,
+        subnet,
+        uplink_subnet: underlay::uplink_subnet(config.node.uplink_subnet, &link, config.node.public_ip),
+    };
+    let status = crate::bgp::BgpStatus::default();
+    let _ = shared.bgp.set((section.asn, status.clone()));
+    let settings =
+        crate::bgp::SpeakerSettings { section: section.clone(), local, backend: network.backend.clone() };
+    Ok(crate::bgp::Speaker::bind(settings, status)?)
 }
 
 /// Builds the forwarding state for `subnet`, installs static routes (static mode), checks

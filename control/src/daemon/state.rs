@@ -14,7 +14,8 @@ use weft_engine::worker::DropReason;
 use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
 use super::workers::Dataplane;
 use crate::api::{
-    DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine, StatusReport, WaitingState,
+    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine,
+    StatusReport, WaitingState,
 };
 use crate::etcd::{AgentStatus, StartProgress};
 use crate::routes::Via;
@@ -62,6 +63,8 @@ pub struct Shared {
     pub(crate) routes: SharedRoutes,
     pub(crate) neighbours: SharedNeighbours,
     pub(crate) dataplane: Mutex<Option<Dataplane>>,
+    /// BGP mode: our AS and the sessions.
+    pub(crate) bgp: OnceLock<(u32, crate::bgp::BgpStatus)>,
 }
 
 fn kind(via: &Via) -> &'static str {
@@ -219,6 +222,24 @@ impl Shared {
             .iter()
             .map(|(ip, mac)| NeighbourLine { ip: ip.to_string(), mac: mac.to_string() })
             .collect();
+        let bgp = self.bgp.get().map(|(asn, status)| BgpState {
+            asn: *asn,
+            sessions: status
+                .snapshot()
+                .into_iter()
+                .map(|(peer, s)| BgpSessionLine {
+                    peer: peer.to_string(),
+                    state: s.state.to_owned(),
+                    uptime_secs: s.established_at.map_or(0, |t| t.elapsed().as_secs()),
+                    prefixes_in: s.prefixes_in,
+                    prefixes_out: s.prefixes_out,
+                    resets: s.resets,
+                    malformed: s.malformed,
+                    attribute_errors: s.attribute_errors,
+                    last_error: s.last_error,
+                })
+                .collect(),
+        });
         StatusReport {
             node: self.node.clone(),
             mode: self.mode.to_owned(),
@@ -238,6 +259,7 @@ impl Shared {
             drops,
             paths,
             neighbours,
+            bgp,
         }
     }
 }

@@ -101,6 +101,50 @@ pub fn render(r: &StatusReport) -> String {
     o.family("weft_neighbours", "gauge", "Underlay next hops with a resolved MAC.");
     o.sample("weft_neighbours", &[], r.neighbours.len() as u64);
 
+    if let Some(b) = &r.bgp {
+        type Field = fn(&crate::api::BgpSessionLine) -> u64;
+        let families: [(&str, &str, &str, Field); 6] = [
+            (
+                "weft_bgp_session_established",
+                "gauge",
+                "1 while the session with the peer is Established.",
+                |s| u64::from(s.state == "Established"),
+            ),
+            ("weft_bgp_session_uptime_seconds", "gauge", "Seconds since the session was Established.", |s| {
+                s.uptime_secs
+            }),
+            ("weft_bgp_prefixes_received", "gauge", "Prefixes learned from the peer.", |s| {
+                s.prefixes_in as u64
+            }),
+            ("weft_bgp_prefixes_announced", "gauge", "Prefixes announced to the peer.", |s| {
+                s.prefixes_out as u64
+            }),
+            ("weft_bgp_session_resets_total", "counter", "Established sessions that went down.", |s| {
+                s.resets
+            }),
+            (
+                "weft_bgp_malformed_messages_total",
+                "counter",
+                "Sessions reset by a malformed message from the peer.",
+                |s| s.malformed,
+            ),
+        ];
+        for (name, kind, help, get) in families {
+            o.family(name, kind, help);
+            for s in &b.sessions {
+                o.sample(name, &[("peer", &s.peer)], get(s));
+            }
+        }
+        o.family(
+            "weft_bgp_attribute_errors_total",
+            "counter",
+            "UPDATE attribute errors handled by treat-as-withdraw or attribute-discard (RFC 7606).",
+        );
+        for s in &b.sessions {
+            o.sample("weft_bgp_attribute_errors_total", &[("peer", &s.peer)], s.attribute_errors);
+        }
+    }
+
     o.family(
         "weft_lease_held",
         "gauge",
