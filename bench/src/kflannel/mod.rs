@@ -24,7 +24,7 @@ use weft_control::flannel::{BackendType, NetworkConfig};
 pub use sink::KernelSink;
 
 const USAGE: &str = "usage: weft-lab kflannel --etcd URL --public-ip A --uplink IF --subnet-file PATH
-       [--etcd-prefix /coreos.com/network] [--lease-ttl-secs 86400]";
+       [--etcd-prefix /coreos.com/network] [--lease-ttl-secs 86400] [--no-routes]";
 
 /// The agent's options.
 #[derive(Debug, Clone)]
@@ -41,6 +41,9 @@ pub struct Options {
     pub subnet_file: PathBuf,
     /// Lease TTL.
     pub lease_ttl: Duration,
+    /// Take the lease and write subnet.env but install no routes: another agent routes
+    /// (BIRD on the lab's BGP node, as on a Calico node).
+    pub no_routes: bool,
 }
 
 impl Options {
@@ -49,6 +52,7 @@ impl Options {
         let mut endpoints = Vec::new();
         let (mut prefix, mut public_ip, mut uplink, mut subnet_file, mut ttl) =
             ("/coreos.com/network".to_owned(), None, None, None, 86_400u64);
+        let mut no_routes = false;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let mut value = || it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
@@ -59,6 +63,7 @@ impl Options {
                 "--uplink" => uplink = Some(value()?.clone()),
                 "--subnet-file" => subnet_file = Some(PathBuf::from(value()?)),
                 "--lease-ttl-secs" => ttl = value()?.parse().context("--lease-ttl-secs")?,
+                "--no-routes" => no_routes = true,
                 "-h" | "--help" => anyhow::bail!("{USAGE}"),
                 other => anyhow::bail!("unknown option {other:?}\n{USAGE}"),
             }
@@ -71,6 +76,7 @@ impl Options {
             uplink: uplink.with_context(|| format!("--uplink is required\n{USAGE}"))?,
             subnet_file: subnet_file.with_context(|| format!("--subnet-file is required\n{USAGE}"))?,
             lease_ttl: Duration::from_secs(ttl),
+            no_routes,
         })
     }
 }
@@ -156,9 +162,20 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
     if vxlan {
         device::configure(network.backend.vni, agent.subnet())?;
     }
-    let mut sink = KernelSink::new(&opts.uplink);
-    agent.run(&mut sink, shutdown_signal()).await?;
+    if opts.no_routes {
+        agent.run(&mut NoRoutes, shutdown_signal()).await?;
+    } else {
+        agent.run(&mut KernelSink::new(&opts.uplink), shutdown_signal()).await?;
+    }
     Ok(())
+}
+
+/// The sink of `--no-routes`: leases are watched (the lease is kept alive) and routed by
+/// someone else.
+struct NoRoutes;
+
+impl weft_control::routes::RouteSink for NoRoutes {
+    fn apply(&mut self, _batch: &[weft_control::routes::RouteDelta]) {}
 }
 
 /// Runs the agent until SIGTERM or SIGINT.

@@ -13,6 +13,7 @@
 //!   [`tcp`] is a tiny TCP echo server and checking client for pods.
 //! - [`weft_api`]: a weft node's `weft status` report, and waiting for weft nodes' routes.
 
+pub mod bird;
 pub mod capture;
 pub mod cmd;
 pub mod down;

@@ -1,0 +1,137 @@
+//! BGP mode against BIRD 2 (SPEC §11): one kernel node runs BIRD configured as Calico renders
+//! its node mesh (the node takes a flannel lease for its pod block but installs no routes
+//! itself), two weft nodes run `[bgp]` and find their peers in etcd's leases. Every node
+//! learns every other node's block over BGP: pods talk both ways by ICMP and TCP, BIRD lists
+//! each weft subnet with that weft node as next hop and installs it in the kernel, and a
+//! block BIRD stops announcing leaves weft's routes.
+
+mod lab_common;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use lab_common::*;
+use weft_bench::lab::bird::{Bird, POD_BLOCK_PROTOCOL};
+use weft_bench::lab::topology::DEFAULT_STATE_ROOT;
+use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeKind, NodeSpec, cmd};
+
+/// A kernel node that takes its lease and leaves routing to BIRD.
+fn bird_node() -> NodeSpec {
+    let mut spec = NodeSpec::kernel(WEFT_LAB);
+    if let Some(argv) = spec.start.as_mut() {
+        argv.push("--no-routes".into());
+    }
+    spec
+}
+
+/// Appends `[bgp]` (defaults: AS 64512, the mesh from etcd) to weft node `i`'s config.
+fn enable_bgp(lab: &Lab, i: usize) {
+    let path = lab.node(i).config.clone().expect("a weft node has a config");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[bgp]\n");
+    std::fs::write(&path, text).unwrap();
+}
+
+fn sessions_up(lab: &Lab, i: usize, peers: &[Ipv4Addr]) -> Result<(), String> {
+    let s = weft_status(lab, i)?;
+    let bgp = s.bgp.ok_or("no bgp section in status")?;
+    for p in peers {
+        let line =
+            bgp.sessions.iter().find(|l| l.peer == p.to_string()).ok_or(format!("no session with {p}"))?;
+        if line.state != "Established" || line.prefixes_in != 1 || line.prefixes_out != 1 {
+            return Err(format!("n{i} session with {p}: {line:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_ways() {
+    if !have_root("weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_ways") {
+        return;
+    }
+    let spec = LabSpec {
+        prefix: prefix(),
+        state_root: DEFAULT_STATE_ROOT.into(),
+        backend: Backend::HostGw,
+        nodes: vec![bird_node(), NodeSpec::weft(None), NodeSpec::weft(None)],
+        pods_per_node: 1,
+        uplink_mtu: 1500,
+    };
+    let mut lab = LabGuard::new(Lab::up(&spec).unwrap_or_else(|e| panic!("lab up: {e}")));
+    let (n1, n2, n3) = (lab.node(1).clone(), lab.node(2).clone(), lab.node(3).clone());
+    assert_eq!(n1.kind, NodeKind::Kernel);
+    let bird = Bird::start(&mut lab, 1, &[n2.public_ip, n3.public_ip], 64512).unwrap();
+    for i in [2, 3] {
+        enable_bgp(&lab, i);
+        start_weft(&mut lab, i);
+    }
+    wait_weft_ready(&lab, 2);
+    wait_weft_ready(&lab, 3);
+
+    let mut last = String::new();
+    let up = eventually(Duration::from_secs(30), || {
+        match sessions_up(&lab, 2, &[n1.public_ip, n3.public_ip]).and(sessions_up(
+            &lab,
+            3,
+            &[n1.public_ip, n2.public_ip],
+        )) {
+            Ok(()) => true,
+            Err(e) => {
+                last = e;
+                false
+            }
+        }
+    });
+    assert!(up, "BGP sessions not all Established with one prefix each way: {last}");
+
+    // BIRD learned each weft node's block with that node as next hop, and put it in the kernel.
+    for n in [&n2, &n3] {
+        assert!(
+            eventually(Duration::from_secs(10), || bird.next_hops(n.subnet) == vec![n.public_ip]),
+            "birdc show route for {}: {:?}\n{}",
+            n.subnet,
+            bird.next_hops(n.subnet),
+            bird.birdc(&["show", "route"]).unwrap_or_default()
+        );
+        let route = cmd::ip_in(&n1.ns, &["route", "show", "exact", &n.subnet.to_string()]).unwrap();
+        assert!(
+            route.contains(&format!("via {}", n.public_ip)) && route.contains("proto bird"),
+            "n1's kernel route to {}: {route:?}",
+            n.subnet
+        );
+    }
+    // weft installed the BIRD node's block and the other weft node's as direct routes.
+    let routes = weft_status(&lab, 2).unwrap().routes;
+    for (subnet, via) in [(n1.subnet, n1.public_ip), (n3.subnet, n3.public_ip)] {
+        let r =
+            routes.iter().find(|r| r.subnet == subnet.to_string()).unwrap_or_else(|| panic!("{routes:?}"));
+        assert_eq!((r.kind.as_str(), r.node_ip.clone()), ("host-gw", via.to_string()));
+    }
+
+    let (a, b, c) = (lab.pod(1, 1).clone(), lab.pod(2, 1).clone(), lab.pod(3, 1).clone());
+    for (from, to) in [(&a, &b), (&b, &a), (&a, &c), (&c, &a), (&b, &c), (&c, &b)] {
+        assert!(ping(&from.ns, to.ip, 3), "ping pod {} -> {}", from.ip, to.ip);
+    }
+    tcp_echo_works(&mut lab, &a.ns, &b.ns, b.ip, 7101, 1 << 20);
+    tcp_echo_works(&mut lab, &b.ns, &a.ns, a.ip, 7102, 1 << 20);
+    tcp_echo_works(&mut lab, &c.ns, &b.ns, b.ip, 7103, 1 << 20);
+
+    // BIRD stops announcing its block: both weft nodes withdraw the route; back on, it returns.
+    let n1_block = n1.subnet.to_string();
+    bird.birdc(&["disable", POD_BLOCK_PROTOCOL]).unwrap();
+    for i in [2, 3] {
+        assert!(
+            eventually(Duration::from_secs(10), || !weft_routes(&lab, i).contains(&n1_block)),
+            "n{i} still routes {n1_block} after BIRD withdrew it: {:?}",
+            weft_routes(&lab, i)
+        );
+    }
+    assert!(!ping(&b.ns, a.ip, 1), "pod {} still reaches withdrawn {}", b.ip, a.ip);
+    bird.birdc(&["enable", POD_BLOCK_PROTOCOL]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || weft_routes(&lab, 2).contains(&n1_block)),
+        "n2 did not learn {n1_block} again"
+    );
+    assert!(ping(&b.ns, a.ip, 3), "pod {} -> {} after the block came back", b.ip, a.ip);
+}
