@@ -3,17 +3,21 @@
 //! itself), two weft nodes run `[bgp]` and find their peers in etcd's leases. Every node
 //! learns every other node's block over BGP: pods talk both ways by ICMP and TCP, BIRD lists
 //! each weft subnet with that weft node as next hop and installs it in the kernel, and a
-//! block BIRD stops announcing leaves weft's routes.
+//! block BIRD stops announcing leaves weft's routes. Graceful restart: BIRD or weft killed
+//! with SIGKILL and restarted, the other side keeps its routes meanwhile.
 
 mod lab_common;
 
 use std::net::Ipv4Addr;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::time::Duration;
 
 use lab_common::*;
 use weft_bench::lab::bird::{Bird, POD_BLOCK_PROTOCOL};
 use weft_bench::lab::topology::DEFAULT_STATE_ROOT;
-use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeKind, NodeSpec, cmd};
+use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeKind, NodeSpec, Plan, cmd};
 
 /// A kernel node that takes its lease and leaves routing to BIRD.
 fn bird_node() -> NodeSpec {
@@ -45,11 +49,9 @@ fn sessions_up(lab: &Lab, i: usize, peers: &[Ipv4Addr]) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_ways() {
-    if !have_root("weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_ways") {
-        return;
-    }
+/// The lab of the module docs, returned once every BGP session is Established with one
+/// prefix each way.
+fn bgp_lab() -> (LabGuard, Bird) {
     let spec = LabSpec {
         prefix: prefix(),
         state_root: DEFAULT_STATE_ROOT.into(),
@@ -69,13 +71,16 @@ fn weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_wa
     wait_weft_ready(&lab, 2);
     wait_weft_ready(&lab, 3);
 
+    wait_sessions(&lab);
+    (lab, bird)
+}
+
+/// Waits (up to 30 s) until both weft nodes have their two sessions Established.
+fn wait_sessions(lab: &Lab) {
+    let (n1, n2, n3) = (lab.node(1).public_ip, lab.node(2).public_ip, lab.node(3).public_ip);
     let mut last = String::new();
     let up = eventually(Duration::from_secs(30), || {
-        match sessions_up(&lab, 2, &[n1.public_ip, n3.public_ip]).and(sessions_up(
-            &lab,
-            3,
-            &[n1.public_ip, n2.public_ip],
-        )) {
+        match sessions_up(lab, 2, &[n1, n3]).and(sessions_up(lab, 3, &[n1, n2])) {
             Ok(()) => true,
             Err(e) => {
                 last = e;
@@ -84,6 +89,21 @@ fn weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_wa
         }
     });
     assert!(up, "BGP sessions not all Established with one prefix each way: {last}");
+}
+
+/// SIGKILLs the last process the lab started under `name`.
+fn kill_hard(lab: &Lab, name: &str) {
+    let p = lab.state().processes.iter().rev().find(|p| p.name == name).expect(name);
+    kill(Pid::from_raw(p.pid), Signal::SIGKILL).unwrap();
+}
+
+#[test]
+fn weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_ways() {
+    if !have_root("weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_ways") {
+        return;
+    }
+    let (mut lab, bird) = bgp_lab();
+    let (n1, n2, n3) = (lab.node(1).clone(), lab.node(2).clone(), lab.node(3).clone());
 
     // BIRD learned each weft node's block with that node as next hop, and put it in the kernel.
     for n in [&n2, &n3] {
@@ -134,4 +154,45 @@ fn weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_wa
         "n2 did not learn {n1_block} again"
     );
     assert!(ping(&b.ns, a.ip, 3), "pod {} -> {} after the block came back", b.ip, a.ip);
+}
+
+#[test]
+fn graceful_restart_keeps_routes_on_both_sides_while_bird_or_weft_is_killed_and_restarted() {
+    if !have_root("graceful_restart_keeps_routes_on_both_sides_while_bird_or_weft_is_killed_and_restarted") {
+        return;
+    }
+    let (mut lab, _) = bgp_lab();
+    let (n1, n2, n3) = (lab.node(1).clone(), lab.node(2).clone(), lab.node(3).clone());
+    let (a, b) = (lab.pod(1, 1).clone(), lab.pod(2, 1).clone());
+    let n1_block = n1.subnet.to_string();
+
+    // BIRD dies: weft keeps BIRD's block (BIRD announced a 120 s restart time) and BIRD's
+    // kernel routes persist, so pods keep talking both ways while no BIRD runs.
+    kill_hard(&lab, "n1 bird");
+    assert!(
+        eventually(Duration::from_secs(10), || sessions_up(&lab, 2, &[n1.public_ip]).is_err()),
+        "n2's session with the killed BIRD stays up"
+    );
+    assert!(weft_routes(&lab, 2).contains(&n1_block), "n2 dropped {n1_block} while BIRD restarts");
+    assert!(ping(&b.ns, a.ip, 3) && ping(&a.ns, b.ip, 3), "pods {} <-> {} during BIRD's restart", a.ip, b.ip);
+    let bird = Bird::start(&mut lab, 1, &[n2.public_ip, n3.public_ip], 64512).unwrap();
+    wait_sessions(&lab);
+    assert!(weft_routes(&lab, 2).contains(&n1_block));
+
+    // weft dies: BIRD keeps weft's block as stale (weft announced graceful restart) instead
+    // of withdrawing it; after the restart the session and the pods' path come back.
+    kill_hard(&lab, &Plan::node_process(2, NodeKind::Weft));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        bird.next_hops(n2.subnet),
+        vec![n2.public_ip],
+        "BIRD withdrew {} within the restart time",
+        n2.subnet
+    );
+    let route = cmd::ip_in(&n1.ns, &["route", "show", "exact", &n2.subnet.to_string()]).unwrap();
+    assert!(route.contains(&format!("via {}", n2.public_ip)), "n1's kernel lost {}: {route:?}", n2.subnet);
+    start_weft(&mut lab, 2);
+    wait_weft_ready(&lab, 2);
+    wait_sessions(&lab);
+    assert!(ping(&a.ns, b.ip, 3) && ping(&b.ns, a.ip, 3), "pods {} <-> {} after weft's restart", a.ip, b.ip);
 }
