@@ -4,7 +4,8 @@
 //! learns every other node's block over BGP: pods talk both ways by ICMP and TCP, BIRD lists
 //! each weft subnet with that weft node as next hop and installs it in the kernel, and a
 //! block BIRD stops announcing leaves weft's routes. Graceful restart: BIRD or weft killed
-//! with SIGKILL and restarted, the other side keeps its routes meanwhile.
+//! with SIGKILL and restarted, the other side keeps its routes meanwhile. Route reflection:
+//! weft nodes that peer only with a BIRD route reflector learn each other through it.
 
 mod lab_common;
 
@@ -30,9 +31,14 @@ fn bird_node() -> NodeSpec {
 
 /// Appends `[bgp]` (defaults: AS 64512, the mesh from etcd) to weft node `i`'s config.
 fn enable_bgp(lab: &Lab, i: usize) {
+    enable_bgp_with(lab, i, "");
+}
+
+/// Appends `[bgp]` with `keys` to weft node `i`'s config.
+fn enable_bgp_with(lab: &Lab, i: usize, keys: &str) {
     let path = lab.node(i).config.clone().expect("a weft node has a config");
     let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str("\n[bgp]\n");
+    text.push_str(&format!("\n[bgp]\n{keys}"));
     std::fs::write(&path, text).unwrap();
 }
 
@@ -49,18 +55,21 @@ fn sessions_up(lab: &Lab, i: usize, peers: &[Ipv4Addr]) -> Result<(), String> {
     Ok(())
 }
 
-/// The lab of the module docs, returned once every BGP session is Established with one
-/// prefix each way.
-fn bgp_lab() -> (LabGuard, Bird) {
-    let spec = LabSpec {
+fn lab_spec() -> LabSpec {
+    LabSpec {
         prefix: prefix(),
         state_root: DEFAULT_STATE_ROOT.into(),
         backend: Backend::HostGw,
         nodes: vec![bird_node(), NodeSpec::weft(None), NodeSpec::weft(None)],
         pods_per_node: 1,
         uplink_mtu: 1500,
-    };
-    let mut lab = LabGuard::new(Lab::up(&spec).unwrap_or_else(|e| panic!("lab up: {e}")));
+    }
+}
+
+/// The lab of the module docs, returned once every BGP session is Established with one
+/// prefix each way.
+fn bgp_lab() -> (LabGuard, Bird) {
+    let mut lab = LabGuard::new(Lab::up(&lab_spec()).unwrap_or_else(|e| panic!("lab up: {e}")));
     let (n1, n2, n3) = (lab.node(1).clone(), lab.node(2).clone(), lab.node(3).clone());
     assert_eq!(n1.kind, NodeKind::Kernel);
     let bird = Bird::start(&mut lab, 1, &[n2.public_ip, n3.public_ip], 64512).unwrap();
@@ -195,4 +204,47 @@ fn graceful_restart_keeps_routes_on_both_sides_while_bird_or_weft_is_killed_and_
     wait_weft_ready(&lab, 2);
     wait_sessions(&lab);
     assert!(ping(&a.ns, b.ip, 3) && ping(&b.ns, a.ip, 3), "pods {} <-> {} after weft's restart", a.ip, b.ip);
+}
+
+#[test]
+fn weft_nodes_peering_only_with_a_bird_route_reflector_learn_each_other_through_it() {
+    if !have_root("weft_nodes_peering_only_with_a_bird_route_reflector_learn_each_other_through_it") {
+        return;
+    }
+    let mut lab = LabGuard::new(Lab::up(&lab_spec()).unwrap_or_else(|e| panic!("lab up: {e}")));
+    let (n1, n2, n3) = (lab.node(1).clone(), lab.node(2).clone(), lab.node(3).clone());
+    let rr = Bird::start_reflector(&mut lab, 1, &[n2.public_ip, n3.public_ip], 64512).unwrap();
+    for i in [2, 3] {
+        enable_bgp_with(&lab, i, &format!("peers = [\"{}\"]\n", n1.public_ip));
+        start_weft(&mut lab, i);
+    }
+    for (i, other) in [(2, &n3), (3, &n2)] {
+        wait_weft_ready(&lab, i);
+        let mut last = String::new();
+        let learned = eventually(Duration::from_secs(30), || {
+            let Ok(s) = weft_status(&lab, i) else { return false };
+            let sessions = s.bgp.map(|b| b.sessions).unwrap_or_default();
+            last = format!("{sessions:?} {:?}", s.routes);
+            let only_rr = sessions.len() == 1 && sessions[0].peer == n1.public_ip.to_string();
+            let up = only_rr && sessions[0].state == "Established" && sessions[0].prefixes_in == 2;
+            // The reflector leaves the next hop alone: the route goes straight to the node.
+            up && s.routes.iter().any(|r| {
+                r.subnet == other.subnet.to_string()
+                    && r.kind == "host-gw"
+                    && r.node_ip == other.public_ip.to_string()
+            })
+        });
+        assert!(
+            learned,
+            "n{i} did not learn {} via the reflector: {last}\n{}\n{}",
+            other.subnet,
+            rr.birdc(&["show", "route", "all"]).unwrap_or_default(),
+            rr.birdc(&["show", "protocols", "all"]).unwrap_or_default()
+        );
+    }
+    let (a, b, c) = (lab.pod(1, 1).clone(), lab.pod(2, 1).clone(), lab.pod(3, 1).clone());
+    for (from, to) in [(&b, &c), (&c, &b), (&a, &b), (&b, &a)] {
+        assert!(ping(&from.ns, to.ip, 3), "ping pod {} -> {}", from.ip, to.ip);
+    }
+    tcp_echo_works(&mut lab, &b.ns, &c.ns, c.ip, 7201, 1 << 20);
 }

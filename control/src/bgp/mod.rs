@@ -115,6 +115,7 @@ impl Speaker {
         let mut refused = BTreeSet::new();
         tracing::info!(asn = s.section.asn, listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), announce = %s.local.subnet, "BGP speaker up");
         let mut peers_changed = true;
+        let mut peers_open = true;
         loop {
             if peers_changed {
                 peers_changed = false;
@@ -140,13 +141,11 @@ impl Speaker {
             }
             let expiry = rib.next_expiry();
             tokio::select! {
-                r = peers.changed() => {
-                    if r.is_err() {
-                        // The peer set's writer is gone (the lease agent stopped): keep
-                        // the peers we have.
-                        std::future::pending::<()>().await;
-                    }
-                    peers_changed = true;
+                r = peers.changed(), if peers_open => {
+                    // Without a writer (bgp.peers fixed, or the lease agent stopped) the
+                    // peers we have stay.
+                    peers_open = r.is_ok();
+                    peers_changed = peers_open;
                     continue;
                 }
                 a = self.listener.accept() => {
