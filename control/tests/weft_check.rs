@@ -20,6 +20,12 @@ fn weft_check_prints_the_effective_settings_of_the_examples() {
     let (ok, out, err) = weft(&["check", "--config", &format!("{configs}static-host-gw.toml")]);
     assert!(ok, "{err}");
     assert!(out.contains("route           198.19.3.0/24 via host-gw 198.18.0.13"), "{out}");
+    let (ok, out, err) = weft(&["check", "--config", &format!("{configs}calico-bgp.toml")]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("bgp             AS 64512 announcing the node's lease to every other node"),
+        "{out}"
+    );
 }
 
 #[test]

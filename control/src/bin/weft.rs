@@ -92,6 +92,9 @@ fn check(path: PathBuf) -> Result<(), String> {
     if let Some(ifname) = &config.exception.interface {
         println!("exception       {ifname}");
     }
+    if let Some(b) = &config.bgp {
+        println!("bgp             {}", weft_control::bgp::describe(b, None));
+    }
     Ok(())
 }
 
