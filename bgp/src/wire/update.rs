@@ -526,13 +526,14 @@ mod tests {
 
     const CTX: Context = Context { four_octet_as: true };
 
-    /// An UPDATE as BIRD 2.0 sends a Calico node's block to an iBGP peer: ORIGIN IGP, empty
-    /// AS_PATH, NEXT_HOP, LOCAL_PREF 100, NLRI 198.19.2.0/24.
+    /// BIRD 2.0.12 announcing a Calico node's block to an iBGP peer, captured from a lab
+    /// session: ORIGIN IGP, empty AS_PATH, NEXT_HOP 198.18.7.1, LOCAL_PREF 100, NLRI
+    /// 198.19.2.0/24.
     const BIRD_UPDATE: &[u8] = &[
         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
         0xff, //
         0x00, 0x30, 0x02, 0x00, 0x00, 0x00, 0x15, 0x40, 0x01, 0x01, 0x00, 0x40, 0x02, 0x00, 0x40, 0x03, 0x04,
-        0xc6, 0x12, 0x00, 0x02, 0x40, 0x05, 0x04, 0x00, 0x00, 0x00, 0x64, 0x18, 0xc6, 0x13, 0x02,
+        0xc6, 0x12, 0x07, 0x01, 0x40, 0x05, 0x04, 0x00, 0x00, 0x00, 0x64, 0x18, 0xc6, 0x13, 0x02,
     ];
 
     fn announce() -> Update {
@@ -541,7 +542,7 @@ mod tests {
             attributes: PathAttributes {
                 origin: Some(Origin::Igp),
                 as_path: Some(vec![]),
-                next_hop: Some(Ipv4Addr::new(198, 18, 0, 2)),
+                next_hop: Some(Ipv4Addr::new(198, 18, 7, 1)),
                 local_pref: Some(100),
                 ..Default::default()
             },
@@ -577,7 +578,7 @@ mod tests {
         assert_eq!(u, announce());
         assert_eq!(
             u.announced().collect::<Vec<_>>(),
-            vec![(net("198.19.2.0/24"), Ipv4Addr::new(198, 18, 0, 2))]
+            vec![(net("198.19.2.0/24"), Ipv4Addr::new(198, 18, 7, 1))]
         );
         assert_eq!(Message::Update(u).to_bytes(CTX), BIRD_UPDATE);
     }
@@ -721,6 +722,38 @@ mod tests {
             let mut short = b[..cut].to_vec();
             short[16..18].copy_from_slice(&(cut as u16).to_be_bytes());
             let _ = Message::parse(&short, CTX);
+        }
+    }
+
+    #[test]
+    fn mutated_messages_parse_or_fail_without_panicking_and_what_parses_round_trips() {
+        let mut open = crate::wire::Open::new(64512, 90, Ipv4Addr::new(1, 2, 3, 4), vec![]);
+        open.capabilities.push(crate::wire::Capability::FourOctetAs(64512));
+        let seeds = [BIRD_UPDATE.to_vec(), Message::Open(open).to_bytes(CTX)];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..20_000 {
+            let mut b = seeds[i % seeds.len()].clone();
+            for _ in 0..1 + next() % 4 {
+                let at = 19 + (next() as usize) % (b.len() - 19);
+                b[at] = next() as u8;
+            }
+            if next() % 4 == 0 {
+                b.truncate(19 + (next() as usize) % (b.len() - 19));
+                let len = b.len() as u16;
+                b[16..18].copy_from_slice(&len.to_be_bytes());
+            }
+            if let Ok(m) = Message::parse(&b, CTX) {
+                if matches!(&m, Message::Update(u) if u.attr_error.is_some()) {
+                    continue;
+                }
+                assert_eq!(Message::parse(&m.to_bytes(CTX), CTX), Ok(m), "seed {} mutation {b:02x?}", i % 2);
+            }
         }
     }
 }
