@@ -148,6 +148,7 @@ fn weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_wa
 
     // BIRD stops announcing its block: both weft nodes withdraw the route; back on, it returns.
     let n1_block = n1.subnet.to_string();
+    let t0 = std::time::Instant::now();
     bird.birdc(&["disable", POD_BLOCK_PROTOCOL]).unwrap();
     for i in [2, 3] {
         assert!(
@@ -156,11 +157,19 @@ fn weft_nodes_and_a_bird_node_exchange_pod_routes_over_bgp_and_pods_talk_both_wa
             weft_routes(&lab, i)
         );
     }
+    let withdrawn = t0.elapsed();
     assert!(!ping(&b.ns, a.ip, 1), "pod {} still reaches withdrawn {}", b.ip, a.ip);
+    let t0 = std::time::Instant::now();
     bird.birdc(&["enable", POD_BLOCK_PROTOCOL]).unwrap();
     assert!(
         eventually(Duration::from_secs(10), || weft_routes(&lab, 2).contains(&n1_block)),
         "n2 did not learn {n1_block} again"
+    );
+    // Seen through `weft status` polled every 100 ms: an upper bound, not a benchmark.
+    eprintln!(
+        "BIRD withdraw -> both weft FIBs without the route: {} ms; announce -> n2's FIB: {} ms",
+        withdrawn.as_millis(),
+        t0.elapsed().as_millis()
     );
     assert!(ping(&b.ns, a.ip, 3), "pod {} -> {} after the block came back", b.ip, a.ip);
 }
