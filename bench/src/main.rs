@@ -2,6 +2,7 @@
 //! file and parses its own options.
 #![forbid(unsafe_code)]
 
+mod bgp;
 mod control;
 mod core;
 mod lab_bench;
@@ -21,6 +22,8 @@ const USAGE: &str = "usage: weft-bench <suite> [options]
 suites (each takes --json FILE to write its raw figures):
   core     the forwarding pipeline on in-memory replay ports, per path, against a touch-only
            floor (weft-bench core --help)
+  bgp      BGP speaker over loopback TCP: time to learn 1k/10k/100k prefixes from one peer,
+           announce -> route-sink convergence p50/p99 (weft-bench bgp --help; not in `all`)
   control  etcd lease sync time and lease-put -> route convergence against a real etcd
            (weft-bench control --help)
   idle     CPU of each weft worker on a node without traffic, default idle strategy vs
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let suite = args.next();
     let rest: Vec<String> = args.collect();
     let result = match suite.as_deref() {
+        Some("bgp") => bgp::run(&rest),
         Some("control") => control::run(&rest),
         Some("core") => core::run_suite(&rest),
         Some("idle") => lab_bench::idle::run(&rest),
