@@ -26,6 +26,7 @@ pub mod etcd;
 pub mod flannel;
 pub mod metrics;
 pub mod neighbour;
+pub mod policy;
 pub mod routes;
 pub mod static_mode;
 pub mod subnet_env;

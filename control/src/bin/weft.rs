@@ -8,13 +8,18 @@ use std::time::Duration;
 use weft_control::api::{Reply, Request, request};
 use weft_control::config::{Config, DEFAULT_API_SOCKET, Mode};
 use weft_control::daemon::{self, RunOptions};
+use weft_control::policy::{PolicyId, PolicyStore, parse_documents};
 
 const USAGE: &str = "usage:
   weft run    --config FILE [--init-network]     run the node daemon
   weft check  --config FILE                      validate a config, print the effective settings
   weft status [--json] [--socket PATH | --config FILE]
   weft pod add --iface IF --ip A [--mac M] [--socket PATH | --config FILE]
-  weft pod del --iface IF [--ip A] [--socket PATH | --config FILE]";
+  weft pod del --iface IF [--ip A] [--socket PATH | --config FILE]
+  weft policy check -f FILE|-                 validate NetworkPolicy YAML/JSON, no etcd
+  weft policy apply -f FILE|- --config FILE   store them in etcd (all documents or none)
+  weft policy delete NS/NAME --config FILE
+  weft policy list --config FILE";
 
 /// How long the CLI waits for the daemon (a pod add opens sockets, restarts a worker).
 const API_TIMEOUT: Duration = Duration::from_secs(30);
@@ -206,6 +211,83 @@ fn pod(op: &str, flags: Flags<'_>) -> Result<(), String> {
     }
 }
 
+/// Reads and validates a policy file (`-`: standard input): every document or none.
+fn policy_file(file: &str) -> Result<Vec<weft_control::policy::NetworkPolicy>, String> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?
+    };
+    let policies = parse_documents(&text, file).map_err(|e| e.to_string())?;
+    if policies.is_empty() {
+        return Err(format!("{file}: no NetworkPolicy in it"));
+    }
+    Ok(policies)
+}
+
+/// `weft policy ...`: `check` reads the file only; the others talk to the etcd of the node's
+/// config directly (as calicoctl does with an etcd datastore).
+fn policy(op: &str, flags: Flags<'_>, target: Option<&str>) -> Result<(), String> {
+    let known: &[&str] = if matches!(op, "apply" | "check") { &["-f", "--config"] } else { &["--config"] };
+    flags.check(known, &[])?;
+    // Everything is parsed and validated before etcd is contacted.
+    let policies = match op {
+        "apply" | "check" => {
+            policy_file(flags.value("-f")?.ok_or("-f FILE is required (- for standard input)")?)?
+        }
+        _ => Vec::new(),
+    };
+    if op == "check" {
+        for p in &policies {
+            println!("networkpolicy {} valid ({}; pods {})", p.id(), p.types, p.pod_selector);
+        }
+        return Ok(());
+    }
+    let id = match (op, target) {
+        ("delete", Some(t)) => Some(t.parse::<PolicyId>()?),
+        ("delete", None) => return Err("delete needs NAMESPACE/NAME".into()),
+        _ => None,
+    };
+    let path = flags.value("--config")?.ok_or("--config FILE is required (its [etcd] section is used)")?;
+    let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+    let settings = weft_control::etcd::AgentSettings::from_config(&config, false);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut store =
+            PolicyStore::connect(settings, &config.etcd.weft_prefix).await.map_err(|e| e.to_string())?;
+        match (op, id) {
+            ("apply", _) => {
+                for (id, applied) in store.apply(&policies).await.map_err(|e| e.to_string())? {
+                    println!("networkpolicy {id} {applied}");
+                }
+            }
+            ("delete", Some(id)) => {
+                if !store.delete(&id).await.map_err(|e| e.to_string())? {
+                    return Err(format!("networkpolicy {id} not found under {}", store.keys().all()));
+                }
+                println!("networkpolicy {id} deleted");
+            }
+            _ => {
+                let (listed, _) = store.list().await.map_err(|e| e.to_string())?;
+                println!("{:<40} {:<16} POD-SELECTOR", "NAMESPACE/NAME", "POLICY-TYPES");
+                for l in listed {
+                    match l.policy {
+                        Ok(p) => println!(
+                            "{:<40} {:<16} {}",
+                            p.id().to_string(),
+                            p.types.to_string(),
+                            p.pod_selector
+                        ),
+                        Err(e) => println!("{:<40} invalid: {e}", l.key),
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 fn exit(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -227,6 +309,12 @@ fn main() -> ExitCode {
         }
         ["status", rest @ ..] => exit(status(Flags { args: rest })),
         ["pod", op @ ("add" | "del"), rest @ ..] => exit(pod(op, Flags { args: rest })),
+        ["policy", "delete", target, rest @ ..] if !target.starts_with("--") => {
+            exit(policy("delete", Flags { args: rest }, Some(target)))
+        }
+        ["policy", op @ ("check" | "apply" | "list" | "delete"), rest @ ..] => {
+            exit(policy(op, Flags { args: rest }, None))
+        }
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

@@ -10,6 +10,8 @@ use super::etcd_credentials::{self, EtcdAuth, EtcdTls, RawCredentials};
 
 /// flannel's default etcd prefix.
 pub const DEFAULT_PREFIX: &str = "/coreos.com/network";
+/// weft's own keys (network policies) live under this prefix, apart from flannel's.
+pub const DEFAULT_WEFT_PREFIX: &str = "/weft";
 /// flannel's lease TTL: 24 hours.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// HTTP/2 keepalive ping interval towards etcd, as kube-apiserver's etcd client (30 s).
@@ -27,6 +29,7 @@ pub const MIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub(super) struct RawEtcd {
     endpoints: Option<Vec<String>>,
     prefix: Option<String>,
+    weft_prefix: Option<String>,
     lease_ttl_secs: Option<u64>,
     keepalive_interval_secs: Option<u64>,
     keepalive_timeout_secs: Option<u64>,
@@ -45,6 +48,9 @@ pub struct EtcdSection {
     pub endpoints: Vec<String>,
     /// `etcd.prefix` without a trailing slash (default `/coreos.com/network`).
     pub prefix: String,
+    /// `etcd.weft_prefix` without a trailing slash (default `/weft`): weft's own keys,
+    /// `<weft_prefix>/policies/<namespace>/<name>`.
+    pub weft_prefix: String,
     /// `etcd.lease_ttl_secs` (default 86400).
     pub lease_ttl: Duration,
     /// `etcd.keepalive_interval_secs` (default 30): an HTTP/2 ping after this long without
@@ -65,6 +71,7 @@ impl Default for EtcdSection {
         EtcdSection {
             endpoints: vec!["http://127.0.0.1:2379".into()],
             prefix: DEFAULT_PREFIX.into(),
+            weft_prefix: DEFAULT_WEFT_PREFIX.into(),
             lease_ttl: DEFAULT_LEASE_TTL,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
@@ -80,6 +87,15 @@ fn is_http_url(s: &str) -> bool {
         let host = r.split('/').next().unwrap_or("");
         !host.is_empty() && !host.contains(char::is_whitespace)
     })
+}
+
+/// An etcd key prefix: starts with '/', trailing slashes dropped.
+fn key_prefix(key: &str, prefix: &str) -> Result<String, ConfigError> {
+    let trimmed = prefix.trim_end_matches('/');
+    if !trimmed.starts_with('/') {
+        return Err(ConfigError::key(key, format!("{prefix:?} must start with '/'")));
+    }
+    Ok(trimmed.to_owned())
 }
 
 pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
@@ -99,11 +115,10 @@ pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
         out.endpoints = endpoints;
     }
     if let Some(prefix) = raw.prefix {
-        let trimmed = prefix.trim_end_matches('/');
-        if !trimmed.starts_with('/') {
-            return Err(ConfigError::key("etcd.prefix", format!("{prefix:?} must start with '/'")));
-        }
-        out.prefix = trimmed.to_owned();
+        out.prefix = key_prefix("etcd.prefix", &prefix)?;
+    }
+    if let Some(prefix) = raw.weft_prefix {
+        out.weft_prefix = key_prefix("etcd.weft_prefix", &prefix)?;
     }
     if let Some(ttl) = raw.lease_ttl_secs {
         if !(2..=7 * 24 * 3600).contains(&ttl) {

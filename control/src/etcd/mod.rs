@@ -9,12 +9,12 @@
 
 mod acquire;
 mod agent;
-mod credentials;
+pub(crate) mod credentials;
 mod error;
 mod keys;
 mod lease_table;
 mod rollback;
-mod rpc;
+pub(crate) mod rpc;
 mod settings;
 mod startup;
 

@@ -1,0 +1,139 @@
+//! `weft policy check|apply|list|delete` against a real etcd: policies are validated before
+//! anything is stored (all documents or none), stored under `<weft_prefix>/policies/NS/NAME`,
+//! listed back and deleted.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Etcd;
+
+fn weft(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(args).output().expect("run weft");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn config(dir: &Path, etcd: &Etcd) -> String {
+    let path = dir.join("weft.toml");
+    let text = format!(
+        "mode = \"etcd\"\n[node]\nname = \"n1\"\npublic_ip = \"198.18.0.1\"\nvtep_mac = \"0a:58:c6:12:00:01\"\n\
+         subnet_file = \"{}\"\n[etcd]\nendpoints = [\"{}\"]\nweft_prefix = \"/weft-test\"\n",
+        dir.join("subnet.env").display(),
+        etcd.endpoint()
+    );
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+const SEED: &str = "\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: allow-web
+  namespace: db
+spec:
+  podSelector:
+    matchLabels:
+      app: mysql
+  ingress:
+  - from:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: default
+      podSelector:
+        matchLabels:
+          app: web
+    ports:
+    - port: 3306
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: default-deny
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+";
+
+const BAD_SECOND: &str = "\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: fine, namespace: x}
+spec: {podSelector: {}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: broken, namespace: x}
+spec:
+  podSelector: {}
+  ingress:
+  - ports:
+    - port: 3306
+      endPort: 80
+";
+
+#[test]
+fn policies_are_validated_stored_listed_and_deleted_all_or_nothing() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &etcd);
+    let seed = dir.path().join("seed.yaml");
+    std::fs::write(&seed, SEED).unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, BAD_SECOND).unwrap();
+
+    // check needs no etcd.
+    let (ok, out, err) = weft(&["policy", "check", "-f", seed.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("networkpolicy db/allow-web valid (Ingress; pods app=mysql)"), "{out}");
+    assert!(out.contains("networkpolicy default/default-deny valid (Ingress,Egress; pods {})"), "{out}");
+
+    // A bad second document refuses the whole file, naming the document, policy and field.
+    let (ok, _, err) = weft(&["policy", "apply", "-f", bad.to_str().unwrap(), "--config", &cfg]);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        format!(
+            "weft: {}: document 2 (x/broken): spec.ingress[0].ports[0].endPort: 80 is below port 3306\n",
+            bad.display()
+        )
+    );
+    assert!(etcd.keys("/weft-test/").is_empty(), "nothing stored");
+
+    let (ok, out, err) = weft(&["policy", "apply", "-f", seed.to_str().unwrap(), "--config", &cfg]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "networkpolicy db/allow-web created\nnetworkpolicy default/default-deny created\n");
+    assert_eq!(
+        etcd.keys("/weft-test/"),
+        vec!["/weft-test/policies/db/allow-web", "/weft-test/policies/default/default-deny"]
+    );
+    let stored = etcd.get("/weft-test/policies/db/allow-web").unwrap();
+    assert!(stored.contains(r#""port":3306"#), "{stored}");
+
+    let (ok, out, _) = weft(&["policy", "apply", "-f", seed.to_str().unwrap(), "--config", &cfg]);
+    assert!(ok);
+    assert_eq!(out, "networkpolicy db/allow-web unchanged\nnetworkpolicy default/default-deny unchanged\n");
+
+    let (ok, out, err) = weft(&["policy", "list", "--config", &cfg]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[1].starts_with("db/allow-web") && lines[1].ends_with("Ingress          app=mysql"),
+        "{out}"
+    );
+    assert!(lines[2].starts_with("default/default-deny") && lines[2].ends_with("{}"), "{out}");
+
+    let (ok, out, err) = weft(&["policy", "delete", "db/allow-web", "--config", &cfg]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "networkpolicy db/allow-web deleted\n");
+    let (ok, _, err) = weft(&["policy", "delete", "db/allow-web", "--config", &cfg]);
+    assert!(!ok);
+    assert_eq!(err, "weft: networkpolicy db/allow-web not found under /weft-test/policies/\n");
+    assert_eq!(etcd.keys("/weft-test/"), vec!["/weft-test/policies/default/default-deny"]);
+}
