@@ -21,7 +21,6 @@ use weft_bgp::session::{Session, SessionConfig};
 use weft_bgp::wire::{self, Capability, Message, Open};
 use weft_control::bgp::{BgpStatus, Local, Speaker, SpeakerSettings};
 use weft_control::config::BgpSection;
-use weft_control::flannel::{BackendConfig, BackendType};
 use weft_control::routes::{RouteDelta, RouteSink};
 
 use crate::options;
@@ -89,7 +88,7 @@ async fn one_size(n: u32, iterations: u32) -> anyhow::Result<Sample> {
         BgpSection { asn: 64512, peer_as: 64512, peers: vec![PEER], hold_time: 90, restart_time: 0, port };
     let local =
         Local { address: US, subnet: "198.19.1.0/24".parse()?, uplink_subnet: "127.0.0.0/8".parse()? };
-    let settings = SpeakerSettings { section, local, backend: BackendConfig::defaults(BackendType::HostGw) };
+    let settings = SpeakerSettings { section, local };
     let speaker = Speaker::bind(settings, BgpStatus::default())?;
     let (_peers_tx, peers_rx) = watch::channel(BTreeSet::from([PEER]));
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -14,7 +14,6 @@ use weft_bgp::session::Session;
 use weft_bgp::wire::{Capability, Context, ErrorCode, Message, Open, frame_len};
 use weft_control::bgp::{BgpStatus, Local, Speaker, SpeakerSettings};
 use weft_control::config::BgpSection;
-use weft_control::flannel::{BackendConfig, BackendType};
 use weft_control::routes::{RecordingSink, Via};
 
 const US: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
@@ -68,7 +67,7 @@ async fn routes_flow_and_a_malformed_message_resets_only_that_session() {
         subnet: "198.19.1.0/24".parse().unwrap(),
         uplink_subnet: "127.0.0.0/8".parse().unwrap(),
     };
-    let settings = SpeakerSettings { section, local, backend: BackendConfig::defaults(BackendType::HostGw) };
+    let settings = SpeakerSettings { section, local };
     let status = BgpStatus::default();
     let speaker = Speaker::bind(settings, status.clone()).unwrap();
     let (_peers_tx, peers_rx) = watch::channel(BTreeSet::from([PEER]));

@@ -10,7 +10,7 @@
 //!        │◄── RibEvent (routes, End-of-RIB, down) ──┘
 //!        ▼
 //! Rib (rib.rs: per-peer routes, choice, graceful-restart stale timers)
-//!        ▼ RouteSpec list → RouteCompiler (minimal diff) → RouteSink (one FIB version per batch)
+//!        ▼ the changed prefixes' routes → RouteSink (one FIB version per batch)
 //! ```
 //!
 //! The message codec and the session state machine live in the `weft-bgp` crate (why not an
@@ -38,8 +38,7 @@ pub use rib::{Local, Rib};
 pub use status::{BgpStatus, PeerStatus};
 
 use crate::config::BgpSection;
-use crate::flannel::BackendConfig;
-use crate::routes::{RouteCompiler, RoutePolicy, RouteSink};
+use crate::routes::{RouteSink, RouteTable};
 
 /// The speaker's settings.
 #[derive(Debug, Clone)]
@@ -48,8 +47,6 @@ pub struct SpeakerSettings {
     pub section: BgpSection,
     /// Our node: address, pod subnet (announced), uplink subnet.
     pub local: Local,
-    /// The network's backend (the route compiler's policy needs one; BGP routes do not use it).
-    pub backend: BackendConfig,
 }
 
 /// A bound speaker, ready to run.
@@ -105,12 +102,7 @@ impl Speaker {
             status: self.status.clone(),
         });
         let mut rib = Rib::new(s.local);
-        let mut compiler = RouteCompiler::new(RoutePolicy {
-            backend: s.backend.clone(),
-            own_public_ip: s.local.address,
-            uplink_subnet: Some(s.local.uplink_subnet),
-        });
-        compiler.set_own_subnet(Some(s.local.subnet));
+        let (mut installed, mut batch) = (RouteTable::new(), Vec::new());
         let mut tasks: BTreeMap<Ipv4Addr, (mpsc::Sender<TcpStream>, JoinHandle<()>)> = BTreeMap::new();
         let mut refused = BTreeSet::new();
         tracing::info!(asn = s.section.asn, listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), announce = %s.local.subnet, "BGP speaker up");
@@ -172,8 +164,10 @@ impl Speaker {
                     rib.expire(Instant::now());
                 }
             }
-            compiler.reconcile_specs(&rib.routes());
-            compiler.flush(&mut sink);
+            rib.changes(&mut installed, &mut batch);
+            if !batch.is_empty() {
+                sink.apply(&batch);
+            }
             for p in tasks.keys() {
                 let n = rib.prefixes_from(*p);
                 self.status.with(*p, |st| st.prefixes_in = n);

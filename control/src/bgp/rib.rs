@@ -10,13 +10,13 @@
 //!   drops without a NOTIFICATION, its routes stay, marked stale, until its restart time
 //!   passes or its End-of-RIB after reconnecting; then the stale ones go.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 
-use crate::routes::{RouteSpec, Via};
+use crate::routes::{RouteDelta, RouteSpec, RouteTable, Via};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -42,27 +42,32 @@ pub struct Local {
     pub uplink_subnet: Ipv4Net,
 }
 
-/// Every peer's routes.
+/// Every peer's routes, and the prefixes whose choice may have changed since
+/// [`Rib::changes`] last ran (so a change costs the prefixes it touches, not the table).
 #[derive(Debug)]
 pub struct Rib {
     local: Local,
     peers: BTreeMap<Ipv4Addr, PeerRib>,
+    dirty: BTreeSet<Ipv4Net>,
 }
 
 impl Rib {
     /// An empty RIB.
     pub fn new(local: Local) -> Self {
-        Rib { local, peers: BTreeMap::new() }
+        Rib { local, peers: BTreeMap::new(), dirty: BTreeSet::new() }
     }
 
     /// Announcements and withdrawals from `peer`.
     pub fn update(&mut self, peer: Ipv4Addr, announced: &[(Ipv4Net, Ipv4Addr)], withdrawn: &[Ipv4Net]) {
         let rib = self.peers.entry(peer).or_default();
         for p in withdrawn {
-            rib.routes.remove(p);
+            if rib.routes.remove(p).is_some() {
+                self.dirty.insert(*p);
+            }
         }
         for &(p, next_hop) in announced {
             rib.routes.insert(p, Entry { next_hop, stale: false });
+            self.dirty.insert(p);
         }
     }
 
@@ -77,7 +82,9 @@ impl Rib {
                 }
             }
             _ => {
-                self.peers.remove(&peer);
+                if let Some(rib) = self.peers.remove(&peer) {
+                    self.dirty.extend(rib.routes.into_keys());
+                }
             }
         }
     }
@@ -85,9 +92,20 @@ impl Rib {
     /// `peer` finished sending its table: routes it did not announce again go.
     pub fn end_of_rib(&mut self, peer: Ipv4Addr) {
         if let Some(rib) = self.peers.get_mut(&peer) {
-            rib.routes.retain(|_, e| !e.stale);
-            rib.stale_until = None;
+            Self::drop_stale(rib, &mut self.dirty);
         }
+    }
+
+    fn drop_stale(rib: &mut PeerRib, dirty: &mut BTreeSet<Ipv4Net>) -> bool {
+        let before = rib.routes.len();
+        rib.routes.retain(|p, e| {
+            if e.stale {
+                dirty.insert(*p);
+            }
+            !e.stale
+        });
+        rib.stale_until = None;
+        before != rib.routes.len()
     }
 
     /// Drops stale routes whose restart time passed; returns whether any went.
@@ -95,10 +113,7 @@ impl Rib {
         let mut changed = false;
         for rib in self.peers.values_mut() {
             if rib.stale_until.is_some_and(|t| t <= now) {
-                let before = rib.routes.len();
-                rib.routes.retain(|_, e| !e.stale);
-                rib.stale_until = None;
-                changed |= before != rib.routes.len();
+                changed |= Self::drop_stale(rib, &mut self.dirty);
             }
         }
         changed
@@ -122,18 +137,41 @@ impl Rib {
         }
     }
 
-    /// The FIB routes: one per prefix, chosen as the module docs say.
+    /// The route for `subnet`, chosen as the module docs say.
+    fn best(&self, subnet: Ipv4Net) -> Option<Via> {
+        if subnet == self.local.subnet {
+            return None;
+        }
+        self.peers
+            .values()
+            .filter_map(|rib| rib.routes.get(&subnet))
+            .find(|e| e.next_hop != self.local.address && !e.next_hop.is_unspecified())
+            .map(|e| self.via(e.next_hop))
+    }
+
+    /// The FIB routes: one per prefix.
     pub fn routes(&self) -> Vec<RouteSpec> {
-        let mut chosen: BTreeMap<Ipv4Net, Ipv4Addr> = BTreeMap::new();
-        for rib in self.peers.values() {
-            for (&subnet, e) in &rib.routes {
-                let ours = subnet == self.local.subnet || e.next_hop == self.local.address;
-                if !ours && !e.next_hop.is_unspecified() {
-                    chosen.entry(subnet).or_insert(e.next_hop);
+        let all: BTreeSet<Ipv4Net> = self.peers.values().flat_map(|r| r.routes.keys().copied()).collect();
+        all.into_iter().filter_map(|subnet| Some(RouteSpec { subnet, via: self.best(subnet)? })).collect()
+    }
+
+    /// What changed since the last call, against the routes the sink has (`installed`,
+    /// updated here): at most one delta per prefix, into `out` (cleared first).
+    pub fn changes(&mut self, installed: &mut RouteTable, out: &mut Vec<RouteDelta>) {
+        out.clear();
+        for subnet in std::mem::take(&mut self.dirty) {
+            match (self.best(subnet), installed.get(&subnet).copied()) {
+                (Some(via), have) if have != Some(via) => {
+                    installed.insert(subnet, via);
+                    out.push(RouteDelta::Upsert(RouteSpec { subnet, via }));
                 }
+                (None, Some(_)) => {
+                    installed.remove(&subnet);
+                    out.push(RouteDelta::Remove(subnet));
+                }
+                _ => {}
             }
         }
-        chosen.into_iter().map(|(subnet, nh)| RouteSpec { subnet, via: self.via(nh) }).collect()
     }
 }
 
@@ -213,6 +251,33 @@ mod tests {
         assert_eq!(r.next_expiry(), Some(t0 + Duration::from_secs(120)));
         assert!(r.expire(t0 + Duration::from_secs(120)));
         assert!(r.routes().is_empty());
+    }
+
+    #[test]
+    fn changes_send_each_touched_prefix_once_and_nothing_for_the_untouched() {
+        let mut r = rib();
+        let (mut installed, mut out) = (RouteTable::new(), Vec::new());
+        r.update(P1, &[(net("198.19.1.0/24"), P1), (net("198.19.11.0/24"), P1)], &[]);
+        r.changes(&mut installed, &mut out);
+        assert_eq!(out.len(), 2);
+        r.update(P1, &[(net("198.19.1.0/24"), P1)], &[net("198.19.11.0/24")]);
+        r.changes(&mut installed, &mut out);
+        assert_eq!(
+            out,
+            vec![RouteDelta::Remove(net("198.19.11.0/24"))],
+            "re-announcing the same route sends nothing"
+        );
+        r.update(P3, &[(net("198.19.1.0/24"), P3)], &[]);
+        r.peer_down(P1, None, Instant::now());
+        r.changes(&mut installed, &mut out);
+        assert_eq!(
+            out,
+            vec![RouteDelta::Upsert(RouteSpec {
+                subnet: net("198.19.1.0/24"),
+                via: Via::HostGw { gateway: P3 }
+            })]
+        );
+        assert_eq!(installed.len(), 1);
     }
 
     #[test]

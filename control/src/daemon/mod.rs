@@ -225,8 +225,7 @@ async fn start_and_serve(
     let attached = attach(config, shared, subnet, &network).await;
     let attached = match (attached, &config.bgp) {
         (Ok((sink, learned, programmer)), Some(section)) => {
-            bgp_speaker(config, section, subnet, &network, shared)
-                .map(|s| (sink, learned, programmer, Some(s)))
+            bgp_speaker(config, section, subnet, shared).map(|s| (sink, learned, programmer, Some(s)))
         }
         (Ok((sink, learned, programmer)), None) => Ok((sink, learned, programmer, None)),
         (Err(e), _) => Err(e),
@@ -274,7 +273,6 @@ fn bgp_speaker(
     config: &Config,
     section: &crate::config::BgpSection,
     subnet: ipnet::Ipv4Net,
-    network: &crate::flannel::NetworkConfig,
     shared: &Arc<Shared>,
 ) -> Result<crate::bgp::Speaker, DaemonError> {
     let uplink = config.uplink.as_ref().ok_or(DaemonError::NoUplink)?;
@@ -286,8 +284,7 @@ fn bgp_speaker(
     };
     let status = crate::bgp::BgpStatus::default();
     let _ = shared.bgp.set((section.asn, status.clone()));
-    let settings =
-        crate::bgp::SpeakerSettings { section: section.clone(), local, backend: network.backend.clone() };
+    let settings = crate::bgp::SpeakerSettings { section: section.clone(), local };
     Ok(crate::bgp::Speaker::bind(settings, status)?)
 }
 
