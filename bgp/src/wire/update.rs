@@ -100,6 +100,13 @@ pub struct RawAttribute {
     pub value: Vec<u8>,
 }
 
+impl RawAttribute {
+    /// An attribute carried through unread, as received (its length form is emit's choice).
+    fn kept(flags: u8, code: u8, value: &[u8]) -> Self {
+        RawAttribute { flags: flags & !flag::EXTENDED_LENGTH, code, value: value.to_vec() }
+    }
+}
+
 /// The path attributes of an UPDATE.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathAttributes {
@@ -153,6 +160,17 @@ pub struct Update {
     /// The most severe RFC 7606 error found (treat-as-withdraw wins over attribute-discard).
     /// Never emitted.
     pub attr_error: Option<AttrError>,
+}
+
+/// A multiprotocol attribute too short for what it announces: the session resets.
+fn malformed_mp(attribute: &'static str) -> MessageError {
+    session_reset(attribute, "malformed", subcode::MALFORMED_ATTRIBUTE_LIST)
+}
+
+/// The AFI and SAFI that open MP_REACH_NLRI and MP_UNREACH_NLRI.
+fn mp_family(r: &mut Reader<'_>, attribute: &'static str) -> Result<AddressFamily, MessageError> {
+    let bad = || malformed_mp(attribute);
+    Ok(AddressFamily { afi: r.u16().ok_or_else(bad)?, safi: r.u8().ok_or_else(bad)? })
 }
 
 fn session_reset(message: &'static str, what: &'static str, subcode: u8) -> MessageError {
@@ -294,24 +312,13 @@ impl PathAttributes {
                     Self::note(err, discard("AGGREGATOR", "wrong length"));
                 }
                 code::MP_REACH => {
-                    let bad = || {
-                        session_reset(
-                            "UPDATE attribute MP_REACH_NLRI",
-                            "malformed",
-                            subcode::MALFORMED_ATTRIBUTE_LIST,
-                        )
-                    };
-                    let family =
-                        AddressFamily { afi: r.u16().ok_or_else(bad)?, safi: r.u8().ok_or_else(bad)? };
+                    let bad = || malformed_mp("UPDATE attribute MP_REACH_NLRI");
+                    let family = mp_family(&mut r, "UPDATE attribute MP_REACH_NLRI")?;
                     let nh_len = usize::from(r.u8().ok_or_else(bad)?);
                     let nh = r.take(nh_len).ok_or_else(bad)?;
                     r.u8().ok_or_else(bad)?;
                     if family != AddressFamily::IPV4_UNICAST {
-                        a.other.push(RawAttribute {
-                            flags: flags & !flag::EXTENDED_LENGTH,
-                            code,
-                            value: value.to_vec(),
-                        });
+                        a.other.push(RawAttribute::kept(flags, code, value));
                         continue;
                     }
                     let mut nlri = Vec::new();
@@ -325,21 +332,9 @@ impl PathAttributes {
                     }
                 }
                 code::MP_UNREACH => {
-                    let bad = || {
-                        session_reset(
-                            "UPDATE attribute MP_UNREACH_NLRI",
-                            "malformed",
-                            subcode::MALFORMED_ATTRIBUTE_LIST,
-                        )
-                    };
-                    let family =
-                        AddressFamily { afi: r.u16().ok_or_else(bad)?, safi: r.u8().ok_or_else(bad)? };
+                    let family = mp_family(&mut r, "UPDATE attribute MP_UNREACH_NLRI")?;
                     if family != AddressFamily::IPV4_UNICAST {
-                        a.other.push(RawAttribute {
-                            flags: flags & !flag::EXTENDED_LENGTH,
-                            code,
-                            value: value.to_vec(),
-                        });
+                        a.other.push(RawAttribute::kept(flags, code, value));
                         continue;
                     }
                     parse_prefixes(r.rest(), "UPDATE attribute MP_UNREACH_NLRI", &mut a.mp_unreach)?;
@@ -355,11 +350,7 @@ impl PathAttributes {
                         ),
                     ));
                 }
-                _ => a.other.push(RawAttribute {
-                    flags: flags & !flag::EXTENDED_LENGTH,
-                    code,
-                    value: value.to_vec(),
-                }),
+                _ => a.other.push(RawAttribute::kept(flags, code, value)),
             }
         }
         Ok(a)

@@ -1,5 +1,7 @@
 //! IPAM by delegation: exec `$CNI_PATH/<ipam.type>` with our environment (the command
 //! overridden) and the same configuration on stdin; its stdout is its result or its error.
+//! Executing the plugin binary is the delegation the CNI spec defines (libcni's
+//! `DelegateAdd` does the same); an IPAM plugin has no library interface to call instead.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
