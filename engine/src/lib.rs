@@ -11,6 +11,8 @@
 //!   programs routes through.
 //! - [`neighbour`]: underlay IPv4 -> MAC published by the control side, with the bounded queue
 //!   of resolve requests the workers push misses into.
+//! - [`policy`]: Kubernetes NetworkPolicy compiled per local pod, published whole, and the
+//!   per-worker connection table consulted before any rule.
 //! - [`port`]: the [`port::Port`] trait and its AF_XDP, AF_PACKET and in-memory
 //!   implementations, the frame pool over a shared UMEM, the XDP filter loader.
 //! - [`worker`]: pinned poll-mode workers, the [`worker::FrameProcessor`]
@@ -24,5 +26,6 @@
 pub mod fib;
 pub mod neighbour;
 pub mod pipeline;
+pub mod policy;
 pub mod port;
 pub mod worker;

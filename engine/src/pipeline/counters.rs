@@ -72,6 +72,10 @@ paths! {
     PodHandoff = "pod_handoff", "frames for a local pod handed from an uplink queue >= 1 worker to the pod worker";
     /// Resolve requests queued for the control side.
     ResolveRequests = "resolve_requests", "neighbour resolve requests queued for the control side";
+    /// Connections the network policy allowed and the connection table started tracking.
+    ConntrackNew = "conntrack_new", "new connections to or from policy-isolated pods allowed and tracked";
+    /// Tracked connections evicted from a full connection-table bucket.
+    ConntrackEvictions = "conntrack_evictions", "tracked connections evicted by a new one from a full connection-table bucket";
 }
 
 /// A batch's counts, before publication.

@@ -14,10 +14,11 @@ use weft_encap::{MacAddr, Span};
 
 use super::counters::PathCounter;
 use super::host_flows::{FlowKey, HostFlows};
-use super::{Origin, PipelineConfig, PortRole, Routed, State, UNLEARNED_MAC, icmp};
+use super::{Origin, PipelineConfig, PortRole, Routed, State, UNLEARNED_MAC, icmp, is_node_address};
 use crate::fib::NextHop;
 use crate::fib::next_hop::NeighbourSlot;
 use crate::neighbour::NeighbourTable;
+use crate::policy::{Packet, PolicySet};
 use crate::port::FrameMut;
 use crate::worker::{DropReason, PortId, Verdict};
 
@@ -39,6 +40,8 @@ pub(crate) struct Forwarder<'a> {
     pub now: Option<Instant>,
     /// The host flow table, when it has entries (checked once per batch).
     pub flows: Option<&'a HostFlows>,
+    /// The network policy, when it isolates any pod (checked once per batch).
+    pub policy: Option<&'a PolicySet>,
 }
 
 fn set_macs(f: &mut FrameMut<'_>, dst: MacAddr, src: MacAddr) {
@@ -66,12 +69,23 @@ impl<'a> Forwarder<'a> {
         roles: &'a [PortRole],
         neighbours: &'a NeighbourTable,
         flows: &'a HostFlows,
+        policy: Option<&'a PolicySet>,
         rx_port: PortId,
         rx_role: PortRole,
     ) -> Self {
         // Frames from the host link teach the table; others read it only once it has entries.
         let flows = (matches!(rx_role, PortRole::Exception(_)) || flows.live()).then_some(flows);
-        Forwarder { cfg, roles, neighbours, epoch: neighbours.epoch(), rx_port, rx_role, now: None, flows }
+        Forwarder {
+            cfg,
+            roles,
+            neighbours,
+            epoch: neighbours.epoch(),
+            rx_port,
+            rx_role,
+            now: None,
+            flows,
+            policy,
+        }
     }
 
     /// The host flow table's clock, read once per batch.
@@ -108,6 +122,11 @@ impl<'a> Forwarder<'a> {
         st: &mut State,
     ) -> Verdict {
         let Some(hop) = hop else { return Verdict::Drop(DropReason::NoRoute) };
+        if let Some(set) = self.policy
+            && let Err(reason) = self.police(set, r, hop, f, st)
+        {
+            return Verdict::Drop(reason);
+        }
         let remote = match hop {
             NextHop::LocalPod { port, mac } => {
                 if self.kernel_flow(r.origin, f) {
@@ -180,6 +199,37 @@ impl<'a> Forwarder<'a> {
             }
             _ => Verdict::Drop(DropReason::EncapFailed),
         }
+    }
+
+    /// The policy check of a routed packet: the egress of the local pod that sent it (from one of
+    /// this worker's pod ports) and the ingress of the local pod this worker delivers it to. A
+    /// frame for a pod on another worker is checked there, when handed in.
+    #[inline]
+    fn police(
+        &mut self,
+        set: &PolicySet,
+        r: Routed,
+        hop: &NextHop,
+        f: &FrameMut<'_>,
+        st: &mut State,
+    ) -> Result<(), DropReason> {
+        let src_here = r.origin == Origin::Pod;
+        let dst_here = match hop {
+            NextHop::LocalPod { port, .. } => {
+                matches!(self.roles.get(usize::from(*port)), Some(PortRole::Pod(_)))
+            }
+            NextHop::Blackhole => return Ok(()),
+            _ => false,
+        };
+        if !src_here && !dst_here {
+            return Ok(());
+        }
+        let Some(pkt) = Packet::of_frame(f.data()) else { return Ok(()) };
+        if is_node_address(self.cfg, pkt.flow.src) || is_node_address(self.cfg, pkt.flow.dst) {
+            return Ok(());
+        }
+        let now = st.enforcer.secs(*self.now.get_or_insert_with(Instant::now));
+        st.enforcer.check(set, &pkt, src_here, dst_here, now, &mut st.totals)
     }
 
     /// Delivery to a pod on this node, from a pod, the uplink or the exception port.

@@ -32,6 +32,11 @@
 //! (`host_flows.rs`) so that its conntrack reverses the translation. On the workers of uplink
 //! queues >= 1 such frames are handed to the pod worker, which owns the exception port.
 //!
+//! Network policy (`crate::policy`) is checked where a frame from a pod is forwarded (the
+//! source pod's egress) and where a frame is delivered to a pod by the worker that owns its port
+//! (the destination pod's ingress, in stage 3 or in [`FrameProcessor::handed_in`]); the
+//! connection table of that worker answers established flows first.
+//!
 //! Routes are programmed by the control thread through [`RouteProgrammer`]
 //! (`programmer.rs`), which builds the encap templates and keeps the peer set and the next
 //! hops' neighbour MACs current.
@@ -68,6 +73,7 @@ pub use programmer::{
 
 use crate::fib::{FibReader, Ipv4Prefix, NextHopId};
 use crate::neighbour::NeighbourTable;
+use crate::policy::{Enforcer, Packet, PolicySet, SharedPolicy};
 use crate::port::{Frame, FrameMut, FramePool};
 use crate::worker::{DropReason, FrameProcessor, PortId, Verdict, WorkerId};
 
@@ -250,6 +256,8 @@ pub(crate) struct State {
     /// Recently requested neighbours `(ip, epoch)`, direct-mapped, so one worker asks for an
     /// address at most once per epoch per slot.
     pub recent: [(u32, u32); 16],
+    /// The network policy's connection table and clock.
+    pub enforcer: Enforcer,
 }
 
 /// The forwarding pipeline of one worker (see the module docs).
@@ -262,6 +270,7 @@ pub struct Pipeline {
     neighbours: Arc<NeighbourTable>,
     learned: Arc<MacLearnQueue>,
     flows: Arc<HostFlows>,
+    policy: SharedPolicy,
     counters: Arc<PipelineCounters>,
     st: State,
 }
@@ -276,6 +285,7 @@ impl Pipeline {
             neighbours: handles.neighbours,
             learned: handles.learned,
             flows: handles.flows,
+            policy: handles.policy,
             counters: PipelineCounters::new(),
             st: State {
                 steps: Vec::with_capacity(MAX_BATCH),
@@ -287,6 +297,7 @@ impl Pipeline {
                 ident: 0,
                 learn_sent: Vec::new(),
                 recent: [(0, 0); 16],
+                enforcer: Enforcer::default(),
             },
             cfg,
         };
@@ -374,8 +385,16 @@ impl Pipeline {
         let snapshot = self.fib.resolve_batch(&st.dsts, &mut st.hops[..n]);
 
         // Stage 3: forward.
-        let mut fw =
-            forward::Forwarder::new(&self.cfg, &self.roles, &self.neighbours, &self.flows, rx_port, role);
+        let policy = self.policy.load();
+        let mut fw = forward::Forwarder::new(
+            &self.cfg,
+            &self.roles,
+            &self.neighbours,
+            &self.flows,
+            enforced(&policy),
+            rx_port,
+            role,
+        );
         let mut k = 0;
         for (i, f) in frames.iter_mut().enumerate() {
             let v = match st.steps[i] {
@@ -390,8 +409,23 @@ impl Pipeline {
             verdicts.push(v);
         }
         drop(snapshot);
+        drop(policy);
         self.counters.publish(&st.totals);
     }
+}
+
+/// The policy set to enforce, `None` when it isolates no pod (every check is skipped).
+#[inline]
+fn enforced(set: &Arc<PolicySet>) -> Option<&PolicySet> {
+    (!set.is_empty()).then_some(&**set)
+}
+
+/// Whether `addr` is one of the node's own addresses (the host link's, the PublicIP): traffic
+/// between a pod and its node is never policed.
+#[inline]
+pub(crate) fn is_node_address(cfg: &PipelineConfig, addr: u32) -> bool {
+    addr == u32::from(cfg.public_ip)
+        || cfg.exception.and_then(|e| e.host_ip).is_some_and(|h| u32::from(h) == addr)
 }
 
 /// What stage 1 needs about the rx port, resolved once per batch.
@@ -477,6 +511,20 @@ fn classify_learning(
     step
 }
 
+impl Pipeline {
+    /// The ingress check of a frame another worker handed to one of our pods.
+    fn police_handed_in(&mut self, frame: &FrameMut<'_>) -> Result<(), DropReason> {
+        let policy = self.policy.load();
+        let Some(set) = enforced(&policy) else { return Ok(()) };
+        let Some(pkt) = Packet::of_frame(frame.data()) else { return Ok(()) };
+        if is_node_address(&self.cfg, pkt.flow.src) {
+            return Ok(());
+        }
+        let now = self.st.enforcer.secs(std::time::Instant::now());
+        self.st.enforcer.check(set, &pkt, false, true, now, &mut self.st.totals)
+    }
+}
+
 impl FrameProcessor for Pipeline {
     /// A frame another worker routed to one of our pods or to the host: only this worker knows
     /// the pod port's gateway MAC, so it sets the source MAC here. A port that no longer carries
@@ -497,6 +545,11 @@ impl FrameProcessor for Pipeline {
             _ => return Verdict::Drop(DropReason::HandoffStale),
         };
         // The sender validated and rewrote Ethernet + IPv4; the destination address is at 14 + 16.
+        if frame.data().get(HEADER_LEN + 16..HEADER_LEN + 20) == Some(&pod.ip.octets()[..])
+            && let Err(reason) = self.police_handed_in(frame)
+        {
+            return Verdict::Drop(reason);
+        }
         let d = frame.data_mut();
         match d.get(HEADER_LEN + 16..HEADER_LEN + 20) {
             Some(dst) if dst == pod.ip.octets() => {
@@ -521,11 +574,13 @@ impl FrameProcessor for Pipeline {
             Step::Route(r) => {
                 let mut hop = [None];
                 let snapshot = self.fib.resolve_batch(&[r.dst], &mut hop);
+                let policy = self.policy.load();
                 let mut fw = forward::Forwarder::new(
                     &self.cfg,
                     &self.roles,
                     &self.neighbours,
                     &self.flows,
+                    enforced(&policy),
                     rx_port,
                     role,
                 );

@@ -15,7 +15,9 @@
 //!   to a blackhole (a pod address with no lease and no pod is `no_route`), and, once set
 //!   ([`RouteProgrammer::set_host_address`]), the node's own address on the host link as a /32
 //!   to the host;
-//! - owns the [`HostFlows`] table the workers share (replies of kernel-forwarded flows).
+//! - owns the [`HostFlows`] table the workers share (replies of kernel-forwarded flows);
+//! - publishes the network policy's [`PolicySet`] the workers enforce
+//!   ([`RouteProgrammer::set_policy`]).
 //!
 //! Next hops are shared: one per remote node (per distinct [`Via`]) and one per local pod,
 //! reference-counted by the routes that use them and removed (after the FIB's grace period)
@@ -37,6 +39,7 @@ use crate::fib::{
     VxlanNextHop,
 };
 use crate::neighbour::{NeighbourError, NeighbourTable};
+use crate::policy::{PolicySet, SharedPolicy};
 use crate::worker::PortId;
 
 /// Outer-header policy of the tunnels this node sends.
@@ -179,6 +182,8 @@ pub struct PipelineHandles {
     pub learned: Arc<MacLearnQueue>,
     /// The flows the node's kernel forwarded to pods (see `host_flows.rs`).
     pub flows: Arc<HostFlows>,
+    /// The published network policy (see [`crate::policy`]).
+    pub policy: SharedPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -209,6 +214,7 @@ pub struct RouteProgrammer {
     peers: SharedPeers,
     learned: Arc<MacLearnQueue>,
     flows: Arc<HostFlows>,
+    policy: SharedPolicy,
     host: Option<Ipv4Addr>,
     remotes: HashMap<Ipv4Prefix, Via>,
     pods: HashMap<Ipv4Addr, LocalPod>,
@@ -240,6 +246,7 @@ impl RouteProgrammer {
             peers: Arc::new(ArcSwap::from_pointee(PeerSet::default())),
             learned: Arc::new(MacLearnQueue::new(LEARN_QUEUE)),
             flows: Arc::new(HostFlows::default()),
+            policy: Arc::new(ArcSwap::from_pointee(PolicySet::default())),
             host: None,
             remotes: HashMap::new(),
             pods: HashMap::new(),
@@ -257,7 +264,19 @@ impl RouteProgrammer {
             neighbours: self.neighbours.clone(),
             learned: self.learned.clone(),
             flows: self.flows.clone(),
+            policy: self.policy.clone(),
         }
+    }
+
+    /// Publishes `set` as the network policy every worker enforces from its next batch on (one
+    /// store: a batch sees the old set or the new one, whole).
+    pub fn set_policy(&self, set: PolicySet) {
+        self.policy.store(Arc::new(set));
+    }
+
+    /// The published network policy.
+    pub fn policy(&self) -> &SharedPolicy {
+        &self.policy
     }
 
     /// Routes the node's own address on the host link (a /32 in the node's pod subnet, e.g.

@@ -104,6 +104,12 @@ drop_reasons! {
     PodMacUnknown = "pod_mac_unknown", "the destination pod's MAC is not learned yet (it has sent nothing since it was attached)";
     /// Encapsulation failed (no headroom, inner frame not encapsulable).
     EncapFailed = "encap_failed", "encapsulation failed (no headroom, or an inner frame that cannot be carried)";
+
+    // Network policy (engine/src/policy/).
+    /// A new connection from a local pod that its egress policies do not allow.
+    PolicyDeniedEgress = "policy_denied_egress", "a new connection from a pod that no egress rule of the policies isolating it allows";
+    /// A new connection to a local pod that its ingress policies do not allow.
+    PolicyDeniedIngress = "policy_denied_ingress", "a new connection to a pod that no ingress rule of the policies isolating it allows";
 }
 
 #[cfg(test)]
