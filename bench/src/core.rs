@@ -32,7 +32,7 @@ use weft_engine::pipeline::sample::{
 };
 use weft_engine::pipeline::{LocalPod, Pipeline, RemoteRoute, RouteProgrammer, RouteUpdate};
 use weft_engine::port::{Frame, FramePool, IoEvents, MemPort, Port};
-use weft_engine::worker::{FrameProcessor, PortId, Verdict};
+use weft_engine::worker::{FrameProcessor, PortId, Verdict, WorkerId};
 
 const USAGE: &str = "usage: weft-bench core [--secs 1.0] [--core 1] [--routes 100000] [--flows 10000]
                        [--paths host-gw,vxlan-encap,vxlan-decap,ipip-encap,ipip-decap,local]
@@ -112,7 +112,7 @@ fn build(backend: Backend, routes: usize) -> anyhow::Result<(RouteProgrammer, Pi
     let mut updates: Vec<RouteUpdate> = (0..PODS)
         .map(|i| {
             let (ip, mac, port) = pod(i);
-            RouteUpdate::Pod(LocalPod { ip, port, mac })
+            RouteUpdate::Pod(LocalPod { ip, worker: WorkerId(0), port, mac })
         })
         .collect();
     for (k, &p) in prefixes.iter().enumerate() {

@@ -27,7 +27,7 @@ fn absent_sections_take_their_defaults() {
     assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9464");
     assert!(c.metrics.enabled);
     assert_eq!(c.api.socket.to_str(), Some("/run/weft/weft.sock"));
-    assert_eq!((c.workers.batch, c.workers.frames), (64, 4096));
+    assert_eq!((c.workers.batch, c.workers.frames, c.workers.pod_slots), (64, 4096, 128));
     assert!(c.exception.interface.is_none());
 }
 
@@ -58,6 +58,7 @@ fn errors_in_the_new_sections_name_their_key() {
         ("[uplink]\ninterface = \"eth0\"\nqueues = 2\n[workers]\ncores = [1]\n", "workers.cores"),
         ("[workers]\ncores = [1]\nbatch = 0\n", "workers.batch"),
         ("[workers]\nframes = 1000\n", "workers.frames"),
+        ("[workers]\npod_slots = 0\n", "workers.pod_slots"),
         ("[[pods]]\ninterface = \"v1\"\nip = \"198.19.1.300\"\n", "pods[0].ip"),
         ("[[pods]]\ninterface = \"v1\"\nip = \"198.19.9.2\"\n", "pods[0].ip"),
         ("[[pods]]\ninterface = \"v1\"\nip = \"198.19.1.1\"\n", "pods[0].ip"),

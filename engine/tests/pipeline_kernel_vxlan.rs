@@ -30,7 +30,7 @@ use weft_engine::neighbour::NeighbourTable;
 use weft_engine::pipeline::sample::*;
 use weft_engine::pipeline::{LocalPod, Pipeline, RemoteRoute, RouteProgrammer, RouteUpdate};
 use weft_engine::port::FramePool;
-use weft_engine::worker::{FrameProcessor, Verdict};
+use weft_engine::worker::{FrameProcessor, Verdict, WorkerId};
 
 /// The first packet of a classic pcap file (little-endian, microsecond).
 fn first_packet(pcap: &[u8]) -> &[u8] {
@@ -52,7 +52,7 @@ fn our_vxlan_frame_equals_the_kernel_flannel_1_frame_but_for_per_packet_fields()
     let (pod_ip, pod_mac, pod_port) = pod(0);
     assert_eq!((pod_ip, pod_mac), (Ipv4Addr::new(198, 19, 1, 2), MacAddr([2, 0, 0xc6, 0x13, 1, 2])));
     prog.apply(&[
-        RouteUpdate::Pod(LocalPod { ip: pod_ip, port: pod_port, mac: pod_mac }),
+        RouteUpdate::Pod(LocalPod { ip: pod_ip, worker: WorkerId(0), port: pod_port, mac: pod_mac }),
         RouteUpdate::Remote(RemoteRoute {
             prefix: prefix(B_SUBNET, 24),
             via: via(Backend::FLANNEL_VXLAN, B_IP, B_VTEP),

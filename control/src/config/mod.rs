@@ -34,7 +34,7 @@ pub use node::NodeSection;
 pub use pods::{IfName, PodSpec, reserved_in_subnet};
 pub use static_routes::StaticSection;
 pub use uplink::{PortBackend, UplinkSection, XdpAttach};
-pub use workers::WorkersSection;
+pub use workers::{DEFAULT_POD_SLOTS, WorkersSection};
 
 use crate::flannel::NetworkConfig;
 

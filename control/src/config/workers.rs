@@ -10,6 +10,7 @@ pub(super) struct RawWorkers {
     cores: Option<Vec<usize>>,
     batch: Option<usize>,
     frames: Option<u32>,
+    pod_slots: Option<usize>,
     #[serde(default)]
     busy_poll: bool,
 }
@@ -23,13 +24,28 @@ pub struct WorkersSection {
     pub batch: usize,
     /// `workers.frames`: UMEM frames per worker (default 4096).
     pub frames: u32,
+    /// `workers.pod_slots`: pod ports the node can carry at once, spread over the workers
+    /// (default [`DEFAULT_POD_SLOTS`]). Each slot reserves its ports' frames in a worker's UMEM.
+    pub pod_slots: usize,
     /// `workers.busy_poll`: never block or sleep when idle (default false: adaptive waiting).
     pub busy_poll: bool,
 }
 
+/// Default `workers.pod_slots`: above kubelet's default `maxPods` (110).
+pub const DEFAULT_POD_SLOTS: usize = 128;
+
+/// Largest `workers.pod_slots`.
+pub const MAX_POD_SLOTS: usize = 4096;
+
 impl Default for WorkersSection {
     fn default() -> Self {
-        WorkersSection { cores: Vec::new(), batch: 64, frames: 4096, busy_poll: false }
+        WorkersSection {
+            cores: Vec::new(),
+            batch: 64,
+            frames: 4096,
+            pod_slots: DEFAULT_POD_SLOTS,
+            busy_poll: false,
+        }
     }
 }
 
@@ -40,7 +56,7 @@ impl WorkersSection {
     }
 
     /// Every core a worker is pinned to (control threads stay off these). Pod ports run on
-    /// the worker of queue 0, so its core is theirs too.
+    /// the workers, so these cores are theirs too.
     pub fn worker_cores(&self) -> Vec<usize> {
         self.cores.clone()
     }
@@ -85,6 +101,12 @@ pub(super) fn validate(raw: RawWorkers, queues: u32) -> Result<WorkersSection, C
             ));
         }
         out.frames = f;
+    }
+    if let Some(n) = raw.pod_slots {
+        if !(1..=MAX_POD_SLOTS).contains(&n) {
+            return Err(ConfigError::key("workers.pod_slots", format!("{n} is outside 1..={MAX_POD_SLOTS}")));
+        }
+        out.pod_slots = n;
     }
     Ok(out)
 }

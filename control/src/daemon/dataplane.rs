@@ -113,7 +113,8 @@ impl Forwarding {
             ipip: backend.backend_type == BackendType::Ipip || config.bgp.is_some(),
             exception: None,
             pods: Vec::new(),
-            pod_worker: None,
+            worker: WorkerId(0),
+            host_worker: None,
             icmp: IcmpRateLimit::default(),
         };
         Ok(Forwarding { programmer: Arc::new(Mutex::new(programmer)), base })
@@ -124,20 +125,21 @@ impl Forwarding {
         &self.programmer
     }
 
-    /// A pipeline for one worker (the uplink queue on port 0): the pod worker
-    /// gets the `exception` port and the `pods`; the others get no ports
-    /// besides the uplink and hand frames for local pods to `pod_worker`.
+    /// A pipeline for `worker` (its uplink queue on port 0, pods attached
+    /// later): frames for pods other workers own are handed to them, and
+    /// frames for the host to `host_worker` when another worker owns the
+    /// `exception` port.
     pub fn pipeline(
         &self,
+        worker: WorkerId,
         exception: Option<ExceptionPort>,
-        pods: Vec<(PortId, PodPort)>,
-        pod_worker: Option<WorkerId>,
+        host_worker: Option<WorkerId>,
     ) -> Pipeline {
         let handles = lock(&self.programmer).handles();
         let mut cfg = self.base.clone();
         cfg.exception = exception;
-        cfg.pods = pods;
-        cfg.pod_worker = pod_worker;
+        cfg.worker = worker;
+        cfg.host_worker = host_worker;
         Pipeline::new(cfg, handles)
     }
 

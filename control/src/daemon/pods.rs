@@ -1,6 +1,11 @@
-//! Pods on the running pod worker: `weft pod add|del` (and a CNI plugin through the API)
-//! attach and detach pod ports through the worker's command queue, between two of its
+//! Pods on the running workers: `weft pod add|del` (and a CNI plugin through the API)
+//! attach and detach pod ports through a worker's command queue, between two of its
 //! batches, without stopping it: nobody's forwarding pauses.
+//!
+//! Each pod port is owned by one worker: an attach goes to the worker with the fewest pods
+//! (the lowest queue among equals) that has a free slot; the node takes at most
+//! `workers.pod_slots` pods. The pod's next hop names its owner, so the other workers hand
+//! its frames there.
 //!
 //! Attach: the pod's XDP program is attached here (the slow part, off the worker), the worker
 //! opens the AF_XDP socket over its own frame pool in a free port slot, registers it in the
@@ -16,7 +21,7 @@ use std::time::{Duration, Instant};
 use weft_engine::pipeline::{LocalPod, RouteUpdate};
 use weft_engine::port::xdp_filter::{XdpAttachment, XdpProgram};
 use weft_engine::port::{AfPacketPort, AfXdpPort, Backend, Port, PortConfig, PortError};
-use weft_engine::worker::{CommandError, OpenPort, PortId};
+use weft_engine::worker::{CommandError, OpenPort, PortId, WorkerId};
 
 use super::DaemonError;
 use super::dataplane::{Forwarding, Processor};
@@ -25,13 +30,10 @@ use crate::api::PodLine;
 use crate::config::{IfName, PodSpec};
 use crate::flannel::MacAddr;
 
-/// Pod port slots of the pod worker (pods a node can carry at once).
-pub(super) const POD_SLOTS: usize = 32;
-
 /// Ring entries of a pod port's AF_XDP rings; half of them are kept in its fill ring.
 const POD_RING: u32 = 256;
 
-/// Frames the pod worker's pool holds per pod slot: its fill ring and as many in flight.
+/// Frames a worker's pool holds per pod slot: its fill ring and as many in flight.
 pub(super) const POD_FRAMES: u32 = POD_RING;
 
 /// How long a pod change waits for the worker's answer.
@@ -40,12 +42,13 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an attach retries while the kernel still holds the queue of a socket just closed.
 const QUEUE_BUSY_WAIT: Duration = Duration::from_secs(2);
 
-/// A pod port's lasting state: its spec, its XDP program, its port on the pod worker and the
-/// MAC learned from its traffic (when the spec has none).
+/// A pod port's lasting state: its spec, its XDP program, its owner (index of the worker)
+/// and port there, and the MAC learned from its traffic (when the spec has none).
 #[derive(Debug)]
 pub(super) struct PodPort {
     spec: PodSpec,
     xdp: Option<XdpAttachment>,
+    worker: usize,
     port: PortId,
     port_name: String,
     learned: Option<MacAddr>,
@@ -54,6 +57,10 @@ pub(super) struct PodPort {
 impl PodPort {
     fn mac(&self) -> Option<MacAddr> {
         self.spec.mac.or(self.learned)
+    }
+
+    fn owner(&self) -> WorkerId {
+        WorkerId(u16::try_from(self.worker).unwrap_or(u16::MAX))
     }
 }
 
@@ -86,7 +93,18 @@ pub enum PodError {
         /// The IP given.
         given: std::net::Ipv4Addr,
     },
-    /// The pod worker did not take the port.
+    /// Every pod slot of the node is taken.
+    #[error(
+        "pod {interface}: the node is full: all {slots} pod slots are taken (workers.pod_slots); \
+         `weft pod del` a pod or raise workers.pod_slots"
+    )]
+    NodeFull {
+        /// The interface.
+        interface: IfName,
+        /// The node's pod slots.
+        slots: usize,
+    },
+    /// The worker did not take the port.
     #[error("pod {interface}: {source}")]
     Worker {
         /// The interface.
@@ -161,9 +179,10 @@ impl Dataplane {
         cfg.xsk.ring_size = POD_RING;
         cfg.xsk.fill_target = POD_RING / 2;
         let worker_err = |source| PodError::Worker { interface: spec.interface, source };
-        let Some(worker) = self.pod_worker() else {
-            return Err(DaemonError::Runtime(std::io::Error::other("no pod worker")).into());
+        let Some(owner) = self.least_loaded() else {
+            return Err(PodError::NodeFull { interface: spec.interface, slots: self.workers_cfg.pod_slots });
         };
+        let worker = &mut self.uplink_workers[owner];
         // The kernel releases a closed AF_XDP socket's hold on its queue asynchronously: a
         // pod attached right after its detach may find the queue still busy (EBUSY) for a
         // moment; the attach is retried for up to QUEUE_BUSY_WAIT.
@@ -201,10 +220,25 @@ impl Dataplane {
             xdp: xdp.as_ref().map(|x| x.mode_name().to_owned()),
             fallback,
         });
-        self.fwd.program(&[RouteUpdate::Pod(LocalPod { ip: pod.ip, port, mac: pod.mac })]);
-        self.pods.insert(spec.interface, PodPort { spec, xdp, port, port_name, learned: None });
-        tracing::info!(interface = %spec.interface, ip = %spec.ip, port = port.0, "pod attached");
+        let p = PodPort { spec, xdp, worker: owner, port, port_name, learned: None };
+        self.fwd.program(&[RouteUpdate::Pod(LocalPod { ip: pod.ip, worker: p.owner(), port, mac: pod.mac })]);
+        tracing::info!(interface = %spec.interface, ip = %spec.ip, worker = %worker.name, port = port.0, "pod attached");
+        self.pods.insert(spec.interface, p);
         Ok(true)
+    }
+
+    /// The worker a new pod goes to: the one with the fewest pods that has a free slot (the
+    /// lowest queue among equals); `None` when the node's `workers.pod_slots` are taken.
+    fn least_loaded(&self) -> Option<usize> {
+        if self.pods.len() >= self.workers_cfg.pod_slots {
+            return None;
+        }
+        let load = |i: usize| self.pods.values().filter(|p| p.worker == i).count();
+        (0..self.uplink_workers.len())
+            .map(|i| (load(i), i))
+            .filter(|&(n, i)| n < self.uplink_workers[i].pod_slots)
+            .min()
+            .map(|(_, i)| i)
     }
 
     /// Detaches a pod port (idempotent). Returns whether anything changed.
@@ -217,7 +251,7 @@ impl Dataplane {
         self.fwd.program(&[RouteUpdate::RemovePod(removed.spec.ip)]);
         // The program leaves the interface: nothing feeds the socket from here on.
         drop(removed.xdp.take());
-        let Some(worker) = self.uplink_workers.first_mut() else { return Ok(true) };
+        let Some(worker) = self.uplink_workers.get_mut(removed.worker) else { return Ok(true) };
         worker.ports.retain(|i| i.name != removed.port_name);
         let then = Box::new(|p: &mut Processor, id| p.detach_pod(id));
         match worker.handle.detach(removed.port, then, COMMAND_TIMEOUT) {
@@ -258,7 +292,7 @@ impl Dataplane {
             }
             p.learned = Some(mac);
             tracing::info!(interface = %p.spec.interface, ip = %p.spec.ip, %mac, "pod MAC learned");
-            updates.push(RouteUpdate::Pod(LocalPod { ip: p.spec.ip, port: p.port, mac: ev.mac }));
+            updates.push(RouteUpdate::Pod(LocalPod { ip: p.spec.ip, worker: p.owner(), port: p.port, mac }));
         }
         self.fwd.program(&updates);
         updates.len()

@@ -3,17 +3,19 @@
 //! of it is in `status.rs`.
 //!
 //! One worker per uplink RX queue (`weft-q<i>`, pinned to `workers.cores[i]`), each running a
-//! [`Pipeline`](weft_engine::pipeline::Pipeline). The pipeline sends a pod's frame out of the
-//! uplink with `Verdict::Tx` on the same worker, so every pod port lives on the worker of
-//! queue 0, the pod worker: port 0 is the uplink queue, port 1 the exception port when
-//! `[exception] interface` is set, the pods take the worker's free port slots. One worker does
+//! [`Pipeline`](weft_engine::pipeline::Pipeline). Port 0 of every worker is its uplink queue;
+//! queue 0's worker also owns the exception port (port 1) when `[exception] interface` is set.
+//! Pod ports are spread over the workers (`pods.rs`: each attach goes to the worker with the
+//! fewest pods), each worker holding `workers.pod_slots / uplink.queues` (rounded up) free
+//! slots for them; a pod's egress leaves through its owner's uplink queue. One worker does
 //! everything in the common single-queue case.
 //!
-//! With `uplink.queues > 1` the workers of queues 1.. own only their uplink queue. A frame for
-//! a local pod that arrives there is decapsulated, TTL-decremented and addressed to the pod on
-//! that worker, then handed to the pod worker through the engine's hand-off ring (one bounded
-//! lock-free inbox per worker, [`HANDOFF_RING`] frames; a full ring is a counted
-//! `handoff_full` drop), which sets its port's source MAC and sends it. Status shows
+//! With `uplink.queues > 1` a frame for a local pod that arrives on (or is sent by a pod of)
+//! another worker is decapsulated, TTL-decremented and addressed to the pod there, then handed
+//! to the pod's owner, which its next hop names, through the engine's hand-off ring (one
+//! bounded lock-free inbox per worker, [`HANDOFF_RING`] frames; a full ring is a counted
+//! `handoff_full` drop); the owner sets its port's source MAC and sends it. Frames for the
+//! host link are handed to queue 0's worker the same way. Status shows
 //! `handoff_out`/`handoff_in` per worker and the `pod_handoff` path.
 //!
 //! The exception port is a veth whose other end stays in the node's kernel stack: pod traffic
@@ -35,7 +37,7 @@ use weft_engine::worker::{
 
 use super::DaemonError;
 use super::dataplane::{Forwarding, Processor};
-use super::pods::{POD_FRAMES, POD_SLOTS, PodError, PodPort};
+use super::pods::{POD_FRAMES, PodError, PodPort};
 use super::status::Retired;
 use super::underlay::{link_mac, veth_peer_mac};
 use crate::config::{
@@ -49,8 +51,8 @@ const FRAMES_PER_PORT: u32 = 2048;
 /// Frames each worker's hand-off inbox holds (uplink queues > 1 only).
 pub const HANDOFF_RING: usize = 512;
 
-/// The pod worker (queue 0's) in the hand-off mesh.
-const POD_WORKER: WorkerId = WorkerId(0);
+/// The worker that owns the exception port (queue 0's) in the hand-off mesh.
+const HOST_WORKER: WorkerId = WorkerId(0);
 
 /// What status shows about one port.
 #[derive(Debug, Clone)]
@@ -87,6 +89,8 @@ pub(super) struct Running {
     pub(super) handle: WorkerHandle<Processor>,
     pub(super) paths: Arc<PipelineCounters>,
     pub(super) ports: Vec<PortInfo>,
+    /// Its free pod port slots when it started.
+    pub(super) pod_slots: usize,
 }
 
 /// The exception port's lasting state.
@@ -171,29 +175,29 @@ impl Dataplane {
         ports: Vec<Box<dyn Port>>,
         info: Vec<PortInfo>,
         processor: Processor,
-        spare_ports: usize,
+        pod_slots: usize,
     ) -> Result<Running, DaemonError> {
         let name = &format!("weft-q{queue}");
         let core = self.workers_cfg.core_of(queue);
         let paths = processor.counters().clone();
-        let cfg = self.worker_config(name, core, spare_ports);
+        let cfg = self.worker_config(name, core, pod_slots);
         let mut worker = Worker::new(cfg, pool, ports, processor)?;
         if let Some(endpoint) = self.mesh.get(queue as usize) {
             worker = worker.with_handoff(endpoint.clone());
         }
         let handle = worker.spawn()?;
         tracing::info!(worker = name, ?core, ports = ?info.iter().map(|p| &p.name).collect::<Vec<_>>(), "worker started");
-        Ok(Running { name: name.to_owned(), core, handle, paths, ports: info })
+        Ok(Running { name: name.to_owned(), core, handle, paths, ports: info, pod_slots })
     }
 
-    /// The pod worker (queue 0's), which owns the exception port and every pod port.
-    pub(super) fn pod_worker(&mut self) -> Option<&mut Running> {
-        self.uplink_workers.first_mut()
+    /// Pod port slots of each worker: `workers.pod_slots` over the queues, rounded up.
+    fn pod_slots_per_worker(&self) -> usize {
+        self.workers_cfg.pod_slots.div_ceil(self.uplink.queues.max(1) as usize)
     }
 
     /// Opens every uplink queue with the filter of `params` and the exception port when
     /// `exception` names one, starts one worker per queue with a pipeline built from `fwd`
-    /// (queues 1.. hand frames for pods to queue 0's), then attaches `pods`.
+    /// and room for its share of the pod slots, then attaches `pods`.
     pub fn start(
         uplink: &UplinkSection,
         workers: &WorkersSection,
@@ -218,7 +222,7 @@ impl Dataplane {
             retired: Retired::default(),
         };
         for queue in 0..uplink.queues {
-            let pod_slots = if queue == 0 { POD_SLOTS } else { 0 };
+            let pod_slots = dp.pod_slots_per_worker();
             let fixed = if queue == 0 && exception.interface.is_some() { 2 } else { 1 };
             let mut pool = dp.pool(fixed, pod_slots)?;
             let cfg = dp.port_config(&uplink.interface, queue);
@@ -255,12 +259,10 @@ impl Dataplane {
                 ports.push(port);
                 infos.push(info);
             }
-            let pipeline = if queue == 0 {
-                dp.fwd.pipeline(dp.exception.as_ref().map(|e| e.port), Vec::new(), None)
-            } else {
-                // The exception port is the pod worker's: frames for the host are handed to it.
-                dp.fwd.pipeline(dp.exception.as_ref().map(|e| e.port), Vec::new(), Some(POD_WORKER))
-            };
+            // The exception port is queue 0's worker's: the others hand frames for the host to it.
+            let me = WorkerId(u16::try_from(queue).unwrap_or(u16::MAX));
+            let host_worker = (queue != 0).then_some(HOST_WORKER);
+            let pipeline = dp.fwd.pipeline(me, dp.exception.as_ref().map(|e| e.port), host_worker);
             let running = dp.spawn(queue, pool, ports, infos, pipeline, pod_slots)?;
             dp.uplink_workers.push(running);
         }
@@ -279,7 +281,7 @@ impl Dataplane {
         Ok(dp)
     }
 
-    /// Opens the exception port `ifname` (port 1 of the pod worker) with an XDP program that
+    /// Opens the exception port `ifname` (port 1 of queue 0's worker) with an XDP program that
     /// passes every frame to its socket.
     fn open_exception(
         &mut self,

@@ -72,7 +72,10 @@ pub struct IpipNextHop {
 pub enum NextHop {
     /// Deliver to a pod on this node.
     LocalPod {
-        /// The engine's port id of the pod's veth (a `worker::PortId`).
+        /// The worker that owns the pod's port (a `worker::WorkerId`): another worker hands
+        /// the packet to it.
+        worker: u16,
+        /// The engine's port id of the pod's veth on that worker (a `worker::PortId`).
         port: u16,
         /// The pod interface's MAC (destination MAC of the delivered frame).
         mac: MacAddr,

@@ -69,7 +69,7 @@ paths! {
     /// Learn events queued for a pod attached without a MAC.
     PodMacLearned = "pod_mac_learned", "pod MACs learned from a pod's first frame and queued for the control side";
     /// Frames for a local pod handed to the worker that owns the pod ports.
-    PodHandoff = "pod_handoff", "frames for a local pod handed from an uplink queue >= 1 worker to the pod worker";
+    PodHandoff = "pod_handoff", "frames for a local pod or the host link handed to the worker that owns its port";
     /// Resolve requests queued for the control side.
     ResolveRequests = "resolve_requests", "neighbour resolve requests queued for the control side";
     /// Connections the network policy allowed and the connection table started tracking.

@@ -20,7 +20,7 @@ use crate::fib::next_hop::NeighbourSlot;
 use crate::neighbour::NeighbourTable;
 use crate::policy::{Packet, PolicySet};
 use crate::port::FrameMut;
-use crate::worker::{DropReason, PortId, Verdict};
+use crate::worker::{DropReason, PortId, Verdict, WorkerId};
 
 /// Bytes of IPv4 each remote path adds in front of the inner IPv4 packet.
 const VXLAN_OVERHEAD: u16 = weft_encap::tunnel::vxlan::OVERHEAD as u16;
@@ -55,11 +55,11 @@ fn decrement_ttl(f: &mut FrameMut<'_>) {
     let _ = Ipv4Packet::new_unchecked(&mut f.data_mut()[HEADER_LEN..]).decrement_ttl();
 }
 
-/// Who sends a frame to a local pod: this worker (it owns the pod's port) or, on a worker of
-/// uplink queue 1.., the pod worker the frame is handed to.
+/// Who sends a frame to a local pod: this worker (it owns the pod's port) or the worker that
+/// owns it, which the frame is handed to.
 enum PodDest {
     Here(super::PodPort),
-    PodWorker(crate::worker::WorkerId),
+    Owner(WorkerId),
 }
 
 impl<'a> Forwarder<'a> {
@@ -128,11 +128,11 @@ impl<'a> Forwarder<'a> {
             return Verdict::Drop(reason);
         }
         let remote = match hop {
-            NextHop::LocalPod { port, mac } => {
+            NextHop::LocalPod { worker, port, mac } => {
                 if self.kernel_flow(r.origin, f) {
                     return self.deliver_to_host(f, st, PathCounter::ExceptionReply);
                 }
-                return self.deliver(r, PortId(*port), *mac, f, st);
+                return self.deliver(r, WorkerId(*worker), PortId(*port), *mac, f, st);
             }
             NextHop::Exception => return self.hand_to_host(r, f, st),
             NextHop::Host => return self.deliver_to_host(f, st, PathCounter::ExceptionNode),
@@ -236,6 +236,7 @@ impl<'a> Forwarder<'a> {
     fn deliver(
         &mut self,
         r: Routed,
+        owner: WorkerId,
         port: PortId,
         mac: MacAddr,
         f: &mut FrameMut<'_>,
@@ -244,10 +245,13 @@ impl<'a> Forwarder<'a> {
         if mac == UNLEARNED_MAC {
             return Verdict::Drop(DropReason::PodMacUnknown);
         }
-        let to_pod = match (self.roles.get(usize::from(port.0)).copied(), self.cfg.pod_worker) {
-            (Some(PortRole::Pod(pod)), _) => PodDest::Here(pod),
-            (_, Some(worker)) => PodDest::PodWorker(worker),
-            _ => return Verdict::Drop(DropReason::NoSuchPort),
+        let to_pod = if owner != self.cfg.worker {
+            PodDest::Owner(owner)
+        } else {
+            match self.roles.get(usize::from(port.0)).copied() {
+                Some(PortRole::Pod(pod)) => PodDest::Here(pod),
+                _ => return Verdict::Drop(DropReason::NoSuchPort),
+            }
         };
         if r.ttl <= 1 {
             return self.icmp(r, IcmpError::TimeExceeded, DropReason::TtlExpired, f, st);
@@ -264,8 +268,8 @@ impl<'a> Forwarder<'a> {
                 set_macs(f, mac, pod.gateway_mac);
                 Verdict::Tx(port)
             }
-            // The pod worker sets the source MAC (its port's gateway MAC) in `handed_in`.
-            PodDest::PodWorker(worker) => {
+            // The owner sets the source MAC (its port's gateway MAC) in `handed_in`.
+            PodDest::Owner(worker) => {
                 set_macs(f, mac, self.cfg.uplink_mac);
                 st.totals.bump(PathCounter::PodHandoff);
                 Verdict::Handoff { worker, port }
@@ -279,19 +283,16 @@ impl<'a> Forwarder<'a> {
         if r.origin != Origin::Pod {
             return Verdict::Drop(DropReason::NotLocal);
         }
-        let Some(e) = self.cfg.exception else { return Verdict::Drop(DropReason::NoExceptionPort) };
-        set_macs(f, e.host_mac, e.our_mac);
-        st.totals.bump(PathCounter::ExceptionOut);
-        Verdict::Tx(e.port)
+        self.deliver_to_host(f, st, PathCounter::ExceptionOut)
     }
 
     /// To the host kernel from any origin, unchanged but for the MACs: out of the exception
-    /// port, or handed to the pod worker that owns it.
+    /// port, or handed to the worker that owns it.
     fn deliver_to_host(&mut self, f: &mut FrameMut<'_>, st: &mut State, path: PathCounter) -> Verdict {
         let Some(e) = self.cfg.exception else { return Verdict::Drop(DropReason::NoExceptionPort) };
         set_macs(f, e.host_mac, e.our_mac);
         st.totals.bump(path);
-        match self.cfg.pod_worker {
+        match self.cfg.host_worker {
             None => Verdict::Tx(e.port),
             Some(worker) => {
                 st.totals.bump(PathCounter::PodHandoff);

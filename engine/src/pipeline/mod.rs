@@ -18,9 +18,10 @@
 //! once ([`MAX_BATCH`]), the FIB and the peer set are read lock-free once per batch, every drop
 //! is a [`DropReason`] and every other event a [`PathCounter`], published once per batch.
 //!
-//! Pods live on one worker (the pod worker). The workers of the other uplink queues finish a
-//! frame for a local pod up to its destination MAC and hand it to the pod worker
-//! ([`PipelineConfig::pod_worker`]), whose pipeline sets the pod port's source MAC in
+//! Each pod port is owned by one worker, and a pod's egress leaves through its owner's uplink
+//! queue. A frame for a local pod whose port another worker owns (the pod's next hop names the
+//! owner) is finished up to its destination MAC and handed to that worker
+//! ([`PipelineConfig::worker`]), whose pipeline sets the pod port's source MAC in
 //! [`FrameProcessor::handed_in`]. A pod attached without a MAC has it learned from its first
 //! accepted frame (`learn.rs`, [`MacLearnQueue`]); until then frames to it are
 //! `pod_mac_unknown` drops.
@@ -29,8 +30,9 @@
 //! (delivered to local pods, encapsulated to remote ones), traffic to the node's own address on
 //! it (a /32 route to [`NextHop::Host`](crate::fib::NextHop::Host)) leaves there from any port,
 //! and replies of flows the kernel forwarded to pods (a kube-proxy DNAT) go back there
-//! (`host_flows.rs`) so that its conntrack reverses the translation. On the workers of uplink
-//! queues >= 1 such frames are handed to the pod worker, which owns the exception port.
+//! (`host_flows.rs`) so that its conntrack reverses the translation. On the workers that do not
+//! own the exception port such frames are handed to the one that does
+//! ([`PipelineConfig::host_worker`]).
 //!
 //! Network policy (`crate::policy`) is checked where a frame from a pod is forwarded (the
 //! source pod's egress) and where a frame is delivered to a pod by the worker that owns its port
@@ -124,17 +126,20 @@ pub struct PipelineConfig {
     pub vxlan: Option<VxlanDecapConfig>,
     /// Whether IPIP to our PublicIP is accepted.
     pub ipip: bool,
-    /// The exception port, if any. On a worker with a `pod_worker` it names the pod worker's
+    /// The exception port, if any. On a worker with a `host_worker` it names that worker's
     /// exception port, which frames for the host are handed to.
     pub exception: Option<ExceptionPort>,
-    /// The pods, by port.
+    /// The pods on this worker's ports.
     pub pods: Vec<(PortId, PodPort)>,
-    /// The worker that owns the pod ports, when this one does not (the workers of uplink
-    /// queues >= 1): a frame for a local pod whose port is not one of this worker's is finished
-    /// here (TTL, destination MAC) and handed to that worker ([`Verdict::Handoff`]), which sets
-    /// the pod port's source MAC and sends it ([`FrameProcessor::handed_in`]). `None`: such
-    /// frames are `no_such_port` drops.
-    pub pod_worker: Option<WorkerId>,
+    /// This worker's id in the hand-off mesh (`WorkerId(0)` without one). A frame for a local
+    /// pod whose next hop names another worker is finished here (TTL, destination MAC) and
+    /// handed to that worker ([`Verdict::Handoff`]), which sets the pod port's source MAC and
+    /// sends it ([`FrameProcessor::handed_in`]); one that names this worker but a port without
+    /// a pod is a `no_such_port` drop.
+    pub worker: WorkerId,
+    /// The worker that owns the exception port, when this one does not: frames for the host
+    /// are handed to it. `None`: the exception port (if any) is this worker's.
+    pub host_worker: Option<WorkerId>,
     /// ICMP error rate limit.
     pub icmp: IcmpRateLimit,
 }
@@ -315,7 +320,7 @@ impl Pipeline {
             roles[i] = role;
         };
         set(self.cfg.uplink, PortRole::Uplink);
-        if let Some(e) = self.cfg.exception.filter(|_| self.cfg.pod_worker.is_none()) {
+        if let Some(e) = self.cfg.exception.filter(|_| self.cfg.host_worker.is_none()) {
             set(e.port, PortRole::Exception(e));
         }
         for &(port, pod) in &self.cfg.pods {
@@ -528,8 +533,8 @@ impl Pipeline {
 impl FrameProcessor for Pipeline {
     /// A frame another worker routed to one of our pods or to the host: only this worker knows
     /// the pod port's gateway MAC, so it sets the source MAC here. A port that no longer carries
-    /// the frame's destination (its pod detached, or its slot given to another pod, while the frame was in flight) is
-    /// `handoff_stale`.
+    /// the frame's destination (its pod detached, or its slot given to another pod, while the
+    /// frame was in flight) is `handoff_stale`.
     fn handed_in(&mut self, port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
         use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
         let pod = match self.roles.get(usize::from(port.0)).copied() {

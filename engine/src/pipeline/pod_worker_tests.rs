@@ -1,4 +1,4 @@
-//! Pods owned by another worker (hand-off to the pod worker) and pods without a MAC
+//! Pods owned by another worker (hand-off to the owner) and pods without a MAC
 //! (learning), on the sample node A: first one pipeline call at a time, then two real workers
 //! over in-memory ports joined by the hand-off mesh.
 
@@ -24,7 +24,8 @@ fn queue_worker_pipeline(prog: &RouteProgrammer) -> Pipeline {
     let cfg = PipelineConfig {
         exception: None,
         pods: Vec::new(),
-        pod_worker: Some(WorkerId(0)),
+        worker: WorkerId(1),
+        host_worker: Some(WorkerId(0)),
         ..pipeline_config(Backend::HostGw, 0)
     };
     Pipeline::new(cfg, prog.handles())
@@ -92,7 +93,8 @@ fn a_frame_for_the_host_on_a_queue_worker_is_handed_to_the_owner_of_the_host_lin
     let cfg = PipelineConfig {
         exception,
         pods: Vec::new(),
-        pod_worker: Some(WorkerId(0)),
+        worker: WorkerId(1),
+        host_worker: Some(WorkerId(0)),
         ..pipeline_config(Backend::HostGw, 0)
     };
     let mut queue1 = Pipeline::new(cfg, prog.handles());
@@ -111,7 +113,7 @@ fn a_frame_for_the_host_on_a_queue_worker_is_handed_to_the_owner_of_the_host_lin
 }
 
 #[test]
-fn without_a_pod_worker_a_frame_for_a_pod_port_this_worker_lacks_is_no_such_port() {
+fn a_frame_for_a_pod_port_this_worker_owns_but_lacks_is_no_such_port() {
     let (prog, _) = node(Backend::HostGw, false, 1).unwrap();
     let cfg = PipelineConfig { pods: Vec::new(), ..pipeline_config(Backend::HostGw, 0) };
     let mut p = Pipeline::new(cfg, prog.handles());
@@ -124,7 +126,13 @@ fn without_a_pod_worker_a_frame_for_a_pod_port_this_worker_lacks_is_no_such_port
 fn node_with_macless_pod() -> (RouteProgrammer, Pipeline) {
     let (mut prog, _) = node(Backend::HostGw, false, 2).unwrap();
     let (ip0, _, port0) = pod(0);
-    prog.apply(&[RouteUpdate::Pod(LocalPod { ip: ip0, port: port0, mac: UNLEARNED_MAC })]).unwrap();
+    prog.apply(&[RouteUpdate::Pod(LocalPod {
+        ip: ip0,
+        worker: WorkerId(0),
+        port: port0,
+        mac: UNLEARNED_MAC,
+    })])
+    .unwrap();
     let mut cfg = pipeline_config(Backend::HostGw, 2);
     cfg.pods[0].1.mac = UNLEARNED_MAC;
     let p = Pipeline::new(cfg, prog.handles());
@@ -159,7 +167,8 @@ fn a_pod_without_a_mac_is_unknown_until_its_gateway_arp_teaches_it_once() {
     assert_eq!(p.counters().snapshot().by_name("pod_mac_learned"), Some(1));
 
     // The control side programs the MAC: the pod is reachable.
-    prog.apply(&[RouteUpdate::Pod(LocalPod { ip: ip0, port: port0, mac: mac0 })]).unwrap();
+    prog.apply(&[RouteUpdate::Pod(LocalPod { ip: ip0, worker: WorkerId(0), port: port0, mac: mac0 })])
+        .unwrap();
     let (v, out) = one(&mut pool, &to_pod(0, 64), |f| p.process(UPLINK, f));
     assert_eq!(v, Verdict::Tx(port0));
     assert_eq!(macs(&out), (mac0, GATEWAY_MAC));
@@ -243,4 +252,48 @@ fn a_full_pod_worker_ring_is_a_counted_drop_on_the_handing_worker() {
     let c = w1.stop().unwrap().counters().snapshot();
     assert_eq!(c.worker.handoff_out, 8);
     assert_eq!(c.dropped(DropReason::HandoffFull), 22);
+}
+
+#[test]
+fn a_pod_owned_by_worker_1_sends_out_of_its_own_uplink_queue_and_its_frames_cross_to_and_from_worker_0() {
+    let (mut prog, mut w0) = node(Backend::HostGw, false, 2).unwrap();
+    // Pod 1 moves to worker 1's port 1; pod 0 stays on worker 0.
+    let (ip0, mac0, port0) = pod(0);
+    let (ip1, mac1, _) = pod(1);
+    let on_w1 = PortId(1);
+    prog.apply(&[RouteUpdate::Pod(LocalPod { ip: ip1, worker: WorkerId(1), port: on_w1, mac: mac1 })])
+        .unwrap();
+    let exception = w0.config().exception;
+    let cfg = PipelineConfig {
+        exception,
+        pods: vec![(on_w1, super::PodPort { ip: ip1, mac: mac1, gateway_mac: GATEWAY_MAC })],
+        worker: WorkerId(1),
+        host_worker: Some(WorkerId(0)),
+        ..pipeline_config(Backend::HostGw, 0)
+    };
+    let mut w1 = Pipeline::new(cfg, prog.handles());
+    let mut pool = FramePool::new(64).unwrap();
+    let from_pod1 = |dst| udp_frame(mac1, GATEWAY_MAC, ip1, dst, 40000, 64, true, 32);
+
+    // Pod 1 -> pod 0: handed to worker 0, which sends it out of pod 0's port.
+    let (v, bytes) = one(&mut pool, &from_pod1(ip0), |f| w1.process(on_w1, f));
+    assert_eq!(v, Verdict::Handoff { worker: WorkerId(0), port: port0 });
+    let (v, out) = one(&mut pool, &bytes, |f| w0.handed_in(port0, f));
+    assert_eq!((v, macs(&out)), (Verdict::Tx(port0), (mac0, GATEWAY_MAC)));
+
+    // Pod 1 -> node B: out of worker 1's own uplink queue.
+    let (v, bytes) = one(&mut pool, &from_pod1(POD_B), |f| w1.process(on_w1, f));
+    assert_eq!(v, Verdict::Tx(UPLINK));
+    assert_eq!(macs(&bytes).1, A_MAC);
+
+    // Pod 1 -> the node's host address: handed to worker 0, which owns the host link.
+    let (v, _) = one(&mut pool, &from_pod1(A_HOST), |f| w1.process(on_w1, f));
+    assert_eq!(v, Verdict::Handoff { worker: WorkerId(0), port: EXCEPTION });
+
+    // Node B -> pod 1 arriving on worker 0's uplink queue: handed to worker 1.
+    let to_pod1 = udp_frame(B_MAC, A_MAC, POD_B, ip1, 40000, 64, true, 32);
+    let (v, bytes) = one(&mut pool, &to_pod1, |f| w0.process(UPLINK, f));
+    assert_eq!(v, Verdict::Handoff { worker: WorkerId(1), port: on_w1 });
+    let (v, out) = one(&mut pool, &bytes, |f| w1.handed_in(on_w1, f));
+    assert_eq!((v, macs(&out)), (Verdict::Tx(on_w1), (mac1, GATEWAY_MAC)));
 }

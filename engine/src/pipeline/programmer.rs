@@ -40,7 +40,7 @@ use crate::fib::{
 };
 use crate::neighbour::{NeighbourError, NeighbourTable};
 use crate::policy::{PolicySet, SharedPolicy};
-use crate::worker::PortId;
+use crate::worker::{PortId, WorkerId};
 
 /// Outer-header policy of the tunnels this node sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,9 @@ pub struct RemoteRoute {
 pub struct LocalPod {
     /// The pod's IP (a /32 route).
     pub ip: Ipv4Addr,
-    /// The worker port of its veth.
+    /// The worker that owns its veth's port.
+    pub worker: WorkerId,
+    /// The port of its veth on that worker.
     pub port: PortId,
     /// The pod interface's MAC ([`UNLEARNED_MAC`](super::UNLEARNED_MAC) until learned: frames
     /// to the pod are then dropped as `pod_mac_unknown`).
@@ -189,7 +191,7 @@ pub struct PipelineHandles {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum HopKey {
     Remote(Via),
-    Pod { port: PortId, mac: MacAddr },
+    Pod { worker: WorkerId, port: PortId, mac: MacAddr },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -351,14 +353,14 @@ impl RouteProgrammer {
                 }
                 RouteUpdate::Pod(p) => {
                     let old = self.pods.insert(p.ip, p);
-                    released.extend(old.map(|o| HopKey::Pod { port: o.port, mac: o.mac }));
+                    released.extend(old.map(|o| HopKey::Pod { worker: o.worker, port: o.port, mac: o.mac }));
                     let prefix = Ipv4Prefix::covering(u32::from(p.ip), 32);
-                    self.acquire(HopKey::Pod { port: p.port, mac: p.mac }, &mut new_hops)
+                    self.acquire(HopKey::Pod { worker: p.worker, port: p.port, mac: p.mac }, &mut new_hops)
                         .map(|id| RouteChange::Upsert(prefix, id))
                 }
                 RouteUpdate::RemovePod(ip) => {
                     let old = self.pods.remove(&ip);
-                    released.extend(old.map(|o| HopKey::Pod { port: o.port, mac: o.mac }));
+                    released.extend(old.map(|o| HopKey::Pod { worker: o.worker, port: o.port, mac: o.mac }));
                     Ok(RouteChange::Remove(Ipv4Prefix::covering(u32::from(ip), 32)))
                 }
             };
@@ -482,7 +484,9 @@ impl RouteProgrammer {
     fn build(&self, key: HopKey) -> Result<NextHop, ProgramError> {
         let n = &self.node;
         let via = match key {
-            HopKey::Pod { port, mac } => return Ok(NextHop::LocalPod { port: port.0, mac }),
+            HopKey::Pod { worker, port, mac } => {
+                return Ok(NextHop::LocalPod { worker: worker.0, port: port.0, mac });
+            }
             HopKey::Remote(via) => via,
         };
         let direct = |node: Ipv4Addr| -> Result<NextHop, ProgramError> {

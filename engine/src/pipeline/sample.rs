@@ -24,7 +24,7 @@ use super::{
 };
 use crate::fib::{FibConfig, FibWriter, Ipv4Prefix};
 use crate::neighbour::NeighbourTable;
-use crate::worker::PortId;
+use crate::worker::{PortId, WorkerId};
 
 /// The uplink's port.
 pub const UPLINK: PortId = PortId(0);
@@ -165,7 +165,8 @@ pub fn pipeline_config(backend: Backend, pods: u8) -> PipelineConfig {
                 (port, PodPort { ip, mac, gateway_mac: GATEWAY_MAC })
             })
             .collect(),
-        pod_worker: None,
+        worker: WorkerId(0),
+        host_worker: None,
         icmp: IcmpRateLimit::default(),
     }
 }
@@ -186,7 +187,7 @@ pub fn node(
     let mut updates: Vec<RouteUpdate> = (0..pods)
         .map(|i| {
             let (ip, mac, port) = pod(i);
-            RouteUpdate::Pod(LocalPod { ip, port, mac })
+            RouteUpdate::Pod(LocalPod { ip, worker: WorkerId(0), port, mac })
         })
         .collect();
     updates.push(RouteUpdate::Remote(RemoteRoute {

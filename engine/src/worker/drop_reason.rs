@@ -55,7 +55,7 @@ drop_reasons! {
     HandoffNoFrame = "handoff_no_frame", "no free frame in this worker's pool for a handed-off frame";
     /// A handed-off frame named a port that no longer carries the pod it was meant for (the
     /// pod was detached, or its port slot given to another pod, while the frame was in flight).
-    HandoffStale = "handoff_stale", "a frame handed to the pod worker named a port that no longer carries its pod";
+    HandoffStale = "handoff_stale", "a frame handed to a pod's owner named a port that no longer carries its pod";
     /// Frames still staged when the worker stopped.
     Shutdown = "shutdown", "frame still staged for transmission when the worker stopped";
 
