@@ -215,8 +215,9 @@ impl<'a> Forwarder<'a> {
     ) -> Result<(), DropReason> {
         let src_here = r.origin == Origin::Pod;
         let dst_here = match hop {
-            NextHop::LocalPod { port, .. } => {
-                matches!(self.roles.get(usize::from(*port)), Some(PortRole::Pod(_)))
+            NextHop::LocalPod { worker, port, .. } => {
+                WorkerId(*worker) == self.cfg.worker
+                    && matches!(self.roles.get(usize::from(*port)), Some(PortRole::Pod(_)))
             }
             NextHop::Blackhole => return Ok(()),
             _ => false,
