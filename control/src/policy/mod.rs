@@ -7,18 +7,27 @@
 //! - [`parse_documents`]: one or many documents, all or nothing.
 //! - [`PolicyStore`]: the policies in etcd, `<weft_prefix>/policies/<namespace>/<name>`.
 //! - [`LabelSelector`]: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist).
+//! - [`Endpoint`], [`RecordKeys`]: pods' and namespaces' records beside the policies.
+//! - [`PolicyInputs::compile`]: policies + endpoints + namespaces -> the engine's per-pod set.
+//! - [`PolicySync`]: the daemon's loop that watches all of it and publishes on every change.
 
+mod compile;
+mod endpoint;
 mod error;
 mod model;
 mod parse;
 pub mod raw;
 mod selector;
 mod store;
+mod sync;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use compile::{NAMESPACE_NAME_LABEL, PolicyInputs};
+pub use endpoint::{Endpoint, NamespaceRecord, RecordKey, RecordKeys, decode_endpoint, decode_namespace};
+pub use sync::{EndpointOp, EndpointRequest, PolicySync, PolicySyncStatus};
 pub use error::{FieldError, PolicyError};
 pub use model::{IpBlock, NetworkPolicy, Peer, PolicyId, PolicyTypes, PortMatch, Protocol, Rule};
 pub use parse::parse_documents;

@@ -198,6 +198,14 @@ impl DirectionBuilder {
         self
     }
 
+    /// Adds every rule of `other` (the union of two rule sets).
+    pub fn merge(&mut self, other: &DirectionBuilder) -> &mut Self {
+        self.any_peer = self.any_peer.union(&other.any_peer);
+        self.peers.extend(other.peers.iter().cloned());
+        self.blocks.extend(other.blocks.iter().cloned());
+        self
+    }
+
     /// The compiled rules.
     pub fn build(&self) -> DirectionRules {
         DirectionRules {

@@ -1,0 +1,323 @@
+//! The node's policy loop: lists and watches the policies, endpoint records and namespace
+//! records under weft's prefix, compiles them into the engine's [`PolicySet`] for the pods of
+//! this node and publishes it whole (one store the workers see at their next batch); it also
+//! writes and deletes this node's endpoint records for the API.
+//!
+//! ```text
+//! loop { list <weft_prefix>/ -> records -> compile -> publish
+//!        watch from the list's revision + 1
+//!          one response -> records -> compile -> publish
+//!          endpoint put/delete requests -> etcd (the watch brings them back)
+//!          compaction, etcd error -> back off, re-list }
+//! ```
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, ConnectOptions, EventType, GetOptions, KeyValue, WatchOptions};
+use ipnet::Ipv4Net;
+use tokio::sync::{mpsc, watch};
+use weft_engine::policy::{PolicySet, SharedPolicy};
+
+use super::compile::PolicyInputs;
+use super::endpoint::{Endpoint, RecordKey, RecordKeys, decode_endpoint, decode_namespace};
+use super::model::NetworkPolicy;
+use super::selector::Labels;
+use super::store::decode;
+use crate::etcd::rpc::call;
+use crate::etcd::{AgentSettings, ControlError};
+
+/// A change to one of this node's endpoint records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointOp {
+    /// Write the record (a pod attached).
+    Put(Endpoint),
+    /// Delete `<namespace>/<name>`'s record (its pod detached).
+    Delete {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+}
+
+/// One request to the loop and where its outcome goes.
+pub type EndpointRequest = (EndpointOp, std::sync::mpsc::SyncSender<Result<(), String>>);
+
+/// What the loop has done, for `weft status` and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicySyncStatus {
+    /// Whether the watch is up.
+    pub connected: bool,
+    /// Policies known.
+    pub policies: usize,
+    /// Endpoint records known (every node's).
+    pub endpoints: usize,
+    /// Local pods some policy isolates in the published set.
+    pub isolated_pods: usize,
+    /// Sets published.
+    pub published: u64,
+    /// Records that could not be read (each one logged).
+    pub bad_records: u64,
+    /// How long the last compile + publish took, in microseconds.
+    pub last_compile_us: u64,
+}
+
+/// The loop's state (see the module docs).
+pub struct PolicySync {
+    settings: AgentSettings,
+    client: Client,
+    keys: RecordKeys,
+    /// Pods whose address is in it are this node's.
+    local: Ipv4Net,
+    target: SharedPolicy,
+    policies: BTreeMap<String, NetworkPolicy>,
+    endpoints: BTreeMap<String, Endpoint>,
+    namespaces: BTreeMap<String, Labels>,
+    revision: i64,
+    status: watch::Sender<PolicySyncStatus>,
+}
+
+impl std::fmt::Debug for PolicySync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySync").field("keys", &self.keys).field("local", &self.local).finish()
+    }
+}
+
+/// The longest wait between two attempts after an etcd error.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl PolicySync {
+    /// A loop for the pods in `local`, reading under `weft_prefix` and publishing into `target`.
+    /// The client connects lazily: this succeeds while etcd is down.
+    pub async fn connect(
+        settings: AgentSettings,
+        weft_prefix: &str,
+        local: Ipv4Net,
+        target: SharedPolicy,
+    ) -> Result<Self, ControlError> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_keep_alive(settings.client.keepalive_interval, settings.client.keepalive_timeout)
+            .with_keep_alive_while_idle(false);
+        let options = crate::etcd::credentials::connect_options(options, &settings.client);
+        let client =
+            call(&settings, || "connect".into(), Client::connect(settings.endpoints.clone(), Some(options)))
+                .await?;
+        Ok(PolicySync {
+            settings,
+            client,
+            keys: RecordKeys::new(weft_prefix),
+            local,
+            target,
+            policies: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
+            revision: 0,
+            status: watch::Sender::new(PolicySyncStatus::default()),
+        })
+    }
+
+    /// The loop's status, updated after every step.
+    pub fn status(&self) -> watch::Receiver<PolicySyncStatus> {
+        self.status.subscribe()
+    }
+
+    /// Runs until `shutdown`, serving `requests` while the watch is up.
+    pub async fn run(mut self, mut requests: mpsc::Receiver<EndpointRequest>, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = match self.list().await {
+                Ok(()) => self.watch(&mut requests, &mut shutdown).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(true) => return,
+                Ok(false) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!("network policy: {e}; retrying in {backoff:?}");
+                    self.status.send_modify(|s| s.connected = false);
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Reads every record afresh and publishes.
+    async fn list(&mut self) -> Result<(), ControlError> {
+        let prefix = self.keys.all();
+        let resp = call(
+            &self.settings,
+            || format!("list {prefix}"),
+            self.client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
+        )
+        .await?;
+        self.revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+        self.policies.clear();
+        self.endpoints.clear();
+        self.namespaces.clear();
+        for kv in resp.kvs() {
+            self.put(kv);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Watches from the listed revision; `Ok(true)` on shutdown, `Ok(false)` to re-list.
+    async fn watch(
+        &mut self,
+        requests: &mut mpsc::Receiver<EndpointRequest>,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<bool, ControlError> {
+        let prefix = self.keys.all();
+        let start = self.revision + 1;
+        let options = WatchOptions::new().with_prefix().with_start_revision(start);
+        let (mut watcher, mut stream) = call(
+            &self.settings,
+            || format!("watch {prefix} from revision {start}"),
+            self.client.watch(prefix.clone(), Some(options)),
+        )
+        .await?;
+        self.status.send_modify(|s| s.connected = true);
+        let endpoints = self.settings.endpoints.join(",");
+        let broken = |message: String| ControlError::Etcd {
+            context: format!("watch {prefix}"),
+            message,
+            endpoints: endpoints.clone(),
+        };
+        loop {
+            tokio::select! {
+                _ = &mut *shutdown => {
+                    let _ = watcher.cancel().await;
+                    return Ok(true);
+                }
+                Some((op, reply)) = requests.recv() => {
+                    let outcome = self.write(op).await.map_err(|e| e.to_string());
+                    let _ = reply.try_send(outcome);
+                }
+                msg = stream.message() => {
+                    let resp = match msg {
+                        Ok(Some(resp)) => resp,
+                        Ok(None) => return Err(broken("stream closed".into())),
+                        Err(e) => return Err(broken(e.to_string())),
+                    };
+                    if resp.compact_revision() > 0 || resp.canceled() {
+                        tracing::warn!(compacted = resp.compact_revision(), "policy watch cancelled ({}); re-listing", resp.cancel_reason());
+                        return Ok(false);
+                    }
+                    let mut changed = false;
+                    for event in resp.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        self.revision = self.revision.max(kv.mod_revision());
+                        changed |= match event.event_type() {
+                            EventType::Put => self.put(kv),
+                            EventType::Delete => self.delete(kv),
+                        };
+                    }
+                    if changed {
+                        self.publish();
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self, op: EndpointOp) -> Result<(), ControlError> {
+        match op {
+            EndpointOp::Put(e) => {
+                let key = self.keys.endpoint(&e.namespace, &e.name);
+                call(&self.settings, || format!("put {key}"), self.client.put(key.clone(), e.to_json(), None))
+                    .await?;
+            }
+            EndpointOp::Delete { namespace, name } => {
+                let key = self.keys.endpoint(&namespace, &name);
+                call(&self.settings, || format!("delete {key}"), self.client.delete(key.clone(), None)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn bad(&self, problem: String) {
+        tracing::warn!("network policy: ignoring {problem}");
+        self.status.send_modify(|s| s.bad_records += 1);
+    }
+
+    /// Takes one record in; whether anything the compiler reads changed.
+    fn put(&mut self, kv: &KeyValue) -> bool {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        match self.keys.classify(&key) {
+            RecordKey::Policy => match decode(&key, kv.value()) {
+                Ok(p) => {
+                    self.policies.insert(key, p);
+                    true
+                }
+                Err(e) => {
+                    self.bad(e.to_string());
+                    self.policies.remove(&key).is_some()
+                }
+            },
+            RecordKey::Endpoint => match decode_endpoint(&key, kv.value()) {
+                Ok(e) => {
+                    self.endpoints.insert(key, e);
+                    true
+                }
+                Err(e) => {
+                    self.bad(e);
+                    self.endpoints.remove(&key).is_some()
+                }
+            },
+            RecordKey::Namespace(ns) => match decode_namespace(&key, kv.value()) {
+                Ok(r) => {
+                    self.namespaces.insert(ns.to_owned(), r.labels);
+                    true
+                }
+                Err(e) => {
+                    self.bad(e);
+                    self.namespaces.remove(ns).is_some()
+                }
+            },
+            RecordKey::Other => false,
+        }
+    }
+
+    fn delete(&mut self, kv: &KeyValue) -> bool {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        match self.keys.classify(&key) {
+            RecordKey::Policy => self.policies.remove(&key).is_some(),
+            RecordKey::Endpoint => self.endpoints.remove(&key).is_some(),
+            RecordKey::Namespace(ns) => self.namespaces.remove(ns).is_some(),
+            RecordKey::Other => false,
+        }
+    }
+
+    /// Compiles the records and publishes the result.
+    fn publish(&mut self) {
+        let started = Instant::now();
+        let inputs = PolicyInputs {
+            policies: self.policies.values().cloned().collect(),
+            endpoints: self.endpoints.values().cloned().collect(),
+            namespaces: self.namespaces.clone(),
+        };
+        let local = self.local;
+        let set: PolicySet = inputs.compile(|ip| local.contains(&ip));
+        let isolated = set.len();
+        self.target.store(Arc::new(set));
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (policies, endpoints) = (self.policies.len(), self.endpoints.len());
+        self.status.send_modify(|s| {
+            s.policies = policies;
+            s.endpoints = endpoints;
+            s.isolated_pods = isolated;
+            s.published += 1;
+            s.last_compile_us = took;
+        });
+        tracing::debug!(policies, endpoints, isolated, took_us = took, "network policy published");
+    }
+}
