@@ -152,12 +152,16 @@ fn attach(
     })?;
     host.set_up(host_link.index, host_if)?;
 
-    weft_api::pod_add(&conf.socket, host_if, ip.address.addr(), &pod_link.mac).map_err(|e| match e {
-        ApiError::Unreachable(m) => CniError::short(TRY_AGAIN_LATER, m),
-        ApiError::Refused(m) => {
-            CniError::short(WEFT_REFUSED, format!("weft pod add {host_if} {}: {m}", ip.address.addr()))
-        }
-    })?;
+    let labels = conf.labels()?;
+    let pod = env.k8s_pod();
+    weft_api::pod_add(&conf.socket, host_if, ip.address.addr(), &pod_link.mac, pod, &labels).map_err(
+        |e| match e {
+            ApiError::Unreachable(m) => CniError::short(TRY_AGAIN_LATER, m),
+            ApiError::Refused(m) => {
+                CniError::short(WEFT_REFUSED, format!("weft pod add {host_if} {}: {m}", ip.address.addr()))
+            }
+        },
+    )?;
 
     result.interfaces = vec![
         Interface { name: host_if.to_owned(), mac: host_link.mac, sandbox: None },

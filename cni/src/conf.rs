@@ -52,6 +52,10 @@ pub struct NetConf {
     /// The previous result (CHECK, chained ADD).
     #[serde(default)]
     pub prev_result: Option<Value>,
+    /// `args`: `args.labels` (an object of strings) are the pod's labels, which network
+    /// policies select it by.
+    #[serde(default)]
+    pub args: Option<Value>,
 }
 
 fn default_socket() -> PathBuf {
@@ -91,7 +95,21 @@ impl NetConf {
         if conf.mtu.is_some_and(|m| !(68..=65535).contains(&m)) {
             return Err(CniError::short(INVALID_CONFIG, "network configuration: `mtu` must be 68..=65535"));
         }
+        conf.labels()?;
         Ok(conf)
+    }
+
+    /// The pod's labels from `args.labels`.
+    pub fn labels(&self) -> Result<std::collections::BTreeMap<String, String>, CniError> {
+        let Some(labels) = self.args.as_ref().and_then(|a| a.get("labels")) else {
+            return Ok(Default::default());
+        };
+        serde_json::from_value(labels.clone()).map_err(|e| {
+            CniError::short(
+                INVALID_CONFIG,
+                format!("network configuration: `args.labels` must map strings to strings: {e}"),
+            )
+        })
     }
 
     /// The IPAM plugin's binary name, when delegating.
@@ -110,6 +128,20 @@ pub fn version_hint(stdin: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_come_from_args_and_must_be_strings() {
+        let conf = |args: &str| {
+            NetConf::parse(
+                format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"weft","args":{args}}}"#).as_bytes(),
+            )
+        };
+        let c = conf(r#"{"labels":{"app":"web"}}"#).unwrap();
+        assert_eq!(c.labels().unwrap(), [("app".to_owned(), "web".to_owned())].into());
+        assert!(conf(r#"{"other":1}"#).unwrap().labels().unwrap().is_empty());
+        let e = conf(r#"{"labels":{"app":1}}"#).unwrap_err();
+        assert!(e.msg.contains("args.labels"), "{e}");
+    }
 
     #[test]
     fn a_minimal_configuration_takes_the_defaults() {

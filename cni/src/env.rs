@@ -43,6 +43,20 @@ fn invalid(msg: String) -> CniError {
 }
 
 impl CniEnv {
+    /// The pod's namespace and name from `CNI_ARGS` (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`, as
+    /// container runtimes pass them), when both are there.
+    pub fn k8s_pod(&self) -> Option<(String, String)> {
+        let arg = |key: &str| {
+            self.args
+                .split(';')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Some((arg("K8S_POD_NAMESPACE")?, arg("K8S_POD_NAME")?))
+    }
+
     /// Reads the environment through `get` (the process environment in the binary).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, CniError> {
         let command = match get("CNI_COMMAND").as_deref() {
@@ -136,6 +150,24 @@ mod tests {
             env(&[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "abc"), ("CNI_IFNAME", "eth0")]).unwrap_err();
         assert_eq!(e.code, INVALID_ENV);
         assert!(e.msg.contains("CNI_NETNS"), "{e}");
+    }
+
+    #[test]
+    fn the_pods_namespace_and_name_come_from_cni_args() {
+        let with = |args: &str| {
+            env(&[
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "abc"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", args),
+            ])
+            .unwrap()
+            .k8s_pod()
+        };
+        let both = "IgnoreUnknown=1;K8S_POD_NAMESPACE=x;K8S_POD_NAME=a;K8S_POD_INFRA_CONTAINER_ID=abc";
+        assert_eq!(with(both), Some(("x".into(), "a".into())));
+        assert_eq!(with("K8S_POD_NAMESPACE=x"), None);
+        assert_eq!(with(""), None);
     }
 
     #[test]

@@ -63,10 +63,23 @@ fn call(socket: &Path, req: &Value) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-/// Attaches the pod behind host interface `interface`.
-pub fn pod_add(socket: &Path, interface: &str, ip: Ipv4Addr, mac: &str) -> Result<(), ApiError> {
-    call(socket, &json!({ "op": "pod_add", "interface": interface, "ip": ip.to_string(), "mac": mac }))
-        .map(drop)
+/// Attaches the pod behind host interface `interface`; with `pod` (namespace, name) weft also
+/// records it, with `labels`, for network policy.
+pub fn pod_add(
+    socket: &Path,
+    interface: &str,
+    ip: Ipv4Addr,
+    mac: &str,
+    pod: Option<(String, String)>,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    let mut req = json!({ "op": "pod_add", "interface": interface, "ip": ip.to_string(), "mac": mac });
+    if let Some((namespace, name)) = pod {
+        req["namespace"] = json!(namespace);
+        req["name"] = json!(name);
+        req["labels"] = json!(labels);
+    }
+    call(socket, &req).map(drop)
 }
 
 /// Detaches it (weft: idempotent). Returns whether weft had it.

@@ -34,7 +34,14 @@ fn the_api_answers_each_line_and_names_a_malformed_request() {
         let status = api::request(&sock2, &Request::Status, Duration::from_secs(5)).unwrap();
         let add = api::request(
             &sock2,
-            &Request::PodAdd { interface: "vp1".into(), ip: "198.19.1.2".into(), mac: None },
+            &Request::PodAdd {
+                interface: "vp1".into(),
+                ip: "198.19.1.2".into(),
+                mac: None,
+                namespace: None,
+                name: None,
+                labels: Default::default(),
+            },
             Duration::from_secs(5),
         )
         .unwrap();

@@ -84,6 +84,9 @@ fn a_steady_flow_between_two_pods_loses_nothing_while_a_third_pod_is_attached_an
         interface: hc.clone(),
         ip: "198.19.1.7".into(),
         mac: Some("02:00:00:2f:03:02".into()),
+        namespace: None,
+        name: None,
+        labels: Default::default(),
     };
     let del = || Request::PodDel { interface: hc.clone(), ip: None };
     let started = Instant::now();

@@ -19,6 +19,16 @@ pub enum Request {
         /// The pod's MAC, when the caller knows it.
         #[serde(default)]
         mac: Option<String>,
+        /// The pod's Kubernetes namespace: with `name`, the daemon writes the pod's endpoint
+        /// record (etcd mode), which network policies select it by.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        /// The pod's Kubernetes name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The pod's labels.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        labels: std::collections::BTreeMap<String, String>,
     },
     /// Detach a pod port (idempotent: an unknown pod changes nothing).
     PodDel {

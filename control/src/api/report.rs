@@ -48,6 +48,28 @@ pub struct StatusReport {
     /// BGP mode: our AS and every peer's session.
     #[serde(default)]
     pub bgp: Option<BgpState>,
+    /// etcd mode: the network policy loop.
+    #[serde(default)]
+    pub policy: Option<PolicyState>,
+}
+
+/// The network policy loop's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyState {
+    /// Whether its watch is up.
+    pub connected: bool,
+    /// Policies stored.
+    pub policies: usize,
+    /// Endpoint records (every node's pods).
+    pub endpoints: usize,
+    /// This node's pods some policy isolates.
+    pub isolated_pods: usize,
+    /// Policy sets published to the workers.
+    pub published: u64,
+    /// Records that could not be read.
+    pub bad_records: u64,
+    /// Microseconds the last compile and publish took.
+    pub last_compile_us: u64,
 }
 
 /// BGP mode's state.

@@ -148,6 +148,19 @@ impl fmt::Display for StatusReport {
                 );
             }
         }
+        if let Some(p) = &self.policy {
+            let _ = writeln!(
+                out,
+                "\nNETWORK POLICY ({})\npolicies {}  endpoints {}  isolated pods here {}  published {}  bad records {}  last compile {} us",
+                if p.connected { "watching" } else { "etcd unreachable" },
+                p.policies,
+                p.endpoints,
+                p.isolated_pods,
+                p.published,
+                p.bad_records,
+                p.last_compile_us
+            );
+        }
         if !self.neighbours.is_empty() {
             let _ = writeln!(out, "\nNEIGHBOURS\n{:<16} MAC", "NEXT HOP");
             for n in &self.neighbours {

@@ -14,7 +14,7 @@ const USAGE: &str = "usage:
   weft run    --config FILE [--init-network]     run the node daemon
   weft check  --config FILE                      validate a config, print the effective settings
   weft status [--json] [--socket PATH | --config FILE]
-  weft pod add --iface IF --ip A [--mac M] [--socket PATH | --config FILE]
+  weft pod add --iface IF --ip A [--mac M] [--pod NS/NAME [--labels K=V,...]] [--socket PATH | --config FILE]
   weft pod del --iface IF [--ip A] [--socket PATH | --config FILE]
   weft policy check -f FILE|-                 validate NetworkPolicy YAML/JSON, no etcd
   weft policy apply -f FILE|- --config FILE   store them in etcd (all documents or none)
@@ -190,11 +190,30 @@ fn pod(op: &str, flags: Flags<'_>) -> Result<(), String> {
     let iface = flags.value("--iface")?.ok_or("--iface IF is required")?.to_owned();
     let req = match op {
         "add" => {
-            flags.check(&["--iface", "--ip", "--mac", "--socket", "--config"], &[])?;
+            flags.check(&["--iface", "--ip", "--mac", "--pod", "--labels", "--socket", "--config"], &[])?;
+            let (namespace, name) = match flags.value("--pod")? {
+                Some(p) => {
+                    let (ns, n) =
+                        p.split_once('/').ok_or_else(|| format!("--pod {p:?}: not NAMESPACE/NAME"))?;
+                    (Some(ns.to_owned()), Some(n.to_owned()))
+                }
+                None => (None, None),
+            };
+            let mut labels = std::collections::BTreeMap::new();
+            for kv in
+                flags.value("--labels")?.into_iter().flat_map(|l| l.split(',')).filter(|s| !s.is_empty())
+            {
+                let (k, v) =
+                    kv.split_once('=').ok_or_else(|| format!("--labels: {kv:?} is not KEY=VALUE"))?;
+                labels.insert(k.to_owned(), v.to_owned());
+            }
             Request::PodAdd {
                 interface: iface,
                 ip: flags.value("--ip")?.ok_or("--ip A is required")?.to_owned(),
                 mac: flags.value("--mac")?.map(str::to_owned),
+                namespace,
+                name,
+                labels,
             }
         }
         _ => {

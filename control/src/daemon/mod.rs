@@ -9,6 +9,7 @@
 //!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers,
 //!               one pipeline each; pods from the config ─► the queue-0 worker
 //!   neighbour loop (engine requests ─► kernel ARP ─► programmer)
+//!   network policy loop (etcd mode: policies, endpoints, namespaces ─► the workers' policy set)
 //!   agent.run(route sink) until shutdown; with [bgp] the BGP speaker feeds the route sink and
 //!   the agent's leases only name the mesh's peers (crate::bgp)
 //! a failure after the lease: the agent is abandoned, which undoes what this start changed in
@@ -23,6 +24,7 @@ pub mod dataplane;
 mod error;
 mod handler;
 mod pods;
+mod policy;
 mod preflight;
 mod state;
 mod status;
@@ -153,6 +155,7 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         neighbours: Default::default(),
         dataplane: Mutex::new(None),
         bgp: Default::default(),
+        policy: Default::default(),
     });
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crate::api::serve(api, Arc::new(handler::Handler { shared: shared.clone() }))));
@@ -239,10 +242,34 @@ async fn start_and_serve(
             return Err(e);
         }
     };
+    let policy_target = dataplane::lock(&programmer).policy().clone();
     if let Some(uplink) = &config.uplink {
         tasks.push(tokio::spawn(neighbours(uplink.interface.clone(), shared.clone(), programmer)));
     }
     tasks.push(tokio::spawn(learn_pod_macs(shared.clone(), learned)));
+    let policy_started = match &agent {
+        Some(a) => {
+            let settings = AgentSettings::from_config(config, false);
+            Some(
+                policy::start(settings, &config.etcd.weft_prefix, a.subnet(), policy_target, stop.clone())
+                    .await,
+            )
+        }
+        None => None,
+    };
+    match policy_started {
+        Some(Ok((handle, task))) => {
+            let _ = shared.policy.set(handle);
+            tasks.push(task);
+        }
+        Some(Err(e)) => {
+            if let Some(agent) = agent {
+                agent.abandon().await;
+            }
+            return Err(e.into());
+        }
+        None => {}
+    }
     shared.set_phase(Phase::Running);
     tracing::info!(node = %config.node.name, "weft running");
     // In BGP mode the FIB routes come from the speaker; the lease agent, when there is one,

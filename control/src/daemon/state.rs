@@ -14,8 +14,8 @@ use weft_engine::worker::DropReason;
 use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
 use super::workers::Dataplane;
 use crate::api::{
-    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine,
-    StatusReport, WaitingState,
+    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, PolicyState,
+    RouteLine, StatusReport, WaitingState,
 };
 use crate::etcd::{AgentStatus, StartProgress};
 use crate::routes::Via;
@@ -65,6 +65,8 @@ pub struct Shared {
     pub(crate) dataplane: Mutex<Option<Dataplane>>,
     /// BGP mode: our AS and the sessions.
     pub(crate) bgp: OnceLock<(u32, crate::bgp::BgpStatus)>,
+    /// etcd mode: the network policy loop (endpoint records, status).
+    pub(crate) policy: OnceLock<super::policy::PolicyHandle>,
 }
 
 fn kind(via: &Via) -> &'static str {
@@ -240,6 +242,18 @@ impl Shared {
                 })
                 .collect(),
         });
+        let policy = self.policy.get().map(|p| {
+            let s = p.status.borrow().clone();
+            PolicyState {
+                connected: s.connected,
+                policies: s.policies,
+                endpoints: s.endpoints,
+                isolated_pods: s.isolated_pods,
+                published: s.published,
+                bad_records: s.bad_records,
+                last_compile_us: s.last_compile_us,
+            }
+        });
         StatusReport {
             node: self.node.clone(),
             mode: self.mode.to_owned(),
@@ -260,6 +274,7 @@ impl Shared {
             paths,
             neighbours,
             bgp,
+            policy,
         }
     }
 }

@@ -62,7 +62,13 @@ impl PolicyInputs {
     }
 
     /// Adds `rule` of a policy in namespace `ns` to `out`.
-    fn add_rule(&self, ns: &str, rule: &Rule, ns_labels: &BTreeMap<&str, Labels>, out: &mut DirectionBuilder) {
+    fn add_rule(
+        &self,
+        ns: &str,
+        rule: &Rule,
+        ns_labels: &BTreeMap<&str, Labels>,
+        out: &mut DirectionBuilder,
+    ) {
         let ports = ports_of(rule);
         if matches!(ports, Ports::None) {
             return;
@@ -97,7 +103,12 @@ impl PolicyInputs {
     /// The policy set of the endpoints `local` says are on this node.
     pub fn compile(&self, local: impl Fn(Ipv4Addr) -> bool) -> PolicySet {
         let mut ns_labels: BTreeMap<&str, Labels> = BTreeMap::new();
-        for ns in self.namespaces.keys().map(String::as_str).chain(self.endpoints.iter().map(|e| e.namespace.as_str())) {
+        for ns in self
+            .namespaces
+            .keys()
+            .map(String::as_str)
+            .chain(self.endpoints.iter().map(|e| e.namespace.as_str()))
+        {
             ns_labels.entry(ns).or_insert_with(|| self.namespace_labels(ns));
         }
         // Each policy's directions compiled once, for every pod it selects.
@@ -128,10 +139,8 @@ impl PolicyInputs {
                 }
             }
             if ingress.is_some() || egress.is_some() {
-                let policy = PodPolicy {
-                    ingress: ingress.map(|b| b.build()),
-                    egress: egress.map(|b| b.build()),
-                };
+                let policy =
+                    PodPolicy { ingress: ingress.map(|b| b.build()), egress: egress.map(|b| b.build()) };
                 pods.push((e.ip, policy));
             }
         }

@@ -105,7 +105,9 @@ impl RecordKeys {
             RecordKey::Policy
         } else if rest.starts_with("endpoints/") {
             RecordKey::Endpoint
-        } else if let Some(ns) = rest.strip_prefix("namespaces/").filter(|n| !n.is_empty() && !n.contains('/')) {
+        } else if let Some(ns) =
+            rest.strip_prefix("namespaces/").filter(|n| !n.is_empty() && !n.contains('/'))
+        {
             RecordKey::Namespace(ns)
         } else {
             RecordKey::Other
@@ -115,7 +117,8 @@ impl RecordKeys {
 
 /// An endpoint record's value back (the key names it in errors).
 pub fn decode_endpoint(key: &str, value: &[u8]) -> Result<Endpoint, String> {
-    let e: Endpoint = serde_json::from_slice(value).map_err(|e| format!("{key}: not an endpoint record: {e}"))?;
+    let e: Endpoint =
+        serde_json::from_slice(value).map_err(|e| format!("{key}: not an endpoint record: {e}"))?;
     e.check().map_err(|m| format!("{key}: {m}"))?;
     Ok(e)
 }

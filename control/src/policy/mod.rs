@@ -27,10 +27,10 @@ mod tests;
 
 pub use compile::{NAMESPACE_NAME_LABEL, PolicyInputs};
 pub use endpoint::{Endpoint, NamespaceRecord, RecordKey, RecordKeys, decode_endpoint, decode_namespace};
-pub use sync::{EndpointOp, EndpointRequest, PolicySync, PolicySyncStatus};
 pub use error::{FieldError, PolicyError};
 pub use model::{IpBlock, NetworkPolicy, Peer, PolicyId, PolicyTypes, PortMatch, Protocol, Rule};
 pub use parse::parse_documents;
 pub use selector::{LabelSelector, Labels, Requirement};
 pub use store::{Applied, Listed, MAX_TXN_OPS, PolicyKeys, PolicyStore, decode};
+pub use sync::{EndpointOp, EndpointRequest, PolicySync, PolicySyncStatus};
 pub use validate::{API_VERSION, DEFAULT_NAMESPACE, KIND, validate};

@@ -126,7 +126,11 @@ impl PolicySync {
     }
 
     /// Runs until `shutdown`, serving `requests` while the watch is up.
-    pub async fn run(mut self, mut requests: mpsc::Receiver<EndpointRequest>, shutdown: impl Future<Output = ()>) {
+    pub async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<EndpointRequest>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -233,12 +237,17 @@ impl PolicySync {
         match op {
             EndpointOp::Put(e) => {
                 let key = self.keys.endpoint(&e.namespace, &e.name);
-                call(&self.settings, || format!("put {key}"), self.client.put(key.clone(), e.to_json(), None))
-                    .await?;
+                call(
+                    &self.settings,
+                    || format!("put {key}"),
+                    self.client.put(key.clone(), e.to_json(), None),
+                )
+                .await?;
             }
             EndpointOp::Delete { namespace, name } => {
                 let key = self.keys.endpoint(&namespace, &name);
-                call(&self.settings, || format!("delete {key}"), self.client.delete(key.clone(), None)).await?;
+                call(&self.settings, || format!("delete {key}"), self.client.delete(key.clone(), None))
+                    .await?;
             }
         }
         Ok(())

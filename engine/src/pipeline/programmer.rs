@@ -248,7 +248,7 @@ impl RouteProgrammer {
             peers: Arc::new(ArcSwap::from_pointee(PeerSet::default())),
             learned: Arc::new(MacLearnQueue::new(LEARN_QUEUE)),
             flows: Arc::new(HostFlows::default()),
-            policy: Arc::new(ArcSwap::from_pointee(PolicySet::default())),
+            policy: crate::policy::shared_policy(),
             host: None,
             remotes: HashMap::new(),
             pods: HashMap::new(),

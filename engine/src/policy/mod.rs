@@ -106,6 +106,11 @@ impl PolicySet {
 /// The published policy set, shared by the control side (writer) and the workers (readers).
 pub type SharedPolicy = Arc<ArcSwap<PolicySet>>;
 
+/// A new shared handle holding the empty set (nothing isolated).
+pub fn shared_policy() -> SharedPolicy {
+    Arc::new(ArcSwap::from_pointee(PolicySet::default()))
+}
+
 /// A worker's side of the policy: its connection table and clock.
 #[derive(Debug)]
 pub struct Enforcer {
