@@ -105,7 +105,14 @@ impl Lab {
     }
 
     fn add(&self, i: u8) -> Request {
-        Request::PodAdd { interface: format!("{}h{i}", self.stem), ip: pod_ip(i), mac: Some(pod_mac(i)) }
+        Request::PodAdd {
+            interface: format!("{}h{i}", self.stem),
+            ip: pod_ip(i),
+            mac: Some(pod_mac(i)),
+            namespace: None,
+            name: None,
+            labels: Default::default(),
+        }
     }
 }
 
