@@ -28,6 +28,9 @@ commands:
   kflannel ...                             the kernel-flannel node agent (weft-lab kflannel --help)
   tcp-echo --listen ADDR:PORT              TCP echo server (for pods)
   tcp-send --to ADDR:PORT [--bytes N]      send N bytes, check the echo, print the rate
+  tcp-probe --to ADDR:PORT,... [--timeout-ms T]
+           connect to every target at once (T ms, default 1500), echo one byte;
+           prints `ADDR:PORT ok` or `ADDR:PORT fail` per target
            [--secs S [--mbit R]]           or keep sending for S seconds (at most R Mbit/s);
                                            prints the longest stall of the echo too";
 
@@ -209,6 +212,19 @@ fn tcp_send(flags: &Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn tcp_probe(flags: &Flags) -> anyhow::Result<()> {
+    let to = flags.value("--to").context("--to ADDR:PORT,... is required")?;
+    let targets: Vec<std::net::SocketAddr> = to
+        .split(',')
+        .map(|t| t.parse().with_context(|| format!("--to {t:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let timeout = Duration::from_millis(flags.parsed("--timeout-ms", 1500)?);
+    for (t, ok) in targets.iter().zip(tcp::probe(&targets, timeout)) {
+        println!("{t} {}", if ok { "ok" } else { "fail" });
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let command = args.next();
@@ -240,6 +256,7 @@ fn main() -> ExitCode {
             .context("--listen ADDR:PORT is required")
             .and_then(|a| Ok(tcp::echo_server(a.parse()?)?)),
         Some("tcp-send") => flags.only(&["--to", "--bytes", "--secs", "--mbit"]).and_then(tcp_send),
+        Some("tcp-probe") => flags.only(&["--to", "--timeout-ms"]).and_then(tcp_probe),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

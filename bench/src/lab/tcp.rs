@@ -33,6 +33,25 @@ pub fn echo_server(listen: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Tries every target at once: connects within `timeout`, sends one byte and reads its echo
+/// back. One answer per target, in order: whether the connection carried data both ways
+/// (network policy probes: a refused connection is a SYN dropped, so a timeout).
+pub fn probe(targets: &[SocketAddr], timeout: Duration) -> Vec<bool> {
+    let one = move |to: SocketAddr| -> std::io::Result<()> {
+        let mut s = TcpStream::connect_timeout(&to, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.write_all(&[0x5a])?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)?;
+        if b[0] != 0x5a {
+            return Err(std::io::Error::other("echoed the wrong byte"));
+        }
+        Ok(())
+    };
+    let threads: Vec<_> = targets.iter().map(|&t| std::thread::spawn(move || one(t).is_ok())).collect();
+    threads.into_iter().map(|t| t.join().unwrap_or(false)).collect()
+}
+
 /// How much the client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Amount {
