@@ -29,6 +29,7 @@ public_ip = "198.18.0.11"
 uplink_subnet = "198.18.0.0/24"
 vtep_mac = "{A_VTEP}"
 subnet_file = "{dir}/subnet.env"
+state_dir = "{dir}/state"
 [network]
 network = "198.19.0.0/16"
 backend = "{backend}"

@@ -51,11 +51,12 @@ pub fn render(c: &WeftNodeConfig<'_>) -> String {
     let _ = writeln!(s, "uplink_subnet = \"{UNDERLAY}\"");
     let _ = writeln!(s, "vtep_mac = \"{}\"", c.vtep_mac);
     let _ = writeln!(s, "subnet_file = \"{}\"", c.subnet_file.display());
+    let dir = c.subnet_file.parent().unwrap_or(Path::new("."));
+    let _ = writeln!(s, "state_dir = \"{}\"", dir.join(format!("n{}.state", c.index)).display());
     let _ = writeln!(s, "mtu = {}\n\n[etcd]", c.mtu);
     let _ = writeln!(s, "endpoints = [\"{}\"]", c.etcd);
     let _ = writeln!(s, "prefix = \"{ETCD_PREFIX}\"\n");
     let _ = writeln!(s, "[uplink]\ninterface = \"{UPLINK}\"\nxdp_mode = \"generic\"\n");
-    let dir = c.subnet_file.parent().unwrap_or(Path::new("."));
     let _ = writeln!(s, "[api]\nsocket = \"{}\"\n", dir.join(format!("n{}.weft.sock", c.index)).display());
     let _ = writeln!(s, "# Expected subnet {} (preferred through subnet_file).", c.subnet);
     for pod in c.pods {

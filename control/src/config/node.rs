@@ -13,6 +13,9 @@ use crate::flannel::MacAddr;
 /// flannel's default subnet file.
 pub const DEFAULT_SUBNET_FILE: &str = "/run/flannel/subnet.env";
 
+/// Default `node.state_dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/weft";
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNode {
@@ -21,6 +24,7 @@ pub(super) struct RawNode {
     uplink_subnet: Option<String>,
     vtep_mac: Option<String>,
     subnet_file: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
     #[serde(default)]
     ipmasq: bool,
     mtu: Option<u32>,
@@ -39,6 +43,8 @@ pub struct NodeSection {
     pub vtep_mac: Option<MacAddr>,
     /// `node.subnet_file` (default `/run/flannel/subnet.env`).
     pub subnet_file: PathBuf,
+    /// `node.state_dir` (default `/var/lib/weft`): what weft keeps across restarts.
+    pub state_dir: PathBuf,
     /// `node.ipmasq` -> FLANNEL_IPMASQ.
     pub ipmasq: bool,
     /// `node.mtu`: the uplink MTU (default 1500); FLANNEL_MTU subtracts the encap overhead.
@@ -82,6 +88,7 @@ pub(super) fn validate(raw: RawNode) -> Result<NodeSection, ConfigError> {
         uplink_subnet,
         vtep_mac,
         subnet_file: raw.subnet_file.unwrap_or_else(|| PathBuf::from(DEFAULT_SUBNET_FILE)),
+        state_dir: raw.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         ipmasq: raw.ipmasq,
         mtu,
     })

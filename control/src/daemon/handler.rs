@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::dataplane::lock;
+use super::pod_store::PodRecord;
 use super::state::Shared;
 use crate::api::{ApiHandler, Reply, Request};
 use crate::config::{IfName, PodSpec};
@@ -58,12 +59,24 @@ fn pod_add(
         let dp = dp.as_mut().ok_or_else(|| shared.not_running())?;
         dp.pod_add(spec).map_err(|e| e.to_string())?
     };
+    let undo = || {
+        if changed && let Some(dp) = lock(&shared.dataplane).as_mut() {
+            let _ = dp.pod_del(spec.interface, Some(spec.ip));
+        }
+    };
+    // A pod weft could not record would not come back after a restart: refuse it whole.
+    let record = PodRecord::of(&spec, who.namespace.clone(), who.name.clone());
+    if let Err(e) = shared.pod_store.put(&record) {
+        undo();
+        return Err(e.to_string());
+    }
     // The endpoint record goes to etcd after the port is up; if it cannot, the attach is undone.
     if let (Some(e), Some(policy)) = (endpoint, shared.policy.get())
         && let Err(why) = policy.endpoint_added(spec.interface.as_str(), e)
     {
-        if changed && let Some(dp) = lock(&shared.dataplane).as_mut() {
-            let _ = dp.pod_del(spec.interface, Some(spec.ip));
+        undo();
+        if changed {
+            let _ = shared.pod_store.remove(spec.interface.as_str());
         }
         return Err(format!("pod {}: endpoint record: {why}", spec.interface));
     }
@@ -84,6 +97,7 @@ fn pod_del(shared: &Shared, interface: &str, ip: Option<&str>) -> Result<Reply, 
         let dp = dp.as_mut().ok_or_else(|| shared.not_running())?;
         dp.pod_del(interface, ip).map_err(|e| e.to_string())?
     };
+    shared.pod_store.remove(interface.as_str()).map_err(|e| e.to_string())?;
     if let Some(policy) = shared.policy.get() {
         policy
             .endpoint_removed(interface.as_str())

@@ -7,7 +7,9 @@
 //!   control: static routes | etcd Agent::start_when_ready (waits for etcd; lease, subnet.env)
 //!   forwarding: route programmer (FIB, uplink MAC/prefix, underlay gateway)
 //!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers,
-//!               one pipeline each; pods from the config ─► the queue-0 worker
+//!               one pipeline each; pods from the config, then the pods recorded under
+//!               node.state_dir (attached through the API before a restart) ─► the least
+//!               loaded worker each
 //!   neighbour loop (engine requests ─► kernel ARP ─► programmer)
 //!   network policy loop (etcd mode: policies, endpoints, namespaces ─► the workers' policy set)
 //!   agent.run(route sink) until shutdown; with [bgp] the BGP speaker feeds the route sink and
@@ -23,6 +25,7 @@
 pub mod dataplane;
 mod error;
 mod handler;
+mod pod_store;
 mod pods;
 mod policy;
 mod preflight;
@@ -154,6 +157,7 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         routes: Arc::new(Mutex::new(RouteState::default())),
         neighbours: Default::default(),
         dataplane: Mutex::new(None),
+        pod_store: pod_store::PodStore::new(&config.node.state_dir),
         bgp: Default::default(),
         policy: Default::default(),
     });
@@ -316,7 +320,8 @@ fn bgp_speaker(
 }
 
 /// Builds the forwarding state for `subnet`, installs static routes (static mode), checks
-/// the configured pods against the subnet and starts the data plane (into `shared`).
+/// the configured pods against the subnet, starts the data plane (into `shared`) and
+/// re-attaches the pods recorded under `node.state_dir`.
 async fn attach(
     config: &Config,
     shared: &Shared,
@@ -355,8 +360,14 @@ async fn attach(
     let (workers_cfg, pods) = (config.workers.clone(), config.pods.clone());
     let exception = config.exception.clone();
     let learned = fwd.learned();
+    let store = shared.pod_store.clone();
     let dataplane = tokio::task::spawn_blocking(move || {
-        Dataplane::start(&uplink, &workers_cfg, &exception, params, fwd, &pods)
+        let mut dp = Dataplane::start(&uplink, &workers_cfg, &exception, params, fwd, &pods)?;
+        let restored = store.restore(&mut dp, subnet);
+        if restored != pod_store::Restored::default() {
+            tracing::info!(attached = restored.attached, dropped = restored.dropped, "pod records restored");
+        }
+        Ok::<_, DaemonError>(dp)
     })
     .await
     .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;

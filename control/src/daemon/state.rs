@@ -63,6 +63,8 @@ pub struct Shared {
     pub(crate) routes: SharedRoutes,
     pub(crate) neighbours: SharedNeighbours,
     pub(crate) dataplane: Mutex<Option<Dataplane>>,
+    /// The records of the pods attached through the API.
+    pub(crate) pod_store: super::pod_store::PodStore,
     /// BGP mode: our AS and the sessions.
     pub(crate) bgp: OnceLock<(u32, crate::bgp::BgpStatus)>,
     /// etcd mode: the network policy loop (endpoint records, status).

@@ -76,6 +76,14 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL (no cleanup in the daemon), then reaps it.
+    pub fn sigkill(mut self) -> Result<()> {
+        let mut child = self.child.take().context("child")?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
     /// SIGTERM, then waits (up to 15 s) for exit 0.
     pub fn sigterm(mut self) -> Result<()> {
         let mut child = self.child.take().context("child")?;
@@ -118,7 +126,8 @@ pub fn static_node_a(name: &str, dir: &Path) -> String {
 name = "{name}"
 public_ip = "198.18.0.11"
 uplink_subnet = "198.18.0.0/24"
-subnet_file = "{}/subnet.env"
+subnet_file = "{0}/subnet.env"
+state_dir = "{0}/state"
 [network]
 network = "198.19.0.0/16"
 backend = "host-gw"
