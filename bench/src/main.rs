@@ -9,6 +9,7 @@ mod lab_bench;
 mod lpm;
 mod machine;
 mod options;
+mod pods;
 mod report;
 mod stats;
 
@@ -36,6 +37,8 @@ suites (each takes --json FILE to write its raw figures):
            kernel-flannel nodes, same lab (weft-bench tools --help)
   lpm      FIB longest-prefix-match lookups vs the prefix-trie crate, under churn, update
            visibility, memory per prefix (weft-bench lpm --help)
+  pods     pod attach latency (API pod add -> first packet forwarded), a flow's pps during pod
+           churn vs without, and with 1 vs 110 idle pods attached (weft-bench pods --help)
 
 micro-benchmarks of the wire formats: cargo bench -p weft-encap";
 
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Some("lab") => lab_bench::pps::run(&rest),
         Some("latency") => lab_bench::latency::run(&rest),
         Some("lpm") => lpm::run(&rest),
+        Some("pods") => pods::run(&rest),
         Some("tools") => lab_bench::tools::run(&rest),
         Some("all") => report::run(&rest),
         Some("-h" | "--help") => {

@@ -28,7 +28,7 @@ use crate::options;
 use model::{Report, SuiteRun};
 
 const USAGE: &str = "usage: weft-bench all [--out bench/results] [--criterion target/criterion]
-                     [--suites lpm,core,control,lab,latency,idle,tools] [--quick true] [--render-only true]
+                     [--suites lpm,core,control,lab,latency,idle,tools,pods] [--quick true] [--render-only true]
   Runs the suites one after another (each in its own process), then writes OUT/REPORT.md,
   OUT/*.svg and OUT/results.json. --quick runs tiny versions (seconds; to check the plumbing).
   --render-only re-renders REPORT.md and the plots from OUT/results.json.";
@@ -65,6 +65,11 @@ const PLANS: &[Plan] = &[
     },
     Plan { name: "idle", full: &[], quick: &["--modes", "adaptive", "--secs", "1"] },
     Plan { name: "tools", full: &[], quick: &["--rates", "1000", "--secs", "1"] },
+    Plan {
+        name: "pods",
+        full: &[],
+        quick: &["--attach-samples", "10", "--rounds", "1", "--secs", "0.5", "--idle-pods", "110"],
+    },
 ];
 
 struct Options {
@@ -229,6 +234,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "latency" => load(&json).map(|r| report.latency = Some(r)),
             "idle" => load(&json).map(|r| report.idle = Some(r)),
             "tools" => load(&json).map(|r| report.tools = Some(r)),
+            "pods" => load(&json).map(|r| report.pods = Some(r)),
             other => bail!("no loader for suite {other}"),
         });
         let error = outcome.err().map(|e| format!("{e:#}"));

@@ -11,6 +11,7 @@ use crate::lab_bench::result::{LabReport, LatencyReport};
 use crate::lab_bench::tools::ToolsReport;
 use crate::lpm::LpmResult;
 use crate::machine::Machine;
+use crate::pods::PodsResult;
 
 /// How one suite went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +67,9 @@ pub struct Report {
     /// `weft-bench tools`.
     #[serde(default)]
     pub tools: Option<ToolsReport>,
+    /// `weft-bench pods`.
+    #[serde(default)]
+    pub pods: Option<PodsResult>,
 }
 
 impl Report {
@@ -94,6 +98,7 @@ impl Report {
             latency: None,
             idle: None,
             tools: None,
+            pods: None,
         }
     }
 }

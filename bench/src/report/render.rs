@@ -96,6 +96,18 @@ fn goals(r: &Report, out: &mut String) {
             );
         }
     }
+    if let Some(p) = &r.pods {
+        use crate::pods::IDLE_GOAL;
+        let ratio = p.idle_ratio();
+        let _ = writeln!(
+            out,
+            "| pods: one flow with {} idle pods within {:.0} % of 1 idle pod | {:.1} % | {} |",
+            p.idle_pods,
+            IDLE_GOAL * 100.0,
+            ratio * 100.0,
+            if ratio >= 1.0 - IDLE_GOAL { "yes" } else { "no" }
+        );
+    }
     out.push('\n');
 }
 
@@ -183,6 +195,14 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
     if let Some(idle) = &r.idle {
         out.push_str("## idle: CPU of a weft node without traffic\n\n");
         out.push_str(&crate::lab_bench::idle::table(&idle.records));
+        out.push('\n');
+    }
+    if let Some(p) = &r.pods {
+        out.push_str("## pods: attach latency, churn and idle pods on a running node\n\n");
+        out.push_str(
+            "One weft node, one worker; pods attached through the API; a UDP flow (18-byte payloads) between two pods, sender and receiver on the other core. See bench/README.md.\n\n",
+        );
+        out.push_str(&p.table());
         out.push('\n');
     }
     if let Some(core) = &r.core {
