@@ -4,7 +4,7 @@
 //! the CNI plugin does:
 //!
 //! - **attach latency**: a pod not yet attached sends a UDP datagram every 100 µs to another
-//!   pod (its gateway's MAC set statically, so no ARP retry timer is measured); from just
+//!   pod (the MACs it needs set statically, so no ARP retry timer is measured); from just
 //!   before the API's pod add until the first datagram arrives at the other pod. Then the pod
 //!   is detached again, and the next sample taken;
 //! - **churn**: one UDP flow between two attached pods at full speed (a sender thread in one
@@ -200,8 +200,10 @@ impl Bench {
         Ok(name)
     }
 
-    /// Pod `i` in namespace `{stem}p<i>`, host end `{stem}h<i>` in the node, gateway MAC
-    /// static; not attached.
+    /// Pod `i` in namespace `{stem}p<i>`, host end `{stem}h<i>` in the node; not attached.
+    /// The MACs of its gateway and of the receiving pod (on-link in the pod's /24, so the pod
+    /// would ARP for it; weft answers with the gateway's MAC) are static: a pod that sent
+    /// before its attach would otherwise wait for its ARP retry timer (1 s) after it.
     fn pod(&mut self, i: u8) -> anyhow::Result<String> {
         let ns = self.ns(&format!("p{i}"))?;
         let node = self.node();
@@ -217,6 +219,10 @@ impl Bench {
         in_ns(&ns, &["ip", "route", "add", "default", "via", &GATEWAY.to_string()])?;
         #[rustfmt::skip]
         in_ns(&ns, &["ip", "neigh", "replace", &GATEWAY.to_string(), "lladdr", &hm, "dev", &dev, "nud", "permanent"])?;
+        if i != RECEIVER {
+            #[rustfmt::skip]
+            in_ns(&ns, &["ip", "neigh", "replace", &pod_ip(RECEIVER).to_string(), "lladdr", &hm, "dev", &dev, "nud", "permanent"])?;
+        }
         Ok(ns)
     }
 
