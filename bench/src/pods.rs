@@ -62,6 +62,18 @@ pub struct PodsResult {
     pub quiet_pps: Vec<f64>,
     /// Delivered pps of the flow while a pod is attached and detached, one per round.
     pub churn_pps: Vec<f64>,
+    /// What the sender offered (datagrams its socket took per second) in the quiet rounds.
+    #[serde(default)]
+    pub quiet_offered_pps: Vec<f64>,
+    /// What the sender offered in the churn rounds.
+    #[serde(default)]
+    pub churn_offered_pps: Vec<f64>,
+    /// What weft sent out of the receiving pod's port per second (`weft status`), quiet rounds.
+    #[serde(default)]
+    pub quiet_weft_pps: Vec<f64>,
+    /// The same in the churn rounds.
+    #[serde(default)]
+    pub churn_weft_pps: Vec<f64>,
     /// Attach/detach cycles per second during the churn rounds.
     pub churn_cycles_per_sec: Vec<f64>,
     /// Idle pods in the second half of the idle comparison.
@@ -125,6 +137,16 @@ impl PodsResult {
             median(&self.churn_cycles_per_sec),
             median(&self.churn_pps),
             self.churn_ratio() * 100.0
+        );
+        s += &format!(
+            "| the sender's offered rate, quiet / churn | {:.0} / {:.0} pps |\n",
+            median(&self.quiet_offered_pps),
+            median(&self.churn_offered_pps)
+        );
+        s += &format!(
+            "| weft's transmit to the receiving pod, quiet / churn | {:.0} / {:.0} pps |\n",
+            median(&self.quiet_weft_pps),
+            median(&self.churn_weft_pps)
         );
         s += &format!("| one flow, 1 idle pod attached | {:.0} pps |\n", median(&self.one_idle_pps));
         s += &format!(
@@ -333,8 +355,28 @@ impl Bench {
     }
 }
 
-/// Delivered pps of one full-speed UDP flow from pod SENDER to pod RECEIVER over `secs`.
-fn flow(b: &Bench, secs: f64, cores: (Option<usize>, Option<usize>)) -> anyhow::Result<f64> {
+/// One flow measurement, packets per second.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    /// Counted by the receiver.
+    delivered: f64,
+    /// Taken by the sender's socket.
+    offered: f64,
+    /// Sent by weft out of the receiving pod's port.
+    weft_tx: f64,
+}
+
+/// weft's transmit counter of the receiving pod's port, and when it was read.
+fn weft_tx(b: &Bench) -> anyhow::Result<(u64, Instant)> {
+    let host = format!("{}h{RECEIVER}", b.stem);
+    let r = b.status()?;
+    let port = r.ports.iter().find(|p| p.role == "pod" && p.name.starts_with(&host));
+    Ok((port.map_or(0, |p| p.tx_packets), Instant::now()))
+}
+
+/// One full-speed UDP flow from pod SENDER to pod RECEIVER over `secs`.
+fn flow(b: &Bench, secs: f64, cores: (Option<usize>, Option<usize>)) -> anyhow::Result<Flow> {
+    let before = weft_tx(b)?;
     let (tx_ns, rx_ns) = (format!("{}p{SENDER}", b.stem), format!("{}p{RECEIVER}", b.stem));
     let (ready_tx, ready_rx) = mpsc::channel();
     let window = Duration::from_secs_f64(secs);
@@ -364,15 +406,18 @@ fn flow(b: &Bench, secs: f64, cores: (Option<usize>, Option<usize>)) -> anyhow::
         let s = UdpSocket::bind(SocketAddrV4::new(pod_ip(SENDER), 40000))?;
         let to = SocketAddrV4::new(pod_ip(RECEIVER), FLOW_PORT);
         let payload = [0x77u8; 18];
+        let (t0, mut sent) = (Instant::now(), 0u64);
         while !flag.load(Ordering::Relaxed) {
-            let _ = s.send_to(&payload, to);
+            sent += u64::from(s.send_to(&payload, to).is_ok());
         }
-        Ok(())
+        Ok(sent as f64 / t0.elapsed().as_secs_f64())
     })?;
     let pps = join(rx, "receiver");
     stop.store(true, Ordering::Relaxed);
-    join(tx, "sender")?;
-    pps
+    let offered = join(tx, "sender")?;
+    let after = weft_tx(b)?;
+    let weft_tx = (after.0 - before.0) as f64 / (after.1 - before.1).as_secs_f64();
+    Ok(Flow { delivered: pps?, offered, weft_tx })
 }
 
 /// Attach latency samples (ms): pod ATTACHED sends to pod RECEIVER every 100 µs while it is
@@ -434,12 +479,12 @@ fn attach_latency(b: &Bench, samples: usize) -> anyhow::Result<(Vec<f64>, Vec<f6
     result.map(|()| out)
 }
 
-/// The flow's pps while pod CHURNED is attached and detached in a loop; and cycles/s.
+/// The flow while pod CHURNED is attached and detached in a loop; and cycles/s.
 fn flow_with_churn(
     b: &Bench,
     secs: f64,
     cores: (Option<usize>, Option<usize>),
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(Flow, f64)> {
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let churn = scope.spawn(|| -> anyhow::Result<f64> {
@@ -493,15 +538,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         secs,
         quiet_pps: Vec::new(),
         churn_pps: Vec::new(),
+        quiet_offered_pps: Vec::new(),
+        churn_offered_pps: Vec::new(),
+        quiet_weft_pps: Vec::new(),
+        churn_weft_pps: Vec::new(),
         churn_cycles_per_sec: Vec::new(),
         idle_pods,
         one_idle_pps: Vec::new(),
         many_idle_pps: Vec::new(),
     };
     for round in 0..rounds {
-        r.quiet_pps.push(flow(&b, secs, cores)?);
-        let (pps, rate) = flow_with_churn(&b, secs, cores)?;
+        let quiet = flow(&b, secs, cores)?;
+        r.quiet_pps.push(quiet.delivered);
+        r.quiet_offered_pps.push(quiet.offered);
+        r.quiet_weft_pps.push(quiet.weft_tx);
+        let (churn, rate) = flow_with_churn(&b, secs, cores)?;
+        let pps = churn.delivered;
         r.churn_pps.push(pps);
+        r.churn_offered_pps.push(churn.offered);
+        r.churn_weft_pps.push(churn.weft_tx);
         r.churn_cycles_per_sec.push(rate);
         eprintln!(
             "churn round {}/{rounds}: quiet {:.0} pps, churn {:.0} pps at {rate:.0} cycles/s",
@@ -515,7 +570,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let idle_ip = |k: usize| Ipv4Addr::new(198, 19, 1, 10 + k as u8);
     b.add(&idle[0], idle_ip(0), None)?;
     for round in 0..rounds {
-        r.one_idle_pps.push(flow(&b, secs, cores)?);
+        r.one_idle_pps.push(flow(&b, secs, cores)?.delivered);
         let t = Instant::now();
         for (k, iface) in idle.iter().enumerate().skip(1) {
             b.add(iface, idle_ip(k), None)?;
@@ -525,7 +580,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             bail!("{attached} pods attached, expected {}", idle_pods + 2);
         }
         let took = t.elapsed();
-        r.many_idle_pps.push(flow(&b, secs, cores)?);
+        r.many_idle_pps.push(flow(&b, secs, cores)?.delivered);
         eprintln!(
             "idle round {}/{rounds}: 1 idle pod {:.0} pps, {idle_pods} idle pods {:.0} pps (attached {} in {took:.1?})",
             round + 1,
