@@ -12,7 +12,7 @@ packages=(
   build-essential pkg-config m4 clang llvm libelf-dev zlib1g-dev libbpf-dev  # XDP program, libxdp via xsk-rs
   protobuf-compiler                                                          # etcd-client
   etcd-server etcd-client                                                    # real etcd for tests and the lab
-  iproute2 iputils-ping tcpdump ethtool procps                               # the netns lab
+  iproute2 iputils-ping tcpdump ethtool procps nftables                      # the netns lab; nft for weft's masquerade rules
   sockperf iperf3                                                            # real tools between lab pods (weft-bench tools)
   containernetworking-plugins podman runc busybox-static util-linux         # CNI plugin tests (host-local, podman e2e, nsenter)
 )

@@ -24,6 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod etcd;
 pub mod flannel;
+pub mod host_link;
 pub mod metrics;
 pub mod neighbour;
 pub mod policy;

@@ -72,10 +72,29 @@ fn errors_in_the_new_sections_name_their_key() {
         ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
         ("[api]\nsocket = \"weft.sock\"\n", "api.socket"),
         ("[exception]\ninterface = \"a/b\"\n", "exception.interface"),
+        ("[host_link]\ninterface = \"a-very-long-interface-name\"\n", "host_link.interface"),
+        ("[host_link]\nengine_interface = \"\"\n", "host_link.engine_interface"),
+        ("[host_link]\ninterface = \"w0\"\nengine_interface = \"w0\"\n", "host_link.engine_interface"),
+        ("[host_link]\n[exception]\ninterface = \"weft-exc\"\n", "host_link"),
     ];
     for (extra, key) in cases {
         assert_eq!(key_of(extra), key, "{extra}");
     }
+}
+
+#[test]
+fn the_host_link_is_on_with_weft0_and_weft0e_unless_named_disabled_or_made_by_hand() {
+    let h = Config::parse(BASE).unwrap().host_link.unwrap();
+    assert_eq!((h.interface.as_str(), h.engine_interface.as_str()), ("weft0", "weft0e"));
+    let h = Config::parse(&format!("{BASE}[host_link]\ninterface = \"k0\"\nengine_interface = \"e0\"\n"))
+        .unwrap()
+        .host_link
+        .unwrap();
+    assert_eq!((h.interface.as_str(), h.engine_interface.as_str()), ("k0", "e0"));
+    assert!(Config::parse(&format!("{BASE}[host_link]\nenabled = false\n")).unwrap().host_link.is_none());
+    let by_hand = Config::parse(&format!("{BASE}[exception]\ninterface = \"exc0\"\n")).unwrap();
+    assert!(by_hand.host_link.is_none());
+    assert_eq!(by_hand.exception.interface.as_deref(), Some("exc0"));
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! host-gw, generic or native XDP on veths:
 //! - the exception port: a pod reaches the node's own address and a host on
 //!   the underlay through the node's kernel, and the node reaches the pod;
-//!   without `[exception]` the same frames are `no_exception_port` drops;
+//!   without `[exception]` (and with `host_link.enabled = false`) the same frames are
+//!   `no_exception_port` drops;
 //! - uplink queues > 1: frames for a pod arriving on queue 1 are handed to
 //!   the pod worker (queue 0) and delivered;
 //! - pod MAC learning: a pod attached without a MAC is unreachable
@@ -170,8 +171,9 @@ fn pods_reach_the_node_and_underlay_hosts_through_the_exception_port_and_not_wit
     let lab = Lab::new(1)?;
     let dir = tempfile::tempdir()?;
 
-    // Without an exception port: pod -> node address is a counted drop.
-    let cfg = config(&lab.stem, dir.path(), &lab.uplink, 1, "generic", &lab.pod_a(true));
+    // Without an exception port (no host link either): pod -> node address is a counted drop.
+    let extra = format!("[host_link]\nenabled = false\n{}", lab.pod_a(true));
+    let cfg = config(&lab.stem, dir.path(), &lab.uplink, 1, "generic", &extra);
     let (daemon, sock) = lab.start(dir.path(), &cfg)?;
     assert!(lab.pa.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.11"]).is_err());
     let r = Daemon::status(&sock)?;

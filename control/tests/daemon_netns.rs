@@ -232,8 +232,17 @@ fn two_uplink_queues_run_one_worker_each_and_share_one_filter() -> Result<()> {
     let sock = dir.path().join("weft.sock");
     let daemon = Daemon::start(&node, &cfg, &[], &dir.path().join("weft.log"))?;
     let report = daemon.wait_ready(&sock)?;
-    let names: Vec<&str> = report.ports.iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<&str> =
+        report.ports.iter().filter(|p| p.role == "uplink").map(|p| p.name.as_str()).collect();
     assert_eq!(names, vec![format!("{up}/xdp0"), format!("{up}/xdp1")], "{:?}", report.ports);
+    // The host link's engine end is the pod worker's (queue 0's).
+    let exception: Vec<(&str, &str)> = report
+        .ports
+        .iter()
+        .filter(|p| p.role == "exception")
+        .map(|p| (p.name.as_str(), p.worker.as_str()))
+        .collect();
+    assert_eq!(exception, [("weft0e/xdp0", "weft-q0")], "{:?}", report.ports);
     let workers: Vec<&str> = report.workers.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(workers, vec!["weft-q0", "weft-q1"]);
     assert!(report.ports.iter().all(|p| p.xdp.is_some()), "both queues on AF_XDP: {:?}", report.ports);

@@ -1,11 +1,13 @@
 //! `weft run` starts that fail, each in a netns of its own with a real etcd. Every one exits
 //! non-zero with one error line naming what is wrong, and leaves etcd exactly as it was
-//! (every key with its value and etcd lease, every etcd lease with its TTL):
+//! (every key with its value and etcd lease, every etcd lease with its TTL) and the node's
+//! namespace as it was (links, addresses, routes, nftables ruleset, IPv4 forwarding):
 //! - found before anything is taken: a missing capability, a missing uplink, a subnet file
 //!   whose directory cannot be written;
 //! - found after the lease was taken: a pod outside the subnet we got, an uplink queue that
-//!   does not exist; also when the lease taken was one of ours from an earlier run (it is put
-//!   back on its own etcd lease).
+//!   does not exist (found after weft made its host link: the link, its route, forwarding and,
+//!   with node.ipmasq, the masquerade rules go again); also when the lease taken was one of
+//!   ours from an earlier run (it is put back on its own etcd lease).
 
 mod common;
 mod netns;
@@ -52,6 +54,8 @@ struct Start<'a> {
     pod_ip: Option<&'a str>,
     /// Capabilities dropped from the bounding set before weft starts (setpriv syntax).
     drop_caps: Option<&'a str>,
+    /// `node.ipmasq`: the host link weft makes (by default) gets masquerade rules too.
+    ipmasq: bool,
 }
 
 impl Node {
@@ -92,6 +96,24 @@ impl Node {
         self.ns.run(move || Snapshot::take_blocking(&endpoint))
     }
 
+    /// What a start could leave in the node's namespace: link names, addresses, routes (every
+    /// table), the nftables ruleset and the IPv4 forwarding settings.
+    fn namespace(&self) -> Result<String> {
+        let links: Vec<String> = self
+            .ns
+            .ip(&["-o", "link", "show"])?
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_owned()))
+            .collect();
+        Ok(format!(
+            "links {links:?}\n{}{}{}{}",
+            self.ns.ip(&["-4", "-o", "addr", "show"])?,
+            self.ns.ip(&["-4", "route", "show", "table", "all"])?,
+            self.ns.exec(&["nft", "list", "ruleset"])?,
+            self.ns.exec(&["sysctl", "-a", "--pattern", "net.ipv4.(ip_forward|conf.*.forwarding)"])?,
+        ))
+    }
+
     /// Writes the config for `start`, runs `weft run` until it exits (at most 30 s) and
     /// returns its stderr; fails if weft keeps running or exits 0.
     fn run_weft(&self, start: &Start) -> Result<String> {
@@ -104,11 +126,12 @@ impl Node {
             .pod_ip
             .map(|ip| format!("[[pods]]\ninterface = \"{}\"\nip = \"{ip}\"\n", self.pod))
             .unwrap_or_default();
+        let ipmasq = if start.ipmasq { "ipmasq = true\n" } else { "" };
         let cfg = d.join("w.toml");
         std::fs::write(
             &cfg,
             format!(
-                "mode = \"etcd\"\n[node]\nname = \"fails\"\npublic_ip = \"198.18.0.11\"\n\
+                "mode = \"etcd\"\n[node]\nname = \"fails\"\npublic_ip = \"198.18.0.11\"\n{ipmasq}\
                  vtep_mac = \"0a:58:c6:12:00:0b\"\nsubnet_file = \"{}\"\n[etcd]\nendpoints = [\"{}\"]\n{engine}{pods}",
                 subnet_file.display(),
                 self.etcd.as_ref().context("etcd")?.endpoint(),
@@ -153,7 +176,8 @@ impl Drop for Node {
 
 /// Starts weft as `start` says on a node (with a lease of ours from an earlier run when
 /// `earlier_lease`), and checks: it exits non-zero, its last stderr line is the one error line
-/// and contains `expected`, nothing else was logged as an error, and etcd is as before.
+/// and contains `expected`, nothing else was logged as an error, and etcd and the node's
+/// namespace are as before.
 fn fails_leaving_etcd_as_it_was(
     test: &str,
     earlier_lease: bool,
@@ -165,13 +189,21 @@ fn fails_leaving_etcd_as_it_was(
     }
     let node = Node::new(earlier_lease)?;
     let before = node.snapshot()?;
-    let log = node.run_weft(&start(&node))?;
+    let namespace = node.namespace()?;
+    let start = start(&node);
+    let log = node.run_weft(&start)?;
+    ensure!(!start.ipmasq || log.contains("host link created"), "weft made its host link first:\n{log}");
     let errors: Vec<&str> =
         log.lines().filter(|l| l.starts_with("weft: ") || l.contains(" ERROR ")).collect();
     ensure!(errors.len() == 1 && log.lines().last() == Some(errors[0]), "one error line, last:\n{log}");
     ensure!(errors[0].contains(expected), "the error names {expected:?}:\n{log}");
     let after = node.snapshot()?;
     ensure!(after == before, "etcd changed by a failed start:\nbefore {before:?}\nafter  {after:?}\n{log}");
+    let now = node.namespace()?;
+    ensure!(
+        now == namespace,
+        "the node's namespace changed by a failed start:\nbefore {namespace}\nafter  {now}\n{log}"
+    );
     Ok(())
 }
 
@@ -239,6 +271,22 @@ fn an_uplink_queue_that_does_not_exist_fails_the_start_and_our_earlier_lease_is_
         "an_uplink_queue_that_does_not_exist_fails_the_start_and_our_earlier_lease_is_put_back",
         true,
         |_| Start { uplink_extra: "backend = \"af_xdp\"\n", queues: Some(2), ..Start::default() },
+        "AF_XDP socket queue 1",
+    )
+}
+
+#[test]
+fn a_start_that_fails_after_weft_made_its_host_link_removes_the_link_route_forwarding_and_rules() -> Result<()>
+{
+    fails_leaving_etcd_as_it_was(
+        "a_start_that_fails_after_weft_made_its_host_link_removes_the_link_route_forwarding_and_rules",
+        false,
+        |_| Start {
+            uplink_extra: "backend = \"af_xdp\"\n",
+            queues: Some(2),
+            ipmasq: true,
+            ..Start::default()
+        },
         "AF_XDP socket queue 1",
     )
 }

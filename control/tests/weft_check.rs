@@ -20,6 +20,15 @@ fn weft_check_prints_the_effective_settings_of_the_examples() {
     let (ok, out, err) = weft(&["check", "--config", &format!("{configs}static-host-gw.toml")]);
     assert!(ok, "{err}");
     assert!(out.contains("route           198.19.3.0/24 via host-gw 198.18.0.13"), "{out}");
+    // What weft will make in the node for its host link (static mode: the subnet is known).
+    for line in [
+        "host link       veth weft0 (kernel, 198.19.1.0/32, mtu 1500, tx checksum off) <-> weft0e (engine)",
+        "host link       route 198.19.0.0/16 via 198.19.1.1 dev weft0 onlink src 198.19.1.0",
+        "host link       net.ipv4.ip_forward = 1 (if off: turned on, and off again on exit)",
+        "host link       masquerade off (node.ipmasq = false)",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
     let (ok, out, err) = weft(&["check", "--config", &format!("{configs}calico-bgp.toml")]);
     assert!(ok, "{err}");
     assert!(

@@ -19,7 +19,7 @@ mod server;
 pub use client::{ApiClientError, request};
 pub use protocol::{Reply, Request};
 pub use report::{
-    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, PodLine, PolicyState,
-    PortLine, RouteLine, StatusReport, WaitingState, WorkerLine,
+    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, HostLinkState, LeaseLine, NeighbourLine,
+    PodLine, PolicyState, PortLine, RouteLine, StatusReport, WaitingState, WorkerLine,
 };
 pub use server::{ApiHandler, ApiServerError, bind, serve};

@@ -51,6 +51,9 @@ pub struct StatusReport {
     /// etcd mode: the network policy loop.
     #[serde(default)]
     pub policy: Option<PolicyState>,
+    /// What weft created in the node for `[host_link]` (absent without it).
+    #[serde(default)]
+    pub host_link: Option<HostLinkState>,
 }
 
 /// The network policy loop's state.
@@ -70,6 +73,28 @@ pub struct PolicyState {
     pub bad_records: u64,
     /// Microseconds the last compile and publish took.
     pub last_compile_us: u64,
+}
+
+/// The host link weft made: the veth pair, the node's address on it, the kernel routes and
+/// the masquerade rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLinkState {
+    /// The kernel end (`weft0`).
+    pub interface: String,
+    /// The engine end (`weft0e`), the exception port.
+    pub engine_interface: String,
+    /// The node's address on the kernel end (`<subnet .0>/32`).
+    pub address: String,
+    /// The kernel end's MTU.
+    pub mtu: u32,
+    /// The kernel routes via the link, as `ip route` shows them.
+    pub routes: Vec<String>,
+    /// Whether weft turned `net.ipv4.ip_forward` on (and turns it off on exit).
+    pub forwarding_turned_on: bool,
+    /// Whether flannel's masquerade rules are installed (`node.ipmasq`).
+    pub masquerade: bool,
+    /// The nftables table and its rules (empty without masquerade).
+    pub rules: Vec<String>,
 }
 
 /// BGP mode's state.

@@ -167,6 +167,21 @@ impl fmt::Display for StatusReport {
                 let _ = writeln!(out, "{:<16} {}", n.ip, n.mac);
             }
         }
+        if let Some(h) = &self.host_link {
+            let _ = writeln!(out, "\nHOST LINK (made by weft, removed on exit)");
+            let _ =
+                writeln!(out, "{:<12} {} (kernel) <-> {} (engine)", "veth", h.interface, h.engine_interface);
+            let _ = writeln!(out, "{:<12} {} on {}, mtu {}", "address", h.address, h.interface, h.mtu);
+            for r in &h.routes {
+                let _ = writeln!(out, "{:<12} {r}", "route");
+            }
+            let fwd = if h.forwarding_turned_on { "on (turned on by weft)" } else { "on (was on)" };
+            let _ = writeln!(out, "{:<12} {fwd}", "ip_forward");
+            let _ = writeln!(out, "{:<12} {}", "masquerade", if h.masquerade { "on" } else { "off" });
+            for r in &h.rules {
+                let _ = writeln!(out, "{:<12} {r}", "");
+            }
+        }
         f.write_str(&out)
     }
 }

@@ -95,7 +95,29 @@ fn check(path: PathBuf) -> Result<(), String> {
     }
     println!("api socket      {}", config.api.socket.display());
     if let Some(ifname) = &config.exception.interface {
-        println!("exception       {ifname}");
+        println!("exception       {ifname} (a veth you made: weft makes no host link)");
+    }
+    match (&config.host_link, config.static_routes.as_ref().map(|s| s.subnet), &config.network) {
+        (Some(h), Some(subnet), Some(network)) => {
+            for line in weft_control::host_link::HostLinkPlan::new(h, &config, network, subnet).describe() {
+                println!("host link       {line}");
+            }
+        }
+        (Some(h), ..) => {
+            println!("host link       veth {} (kernel) <-> {} (engine)", h.interface, h.engine_interface);
+            println!(
+                "host link       address <lease .0>/32, route <Network> via <lease .1> dev {} onlink, \
+                 net.ipv4.ip_forward = 1, masquerade {} (the lease decides: see weft status)",
+                h.interface,
+                if config.node.ipmasq { "on" } else { "off" }
+            );
+        }
+        (None, ..) if config.exception.interface.is_none() => {
+            println!(
+                "host link       off (host_link.enabled = false): pod traffic leaving the cluster network is dropped"
+            )
+        }
+        (None, ..) => {}
     }
     if let Some(b) = &config.bgp {
         println!("bgp             {}", weft_control::bgp::describe(b, None));

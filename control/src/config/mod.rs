@@ -11,6 +11,7 @@ mod error;
 mod etcd;
 mod etcd_credentials;
 mod exception;
+mod host_link;
 mod metrics;
 mod network;
 mod node;
@@ -29,6 +30,7 @@ pub use error::ConfigError;
 pub use etcd::EtcdSection;
 pub use etcd_credentials::{EtcdAuth, EtcdTls, Password, PemFile};
 pub use exception::ExceptionSection;
+pub use host_link::HostLinkSection;
 pub use metrics::{DEFAULT_METRICS_LISTEN, MetricsSection};
 pub use node::NodeSection;
 pub use pods::{IfName, PodSpec, reserved_in_subnet};
@@ -64,6 +66,7 @@ struct RawConfig {
     metrics: Option<metrics::RawMetrics>,
     api: Option<api::RawApi>,
     exception: Option<exception::RawException>,
+    host_link: Option<host_link::RawHostLink>,
     bgp: Option<bgp::RawBgp>,
 }
 
@@ -93,6 +96,10 @@ pub struct Config {
     pub api: ApiSection,
     /// `[exception]` (defaults when absent: no exception interface).
     pub exception: ExceptionSection,
+    /// `[host_link]` (on by default): the veth into the node's kernel stack that weft makes
+    /// (its engine end the exception port), the cluster route and, with `node.ipmasq`, the
+    /// masquerade rules. `None` with `host_link.enabled = false` or `[exception] interface`.
+    pub host_link: Option<HostLinkSection>,
     /// `[bgp]`: present, weft is a BGP speaker and its peers' routes drive the FIB.
     pub bgp: Option<BgpSection>,
 }
@@ -146,6 +153,7 @@ impl Config {
         let metrics = metrics::validate(raw.metrics.unwrap_or_default())?;
         let api = api::validate(raw.api.unwrap_or_default())?;
         let exception = exception::validate(raw.exception.unwrap_or_default())?;
+        let host_link = host_link::validate(raw.host_link, exception.interface.is_some())?;
         let bgp = raw.bgp.map(bgp::validate).transpose()?;
         if raw.mode == Mode::Static && bgp.as_ref().is_some_and(|b| b.peers.is_empty()) {
             return Err(ConfigError::key(
@@ -165,6 +173,7 @@ impl Config {
             metrics,
             api,
             exception,
+            host_link,
             bgp,
         })
     }

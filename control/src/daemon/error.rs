@@ -67,6 +67,9 @@ pub enum DaemonError {
     /// The etcd agent could not start.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The host link, its route or the masquerade rules could not be set up.
+    #[error(transparent)]
+    HostLink(#[from] crate::host_link::HostLinkError),
     /// A port or XDP program could not be set up.
     #[error(transparent)]
     Port(#[from] weft_engine::port::PortError),

@@ -6,6 +6,8 @@
 //!   API socket, metrics listener (/metrics, /healthz): open first, answer while waiting
 //!   control: static routes | etcd Agent::start_when_ready (waits for etcd; lease, subnet.env)
 //!   forwarding: route programmer (FIB, uplink MAC/prefix, underlay gateway)
+//!   host link ([host_link], crate::host_link): veth weft0 <-> weft0e, cluster route,
+//!               ip_forward, masquerade rules; the node's .0/32 routed to it in the FIB
 //!   data plane: uplink queues + XDP filter (PublicIP, VXLAN port, pod subnet) ─► pinned workers,
 //!               one pipeline each; pods from the config, then the pods recorded under
 //!               node.state_dir (attached through the API before a restart) ─► the least
@@ -18,7 +20,8 @@
 //!   etcd (our lease revoked, a lease of ours taken over put back, an --init-network config
 //!   deleted): etcd as it was before the start
 //! shutdown: API/metrics stop, workers stopped and joined (sockets closed),
-//!           XDP programs detached, API socket removed; the etcd lease is kept.
+//!           XDP programs detached, the host link (and its route and rules) removed, API socket
+//!           removed; the etcd lease is kept.
 //! ```
 //! The forwarding decision itself is the engine's pipeline, built in [`dataplane`].
 
@@ -48,9 +51,10 @@ pub use pods::PodError;
 pub use state::{Phase, Shared};
 pub use workers::Dataplane;
 
-use crate::config::{Config, Mode};
+use crate::config::{Config, ExceptionSection, Mode};
 use crate::etcd::{Agent, AgentSettings, StartProgress};
 use crate::flannel::BackendType;
+use crate::host_link::HostLinkPlan;
 use crate::neighbour::NeighbourResolver;
 use crate::routes::RouteSink;
 
@@ -158,6 +162,7 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
         neighbours: Default::default(),
         dataplane: Mutex::new(None),
         pod_store: pod_store::PodStore::new(&config.node.state_dir),
+        host_link: Mutex::new(None),
         bgp: Default::default(),
         policy: Default::default(),
     });
@@ -191,6 +196,11 @@ async fn run_async(config: Config, opts: RunOptions) -> Result<(), DaemonError> 
     let dp = dataplane::lock(&shared.dataplane).take();
     if let Some(dp) = dp {
         tokio::task::spawn_blocking(move || dp.shutdown()).await.ok();
+    }
+    // After the workers: the engine end of the host link is one of their ports.
+    let host_link = dataplane::lock(&shared.host_link).take();
+    if let Some(link) = host_link {
+        link.remove().await;
     }
     let _ = std::fs::remove_file(&config.api.socket);
     tracing::info!("stopped");
@@ -358,11 +368,21 @@ async fn attach(
         "uplink filter parameters"
     );
     let (workers_cfg, pods) = (config.workers.clone(), config.pods.clone());
-    let exception = config.exception.clone();
+    // With [host_link] weft makes the exception port's veth (and the route and rules) itself;
+    // the shutdown removes it, also when this start fails.
+    let (exception, host_ip) = match &config.host_link {
+        Some(section) => {
+            let plan = HostLinkPlan::new(section, config, network, subnet);
+            let link = plan.create().await?;
+            *dataplane::lock(&shared.host_link) = Some(link);
+            (ExceptionSection { interface: Some(plan.engine_interface) }, Some(plan.address))
+        }
+        None => (config.exception.clone(), None),
+    };
     let learned = fwd.learned();
     let store = shared.pod_store.clone();
     let dataplane = tokio::task::spawn_blocking(move || {
-        let mut dp = Dataplane::start(&uplink, &workers_cfg, &exception, params, fwd, &pods)?;
+        let mut dp = Dataplane::start(&uplink, &workers_cfg, &exception, host_ip, params, fwd, &pods)?;
         let restored = store.restore(&mut dp, subnet);
         if restored != pod_store::Restored::default() {
             tracing::info!(attached = restored.attached, dropped = restored.dropped, "pod records restored");
@@ -372,6 +392,9 @@ async fn attach(
     .await
     .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;
     *dataplane::lock(&shared.dataplane) = Some(dataplane);
+    if host_ip.is_some() {
+        dataplane::lock(&programmer).set_host_address(host_ip)?;
+    }
     Ok((sink, learned, programmer))
 }
 

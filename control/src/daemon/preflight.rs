@@ -7,6 +7,7 @@
 //! interfaces     uplink.interface (with an Ethernet address), pods[i].interface,
 //!                exception.interface (one end of a veth whose peer is here)
 //! files          node.subnet_file: a file can be created in its directory
+//! programs       nft, with [host_link] and node.ipmasq (the masquerade rules)
 //! ```
 //! What cannot be known before the lease (a pod outside the subnet we get, an XDP attach the
 //! driver refuses) fails later and gives the lease back (see the daemon module).
@@ -27,7 +28,24 @@ const CAP_BPF: u32 = 39;
 pub fn check(config: &Config) -> Result<(), DaemonError> {
     capabilities(config, effective_capabilities()?)?;
     interfaces(config)?;
-    writable_dir("node.subnet_file", &config.node.subnet_file)
+    writable_dir("node.subnet_file", &config.node.subnet_file)?;
+    programs(config)
+}
+
+/// With `[host_link]` and `node.ipmasq`, `nft` (which applies the masquerade rules) is on PATH.
+fn programs(config: &Config) -> Result<(), DaemonError> {
+    if config.host_link.is_none() || !config.node.ipmasq {
+        return Ok(());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| dir.join("nft").is_file()) {
+        return Ok(());
+    }
+    Err(DaemonError::Preflight {
+        what: "node.ipmasq: the masquerade rules need nft (package nftables) on PATH; install it \
+               or set node.ipmasq = false"
+            .to_owned(),
+    })
 }
 
 /// This process's effective capability set (`CapEff` in /proc/self/status).

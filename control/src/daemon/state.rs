@@ -65,6 +65,8 @@ pub struct Shared {
     pub(crate) dataplane: Mutex<Option<Dataplane>>,
     /// The records of the pods attached through the API.
     pub(crate) pod_store: super::pod_store::PodStore,
+    /// What weft created in the node for `[host_link]`, removed at shutdown.
+    pub(crate) host_link: Mutex<Option<crate::host_link::HostLink>>,
     /// BGP mode: our AS and the sessions.
     pub(crate) bgp: OnceLock<(u32, crate::bgp::BgpStatus)>,
     /// etcd mode: the network policy loop (endpoint records, status).
@@ -275,6 +277,7 @@ impl Shared {
             drops,
             paths,
             neighbours,
+            host_link: lock(&self.host_link).as_ref().map(|l| l.state()),
             bgp,
             policy,
         }

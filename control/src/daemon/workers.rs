@@ -24,6 +24,7 @@
 //! that veth (replies, and the node's own traffic to its pods) is delivered to the pods.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use weft_engine::pipeline::{ExceptionPort, PipelineCounters};
@@ -196,12 +197,14 @@ impl Dataplane {
     }
 
     /// Opens every uplink queue with the filter of `params` and the exception port when
-    /// `exception` names one, starts one worker per queue with a pipeline built from `fwd`
-    /// and room for its share of the pod slots, then attaches `pods`.
+    /// `exception` names one (`host_ip`: the node's address on its kernel end), starts one
+    /// worker per queue with a pipeline built from `fwd` and room for its share of the pod
+    /// slots, then attaches `pods`.
     pub fn start(
         uplink: &UplinkSection,
         workers: &WorkersSection,
         exception: &ExceptionSection,
+        host_ip: Option<Ipv4Addr>,
         params: FilterParams,
         fwd: Forwarding,
         pods: &[PodSpec],
@@ -255,7 +258,7 @@ impl Dataplane {
             let mut ports = vec![port];
             let mut infos = vec![info];
             if let (0, Some(ifname)) = (queue, exception.interface.as_deref()) {
-                let (port, info) = dp.open_exception(&mut pool, ifname)?;
+                let (port, info) = dp.open_exception(&mut pool, ifname, host_ip)?;
                 ports.push(port);
                 infos.push(info);
             }
@@ -287,6 +290,7 @@ impl Dataplane {
         &mut self,
         pool: &mut FramePool,
         ifname: &str,
+        host_ip: Option<Ipv4Addr>,
     ) -> Result<(Box<dyn Port>, PortInfo), DaemonError> {
         let key = "exception.interface";
         if nix::net::if_::if_nametoindex(ifname).is_err() {
@@ -301,7 +305,7 @@ impl Dataplane {
         self.exception = Some(Exception {
             interface: ifname.to_owned(),
             _xdp: xdp,
-            port: ExceptionPort { port: PortId(1), our_mac, host_mac, host_ip: None },
+            port: ExceptionPort { port: PortId(1), our_mac, host_mac, host_ip },
         });
         Ok((port, info))
     }
