@@ -100,6 +100,16 @@ impl Lab {
         Ok(record)
     }
 
+    /// Adds a host that is no node on the underlay: namespace `<prefix>-<name>` with `ip`/24
+    /// (MTU 1500) on the bridge (e.g. "the internet" for pods' traffic leaving the cluster network).
+    /// Recorded before it is made, so `down` removes it. Returns the namespace.
+    pub fn add_underlay_host(&mut self, name: &str, ip: std::net::Ipv4Addr) -> Result<String, LabError> {
+        let ns = format!("{}-{name}", self.state.prefix);
+        let ns = up::record_ns(&mut self.state, ns)?;
+        wiring::plug_into_underlay(&self.underlay_ns(), name, &ns, "ul0", ip, 1500)?;
+        Ok(ns)
+    }
+
     /// Stops the lab processes named `name` (SIGTERM, then SIGKILL); returns how many ran.
     pub fn stop(&mut self, name: &str) -> usize {
         let mut n = 0;

@@ -10,12 +10,17 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Serves forever: every connection gets its bytes echoed back, one thread each.
+/// Serves forever: every connection gets its bytes echoed back, one thread each; prints
+/// `connection from <addr>:<port>` for each.
 pub fn echo_server(listen: SocketAddr) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen)?;
     println!("listening on {listen}");
     for stream in listener.incoming() {
         let mut stream = stream?;
+        // The source address as the server sees it (after any NAT on the way), for tests.
+        if let Ok(peer) = stream.peer_addr() {
+            println!("connection from {peer}");
+        }
         std::thread::spawn(move || {
             let mut buf = [0u8; 16384];
             loop {

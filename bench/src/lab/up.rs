@@ -23,7 +23,7 @@ pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Records namespace `ns` in the state file, then creates it. A namespace that already
 /// exists is not ours: it is neither recorded nor touched.
-fn record_ns(state: &mut LabState, ns: String) -> Result<String, LabError> {
+pub(crate) fn record_ns(state: &mut LabState, ns: String) -> Result<String, LabError> {
     if cmd::namespaces()?.contains(&ns) {
         return Err(LabError::Spec(format!(
             "namespace {ns} already exists and is not this lab's: pick another --prefix"

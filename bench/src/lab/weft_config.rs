@@ -3,8 +3,9 @@
 //!
 //! It holds `mode = "etcd"`, `[node]`, `[etcd]`, `[uplink]` (the lab's veth uplink, generic
 //! XDP: the mode the daemon's netns tests prove), `[api]` (a socket per node in the lab's
-//! state directory: the path is not per network namespace) and one `[[pods]]` per pod with
-//! the MAC the lab gave its `pod0`.
+//! state directory: the path is not per network namespace), `[host_link]` with `node.ipmasq`
+//! (weft creates the node's link into its kernel stack, the cluster route and flannel's
+//! masquerade rules itself) and one `[[pods]]` per pod with the MAC the lab gave its `pod0`.
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -53,10 +54,13 @@ pub fn render(c: &WeftNodeConfig<'_>) -> String {
     let _ = writeln!(s, "subnet_file = \"{}\"", c.subnet_file.display());
     let dir = c.subnet_file.parent().unwrap_or(Path::new("."));
     let _ = writeln!(s, "state_dir = \"{}\"", dir.join(format!("n{}.state", c.index)).display());
+    let _ = writeln!(s, "ipmasq = true");
     let _ = writeln!(s, "mtu = {}\n\n[etcd]", c.mtu);
     let _ = writeln!(s, "endpoints = [\"{}\"]", c.etcd);
     let _ = writeln!(s, "prefix = \"{ETCD_PREFIX}\"\n");
     let _ = writeln!(s, "[uplink]\ninterface = \"{UPLINK}\"\nxdp_mode = \"generic\"\n");
+    let _ = writeln!(s, "# The node's link into its kernel stack (weft0), made and removed by weft.");
+    let _ = writeln!(s, "[host_link]\n");
     let _ = writeln!(s, "[api]\nsocket = \"{}\"\n", dir.join(format!("n{}.weft.sock", c.index)).display());
     let _ = writeln!(s, "# Expected subnet {} (preferred through subnet_file).", c.subnet);
     for pod in c.pods {
@@ -95,6 +99,8 @@ mod tests {
         let uplink = config.uplink.unwrap();
         assert_eq!(uplink.interface, UPLINK);
         assert_eq!(config.api.socket, Path::new("/run/weft-lab/wl1/n2.weft.sock"));
+        assert!(config.node.ipmasq);
+        assert!(config.host_link.is_some());
         assert_eq!(config.pods.len(), 1);
         assert_eq!(
             (config.pods[0].interface.as_str(), config.pods[0].ip),
