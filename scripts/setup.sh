@@ -15,6 +15,7 @@ packages=(
   iproute2 iputils-ping tcpdump ethtool procps nftables                      # the netns lab; nft for weft's masquerade rules
   sockperf iperf3                                                            # real tools between lab pods (weft-bench tools)
   containernetworking-plugins podman runc busybox-static util-linux         # CNI plugin tests (host-local, podman e2e, nsenter)
+  bird2                                                                      # BGP peers in the lab (lab_bgp_bird)
 )
 for extra in "$@"; do
   case "$extra" in

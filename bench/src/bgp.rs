@@ -92,7 +92,7 @@ async fn one_size(n: u32, iterations: u32) -> anyhow::Result<Sample> {
     let speaker = Speaker::bind(settings, BgpStatus::default())?;
     let (_peers_tx, peers_rx) = watch::channel(BTreeSet::from([PEER]));
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(speaker.run(peers_rx, ChannelSink(tx)));
+    let task = tokio::spawn(speaker.run(peers_rx, ChannelSink(tx), std::future::pending()));
 
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::from((PEER, 0)))?;

@@ -4,7 +4,8 @@
 //! learns every other node's block over BGP: pods talk both ways by ICMP and TCP, BIRD lists
 //! each weft subnet with that weft node as next hop and installs it in the kernel, and a
 //! block BIRD stops announcing leaves weft's routes. Graceful restart: BIRD or weft killed
-//! with SIGKILL and restarted, the other side keeps its routes meanwhile. Route reflection:
+//! with SIGKILL and restarted, the other side keeps its routes meanwhile; weft stopped with
+//! SIGTERM ends its sessions with a Cease and BIRD withdraws its block at once. Route reflection:
 //! weft nodes that peer only with a BIRD route reflector learn each other through it.
 
 mod lab_common;
@@ -213,6 +214,23 @@ fn graceful_restart_keeps_routes_on_both_sides_while_bird_or_weft_is_killed_and_
     wait_weft_ready(&lab, 2);
     wait_sessions(&lab);
     assert!(ping(&a.ns, b.ip, 3) && ping(&b.ns, a.ip, 3), "pods {} <-> {} after weft's restart", a.ip, b.ip);
+
+    // weft stops (SIGTERM): it ends its sessions with a Cease (Administrative Shutdown), so
+    // BIRD withdraws its block at once rather than keeping it for the restart time.
+    let p =
+        lab.state().processes.iter().rev().find(|p| p.name == Plan::node_process(2, NodeKind::Weft)).cloned();
+    kill(Pid::from_raw(p.expect("n2's weft").pid), Signal::SIGTERM).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || bird.next_hops(n2.subnet).is_empty()),
+        "BIRD kept {} after weft stopped: {:?}",
+        n2.subnet,
+        bird.next_hops(n2.subnet)
+    );
+    let protocols = bird.birdc(&["show", "protocols", "all"]).unwrap_or_default();
+    assert!(
+        protocols.contains("Administrative shutdown"),
+        "BIRD does not show the Cease it received:\n{protocols}"
+    );
 }
 
 #[test]

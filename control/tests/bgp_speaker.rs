@@ -1,7 +1,9 @@
 //! The BGP speaker over real TCP on loopback (127.0.0.1 is our node, 127.0.0.2 a peer played
 //! by the test with the codec): a session comes up, an UPDATE becomes a FIB route, a
 //! withdrawal removes it, and a malformed message resets that one session with a
-//! NOTIFICATION, counted, after which the peer connects again.
+//! NOTIFICATION, counted, after which the peer connects again. Sessions ended on purpose end
+//! with a Cease: Peer De-configured when the peer is removed, Administrative Shutdown when weft
+//! stops.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -11,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use weft_bgp::session::Session;
-use weft_bgp::wire::{Capability, Context, ErrorCode, Message, Open, frame_len};
+use weft_bgp::wire::notification::cease;
+use weft_bgp::wire::{Capability, Context, ErrorCode, Message, Notification, Open, frame_len};
 use weft_control::bgp::{BgpStatus, Local, Speaker, SpeakerSettings};
 use weft_control::config::BgpSection;
 use weft_control::routes::{RecordingSink, Via};
@@ -72,7 +75,7 @@ async fn routes_flow_and_a_malformed_message_resets_only_that_session() {
     let speaker = Speaker::bind(settings, status.clone()).unwrap();
     let (_peers_tx, peers_rx) = watch::channel(BTreeSet::from([PEER]));
     let sink = RecordingSink::new();
-    let task = tokio::spawn(speaker.run(peers_rx, sink.clone()));
+    let task = tokio::spawn(speaker.run(peers_rx, sink.clone(), std::future::pending()));
 
     let (mut s, mut buf, announced) = establish(port).await;
     let Message::Update(u) = announced else { panic!("no UPDATE after Established: {announced:?}") };
@@ -138,4 +141,61 @@ async fn routes_flow_and_a_malformed_message_resets_only_that_session() {
     let (_s, _, again) = establish(port).await;
     assert!(matches!(again, Message::Update(_)));
     task.abort();
+}
+
+/// Reads until a NOTIFICATION (End-of-RIB and keepalives may come first).
+async fn notification(s: &mut TcpStream, buf: &mut Vec<u8>) -> Notification {
+    loop {
+        match read_msg(s, buf).await {
+            Message::Notification(n) => return n,
+            Message::Update(_) | Message::Keepalive => {}
+            m => panic!("{m:?} instead of a NOTIFICATION"),
+        }
+    }
+}
+
+/// A speaker on `port` peering with [`PEER`], stopped when `stop` is sent.
+fn speaker(port: u16) -> (Speaker, watch::Sender<BTreeSet<Ipv4Addr>>, watch::Receiver<BTreeSet<Ipv4Addr>>) {
+    let section =
+        BgpSection { asn: 64512, peer_as: 64512, peers: vec![PEER], hold_time: 90, restart_time: 120, port };
+    let local = Local {
+        address: US,
+        subnet: "198.19.1.0/24".parse().unwrap(),
+        uplink_subnet: "127.0.0.0/8".parse().unwrap(),
+    };
+    let speaker = Speaker::bind(SpeakerSettings { section, local }, BgpStatus::default()).unwrap();
+    let (tx, rx) = watch::channel(BTreeSet::from([PEER]));
+    (speaker, tx, rx)
+}
+
+#[tokio::test]
+async fn a_removed_peer_gets_cease_peer_deconfigured_and_stopping_weft_sends_administrative_shutdown() {
+    // The peer leaves the mesh (its lease is gone): its session ends with Peer De-configured.
+    let port = free_port();
+    let (spk, peers_tx, peers_rx) = speaker(port);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(spk.run(peers_rx, RecordingSink::new(), async {
+        let _ = stop_rx.await;
+    }));
+    let (mut s, mut buf, _) = establish(port).await;
+    peers_tx.send(BTreeSet::new()).unwrap();
+    let n = notification(&mut s, &mut buf).await;
+    assert_eq!((n.code, n.subcode), (ErrorCode::CEASE, cease::PEER_DECONFIGURED), "got {n}");
+    assert!(!task.is_finished(), "the speaker runs on without the peer");
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("the speaker stops").unwrap();
+
+    // weft stops (SIGTERM): every session ends with Administrative Shutdown, even with graceful
+    // restart negotiated, and the speaker returns only after sending it.
+    let port = free_port();
+    let (spk, _peers_tx, peers_rx) = speaker(port);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(spk.run(peers_rx, RecordingSink::new(), async {
+        let _ = stop_rx.await;
+    }));
+    let (mut s, mut buf, _) = establish(port).await;
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("the speaker stops").unwrap();
+    let n = notification(&mut s, &mut buf).await;
+    assert_eq!((n.code, n.subcode), (ErrorCode::CEASE, cease::ADMIN_SHUTDOWN), "got {n}");
 }

@@ -22,9 +22,10 @@ mod rib;
 mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -32,13 +33,35 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use weft_bgp::session::SessionConfig;
 
-pub use peer::{CONNECT_RETRY, RibEvent};
+pub use peer::{CONNECT_RETRY, RibEvent, Stop};
 pub use peer_set::PeerSetSink;
 pub use rib::{Local, Rib};
 pub use status::{BgpStatus, PeerStatus};
 
 use crate::config::BgpSection;
 use crate::routes::{RouteSink, RouteTable};
+
+/// How long a stopping speaker waits for its peers' Cease NOTIFICATIONs to be written.
+const CEASE_WAIT: Duration = Duration::from_secs(1);
+
+/// One peer's task and how to stop it.
+struct PeerTask {
+    connections: mpsc::Sender<TcpStream>,
+    stop: watch::Sender<Stop>,
+    task: JoinHandle<()>,
+}
+
+impl PeerTask {
+    /// Tells the task to end its session with `why`'s Cease; aborts it if that takes longer
+    /// than [`CEASE_WAIT`] (a peer that does not read). Returns when the task has ended.
+    async fn stop(self, why: Stop) {
+        let _ = self.stop.send(why);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(CEASE_WAIT, self.task).await.is_err() {
+            abort.abort();
+        }
+    }
+}
 
 /// The speaker's settings.
 #[derive(Debug, Clone)]
@@ -83,8 +106,15 @@ impl Speaker {
         Ok(Speaker { settings, listener, status })
     }
 
-    /// Runs until aborted: peers come and go with `peers`, routes go to `sink`.
-    pub async fn run(self, mut peers: watch::Receiver<BTreeSet<Ipv4Addr>>, mut sink: impl RouteSink) {
+    /// Runs until `stop` resolves: peers come and go with `peers`, routes go to `sink`. When
+    /// stopping, every session ends with a Cease NOTIFICATION (Administrative Shutdown) before
+    /// this returns.
+    pub async fn run(
+        self,
+        mut peers: watch::Receiver<BTreeSet<Ipv4Addr>>,
+        mut sink: impl RouteSink,
+        stop: impl Future<Output = ()>,
+    ) {
         let s = &self.settings;
         let (events_tx, mut events) = mpsc::channel(1024);
         let ctx = Arc::new(peer::PeerContext {
@@ -103,7 +133,8 @@ impl Speaker {
         });
         let mut rib = Rib::new(s.local);
         let (mut installed, mut batch) = (RouteTable::new(), Vec::new());
-        let mut tasks: BTreeMap<Ipv4Addr, (mpsc::Sender<TcpStream>, JoinHandle<()>)> = BTreeMap::new();
+        let mut tasks: BTreeMap<Ipv4Addr, PeerTask> = BTreeMap::new();
+        tokio::pin!(stop);
         let mut refused = BTreeSet::new();
         tracing::info!(asn = s.section.asn, listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), announce = %s.local.subnet, "BGP speaker up");
         let mut peers_changed = true;
@@ -115,8 +146,8 @@ impl Speaker {
                     peers.borrow_and_update().iter().copied().filter(|p| *p != s.local.address).collect();
                 let gone: Vec<Ipv4Addr> = tasks.keys().filter(|p| !want.contains(p)).copied().collect();
                 for p in gone {
-                    if let Some((_, t)) = tasks.remove(&p) {
-                        t.abort();
+                    if let Some(t) = tasks.remove(&p) {
+                        tokio::spawn(t.stop(Stop::Deconfigured));
                     }
                     rib.peer_down(p, None, Instant::now());
                     self.status.remove(p);
@@ -126,13 +157,24 @@ impl Speaker {
                     tasks.entry(p).or_insert_with(|| {
                         tracing::info!(peer = %p, "BGP peer added");
                         self.status.with(p, |_| ());
-                        let (tx, rx) = mpsc::channel(4);
-                        (tx, tokio::spawn(peer::run(ctx.clone(), p, rx)))
+                        let (connections, rx) = mpsc::channel(4);
+                        let (stop, stop_rx) = watch::channel(Stop::Run);
+                        let task = tokio::spawn(peer::run(ctx.clone(), p, rx, stop_rx));
+                        PeerTask { connections, stop, task }
                     });
                 }
             }
             let expiry = rib.next_expiry();
             tokio::select! {
+                () = &mut stop => {
+                    let mut stopping = tokio::task::JoinSet::new();
+                    for t in std::mem::take(&mut tasks).into_values() {
+                        stopping.spawn(t.stop(Stop::Shutdown));
+                    }
+                    while stopping.join_next().await.is_some() {}
+                    tracing::info!("BGP speaker stopped: every session ended with a Cease");
+                    return;
+                }
                 r = peers.changed(), if peers_open => {
                     // Without a writer (bgp.peers fixed, or the lease agent stopped) the
                     // peers we have stay.
@@ -144,7 +186,7 @@ impl Speaker {
                     let Ok((stream, from)) = a else { continue };
                     let std::net::IpAddr::V4(ip) = from.ip() else { continue };
                     match tasks.get(&ip) {
-                        Some((tx, _)) => { let _ = tx.try_send(stream); }
+                        Some(t) => { let _ = t.connections.try_send(stream); }
                         None => {
                             if refused.insert(ip) {
                                 tracing::warn!(%from, "BGP connection from an address that is not a peer: closed");

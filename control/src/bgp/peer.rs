@@ -6,6 +6,12 @@
 //! the connection opened by the side with the higher BGP identifier (the underlay address
 //! here, as Calico sets router ids) stays; once Established, a new connection from the peer
 //! means the peer restarted, and it replaces the old one.
+//!
+//! Ending a session on purpose (RFC 4486 Cease): a peer removed from the mesh gets "Peer
+//! De-configured", and every peer gets "Administrative Shutdown" when weft stops (SIGTERM),
+//! as BIRD's `shutdown` does, so peers withdraw our routes at once instead of waiting for a
+//! hold timer or a graceful-restart time. Only a weft that dies without stopping (crash,
+//! SIGKILL) leaves its routes to the peers' graceful-restart handling.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -15,8 +21,10 @@ use ipnet::Ipv4Net;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::sync::watch;
 use weft_bgp::session::{Close, Event, Session, SessionConfig, State};
-use weft_bgp::wire::{Message, frame_len};
+use weft_bgp::wire::notification::cease;
+use weft_bgp::wire::{ErrorCode, Message, Notification, frame_len};
 
 use super::BgpStatus;
 
@@ -60,6 +68,29 @@ pub struct PeerContext {
     pub status: BgpStatus,
 }
 
+/// Whether a peer's task keeps running, and if not, which Cease the peer is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep the session up.
+    Run,
+    /// The peer left the configured peers or the mesh: Cease, Peer De-configured.
+    Deconfigured,
+    /// weft stops: Cease, Administrative Shutdown.
+    Shutdown,
+}
+
+impl Stop {
+    /// The NOTIFICATION that ends a session for this reason.
+    fn notification(self) -> Option<Notification> {
+        let subcode = match self {
+            Stop::Run => return None,
+            Stop::Deconfigured => cease::PEER_DECONFIGURED,
+            Stop::Shutdown => cease::ADMIN_SHUTDOWN,
+        };
+        Some(Notification::new(ErrorCode::CEASE, subcode))
+    }
+}
+
 /// A connection and who opened it.
 struct Conn {
     stream: TcpStream,
@@ -78,16 +109,26 @@ struct Ended {
     next: Option<TcpStream>,
 }
 
-/// Runs `peer`'s sessions until the task is aborted.
-pub async fn run(ctx: Arc<PeerContext>, peer: Ipv4Addr, mut incoming: mpsc::Receiver<TcpStream>) {
+/// Runs `peer`'s sessions until `stop` leaves [`Stop::Run`] (the session then ends with its
+/// Cease) or the task is aborted.
+pub async fn run(
+    ctx: Arc<PeerContext>,
+    peer: Ipv4Addr,
+    mut incoming: mpsc::Receiver<TcpStream>,
+    mut stop: watch::Receiver<Stop>,
+) {
     let mut delay = Duration::from_millis(u64::from(u32::from(ctx.local) % 500));
     let mut next: Option<Conn> = None;
     loop {
+        if *stop.borrow() != Stop::Run {
+            return;
+        }
         let conn = match next.take() {
             Some(c) => c,
             None => {
                 ctx.status.with(peer, |s| s.state = "Connect");
                 tokio::select! {
+                    _ = stop.changed() => continue,
                     s = incoming.recv() => match s {
                         Some(stream) => Conn { stream, ours: false },
                         None => return,
@@ -103,7 +144,7 @@ pub async fn run(ctx: Arc<PeerContext>, peer: Ipv4Addr, mut incoming: mpsc::Rece
                 }
             }
         };
-        let ended = session(&ctx, peer, conn, &mut incoming).await;
+        let ended = session(&ctx, peer, conn, &mut incoming, &mut stop).await;
         tracing::warn!(%peer, "BGP session ended: {}", ended.why);
         ctx.status.with(peer, |s| {
             s.state = "Idle";
@@ -145,6 +186,7 @@ async fn session(
     peer: Ipv4Addr,
     conn: Conn,
     incoming: &mut mpsc::Receiver<TcpStream>,
+    stop: &mut watch::Receiver<Stop>,
 ) -> Ended {
     let Conn { mut stream, ours } = conn;
     let _ = stream.set_nodelay(true);
@@ -191,6 +233,16 @@ async fn session(
             _ = tokio::time::sleep_until(deadline) => {
                 if let Err(e) = session.poll(Instant::now(), &mut events) {
                     break 'run Err(e);
+                }
+            }
+            _ = stop.changed() => {
+                let reason = *stop.borrow();
+                if let Some(notification) = reason.notification() {
+                    ended.why = match reason {
+                        Stop::Deconfigured => "the peer was removed from the peers".into(),
+                        _ => "weft is stopping".into(),
+                    };
+                    break 'run Err(Close::Error { why: ended.why.clone(), notification });
                 }
             }
             s = incoming.recv() => {

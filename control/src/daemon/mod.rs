@@ -288,24 +288,30 @@ async fn start_and_serve(
     tracing::info!(node = %config.node.name, "weft running");
     // In BGP mode the FIB routes come from the speaker; the lease agent, when there is one,
     // only names the mesh's peers (unless bgp.peers lists them).
+    let mut speaker_task = None;
     let mut sink: Box<dyn RouteSink> = match speaker {
         Some(speaker) => {
             let mesh = config.bgp.as_ref().is_some_and(|b| b.peers.is_empty());
             let initial: BTreeSet<_> = config.bgp.iter().flat_map(|b| b.peers.iter().copied()).collect();
             let (peers_tx, peers_rx) = watch::channel(initial);
-            tasks.push(tokio::spawn(speaker.run(peers_rx, sink)));
+            speaker_task = Some(tokio::spawn(speaker.run(peers_rx, sink, stopped(stop.clone()))));
             let peers_tx = if mesh { peers_tx } else { watch::channel(BTreeSet::new()).0 };
             Box::new(crate::bgp::PeerSetSink::new(peers_tx))
         }
         None => Box::new(sink),
     };
-    match agent {
+    let result = match agent {
         Some(agent) => agent.run(sink.as_mut(), stopped(stop)).await.map_err(DaemonError::from),
         None => {
             stopped(stop).await;
             Ok(())
         }
+    };
+    // The speaker ends its sessions with a Cease before the runtime's tasks are aborted.
+    if let Some(task) = speaker_task {
+        let _ = task.await;
     }
+    result
 }
 
 /// Binds the BGP speaker for `subnet` (routes it learns go to its own sink over the same
