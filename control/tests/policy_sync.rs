@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::{Etcd, settings, wait_for};
 use tokio::sync::{mpsc, oneshot};
-use weft_control::policy::{Endpoint, EndpointOp, EndpointRequest, PolicySync, PolicySyncStatus};
+use weft_control::api::PolicyState;
+use weft_control::policy::{Endpoint, EndpointOp, EndpointRequest, PolicySync};
 use weft_engine::policy::{PolicySet, SharedPolicy, shared_policy};
 
 const PREFIX: &str = "/weft-test";
@@ -21,7 +22,7 @@ const YA: Ipv4Addr = Ipv4Addr::new(198, 19, 2, 2);
 
 struct Loop {
     target: SharedPolicy,
-    status: tokio::sync::watch::Receiver<PolicySyncStatus>,
+    status: tokio::sync::watch::Receiver<PolicyState>,
     requests: mpsc::Sender<EndpointRequest>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,

@@ -10,8 +10,9 @@ use ipnet::Ipv4Net;
 use tokio::sync::{mpsc, watch};
 use weft_engine::policy::SharedPolicy;
 
+use crate::api::PolicyState;
 use crate::etcd::AgentSettings;
-use crate::policy::{Endpoint, EndpointOp, EndpointRequest, PolicySync, PolicySyncStatus};
+use crate::policy::{Endpoint, EndpointOp, EndpointRequest, PolicySync};
 
 /// Endpoint writes waiting for the loop at most.
 const REQUESTS: usize = 64;
@@ -23,7 +24,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub(crate) struct PolicyHandle {
     requests: mpsc::Sender<EndpointRequest>,
-    pub(crate) status: watch::Receiver<PolicySyncStatus>,
+    pub(crate) status: watch::Receiver<PolicyState>,
     /// The endpoint record written for each pod interface: `(namespace, name)`.
     by_interface: Mutex<HashMap<String, (String, String)>>,
 }

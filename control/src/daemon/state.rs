@@ -14,8 +14,8 @@ use weft_engine::worker::DropReason;
 use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
 use super::workers::Dataplane;
 use crate::api::{
-    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, PolicyState,
-    RouteLine, StatusReport, WaitingState,
+    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine,
+    StatusReport, WaitingState,
 };
 use crate::etcd::{AgentStatus, StartProgress};
 use crate::routes::Via;
@@ -246,18 +246,7 @@ impl Shared {
                 })
                 .collect(),
         });
-        let policy = self.policy.get().map(|p| {
-            let s = p.status.borrow().clone();
-            PolicyState {
-                connected: s.connected,
-                policies: s.policies,
-                endpoints: s.endpoints,
-                isolated_pods: s.isolated_pods,
-                published: s.published,
-                bad_records: s.bad_records,
-                last_compile_us: s.last_compile_us,
-            }
-        });
+        let policy = self.policy.get().map(|p| p.status.borrow().clone());
         StatusReport {
             node: self.node.clone(),
             mode: self.mode.to_owned(),

@@ -32,5 +32,5 @@ pub use model::{IpBlock, NetworkPolicy, Peer, PolicyId, PolicyTypes, PortMatch, 
 pub use parse::parse_documents;
 pub use selector::{LabelSelector, Labels, Requirement};
 pub use store::{Applied, Listed, MAX_TXN_OPS, PolicyKeys, PolicyStore, decode};
-pub use sync::{EndpointOp, EndpointRequest, PolicySync, PolicySyncStatus};
+pub use sync::{EndpointOp, EndpointRequest, PolicySync};
 pub use validate::{API_VERSION, DEFAULT_NAMESPACE, KIND, validate};

@@ -26,6 +26,7 @@ use super::endpoint::{Endpoint, RecordKey, RecordKeys, decode_endpoint, decode_n
 use super::model::NetworkPolicy;
 use super::selector::Labels;
 use super::store::decode;
+use crate::api::PolicyState;
 use crate::etcd::rpc::call;
 use crate::etcd::{AgentSettings, ControlError};
 
@@ -46,25 +47,6 @@ pub enum EndpointOp {
 /// One request to the loop and where its outcome goes.
 pub type EndpointRequest = (EndpointOp, std::sync::mpsc::SyncSender<Result<(), String>>);
 
-/// What the loop has done, for `weft status` and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PolicySyncStatus {
-    /// Whether the watch is up.
-    pub connected: bool,
-    /// Policies known.
-    pub policies: usize,
-    /// Endpoint records known (every node's).
-    pub endpoints: usize,
-    /// Local pods some policy isolates in the published set.
-    pub isolated_pods: usize,
-    /// Sets published.
-    pub published: u64,
-    /// Records that could not be read (each one logged).
-    pub bad_records: u64,
-    /// How long the last compile + publish took, in microseconds.
-    pub last_compile_us: u64,
-}
-
 /// The loop's state (see the module docs).
 pub struct PolicySync {
     settings: AgentSettings,
@@ -77,7 +59,7 @@ pub struct PolicySync {
     endpoints: BTreeMap<String, Endpoint>,
     namespaces: BTreeMap<String, Labels>,
     revision: i64,
-    status: watch::Sender<PolicySyncStatus>,
+    status: watch::Sender<PolicyState>,
 }
 
 impl std::fmt::Debug for PolicySync {
@@ -116,12 +98,12 @@ impl PolicySync {
             endpoints: BTreeMap::new(),
             namespaces: BTreeMap::new(),
             revision: 0,
-            status: watch::Sender::new(PolicySyncStatus::default()),
+            status: watch::Sender::new(PolicyState::default()),
         })
     }
 
     /// The loop's status, updated after every step.
-    pub fn status(&self) -> watch::Receiver<PolicySyncStatus> {
+    pub fn status(&self) -> watch::Receiver<PolicyState> {
         self.status.subscribe()
     }
 
