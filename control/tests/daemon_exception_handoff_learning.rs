@@ -14,11 +14,11 @@ mod netns;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use netns::daemon::{Daemon, engine_sections, static_node_a};
-use netns::{Netns, root_or_skip, veth_between};
+use netns::{Netns, ping_until, root_or_skip, veth_between};
 use weft_control::api::StatusReport;
 
 const POD_A_MAC: &str = "02:00:00:2a:01:02";
@@ -37,14 +37,6 @@ fn config(stem: &str, dir: &Path, uplink: &str, queues: u32, xdp: &str, extra: &
     )
 }
 
-fn path_count(r: &StatusReport, name: &str) -> u64 {
-    r.paths.iter().find(|p| p.reason == name).map_or(0, |p| p.count)
-}
-
-fn drop_count(r: &StatusReport, name: &str) -> u64 {
-    r.drops.iter().find(|d| d.reason == name).map_or(0, |d| d.count)
-}
-
 /// The non-zero paths and drops, for failure messages.
 fn nonzero(r: &StatusReport) -> String {
     format!(
@@ -53,19 +45,6 @@ fn nonzero(r: &StatusReport) -> String {
         r.drops.iter().filter(|d| d.count > 0).map(|d| (&d.reason, d.count)).collect::<Vec<_>>(),
         r.workers
     )
-}
-
-/// Pings `to` from `ns` until one reply comes back or `within` passes.
-fn ping_until(ns: &Netns, to: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if ns.exec(&["ping", "-c", "1", "-W", "1", to]).is_ok() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-    }
 }
 
 /// A pod namespace `{stem}{role}` whose veth (host end `{stem}{role}h`, in
@@ -177,8 +156,8 @@ fn pods_reach_the_node_and_underlay_hosts_through_the_exception_port_and_not_wit
     let (daemon, sock) = lab.start(dir.path(), &cfg)?;
     assert!(lab.pa.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.11"]).is_err());
     let r = Daemon::status(&sock)?;
-    assert!(drop_count(&r, "no_exception_port") >= 2, "{}", nonzero(&r));
-    assert_eq!(path_count(&r, "exception_out"), 0);
+    assert!(r.drop_count("no_exception_port") >= 2, "{}", nonzero(&r));
+    assert_eq!(r.path_count("exception_out"), 0);
     daemon.sigterm()?;
 
     // The operator's setup (README "Running weft"): a veth in the node's
@@ -215,10 +194,10 @@ fn pods_reach_the_node_and_underlay_hosts_through_the_exception_port_and_not_wit
     assert!(pings.contains("3 received"), "{pings}");
 
     let r = Daemon::status(&sock)?;
-    assert!(path_count(&r, "exception_out") >= 7, "{}", nonzero(&r));
-    assert!(path_count(&r, "exception_in") >= 7, "{}", nonzero(&r));
-    assert!(path_count(&r, "host_gw_arrival") >= 3, "B's replies came in on the uplink: {}", nonzero(&r));
-    assert_eq!(drop_count(&r, "no_exception_port"), 0, "{}", nonzero(&r));
+    assert!(r.path_count("exception_out") >= 7, "{}", nonzero(&r));
+    assert!(r.path_count("exception_in") >= 7, "{}", nonzero(&r));
+    assert!(r.path_count("host_gw_arrival") >= 3, "B's replies came in on the uplink: {}", nonzero(&r));
+    assert_eq!(r.drop_count("no_exception_port"), 0, "{}", nonzero(&r));
     let exc = r.ports.iter().find(|p| p.role == "exception").context("exception port")?;
     assert!(exc.rx_packets >= 7 && exc.tx_packets >= 7, "{exc:?}");
     daemon.sigterm()?;
@@ -308,9 +287,9 @@ fn frames_for_pods_on_uplink_queue_1_are_handed_to_the_pod_worker_and_delivered(
     assert!(q1.handoff_out > 0, "queue 1 handed frames to the pod worker: {}", nonzero(&r));
     assert_eq!(q0.handoff_in, q1.handoff_out, "every handed-off frame arrived: {}", nonzero(&r));
     assert_eq!(q0.handoff_out, 0, "the pod worker hands nothing off: {}", nonzero(&r));
-    assert_eq!(path_count(&r, "pod_handoff"), q1.handoff_out, "{}", nonzero(&r));
+    assert_eq!(r.path_count("pod_handoff"), q1.handoff_out, "{}", nonzero(&r));
     for reason in ["handoff_full", "handoff_stale", "handoff_no_frame", "no_such_port"] {
-        assert_eq!(drop_count(&r, reason), 0, "{reason}: {}", nonzero(&r));
+        assert_eq!(r.drop_count(reason), 0, "{reason}: {}", nonzero(&r));
     }
     assert_eq!(got, u64::from(ports) * u64::from(per_port), "pod A got every datagram: {}", nonzero(&r));
     daemon.sigterm()?;
@@ -345,8 +324,8 @@ fn a_pod_attached_without_a_mac_is_reachable_once_its_first_frame_taught_weft_th
     // Before pod A sent anything, frames to it are named drops.
     assert!(lab.pb.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.19.1.5"]).is_err());
     let r = Daemon::status(&sock)?;
-    assert!(drop_count(&r, "pod_mac_unknown") >= 2, "{}", nonzero(&r));
-    assert_eq!(path_count(&r, "pod_mac_learned"), 0);
+    assert!(r.drop_count("pod_mac_unknown") >= 2, "{}", nonzero(&r));
+    assert_eq!(r.path_count("pod_mac_learned"), 0);
 
     // Pod A's first frame (its ARP request for the gateway) teaches weft its MAC.
     assert!(
@@ -358,7 +337,7 @@ fn a_pod_attached_without_a_mac_is_reachable_once_its_first_frame_taught_weft_th
     assert!(pings.contains("3 received"), "{pings}");
     let r = Daemon::status(&sock)?;
     assert_eq!(r.pods[0].mac.as_deref(), Some(POD_A_MAC), "{:?}", r.pods);
-    assert_eq!(path_count(&r, "pod_mac_learned"), 1, "learned once: {}", nonzero(&r));
+    assert_eq!(r.path_count("pod_mac_learned"), 1, "learned once: {}", nonzero(&r));
     assert!(daemon.log().contains("pod MAC learned"), "{}", daemon.log());
 
     // Another pod attached to the running pod worker leaves the learned MAC as it is.

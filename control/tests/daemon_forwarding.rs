@@ -93,10 +93,6 @@ fn kernel_node(b: &Netns, uplink: &str, backend: &str) -> Result<()> {
     Ok(())
 }
 
-fn path_count(r: &weft_control::api::StatusReport, name: &str) -> u64 {
-    r.paths.iter().find(|p| p.reason == name).map_or(0, |p| p.count)
-}
-
 /// Pod A (behind weft) pings pod B (behind the kernel node) until a reply
 /// comes back, then checks which pipeline paths carried the traffic.
 fn a_pod_behind_weft_pings_a_pod_behind_a_kernel_node(backend: &str, out: &str, back: &str) -> Result<()> {
@@ -155,9 +151,9 @@ fn a_pod_behind_weft_pings_a_pod_behind_a_kernel_node(backend: &str, out: &str, 
         pa.exec(&["ping", "-c", "5", "-i", "0.2", "-W", "1", "198.19.2.5"]).context("steady pings")?;
     assert!(pings.contains("5 received"), "{pings}");
     let report = Daemon::status(&sock)?;
-    assert!(path_count(&report, out) >= 6, "pod -> remote went {out}: {:?}", report.paths);
-    assert!(path_count(&report, back) >= 6, "remote -> pod came {back}: {:?}", report.paths);
-    assert!(path_count(&report, "arp_reply") >= 1, "weft answered the pod's gateway ARP: {:?}", report.paths);
+    assert!(report.path_count(out) >= 6, "pod -> remote went {out}: {:?}", report.paths);
+    assert!(report.path_count(back) >= 6, "remote -> pod came {back}: {:?}", report.paths);
+    assert!(report.path_count("arp_reply") >= 1, "weft answered the pod's gateway ARP: {:?}", report.paths);
     assert!(
         report.neighbours.iter().any(|n| n.ip == "198.18.0.12" && n.mac == "02:00:00:1f:00:02"),
         "{:?}",
@@ -199,10 +195,10 @@ fn a_tagged_inner_frame_is_dropped_not_delivered(
     let before = rx(pa)?;
     send(None)?;
     assert_eq!(rx(pa)? - before, 5, "the untagged control frames reach pod A");
-    let (before, tagged) = (rx(pa)?, drop_count(&Daemon::status(sock)?, "vlan_tagged"));
+    let (before, tagged) = (rx(pa)?, Daemon::status(sock)?.drop_count("vlan_tagged"));
     send(Some(5))?;
     let report = Daemon::status(sock)?;
-    assert_eq!(drop_count(&report, "vlan_tagged") - tagged, 5, "{:?}", report.drops);
+    assert_eq!(report.drop_count("vlan_tagged") - tagged, 5, "{:?}", report.drops);
     assert_eq!(rx(pa)?, before, "pod A received a tagged frame");
     Ok(())
 }
@@ -238,10 +234,6 @@ fn vxlan_to_pod_a(tag: Option<u16>) -> Vec<u8> {
     f
 }
 
-fn drop_count(r: &weft_control::api::StatusReport, name: &str) -> u64 {
-    r.drops.iter().find(|d| d.reason == name).map_or(0, |d| d.count)
-}
-
 /// `weft pod add` attaches the pod to the running pod worker: the new pod
 /// answers pod A (same node, `local`) and pod B (across the kernel node), and
 /// pod A still reaches pod B.
@@ -271,7 +263,7 @@ fn a_pod_added_at_run_time_is_reachable_from_both_sides(
         sock_s,
     ])?;
     assert!(out.status.success(), "pod add: {}", String::from_utf8_lossy(&out.stderr));
-    let local_before = path_count(&Daemon::status(sock)?, "local");
+    let local_before = Daemon::status(sock)?.path_count("local");
     for (from, to) in [(pa, "198.19.1.6"), (pb, "198.19.1.6"), (pa, "198.19.2.5")] {
         let pings = from.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", to]).with_context(|| {
             let r = Daemon::status(sock).unwrap_or_default();
@@ -288,11 +280,7 @@ fn a_pod_added_at_run_time_is_reachable_from_both_sides(
     }
     let report = Daemon::status(sock)?;
     assert_eq!(report.pods.len(), 2, "{:?}", report.pods);
-    assert!(
-        path_count(&report, "local") >= local_before + 6,
-        "pod A <-> new pod is local: {:?}",
-        report.paths
-    );
+    assert!(report.path_count("local") >= local_before + 6, "pod A <-> new pod is local: {:?}", report.paths);
     Ok(())
 }
 

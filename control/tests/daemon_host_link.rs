@@ -16,25 +16,12 @@ mod netns;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use netns::daemon::{Daemon, engine_sections, static_node_a};
-use netns::{Netns, root_or_skip, veth_between};
+use netns::{Netns, ping_until, root_or_skip, veth_between};
 use weft_testnet::veth_pair;
-
-/// Pings `to` from `ns` until one reply comes back or `within` passes.
-fn ping_until(ns: &Netns, to: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if ns.exec(&["ping", "-c", "1", "-W", "1", to]).is_ok() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-    }
-}
 
 /// A TCP listener on `addr:port` in `ns` that accepts one connection and prints the peer's
 /// address.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use netns::daemon::{Daemon, engine_sections, static_node_a};
-use netns::{Netns, root_or_skip, veth_between};
+use netns::{Netns, ping_until, root_or_skip, veth_between};
 use weft_control::api::{Reply, Request, request};
 
 fn pod_ip(i: u8) -> String {
@@ -20,19 +20,6 @@ fn pod_ip(i: u8) -> String {
 
 fn pod_mac(i: u8) -> String {
     format!("02:00:00:2e:{:02x}:02", 0x10 + i)
-}
-
-/// Pings `to` from `ns` until one reply comes back or `within` passes.
-fn ping_until(ns: &Netns, to: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if ns.exec(&["ping", "-c", "1", "-W", "1", to]).is_ok() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-    }
 }
 
 fn done(sock: &Path, req: Request) -> Result<bool> {

@@ -8,11 +8,11 @@
 mod netns;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use netns::daemon::{Daemon, engine_sections, static_node_a};
-use netns::{Netns, root_or_skip, veth_between};
+use netns::{Netns, ping_until, root_or_skip, veth_between};
 use weft_control::api::{Reply, Request, StatusReport, request};
 
 /// Pods attached on node A (its `workers.pod_slots`).
@@ -26,10 +26,6 @@ fn pod_mac(i: u8) -> String {
     format!("02:00:00:2d:{:02x}:02", 0x10 + i)
 }
 
-fn drop_count(r: &StatusReport, name: &str) -> u64 {
-    r.drops.iter().find(|d| d.reason == name).map_or(0, |d| d.count)
-}
-
 /// The non-zero paths and drops and the ports, for failure messages.
 fn nonzero(r: &StatusReport) -> String {
     format!(
@@ -38,19 +34,6 @@ fn nonzero(r: &StatusReport) -> String {
         r.drops.iter().filter(|d| d.count > 0).map(|d| (&d.reason, d.count)).collect::<Vec<_>>(),
         r.ports.iter().map(|p| (&p.name, &p.role, &p.worker, p.rx_packets, p.tx_packets)).collect::<Vec<_>>()
     )
-}
-
-/// Pings `to` from `ns` until one reply comes back or `within` passes.
-fn ping_until(ns: &Netns, to: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if ns.exec(&["ping", "-c", "1", "-W", "1", to]).is_ok() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-    }
 }
 
 /// Node A (`a`) with a two-queue uplink to node B (`b`, 198.18.0.12), B's kernel routing A's
@@ -193,7 +176,7 @@ fn pods_attached_to_a_two_queue_node_land_on_both_workers_and_all_forward() -> R
     assert!(q0.handoff_out > 0 && q1.handoff_out > 0, "pod <-> pod crossed both ways: {:?}", r.workers);
     assert_eq!(q0.handoff_in + q1.handoff_in, q0.handoff_out + q1.handoff_out, "{:?}", r.workers);
     for reason in ["handoff_full", "handoff_stale", "handoff_no_frame", "no_such_port", "no_such_worker"] {
-        assert_eq!(drop_count(&r, reason), 0, "{reason}: {}", nonzero(&r));
+        assert_eq!(r.drop_count(reason), 0, "{reason}: {}", nonzero(&r));
     }
 
     // A detached pod frees its worker's slot: the next pod goes there.

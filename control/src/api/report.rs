@@ -56,6 +56,18 @@ pub struct StatusReport {
     pub host_link: Option<HostLinkState>,
 }
 
+impl StatusReport {
+    /// Frames dropped for `reason` (0 for a reason the report does not list).
+    pub fn drop_count(&self, reason: &str) -> u64 {
+        self.drops.iter().find(|d| d.reason == reason).map_or(0, |d| d.count)
+    }
+
+    /// Frames that took pipeline path `path` (0 for a path the report does not list).
+    pub fn path_count(&self, path: &str) -> u64 {
+        self.paths.iter().find(|p| p.reason == path).map_or(0, |p| p.count)
+    }
+}
+
 /// The network policy loop's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyState {
