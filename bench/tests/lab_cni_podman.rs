@@ -218,9 +218,7 @@ fn podman_containers_on_weft_nodes_reach_each_other_and_a_kernel_pod_and_rm_leav
     failed.extend(nc_echo((&p2, "a1"), a1, (&p3, "b1"), "b1 -> a1"));
     // The kernel pod's echo server is the lab's; the client is busybox nc in a1.
     let listen = format!("{}:{PORT}", kpod.ip);
-    let argv = [WEFT_LAB.into(), "tcp-echo".into(), "--listen".into(), listen];
-    lab.spawn(&kpod.ns, "echo kernel pod", &argv).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    echo_server(&mut lab, &kpod.ns, &listen);
     let out =
         p2.run(&["exec", "a1", "sh", "-c", &format!("echo weft-to-kernel | nc -w 3 {} {PORT}", kpod.ip)]);
     if !String::from_utf8_lossy(&out.stdout).contains("weft-to-kernel") {

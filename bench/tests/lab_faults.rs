@@ -48,11 +48,9 @@ fn converged(lab: &Lab) {
 }
 
 /// Starts a TCP echo server in node `i`'s pod.
-fn echo_server(lab: &mut Lab, i: u8) {
-    let listen = format!("{}:{ECHO_PORT}", pod_ip(i));
+fn pod_echo_server(lab: &mut Lab, i: u8) {
     let ns = lab.pod(i.into(), 1).ns.clone();
-    lab.spawn(&ns, &format!("echo n{i}"), &[WEFT_LAB.into(), "tcp-echo".into(), "--listen".into(), listen])
-        .unwrap();
+    echo_server(lab, &ns, &format!("{}:{ECHO_PORT}", pod_ip(i)));
 }
 
 /// `weft-lab tcp-send --secs secs --mbit mbit` from node `from`'s pod to node `to`'s echo
@@ -105,7 +103,7 @@ fn etcd_stopped_for_ten_seconds_breaks_no_tcp_stream_and_the_nodes_renew_their_l
     ) else {
         return;
     };
-    echo_server(&mut lab, 3);
+    pod_echo_server(&mut lab, 3);
     let before = [etcd_state(&lab, 2), etcd_state(&lab, 3)];
     assert!(before.iter().all(|s| s.connected), "{before:?}");
 

@@ -68,9 +68,7 @@ fn model_lab() -> (LabGuard, Vec<ModelPod>) {
     }
     for p in &pods {
         for port in PORTS {
-            let listen = format!("{}:{port}", p.ip);
-            let argv = [WEFT_LAB.into(), "tcp-echo".into(), "--listen".into(), listen.clone()];
-            lab.spawn(&p.netns, &format!("echo {listen}"), &argv).unwrap();
+            echo_server(&mut lab, &p.netns, &format!("{}:{port}", p.ip));
         }
     }
     (lab, pods)

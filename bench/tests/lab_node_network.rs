@@ -20,10 +20,8 @@ mod lab_common;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use lab_common::*;
-use weft_bench::lab::supervise::wait_for;
 use weft_bench::lab::topology::DEFAULT_STATE_ROOT;
 use weft_bench::lab::{Backend, Lab, LabGuard, LabSpec, NodeSpec, cmd};
 
@@ -56,13 +54,7 @@ fn public_ip(node: u8) -> Ipv4Addr {
 
 /// Starts a TCP echo server in `ns` on `listen`, waits until it listens; returns its log.
 fn echo(lab: &mut Lab, ns: &str, listen: SocketAddrV4) -> PathBuf {
-    let argv = [WEFT_LAB.to_owned(), "tcp-echo".into(), "--listen".into(), listen.to_string()];
-    let record = lab.spawn(ns, &format!("echo {ns} {listen}"), &argv).unwrap();
-    wait_for(&format!("the echo server on {listen} in {ns}"), Duration::from_secs(10), || {
-        std::fs::read_to_string(&record.log).is_ok_and(|t| t.contains("listening on"))
-    })
-    .unwrap();
-    record.log
+    echo_server(lab, ns, &listen.to_string())
 }
 
 /// `tcp-send` of [`BYTES`] from `ns` to `to`; `Err` names what failed.

@@ -206,12 +206,7 @@ pub fn tcp_covering_set(nodes: usize, pods: usize) -> Vec<((usize, usize), (usiz
 pub fn tcp_in_every_direction(lab: &mut Lab, bytes: usize) -> Vec<String> {
     for (_, pod) in pods(lab) {
         let listen = format!("{}:{ECHO_PORT}", pod.ip);
-        let argv = [WEFT_LAB.to_owned(), "tcp-echo".into(), "--listen".into(), listen.clone()];
-        let record = lab.spawn(&pod.ns, &format!("echo {listen}"), &argv).unwrap();
-        wait_for(&format!("the echo server on {listen}"), Duration::from_secs(10), || {
-            std::fs::read_to_string(&record.log).is_ok_and(|t| t.contains("listening on"))
-        })
-        .unwrap();
+        super::echo_server(lab, &pod.ns, &listen);
     }
     let pods_per_node = lab.node(1).pods.len();
     let mut failed = Vec::new();

@@ -65,6 +65,20 @@ pub fn ping(ns: &str, to: Ipv4Addr, count: u32) -> bool {
     out.status.success()
 }
 
+/// Starts `weft-lab tcp-echo` in `ns` on `listen` (a lab process) and waits until it listens,
+/// so a first connection cannot race the server's bind. Returns its log.
+pub fn echo_server(lab: &mut Lab, ns: &str, listen: &str) -> PathBuf {
+    let argv = [WEFT_LAB.to_owned(), "tcp-echo".into(), "--listen".into(), listen.to_owned()];
+    let record = lab.spawn(ns, &format!("echo {ns} {listen}"), &argv).unwrap();
+    weft_bench::lab::supervise::wait_for(
+        &format!("the echo server on {listen} in {ns}"),
+        Duration::from_secs(10),
+        || std::fs::read_to_string(&record.log).is_ok_and(|t| t.contains("listening on")),
+    )
+    .unwrap();
+    record.log
+}
+
 /// Starts a TCP echo server in `server_ns` on `ip:port` (a lab process), then sends `bytes`
 /// from `client_ns` and checks the echo with `weft-lab tcp-send`.
 pub fn tcp_echo_works(
@@ -76,12 +90,7 @@ pub fn tcp_echo_works(
     bytes: usize,
 ) {
     let listen = format!("{ip}:{port}");
-    lab.spawn(
-        server_ns,
-        &format!("echo {listen}"),
-        &[WEFT_LAB.into(), "tcp-echo".into(), "--listen".into(), listen.clone()],
-    )
-    .unwrap();
+    echo_server(lab, server_ns, &listen);
     let out = Command::new("ip")
         .args([
             "netns",
