@@ -44,5 +44,21 @@ fn weft_check_fails_with_one_line_naming_the_key() {
     std::fs::write(&path, "mode = \"etcd\"\n[node]\nname = \"n\"\npublic_ip = \"198.18.0.1\"\n[etcd]\nendpoints = [\"htp://x\"]\n").unwrap();
     let (ok, _, err) = weft(&["check", "--config", path.to_str().unwrap()]);
     assert!(!ok);
-    assert_eq!(err, "weft: etcd.endpoints[0]: \"htp://x\" is not an http(s) URL\n");
+    let file = path.display();
+    assert_eq!(
+        err,
+        format!("weft: {file}:6:14: etcd.endpoints[0]: expected an http(s) URL, found \"htp://x\"\n")
+    );
+
+    std::fs::write(
+        &path,
+        "mode = \"etcd\"\n[node]\nname = \"n\"\npublic_ip = \"198.18.0.1\"\nmtu = \"1500\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = weft(&["check", "--config", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        format!("weft: {file}:5:7: node.mtu: expected an integer 576..=9216, found string \"1500\"\n")
+    );
 }

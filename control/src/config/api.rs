@@ -31,7 +31,10 @@ impl Default for ApiSection {
 pub(super) fn validate(raw: RawApi) -> Result<ApiSection, ConfigError> {
     let socket = raw.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_API_SOCKET));
     if !socket.is_absolute() {
-        return Err(ConfigError::key("api.socket", format!("{} is not an absolute path", socket.display())));
+        return Err(ConfigError::key(
+            "api.socket",
+            format!("expected an absolute path, found {}", socket.display()),
+        ));
     }
     // sockaddr_un holds 108 bytes including the terminating NUL.
     if socket.as_os_str().len() > 107 {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::error::parse_at;
+use super::int::Int;
 
 /// Calico's default AS.
 pub const DEFAULT_AS: u32 = 64512;
@@ -29,7 +30,7 @@ pub(super) struct RawBgp {
     #[serde(default)]
     peers: Vec<String>,
     hold_time: Option<u16>,
-    restart_time: Option<u16>,
+    restart_time: Option<Int<u16, 0, 4095>>,
     port: Option<u16>,
 }
 
@@ -65,10 +66,8 @@ pub(super) fn validate(raw: RawBgp) -> Result<BgpSection, ConfigError> {
     if hold_time == 1 || hold_time == 2 {
         return Err(ConfigError::key("bgp.hold_time", "must be 0 or at least 3 seconds (RFC 4271)"));
     }
-    let restart_time = raw.restart_time.unwrap_or(120);
-    if restart_time > 4095 {
-        return Err(ConfigError::key("bgp.restart_time", "must fit in 12 bits (at most 4095 s, RFC 4724)"));
-    }
+    // The capability carries it in 12 bits (RFC 4724).
+    let restart_time = raw.restart_time.map_or(120, Int::get);
     Ok(BgpSection {
         asn,
         peer_as: raw.peer_as.unwrap_or(asn),
@@ -84,7 +83,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<BgpSection, ConfigError> {
-        validate(toml::from_str(text).unwrap())
+        validate(crate::config::de::from_str(text)?)
     }
 
     #[test]
@@ -97,9 +96,10 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let e = parse("peers = [\"198.18.0.1\", \"rr1\"]").unwrap_err();
-        assert_eq!(e.to_string(), "bgp.peers[1]: \"rr1\" is not an IPv4 address");
+        assert_eq!(e.to_string(), "bgp.peers[1]: expected an IPv4 address, found \"rr1\"");
         assert_eq!(parse("hold_time = 2").unwrap_err().key_path(), Some("bgp.hold_time"));
         assert_eq!(parse("as = 23456").unwrap_err().key_path(), Some("bgp.as"));
-        assert_eq!(parse("restart_time = 5000").unwrap_err().key_path(), Some("bgp.restart_time"));
+        let e = parse("restart_time = 5000").unwrap_err();
+        assert_eq!(e.to_string(), "restart_time: expected an integer 0..=4095, found integer `5000`");
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::etcd_credentials::{self, EtcdAuth, EtcdTls, RawCredentials};
+use super::int::Int;
 
 /// flannel's default etcd prefix.
 pub const DEFAULT_PREFIX: &str = "/coreos.com/network";
@@ -30,9 +31,9 @@ pub(super) struct RawEtcd {
     endpoints: Option<Vec<String>>,
     prefix: Option<String>,
     weft_prefix: Option<String>,
-    lease_ttl_secs: Option<u64>,
+    lease_ttl_secs: Option<Int<u64, 2, 604_800>>,
     keepalive_interval_secs: Option<u64>,
-    keepalive_timeout_secs: Option<u64>,
+    keepalive_timeout_secs: Option<Int<u64, 1, 600>>,
     ca_file: Option<PathBuf>,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
@@ -108,7 +109,7 @@ pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
             if !is_http_url(e) {
                 return Err(ConfigError::key(
                     format!("etcd.endpoints[{i}]"),
-                    format!("{e:?} is not an http(s) URL"),
+                    format!("expected an http(s) URL, found {e:?}"),
                 ));
             }
         }
@@ -121,13 +122,7 @@ pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
         out.weft_prefix = key_prefix("etcd.weft_prefix", &prefix)?;
     }
     if let Some(ttl) = raw.lease_ttl_secs {
-        if !(2..=7 * 24 * 3600).contains(&ttl) {
-            return Err(ConfigError::key(
-                "etcd.lease_ttl_secs",
-                format!("{ttl} is outside 2..=604800 seconds"),
-            ));
-        }
-        out.lease_ttl = Duration::from_secs(ttl);
+        out.lease_ttl = Duration::from_secs(ttl.get());
     }
     if let Some(secs) = raw.keepalive_interval_secs {
         let min = MIN_KEEPALIVE_INTERVAL.as_secs();
@@ -135,20 +130,14 @@ pub(super) fn validate(raw: RawEtcd) -> Result<EtcdSection, ConfigError> {
             return Err(ConfigError::key(
                 "etcd.keepalive_interval_secs",
                 format!(
-                    "{secs} is outside {min}..=3600 seconds (etcd drops clients that ping more often than its --grpc-keepalive-min-time)"
+                    "expected {min}..=3600 seconds (etcd drops clients that ping more often than its --grpc-keepalive-min-time), found {secs}"
                 ),
             ));
         }
         out.keepalive_interval = Duration::from_secs(secs);
     }
     if let Some(secs) = raw.keepalive_timeout_secs {
-        if !(1..=600).contains(&secs) {
-            return Err(ConfigError::key(
-                "etcd.keepalive_timeout_secs",
-                format!("{secs} is outside 1..=600 seconds"),
-            ));
-        }
-        out.keepalive_timeout = Duration::from_secs(secs);
+        out.keepalive_timeout = Duration::from_secs(secs.get());
     }
     let credentials = RawCredentials {
         ca_file: raw.ca_file,

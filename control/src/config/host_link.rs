@@ -60,7 +60,7 @@ pub(super) fn validate(
     if interface == engine_interface {
         return Err(ConfigError::key(
             "host_link.engine_interface",
-            format!("{engine_interface:?} must differ from host_link.interface"),
+            format!("expected a name other than host_link.interface, found {engine_interface:?}"),
         ));
     }
     Ok(Some(HostLinkSection { interface, engine_interface }))

@@ -2,20 +2,24 @@
 //!
 //! One file per section; each section has a `Raw*` serde type (unknown keys
 //! are errors) and a validated type. Every error names the key, e.g.
-//! `etcd.endpoints[0]: "htp://x" is not an http(s) URL`. Later sections
-//! add a file and a field here.
+//! `etcd.endpoints[0]: expected an http(s) URL, found "htp://x"`, and where it is in
+//! the file: `config.toml:7:7: node.mtu: expected an integer 576..=9216,
+//! found string "1500"`. Later sections add a file and a field here.
 
 mod api;
 mod bgp;
+mod de;
 mod error;
 mod etcd;
 mod etcd_credentials;
 mod exception;
 mod host_link;
+mod int;
 mod metrics;
 mod network;
 mod node;
 mod pods;
+mod source;
 mod static_routes;
 mod uplink;
 mod workers;
@@ -26,7 +30,7 @@ use serde::Deserialize;
 
 pub use api::{ApiSection, DEFAULT_API_SOCKET};
 pub use bgp::{BgpSection, DEFAULT_AS};
-pub use error::ConfigError;
+pub use error::{ConfigError, Location};
 pub use etcd::EtcdSection;
 pub use etcd_credentials::{EtcdAuth, EtcdTls, Password, PemFile};
 pub use exception::ExceptionSection;
@@ -109,13 +113,27 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text)
+        Self::parse_named(&path.display().to_string(), &text)
     }
 
-    /// Validates TOML text.
+    /// Validates TOML text; errors name it `config`.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.message().to_owned(), e.span()))?;
+        Self::parse_named("config", text)
+    }
+
+    /// Validates TOML text; error locations name it `name` (`name:line:column`).
+    pub fn parse_named(name: &str, text: &str) -> Result<Self, ConfigError> {
+        let source = source::Source::parse(name, text).map_err(|e| ConfigError::Syntax {
+            message: e.message().trim_end().to_owned(),
+            at: e.span().map(|s| source::location(name, text, s.start)),
+        })?;
+        // A section that is absent is required by `mode`: such errors point at it.
+        let locate = |e: ConfigError| e.located(|key| source.locate(key).or_else(|| source.locate("mode")));
+        let raw = de::from_str(text).map_err(locate)?;
+        Self::validate(raw).map_err(locate)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
         let node = node::validate(raw.node)?;
         let etcd = etcd::validate(raw.etcd.unwrap_or_default())?;
         let network = raw.network.map(network::validate).transpose()?;

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::int::Int;
 use crate::flannel::NetworkConfig;
 
 #[derive(Debug, Deserialize)]
@@ -14,11 +15,11 @@ pub(super) struct RawNetwork {
     subnet_min: Option<String>,
     subnet_max: Option<String>,
     backend: String,
-    vni: Option<u32>,
+    vni: Option<Int<u32, 0, 0xff_ffff>>,
     port: Option<u16>,
     #[serde(default)]
     direct_routing: bool,
-    mtu: Option<u32>,
+    mtu: Option<Int<u32, 0, 65535>>,
 }
 
 /// Maps a flannel config key to its `[network]` TOML key.
@@ -39,20 +40,20 @@ pub(super) fn validate(raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
     if !matches!(raw.backend.as_str(), "vxlan" | "host-gw" | "ipip") {
         return Err(ConfigError::key(
             "network.backend",
-            format!("{:?} is not one of vxlan, host-gw, ipip", raw.backend),
+            format!("expected one of vxlan, host-gw, ipip, found {:?}", raw.backend),
         ));
     }
     // Build flannel's JSON and run it through the one validator, so TOML and
     // etcd configs obey the same rules and defaults.
     let mut backend = serde_json::json!({ "Type": raw.backend, "DirectRouting": raw.direct_routing });
     if let Some(vni) = raw.vni {
-        backend["VNI"] = vni.into();
+        backend["VNI"] = vni.get().into();
     }
     if let Some(port) = raw.port {
         backend["Port"] = port.into();
     }
     if let Some(mtu) = raw.mtu {
-        backend["MTU"] = mtu.into();
+        backend["MTU"] = mtu.get().into();
     }
     let mut doc = serde_json::json!({ "Network": raw.network, "Backend": backend });
     if let Some(len) = raw.subnet_len {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::error::parse_at;
+use super::int::Int;
 use crate::flannel::MacAddr;
 
 /// flannel's default subnet file.
@@ -27,7 +28,7 @@ pub(super) struct RawNode {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     ipmasq: bool,
-    mtu: Option<u32>,
+    mtu: Option<Int<u32, 576, 9216>>,
 }
 
 /// `[node]`, validated.
@@ -57,7 +58,10 @@ pub(super) fn validate(raw: RawNode) -> Result<NodeSection, ConfigError> {
     }
     let public_ip: Ipv4Addr = parse_at("node.public_ip", &raw.public_ip, "an IPv4 address")?;
     if public_ip.is_unspecified() || public_ip.is_multicast() || public_ip.is_broadcast() {
-        return Err(ConfigError::key("node.public_ip", format!("{public_ip} is not a unicast address")));
+        return Err(ConfigError::key(
+            "node.public_ip",
+            format!("expected a unicast address, found {public_ip}"),
+        ));
     }
     let uplink_subnet = raw
         .uplink_subnet
@@ -78,10 +82,7 @@ pub(super) fn validate(raw: RawNode) -> Result<NodeSection, ConfigError> {
         .vtep_mac
         .map(|s| parse_at::<MacAddr>("node.vtep_mac", &s, "a MAC address like 0a:58:c6:13:01:01"))
         .transpose()?;
-    let mtu = raw.mtu.unwrap_or(1500);
-    if !(576..=9216).contains(&mtu) {
-        return Err(ConfigError::key("node.mtu", format!("{mtu} is outside 576..=9216")));
-    }
+    let mtu = raw.mtu.map_or(1500, Int::get);
     Ok(NodeSection {
         name: raw.name,
         public_ip,

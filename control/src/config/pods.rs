@@ -83,7 +83,10 @@ impl PodSpec {
         let interface = IfName::parse_at(&format!("{key}.interface"), interface)?;
         let ip: Ipv4Addr = parse_at(&format!("{key}.ip"), ip, "an IPv4 address")?;
         if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || ip.is_loopback() {
-            return Err(ConfigError::key(format!("{key}.ip"), format!("{ip} is not a unicast pod address")));
+            return Err(ConfigError::key(
+                format!("{key}.ip"),
+                format!("expected a unicast pod address, found {ip}"),
+            ));
         }
         let mac = mac
             .map(|m| parse_at::<MacAddr>(&format!("{key}.mac"), m, "a MAC address like 0a:58:c6:13:01:02"))

@@ -97,7 +97,7 @@ pub(super) fn validate(
             other => {
                 return Err(ConfigError::key(
                     key("via"),
-                    format!("{other:?} is not one of vxlan, ipip, host-gw"),
+                    format!("expected one of vxlan, ipip, host-gw, found {other:?}"),
                 ));
             }
         };

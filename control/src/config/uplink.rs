@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::int::Int;
 
 /// Which kind of socket carries a port (maps onto `weft_engine::port::Backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,7 +33,7 @@ pub enum XdpAttach {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawUplink {
     interface: String,
-    queues: Option<u32>,
+    queues: Option<Int<u32, 1, 64>>,
     backend: Option<String>,
     xdp_mode: Option<String>,
 }
@@ -55,7 +56,7 @@ pub(crate) fn check_ifname(key: &str, name: &str) -> Result<(), ConfigError> {
     if name.is_empty() || name.len() > 15 || name.contains('/') || name.contains(char::is_whitespace) {
         return Err(ConfigError::key(
             key,
-            format!("{name:?} is not an interface name (1 to 15 characters, no '/' or spaces)"),
+            format!("expected an interface name (1 to 15 characters, no '/' or spaces), found {name:?}"),
         ));
     }
     Ok(())
@@ -67,16 +68,15 @@ pub(crate) fn parse_backend(key: &str, value: Option<&str>) -> Result<PortBacken
         None | Some("auto") => Ok(PortBackend::Auto),
         Some("af_xdp") => Ok(PortBackend::AfXdp),
         Some("af_packet") => Ok(PortBackend::AfPacket),
-        Some(other) => Err(ConfigError::key(key, format!("{other:?} is not one of auto, af_xdp, af_packet"))),
+        Some(other) => {
+            Err(ConfigError::key(key, format!("expected one of auto, af_xdp, af_packet, found {other:?}")))
+        }
     }
 }
 
 pub(super) fn validate(raw: RawUplink) -> Result<UplinkSection, ConfigError> {
     check_ifname("uplink.interface", &raw.interface)?;
-    let queues = raw.queues.unwrap_or(1);
-    if !(1..=64).contains(&queues) {
-        return Err(ConfigError::key("uplink.queues", format!("{queues} is outside 1..=64")));
-    }
+    let queues = raw.queues.map_or(1, Int::get);
     let backend = parse_backend("uplink.backend", raw.backend.as_deref())?;
     if backend == PortBackend::AfPacket && queues > 1 {
         return Err(ConfigError::key(
@@ -91,7 +91,7 @@ pub(super) fn validate(raw: RawUplink) -> Result<UplinkSection, ConfigError> {
         Some(other) => {
             return Err(ConfigError::key(
                 "uplink.xdp_mode",
-                format!("{other:?} is not one of auto, native, generic"),
+                format!("expected one of auto, native, generic, found {other:?}"),
             ));
         }
     };

@@ -3,14 +3,15 @@
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::int::Int;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWorkers {
     cores: Option<Vec<usize>>,
-    batch: Option<usize>,
+    batch: Option<Int<usize, 1, 256>>,
     frames: Option<u32>,
-    pod_slots: Option<usize>,
+    pod_slots: Option<Int<usize, 1, { MAX_POD_SLOTS as i64 }>>,
     #[serde(default)]
     busy_poll: bool,
 }
@@ -81,17 +82,14 @@ pub(super) fn validate(raw: RawWorkers, queues: u32) -> Result<WorkersSection, C
             if c >= 1024 {
                 return Err(ConfigError::key(
                     format!("workers.cores[{i}]"),
-                    format!("{c} is not a CPU number"),
+                    format!("expected a CPU number below 1024, found {c}"),
                 ));
             }
         }
         out.cores = cores;
     }
     if let Some(b) = raw.batch {
-        if !(1..=256).contains(&b) {
-            return Err(ConfigError::key("workers.batch", format!("{b} is outside 1..=256")));
-        }
-        out.batch = b;
+        out.batch = b.get();
     }
     if let Some(f) = raw.frames {
         if !(256..=1 << 20).contains(&f) || !f.is_power_of_two() {
@@ -103,10 +101,7 @@ pub(super) fn validate(raw: RawWorkers, queues: u32) -> Result<WorkersSection, C
         out.frames = f;
     }
     if let Some(n) = raw.pod_slots {
-        if !(1..=MAX_POD_SLOTS).contains(&n) {
-            return Err(ConfigError::key("workers.pod_slots", format!("{n} is outside 1..={MAX_POD_SLOTS}")));
-        }
-        out.pod_slots = n;
+        out.pod_slots = n.get();
     }
     Ok(out)
 }
