@@ -2,6 +2,8 @@
 
 use std::future::Future;
 
+use etcd_client::{Client, GetOptions, GetResponse};
+
 use super::credentials::diagnose;
 use super::{AgentSettings, ControlError};
 
@@ -23,4 +25,14 @@ pub(crate) async fn call<T>(
         Err(_) => format!("no answer within {timeout:?}"),
     };
     Err(ControlError::Etcd { context: context(), message, endpoints })
+}
+
+/// Every key under `prefix` in one read (a consistent snapshot: its header carries the
+/// revision to watch from).
+pub(crate) async fn list_prefix(
+    client: &mut Client,
+    settings: &AgentSettings,
+    prefix: &str,
+) -> Result<GetResponse, ControlError> {
+    call(settings, || format!("list {prefix}"), client.get(prefix, Some(GetOptions::new().with_prefix()))).await
 }

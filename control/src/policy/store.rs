@@ -3,12 +3,12 @@
 //! Calico's etcd datastore keeps its policies. What `weft policy apply|delete|list` use; every
 //! node watches the same keys.
 
-use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, ConnectOptions, Txn, TxnOp};
 
 use super::error::PolicyError;
 use super::model::{NetworkPolicy, PolicyId};
 use super::parse::parse_documents;
-use crate::etcd::rpc::call;
+use crate::etcd::rpc::{call, list_prefix};
 use crate::etcd::{AgentSettings, ControlError};
 
 /// etcd's default `--max-txn-ops`: an apply of more policies is split into transactions of
@@ -103,13 +103,7 @@ impl PolicyStore {
 
     /// Every stored policy, sorted by key, with the revision of the read.
     pub async fn list(&mut self) -> Result<(Vec<Listed>, i64), ControlError> {
-        let prefix = self.keys.all();
-        let resp = call(
-            &self.settings,
-            || format!("list {prefix}"),
-            self.client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
-        )
-        .await?;
+        let resp = list_prefix(&mut self.client, &self.settings, &self.keys.all()).await?;
         let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
         let listed = resp
             .kvs()

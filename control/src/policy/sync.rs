@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions, EventType, GetOptions, KeyValue, WatchOptions};
+use etcd_client::{Client, ConnectOptions, EventType, KeyValue, WatchOptions};
 use ipnet::Ipv4Net;
 use tokio::sync::{mpsc, watch};
 use weft_engine::policy::{PolicySet, SharedPolicy};
@@ -27,7 +27,7 @@ use super::model::NetworkPolicy;
 use super::selector::Labels;
 use super::store::decode;
 use crate::api::PolicyState;
-use crate::etcd::rpc::call;
+use crate::etcd::rpc::{call, list_prefix};
 use crate::etcd::{AgentSettings, ControlError};
 
 /// A change to one of this node's endpoint records.
@@ -138,13 +138,7 @@ impl PolicySync {
 
     /// Reads every record afresh and publishes.
     async fn list(&mut self) -> Result<(), ControlError> {
-        let prefix = self.keys.all();
-        let resp = call(
-            &self.settings,
-            || format!("list {prefix}"),
-            self.client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
-        )
-        .await?;
+        let resp = list_prefix(&mut self.client, &self.settings, &self.keys.all()).await?;
         self.revision = resp.header().map(|h| h.revision()).unwrap_or(0);
         self.policies.clear();
         self.endpoints.clear();

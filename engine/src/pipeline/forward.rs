@@ -5,6 +5,7 @@
 //! what the kernel forwards to a pod is recorded, and its replies are handed back to the kernel.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
@@ -62,19 +63,30 @@ enum PodDest {
     Owner(WorkerId),
 }
 
+/// What stage 3 reads for every batch, owned by the pipeline apart from its scratch state.
+#[derive(Debug)]
+pub(crate) struct ForwardTables {
+    /// The worker's configuration.
+    pub cfg: PipelineConfig,
+    /// Each port's role, indexed by port id.
+    pub roles: Vec<PortRole>,
+    /// Resolved next-hop MACs.
+    pub neighbours: Arc<NeighbourTable>,
+    /// Flows the host link started, whose replies go back through it.
+    pub flows: Arc<HostFlows>,
+}
+
 impl<'a> Forwarder<'a> {
     /// The forwarder of one batch received on `rx_port`.
     pub(crate) fn new(
-        cfg: &'a PipelineConfig,
-        roles: &'a [PortRole],
-        neighbours: &'a NeighbourTable,
-        flows: &'a HostFlows,
+        tables: &'a ForwardTables,
         policy: Option<&'a PolicySet>,
         rx_port: PortId,
         rx_role: PortRole,
     ) -> Self {
+        let ForwardTables { cfg, roles, neighbours, flows } = tables;
         // Frames from the host link teach the table; others read it only once it has entries.
-        let flows = (matches!(rx_role, PortRole::Exception(_)) || flows.live()).then_some(flows);
+        let flows = (matches!(rx_role, PortRole::Exception(_)) || flows.live()).then_some(&**flows);
         Forwarder {
             cfg,
             roles,

@@ -74,7 +74,6 @@ pub use programmer::{
 };
 
 use crate::fib::{FibReader, Ipv4Prefix, NextHopId};
-use crate::neighbour::NeighbourTable;
 use crate::policy::{Enforcer, Packet, PolicySet, SharedPolicy};
 use crate::port::{Frame, FrameMut, FramePool};
 use crate::worker::{DropReason, FrameProcessor, PortId, Verdict, WorkerId};
@@ -268,13 +267,10 @@ pub(crate) struct State {
 /// The forwarding pipeline of one worker (see the module docs).
 #[derive(Debug)]
 pub struct Pipeline {
-    cfg: PipelineConfig,
-    roles: Vec<PortRole>,
+    tables: forward::ForwardTables,
     fib: FibReader,
     peers: SharedPeers,
-    neighbours: Arc<NeighbourTable>,
     learned: Arc<MacLearnQueue>,
-    flows: Arc<HostFlows>,
     policy: SharedPolicy,
     counters: Arc<PipelineCounters>,
     st: State,
@@ -284,12 +280,9 @@ impl Pipeline {
     /// A pipeline for one worker, reading the routes the [`RouteProgrammer`] publishes.
     pub fn new(cfg: PipelineConfig, handles: PipelineHandles) -> Self {
         let mut p = Pipeline {
-            roles: Vec::new(),
             fib: handles.fib,
             peers: handles.peers,
-            neighbours: handles.neighbours,
             learned: handles.learned,
-            flows: handles.flows,
             policy: handles.policy,
             counters: PipelineCounters::new(),
             st: State {
@@ -304,7 +297,12 @@ impl Pipeline {
                 recent: [(0, 0); 16],
                 enforcer: Enforcer::default(),
             },
-            cfg,
+            tables: forward::ForwardTables {
+                cfg,
+                roles: Vec::new(),
+                neighbours: handles.neighbours,
+                flows: handles.flows,
+            },
         };
         p.rebuild_roles();
         p
@@ -319,35 +317,35 @@ impl Pipeline {
             }
             roles[i] = role;
         };
-        set(self.cfg.uplink, PortRole::Uplink);
-        if let Some(e) = self.cfg.exception.filter(|_| self.cfg.host_worker.is_none()) {
+        set(self.tables.cfg.uplink, PortRole::Uplink);
+        if let Some(e) = self.tables.cfg.exception.filter(|_| self.tables.cfg.host_worker.is_none()) {
             set(e.port, PortRole::Exception(e));
         }
-        for &(port, pod) in &self.cfg.pods {
+        for &(port, pod) in &self.tables.cfg.pods {
             set(port, PortRole::Pod(pod));
         }
         self.st.learn_sent = vec![false; roles.len()];
-        self.roles = roles;
+        self.tables.roles = roles;
     }
 
     /// Takes pod `pod` on port `port` (a pod port attached while the worker runs: the
     /// worker's command, on its thread, between batches).
     pub fn attach_pod(&mut self, port: PortId, pod: PodPort) {
-        self.cfg.pods.retain(|(p, _)| *p != port);
-        self.cfg.pods.push((port, pod));
+        self.tables.cfg.pods.retain(|(p, _)| *p != port);
+        self.tables.cfg.pods.push((port, pod));
         self.rebuild_roles();
     }
 
     /// Forgets the pod on port `port` (detached while the worker runs); frames still routed
     /// to it are `no_such_port` drops, frames handed to it `handoff_stale`.
     pub fn detach_pod(&mut self, port: PortId) {
-        self.cfg.pods.retain(|(p, _)| *p != port);
+        self.tables.cfg.pods.retain(|(p, _)| *p != port);
         self.rebuild_roles();
     }
 
     /// The configuration.
     pub fn config(&self) -> &PipelineConfig {
-        &self.cfg
+        &self.tables.cfg
     }
 
     /// This pipeline's counters, readable from any thread.
@@ -362,7 +360,7 @@ impl Pipeline {
         frames: &mut [Frame],
         verdicts: &mut Vec<Verdict>,
     ) {
-        let role = self.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
+        let role = self.tables.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
         let st = &mut self.st;
         st.steps.clear();
         st.dsts.clear();
@@ -373,8 +371,15 @@ impl Pipeline {
         let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
         let learn = Learn::of(role, rx_port, st);
         for f in frames.iter_mut() {
-            let step =
-                classify_learning(&self.cfg, side, rx_port, &mut pool.view(f), st, learn, &self.learned);
+            let step = classify_learning(
+                &self.tables.cfg,
+                side,
+                rx_port,
+                &mut pool.view(f),
+                st,
+                learn,
+                &self.learned,
+            );
             st.steps.push(step);
         }
         drop(peers);
@@ -391,15 +396,7 @@ impl Pipeline {
 
         // Stage 3: forward.
         let policy = self.policy.load();
-        let mut fw = forward::Forwarder::new(
-            &self.cfg,
-            &self.roles,
-            &self.neighbours,
-            &self.flows,
-            enforced(&policy),
-            rx_port,
-            role,
-        );
+        let mut fw = forward::Forwarder::new(&self.tables, enforced(&policy), rx_port, role);
         let mut k = 0;
         for (i, f) in frames.iter_mut().enumerate() {
             let v = match st.steps[i] {
@@ -522,7 +519,7 @@ impl Pipeline {
         let policy = self.policy.load();
         let Some(set) = enforced(&policy) else { return Ok(()) };
         let Some(pkt) = Packet::of_frame(frame.data()) else { return Ok(()) };
-        if is_node_address(&self.cfg, pkt.flow.src) {
+        if is_node_address(&self.tables.cfg, pkt.flow.src) {
             return Ok(());
         }
         let now = self.st.enforcer.secs(std::time::Instant::now());
@@ -537,7 +534,7 @@ impl FrameProcessor for Pipeline {
     /// frame was in flight) is `handoff_stale`.
     fn handed_in(&mut self, port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
         use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
-        let pod = match self.roles.get(usize::from(port.0)).copied() {
+        let pod = match self.tables.roles.get(usize::from(port.0)).copied() {
             Some(PortRole::Pod(pod)) => pod,
             Some(PortRole::Exception(e)) => {
                 let d = frame.data_mut();
@@ -568,11 +565,12 @@ impl FrameProcessor for Pipeline {
     /// One frame through the same three stages (a batch of one). The worker calls
     /// [`FrameProcessor::process_batch`]; this is for callers that hold a single frame.
     fn process(&mut self, rx_port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
-        let role = self.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
+        let role = self.tables.roles.get(usize::from(rx_port.0)).copied().unwrap_or(PortRole::None);
         let peers = (role == PortRole::Uplink).then(|| self.peers.load());
         let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
         let learn = Learn::of(role, rx_port, &self.st);
-        let step = classify_learning(&self.cfg, side, rx_port, frame, &mut self.st, learn, &self.learned);
+        let step =
+            classify_learning(&self.tables.cfg, side, rx_port, frame, &mut self.st, learn, &self.learned);
         drop(peers);
         let v = match step {
             Step::Done(v) => v,
@@ -580,15 +578,7 @@ impl FrameProcessor for Pipeline {
                 let mut hop = [None];
                 let snapshot = self.fib.resolve_batch(&[r.dst], &mut hop);
                 let policy = self.policy.load();
-                let mut fw = forward::Forwarder::new(
-                    &self.cfg,
-                    &self.roles,
-                    &self.neighbours,
-                    &self.flows,
-                    enforced(&policy),
-                    rx_port,
-                    role,
-                );
+                let mut fw = forward::Forwarder::new(&self.tables, enforced(&policy), rx_port, role);
                 fw.forward(r, hop[0].and_then(|id| snapshot.get(id)), frame, &mut self.st)
             }
         };
