@@ -1,4 +1,5 @@
-//! Transmit checksum offload inside the pod, through the legacy ethtool ioctl.
+//! Transmit checksum offload, through the legacy ethtool ioctl: off inside each pod (here) and
+//! on the node's host link (the daemon).
 //!
 //! A pod's kernel leaves TCP/UDP checksums to the veth's "hardware" (CHECKSUM_PARTIAL); the
 //! kernel completes them only if the frame crosses into another kernel stack, which a frame

@@ -19,7 +19,7 @@ pub mod conf;
 pub mod del;
 pub mod env;
 pub mod error;
-mod ethtool;
+pub mod ethtool;
 pub mod ipam;
 pub mod link;
 mod netns;

@@ -34,5 +34,6 @@ pub(crate) async fn list_prefix(
     settings: &AgentSettings,
     prefix: &str,
 ) -> Result<GetResponse, ControlError> {
-    call(settings, || format!("list {prefix}"), client.get(prefix, Some(GetOptions::new().with_prefix()))).await
+    call(settings, || format!("list {prefix}"), client.get(prefix, Some(GetOptions::new().with_prefix())))
+        .await
 }

@@ -103,7 +103,8 @@ async fn configure(handle: &Handle, plan: &HostLinkPlan) -> Result<(), HostLinkE
     // A Service DNAT from a pod to a pod elsewhere leaves over the link it came in on: normal
     // here, no reason for ICMP redirects.
     sysctl(&format!("/proc/sys/net/ipv4/conf/{}/send_redirects", plan.interface), "0")?;
-    weft_engine::port::afxdp::set_tx_checksum(&plan.interface, false)
+    weft_cni::ethtool::Ethtool::new()
+        .and_then(|e| e.tx_checksum_off(&plan.interface))
         .map_err(io(format!("turning transmit checksum offload off on {}", plan.interface)))?;
     for (idx, ifname) in [(engine, &plan.engine_interface), (kernel, &plan.interface)] {
         handle

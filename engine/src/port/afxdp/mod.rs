@@ -13,7 +13,6 @@ mod tpacket;
 mod umem;
 
 pub use socket::{AfXdpPort, BindMode, XskConfig};
-pub use sys::set_tx_checksum;
 pub(crate) use tpacket::Tpacket;
 pub use tpacket::TpacketGeometry;
 pub use umem::Umem;

@@ -299,38 +299,3 @@ pub(crate) fn advise_huge_pages<T>(memory: &[T]) -> io::Result<()> {
     let r = unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE) };
     if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
-
-/// `struct ethtool_value` of `<linux/ethtool.h>`.
-#[repr(C)]
-struct EthtoolValue {
-    cmd: u32,
-    data: u32,
-}
-
-/// `ETHTOOL_STXCSUM` of `<linux/ethtool.h>`: set transmit checksum offload.
-const ETHTOOL_STXCSUM: u32 = 0x17;
-
-/// Turns transmit checksum offload of interface `name` (in the calling thread's netns) on or
-/// off, as `ethtool -K <name> tx on|off` does. Frames that cross AF_XDP carry no "checksum
-/// partial" mark, so an interface whose frames the engine reads must complete its checksums
-/// itself.
-pub fn set_tx_checksum(name: &str, on: bool) -> io::Result<()> {
-    // SAFETY: `ifreq` is a plain C struct (a name array and a union of integers and pointers)
-    // for which all zeroes is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() >= ifr.ifr_name.len() || bytes.contains(&0) {
-        return Err(io::Error::from_raw_os_error(libc::ENODEV));
-    }
-    for (dst, &b) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *dst = b as libc::c_char;
-    }
-    let mut value = EthtoolValue { cmd: ETHTOOL_STXCSUM, data: u32::from(on) };
-    ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
-    let sock = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
-    // SAFETY: SIOCETHTOOL reads `ifr` (a NUL-terminated name, checked shorter than the array
-    // above) and the `ethtool_value` its data pointer names; both live on this stack frame
-    // across the call, and `sock` is an open socket we own.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL as _, &mut ifr as *mut libc::ifreq) };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
