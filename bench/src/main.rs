@@ -23,8 +23,8 @@ const USAGE: &str = "usage: weft-bench <suite> [options]
 suites (each takes --json FILE to write its raw figures):
   core     the forwarding pipeline on in-memory replay ports, per path, against a touch-only
            floor (weft-bench core --help)
-  bgp      BGP speaker over loopback TCP: time to learn 1k/10k/100k prefixes from one peer,
-           announce -> route-sink convergence p50/p99 (weft-bench bgp --help; not in `all`)
+  bgp      a BGP peer's routes into the FIB over loopback TCP: time to learn 1k/10k/100k
+           prefixes from one peer, announce and withdraw -> FIB p50/p99 (weft-bench bgp --help)
   control  etcd lease sync time and lease-put -> route convergence against a real etcd
            (weft-bench control --help)
   idle     CPU of each weft worker on a node without traffic, default idle strategy vs

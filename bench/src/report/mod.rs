@@ -28,7 +28,7 @@ use crate::options;
 use model::{Report, SuiteRun};
 
 const USAGE: &str = "usage: weft-bench all [--out bench/results] [--criterion target/criterion]
-                     [--suites lpm,core,control,lab,latency,idle,tools,pods] [--quick true] [--render-only true]
+                     [--suites lpm,core,control,bgp,lab,latency,idle,tools,pods] [--quick true] [--render-only true]
   Runs the suites one after another (each in its own process), then writes OUT/REPORT.md,
   OUT/*.svg and OUT/results.json. --quick runs tiny versions (seconds; to check the plumbing).
   --render-only re-renders REPORT.md and the plots from OUT/results.json.";
@@ -51,6 +51,11 @@ const PLANS: &[Plan] = &[
     Plan {
         name: "control",
         full: &["--sizes", "1000,10000", "--iterations", "1000"],
+        quick: &["--sizes", "1000", "--iterations", "20"],
+    },
+    Plan {
+        name: "bgp",
+        full: &["--sizes", "1000,10000,100000", "--iterations", "500"],
         quick: &["--sizes", "1000", "--iterations", "20"],
     },
     Plan {
@@ -230,6 +235,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "core" => load(&json).map(|r| report.core = Some(r)),
             "lpm" => load(&json).map(|r| report.lpm = Some(r)),
             "control" => load(&json).map(|r| report.control = Some(r)),
+            "bgp" => load(&json).map(|r| report.bgp = Some(r)),
             "lab" => load(&json).map(|r| report.lab = Some(r)),
             "latency" => load(&json).map(|r| report.latency = Some(r)),
             "idle" => load(&json).map(|r| report.idle = Some(r)),

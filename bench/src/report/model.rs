@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::criterion::MicroBench;
 use super::profile::PathProfile;
+use crate::bgp::BgpResult;
 use crate::control::ControlResult;
 use crate::core::CoreResult;
 use crate::lab_bench::idle::IdleReport;
@@ -70,6 +71,9 @@ pub struct Report {
     /// `weft-bench pods`.
     #[serde(default)]
     pub pods: Option<PodsResult>,
+    /// `weft-bench bgp`.
+    #[serde(default)]
+    pub bgp: Option<BgpResult>,
 }
 
 impl Report {
@@ -99,6 +103,7 @@ impl Report {
             idle: None,
             tools: None,
             pods: None,
+            bgp: None,
         }
     }
 }

@@ -96,6 +96,23 @@ fn goals(r: &Report, out: &mut String) {
             );
         }
     }
+    if let Some(bgp) = &r.bgp {
+        use crate::bgp::LEARN_GOAL_MS;
+        if let Some(s) = bgp.largest() {
+            let _ = writeln!(
+                out,
+                "| bgp: a {}-prefix table from one peer in the FIB under {LEARN_GOAL_MS:.0} ms{} | {:.0} ms | {} |",
+                s.prefixes,
+                if s.prefixes < 100_000 { " (goal stated for 100k)" } else { "" },
+                s.learn_ms,
+                if s.learn_ms <= LEARN_GOAL_MS {
+                    "yes".to_owned()
+                } else {
+                    format!("no, {:.0} % over", (s.learn_ms / LEARN_GOAL_MS - 1.0) * 100.0)
+                }
+            );
+        }
+    }
     if let Some(p) = &r.pods {
         use crate::pods::IDLE_GOAL;
         let ratio = p.idle_ratio();
@@ -223,6 +240,11 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
         out.push_str(&control.markdown());
         out.push('\n');
     }
+    if let Some(bgp) = &r.bgp {
+        out.push_str("## bgp: a peer's routes into the FIB\n\n");
+        out.push_str(&bgp.markdown());
+        out.push('\n');
+    }
     if !r.encap.is_empty() {
         out.push_str(
             "## encap micro-benchmarks (`cargo bench -p weft-encap`, criterion, mean per packet)\n\n",
@@ -316,6 +338,23 @@ mod tests {
         assert!(text.contains("![core_mpps.svg](core_mpps.svg)"));
         assert!(!text.contains("## lpm") && !text.contains("lpm_lookups.svg"));
         assert!(text.contains(&r.machine.kernel), "the machine is described");
+    }
+
+    #[test]
+    fn the_bgp_goal_is_judged_on_the_largest_table() {
+        use crate::bgp::{BgpLatency, BgpResult, BgpSize};
+        let lat = BgpLatency { samples: 500, p50_ms: 0.03, p99_ms: 0.5, max_ms: 4.0 };
+        let size =
+            |prefixes, learn_ms| BgpSize { prefixes, learn_ms, announce: lat.clone(), withdraw: lat.clone() };
+        let mut r = report();
+        r.bgp = Some(BgpResult { per_update: 1000, sizes: vec![size(1000, 1.2), size(100_000, 1500.0)] });
+        let text = markdown(&r, &plots(&r));
+        assert!(
+            text.contains("| bgp: a 100000-prefix table from one peer in the FIB under 1000 ms | 1500 ms | no, 50 % over |"),
+            "{text}"
+        );
+        assert!(text.contains("## bgp: a peer's routes into the FIB"));
+        assert!(text.contains("| 1000 | 1.2 | 0.030 | 0.500 | 4.000 | 0.030 | 0.500 | 500 |"), "{text}");
     }
 
     #[test]

@@ -202,6 +202,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Batches up to this size log one line per route; larger ones (a BGP peer's
+/// whole table, an etcd re-list of a big cluster) one line with the counts.
+const LOG_EACH_ROUTE: usize = 64;
+
 /// The daemon's route sink: each batch goes to the engine's route
 /// programmer (one FIB version) and into the table kept for status and
 /// metrics.
@@ -221,20 +225,34 @@ impl RouteTableSink {
 impl RouteSink for RouteTableSink {
     fn apply(&mut self, batch: &[RouteDelta]) {
         self.programmer.apply(batch);
+        let each = batch.len() <= LOG_EACH_ROUTE;
         let mut s = lock(&self.state);
         for delta in batch {
             match *delta {
                 RouteDelta::Upsert(spec) => {
-                    tracing::info!(route = %spec, "route installed");
+                    if each {
+                        tracing::info!(route = %spec, "route installed");
+                    }
                     s.table.insert(spec.subnet, spec.via);
                 }
                 RouteDelta::Remove(subnet) => {
-                    tracing::info!(%subnet, "route removed");
+                    if each {
+                        tracing::info!(%subnet, "route removed");
+                    }
                     s.table.remove(&subnet);
                 }
             }
         }
         s.version += 1;
+        if !each {
+            let installed = batch.iter().filter(|d| matches!(d, RouteDelta::Upsert(_))).count();
+            tracing::info!(
+                installed,
+                removed = batch.len() - installed,
+                routes = s.table.len(),
+                "route batch applied"
+            );
+        }
     }
 }
 
