@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use weft_bench::lab::topology::DEFAULT_STATE_ROOT;
-use weft_bench::lab::{Backend, Lab, LabSpec, NodeSpec, supervise, tcp};
+use weft_bench::lab::{Backend, Lab, LabSpec, NodeSpec, supervise, tcp, udp};
 
 const USAGE: &str = "usage: weft-lab <command> [options]
 
@@ -28,11 +28,15 @@ commands:
   kflannel ...                             the kernel-flannel node agent (weft-lab kflannel --help)
   tcp-echo --listen ADDR:PORT              TCP echo server (for pods)
   tcp-send --to ADDR:PORT [--bytes N]      send N bytes, check the echo, print the rate
+           [--secs S [--mbit R]]           or keep sending for S seconds (at most R Mbit/s);
+                                           prints the longest stall of the echo too
   tcp-probe --to ADDR:PORT,... [--timeout-ms T]
            connect to every target at once (T ms, default 1500), echo one byte;
            prints `ADDR:PORT ok` or `ADDR:PORT fail` per target
-           [--secs S [--mbit R]]           or keep sending for S seconds (at most R Mbit/s);
-                                           prints the longest stall of the echo too";
+  udp-echo --listen ADDR:PORT              UDP echo server (for pods)
+  udp-probe --to ADDR:PORT,... [--timeout-ms T]
+           send a datagram to every target at once, wait T ms (default 1500) for its echo;
+           prints `ADDR:PORT ok` or `ADDR:PORT fail` per target";
 
 /// How long `up` waits for weft daemons to route every other node.
 const WEFT_CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -212,14 +216,15 @@ fn tcp_send(flags: &Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tcp_probe(flags: &Flags) -> anyhow::Result<()> {
+/// `tcp-probe` and `udp-probe`: every `--to` target at once with `probe`, one verdict line each.
+fn probe(flags: &Flags, probe: fn(&[std::net::SocketAddr], Duration) -> Vec<bool>) -> anyhow::Result<()> {
     let to = flags.value("--to").context("--to ADDR:PORT,... is required")?;
     let targets: Vec<std::net::SocketAddr> = to
         .split(',')
         .map(|t| t.parse().with_context(|| format!("--to {t:?}")))
         .collect::<anyhow::Result<_>>()?;
     let timeout = Duration::from_millis(flags.parsed("--timeout-ms", 1500)?);
-    for (t, ok) in targets.iter().zip(tcp::probe(&targets, timeout)) {
+    for (t, ok) in targets.iter().zip(probe(&targets, timeout)) {
         println!("{t} {}", if ok { "ok" } else { "fail" });
     }
     Ok(())
@@ -255,8 +260,13 @@ fn main() -> ExitCode {
             .value("--listen")
             .context("--listen ADDR:PORT is required")
             .and_then(|a| Ok(tcp::echo_server(a.parse()?)?)),
+        Some("udp-echo") => flags
+            .value("--listen")
+            .context("--listen ADDR:PORT is required")
+            .and_then(|a| Ok(udp::echo_server(a.parse()?)?)),
         Some("tcp-send") => flags.only(&["--to", "--bytes", "--secs", "--mbit"]).and_then(tcp_send),
-        Some("tcp-probe") => flags.only(&["--to", "--timeout-ms"]).and_then(tcp_probe),
+        Some("tcp-probe") => flags.only(&["--to", "--timeout-ms"]).and_then(|f| probe(f, tcp::probe)),
+        Some("udp-probe") => flags.only(&["--to", "--timeout-ms"]).and_then(|f| probe(f, udp::probe)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

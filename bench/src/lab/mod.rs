@@ -23,6 +23,7 @@ pub mod state;
 pub mod supervise;
 pub mod tcp;
 pub mod topology;
+pub mod udp;
 pub mod up;
 pub mod weft_api;
 pub mod weft_config;
