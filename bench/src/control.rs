@@ -24,6 +24,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use weft_control::etcd::{Agent, AgentSettings};
+use weft_control::flannel::MacAddr;
 use weft_control::routes::{RouteDelta, RouteSink};
 
 const PREFIX: &str = "/coreos.com/network";
@@ -72,7 +73,7 @@ fn settings(etcd: &etcd::Etcd, dir: &std::path::Path) -> AgentSettings {
         prefix: PREFIX.into(),
         lease_ttl: Duration::from_secs(600),
         public_ip: Ipv4Addr::new(198, 18, 255, 1),
-        vtep_mac: "0a:58:c6:12:ff:01".parse().ok(),
+        vtep_mac: MacAddr([0x0a, 0x58, 0xc6, 0x12, 0xff, 0x01]),
         uplink_subnet: None,
         subnet_file: dir.join("subnet.env"),
         ipmasq: false,

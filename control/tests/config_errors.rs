@@ -151,6 +151,28 @@ fn a_bad_value_in_a_nested_table_is_named_by_its_path() {
 }
 
 #[test]
+fn a_multicast_or_all_zero_vtep_mac_names_the_key_and_why() {
+    assert_error(
+        &with("vtep_mac = \"0a:58:c6:12:00:0b\"", "vtep_mac = \"01:00:5e:00:00:01\""),
+        "node.vtep_mac",
+        "6:12",
+        "expected a unicast MAC address, found 01:00:5e:00:00:01 (a multicast address)",
+    );
+    assert_error(
+        &with("vtep_mac = \"0a:58:c6:12:00:0b\"", "vtep_mac = \"00:00:00:00:00:00\""),
+        "node.vtep_mac",
+        "6:12",
+        "expected a unicast MAC address, found 00:00:00:00:00:00 (all zeros)",
+    );
+    assert_error(
+        &with("vtep_mac = \"0a:58:c6:12:00:0c\"", "vtep_mac = \"ff:ff:ff:ff:ff:ff\""),
+        "static.routes[0].vtep_mac",
+        "20:12",
+        "expected a unicast MAC address, found ff:ff:ff:ff:ff:ff (a multicast address)",
+    );
+}
+
+#[test]
 fn node_state_workers_and_host_link_keys_are_located_like_the_others() {
     assert_error(
         &with("mtu = 1500", "state_dir = 7"),

@@ -3,7 +3,8 @@
 //! (every key with its value and etcd lease, every etcd lease with its TTL) and the node's
 //! namespace as it was (links, addresses, routes, nftables ruleset, IPv4 forwarding):
 //! - found before anything is taken: a missing capability, a missing uplink, a subnet file
-//!   whose directory cannot be written;
+//!   whose directory cannot be written, a state directory that cannot be made (where weft,
+//!   without node.vtep_mac as here, keeps its VtepMAC);
 //! - found after the lease was taken: a pod outside the subnet we got, an uplink queue that
 //!   does not exist (found after weft made its host link: the link, its route, forwarding and,
 //!   with node.ipmasq, the masquerade rules go again); also when the lease taken was one of
@@ -50,6 +51,8 @@ struct Start<'a> {
     queues: Option<u32>,
     /// `node.subnet_file` (default: `subnet.env` in the temp dir).
     subnet_file: Option<PathBuf>,
+    /// `node.state_dir` (default: `state` in the temp dir).
+    state_dir: Option<PathBuf>,
     /// A `[[pods]]` entry with this address on the node's pod veth.
     pod_ip: Option<&'a str>,
     /// Capabilities dropped from the bounding set before weft starts (setpriv syntax).
@@ -122,6 +125,7 @@ impl Node {
         let engine = engine_sections(&uplink, "generic", start.queues.unwrap_or(1), &d.join("w.sock"))
             .replace("[uplink]\n", &format!("[uplink]\n{}", start.uplink_extra));
         let subnet_file = start.subnet_file.clone().unwrap_or_else(|| d.join("subnet.env"));
+        let state_dir = start.state_dir.clone().unwrap_or_else(|| d.join("state"));
         let pods = start
             .pod_ip
             .map(|ip| format!("[[pods]]\ninterface = \"{}\"\nip = \"{ip}\"\n", self.pod))
@@ -132,8 +136,9 @@ impl Node {
             &cfg,
             format!(
                 "mode = \"etcd\"\n[node]\nname = \"fails\"\npublic_ip = \"198.18.0.11\"\n{ipmasq}\
-                 vtep_mac = \"0a:58:c6:12:00:0b\"\nsubnet_file = \"{}\"\n[etcd]\nendpoints = [\"{}\"]\n{engine}{pods}",
+                 subnet_file = \"{}\"\nstate_dir = \"{}\"\n[etcd]\nendpoints = [\"{}\"]\n{engine}{pods}",
                 subnet_file.display(),
+                state_dir.display(),
                 self.etcd.as_ref().context("etcd")?.endpoint(),
             ),
         )?;
@@ -242,6 +247,17 @@ fn an_unwritable_subnet_file_stops_the_start_before_etcd_is_touched() -> Result<
             Start { subnet_file: Some(file.join("subnet.env")), ..Start::default() }
         },
         "node.subnet_file: cannot write",
+    )
+}
+
+#[test]
+fn a_state_dir_that_cannot_be_made_stops_the_start_before_etcd_is_touched() -> Result<()> {
+    fails_leaving_etcd_as_it_was(
+        "a_state_dir_that_cannot_be_made_stops_the_start_before_etcd_is_touched",
+        true,
+        |_| Start { state_dir: Some(PathBuf::from("/dev/null/state")), ..Start::default() },
+        "node.state_dir: cannot write /dev/null/state: cannot create a file in /dev/null: Not a directory \
+         (os error 20)",
     )
 }
 

@@ -65,7 +65,7 @@ fn settings_from_config(etcd: &Etcd, host: u8, dir: &std::path::Path, extra: &st
     );
     let config = Config::parse(&toml).expect("config");
     let mut s = settings(etcd, host, dir);
-    s.client = AgentSettings::from_config(&config, false).client;
+    s.client = AgentSettings::from_config(&config, s.vtep_mac, false).client;
     s
 }
 

@@ -64,7 +64,8 @@ fn files(pki: &Pki, ca: &str, cert: &str, key: &str) -> String {
 /// Agent settings from a config text, as `weft run` builds them.
 fn settings_from(text: &str, dir: &std::path::Path) -> AgentSettings {
     let config = Config::parse(text).unwrap_or_else(|e| panic!("config rejected: {e}"));
-    let mut s = AgentSettings::from_config(&config, false);
+    let vtep_mac = config.node.vtep_mac.expect("the config names node.vtep_mac");
+    let mut s = AgentSettings::from_config(&config, vtep_mac, false);
     s.subnet_file = dir.join("subnet.env");
     s.rpc_timeout = Duration::from_secs(3);
     s.backoff_max = Duration::from_millis(400);

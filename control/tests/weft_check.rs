@@ -62,3 +62,38 @@ fn weft_check_fails_with_one_line_naming_the_key() {
         format!("weft: {file}:5:7: node.mtu: expected an integer 576..=9216, found string \"1500\"\n")
     );
 }
+
+#[test]
+fn weft_check_shows_where_the_vtep_mac_is_kept_without_node_vtep_mac() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, state) = (dir.path().join("w.toml"), dir.path().join("state"));
+    std::fs::write(
+        &path,
+        format!(
+            "mode = \"etcd\"\n[node]\nname = \"n\"\npublic_ip = \"198.18.0.1\"\nstate_dir = \"{}\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let check = || weft(&["check", "--config", path.to_str().unwrap()]);
+    let kept = state.join("vtep_mac");
+    let (ok, out, err) = check();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("node.vtep_mac   made at the first start, kept in {}\n", kept.display())),
+        "{out}"
+    );
+    assert!(!state.exists(), "weft check makes nothing");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(&kept, "0a:58:c6:12:00:99\n").unwrap();
+    let (ok, out, err) = check();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("node.vtep_mac   0a:58:c6:12:00:99 (kept in {})\n", kept.display())),
+        "{out}"
+    );
+    std::fs::write(&kept, "01:00:5e:00:00:01\n").unwrap();
+    let (ok, _, err) = check();
+    assert!(!ok);
+    assert!(err.starts_with(&format!("weft: node.state_dir: cannot use {}: ", kept.display())), "{err}");
+}

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use weft_control::etcd::{Agent, AgentSettings};
-use weft_control::flannel::{BackendType, NetworkConfig};
+use weft_control::flannel::{BackendType, MacAddr, NetworkConfig};
 
 pub use sink::KernelSink;
 
@@ -147,7 +147,8 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
         prefix: opts.prefix.clone(),
         lease_ttl: opts.lease_ttl,
         public_ip: opts.public_ip,
-        vtep_mac,
+        // host-gw leases carry no VtepMAC.
+        vtep_mac: vtep_mac.unwrap_or(MacAddr::ZERO),
         uplink_subnet: Some(uplink_subnet),
         subnet_file: opts.subnet_file.clone(),
         ipmasq: false,

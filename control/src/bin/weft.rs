@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use weft_control::api::{Reply, Request, request};
 use weft_control::config::{Config, DEFAULT_API_SOCKET, Mode};
-use weft_control::daemon::{self, RunOptions};
+use weft_control::daemon::{self, RunOptions, vtep_mac};
+use weft_control::flannel::MacAddr;
 use weft_control::policy::{PolicyId, PolicyStore, parse_documents};
 
 const USAGE: &str = "usage:
@@ -34,8 +35,17 @@ fn check(path: PathBuf) -> Result<(), String> {
     if let Some(net) = node.uplink_subnet {
         println!("node.uplink     {net}");
     }
-    if let Some(mac) = node.vtep_mac {
-        println!("node.vtep_mac   {mac}");
+    match (node.vtep_mac, config.mode) {
+        (Some(mac), _) => println!("node.vtep_mac   {mac}"),
+        (None, Mode::Etcd) => {
+            let file = node.state_dir.join(vtep_mac::FILE);
+            match vtep_mac::load(&node.state_dir).map_err(|e| e.to_string())? {
+                Some(mac) => println!("node.vtep_mac   {mac} (kept in {})", file.display()),
+                None => println!("node.vtep_mac   made at the first start, kept in {}", file.display()),
+            }
+        }
+        // Static mode uses the uplink's MAC.
+        (None, Mode::Static) => {}
     }
     println!(
         "subnet file     {} (ipmasq {}, uplink mtu {})",
@@ -291,7 +301,8 @@ fn policy(op: &str, flags: Flags<'_>, target: Option<&str>) -> Result<(), String
     };
     let path = flags.value("--config")?.ok_or("--config FILE is required (its [etcd] section is used)")?;
     let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
-    let settings = weft_control::etcd::AgentSettings::from_config(&config, false);
+    // No lease is taken: the VtepMAC goes nowhere.
+    let settings = weft_control::etcd::AgentSettings::from_config(&config, MacAddr::ZERO, false);
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {

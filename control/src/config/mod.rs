@@ -15,6 +15,7 @@ mod etcd_credentials;
 mod exception;
 mod host_link;
 mod int;
+mod mac;
 mod metrics;
 mod network;
 mod node;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::error::parse_at;
 use super::int::Int;
+use super::mac::unicast_mac_at;
 use crate::flannel::MacAddr;
 
 /// flannel's default subnet file.
@@ -40,7 +41,9 @@ pub struct NodeSection {
     pub public_ip: Ipv4Addr,
     /// `node.uplink_subnet`: the uplink's L2 subnet (DirectRouting); must contain public_ip.
     pub uplink_subnet: Option<Ipv4Net>,
-    /// `node.vtep_mac`: our VTEP MAC, written into vxlan leases.
+    /// `node.vtep_mac`: our VTEP MAC, written into vxlan leases and the inner source MAC of our
+    /// VXLAN frames. Absent, `weft run` in etcd mode keeps a random one under `state_dir` (see
+    /// [`crate::daemon::vtep_mac`]), and static mode uses the uplink's MAC.
     pub vtep_mac: Option<MacAddr>,
     /// `node.subnet_file` (default `/run/flannel/subnet.env`).
     pub subnet_file: PathBuf,
@@ -78,10 +81,8 @@ pub(super) fn validate(raw: RawNode) -> Result<NodeSection, ConfigError> {
             ));
         }
     }
-    let vtep_mac = raw
-        .vtep_mac
-        .map(|s| parse_at::<MacAddr>("node.vtep_mac", &s, "a MAC address like 0a:58:c6:13:01:01"))
-        .transpose()?;
+    let vtep_mac =
+        raw.vtep_mac.map(|s| unicast_mac_at("node.vtep_mac", &s, "0a:58:c6:13:01:01")).transpose()?;
     let mtu = raw.mtu.map_or(1500, Int::get);
     Ok(NodeSection {
         name: raw.name,

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::error::parse_at;
+use super::mac::unicast_mac_at;
 use super::uplink::check_ifname;
 use crate::flannel::MacAddr;
 
@@ -88,9 +89,7 @@ impl PodSpec {
                 format!("expected a unicast pod address, found {ip}"),
             ));
         }
-        let mac = mac
-            .map(|m| parse_at::<MacAddr>(&format!("{key}.mac"), m, "a MAC address like 0a:58:c6:13:01:02"))
-            .transpose()?;
+        let mac = mac.map(|m| unicast_mac_at(&format!("{key}.mac"), m, "0a:58:c6:13:01:02")).transpose()?;
         Ok(PodSpec { interface, ip, mac })
     }
 }

@@ -6,8 +6,9 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 
 use super::error::parse_at;
+use super::mac::unicast_mac_at;
 use super::{ConfigError, NodeSection};
-use crate::flannel::{BackendType, MacAddr, NetworkConfig};
+use crate::flannel::{BackendType, NetworkConfig};
 use crate::routes::{RouteSpec, Via};
 
 #[derive(Debug, Deserialize)]
@@ -70,7 +71,7 @@ pub(super) fn validate(
                 let mac = r
                     .vtep_mac
                     .ok_or_else(|| ConfigError::key(key("vtep_mac"), "required when via = \"vxlan\""))?;
-                let vtep_mac: MacAddr = parse_at(&key("vtep_mac"), &mac, "a MAC address")?;
+                let vtep_mac = unicast_mac_at(&key("vtep_mac"), &mac, "0a:58:c6:13:01:01")?;
                 let (vni, port) = network
                     .filter(|n| n.backend.backend_type == BackendType::Vxlan)
                     .map(|n| (n.backend.vni, n.backend.port))

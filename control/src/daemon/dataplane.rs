@@ -61,8 +61,14 @@ fn vni(network: &NetworkConfig, key: &str) -> Result<Vni, DaemonError> {
 impl Forwarding {
     /// Reads the uplink's MAC and prefix and the underlay default gateway,
     /// and builds the programmer (fixed routes installed) and the pipeline
-    /// base for our pod `subnet` under `network`.
-    pub fn new(config: &Config, network: &NetworkConfig, subnet: Ipv4Net) -> Result<Self, DaemonError> {
+    /// base for our pod `subnet` under `network`, with our VtepMAC `vtep_mac` (`None`: the
+    /// uplink's MAC).
+    pub fn new(
+        config: &Config,
+        network: &NetworkConfig,
+        subnet: Ipv4Net,
+        vtep_mac: Option<MacAddr>,
+    ) -> Result<Self, DaemonError> {
         let uplink = config.uplink.as_ref().ok_or(DaemonError::NoUplink)?;
         let ifname = uplink.interface.as_str();
         let link = link_info(ifname)?;
@@ -82,7 +88,7 @@ impl Forwarding {
             public_ip,
             uplink_subnet: prefix(uplink_subnet(config.node.uplink_subnet, &link, public_ip)),
             underlay_gateway,
-            vtep_mac: config.node.vtep_mac.unwrap_or(uplink_mac),
+            vtep_mac: vtep_mac.unwrap_or(uplink_mac),
             direct_routing: backend.direct_routing,
             cluster: prefix(network.network),
             tunnel: TunnelOptions::default(),

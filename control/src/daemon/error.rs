@@ -44,6 +44,9 @@ pub enum DaemonError {
         /// What failed.
         why: String,
     },
+    /// The VtepMAC kept in `node.state_dir` could not be read or made.
+    #[error(transparent)]
+    VtepMac(#[from] super::vtep_mac::VtepMacError),
     /// A pre-start check could not read what it checks.
     #[error("start checks: {what}")]
     Preflight {

@@ -4,7 +4,8 @@
 //! main thread ── preflight (capabilities, interfaces, writable files) ── tokio runtime (1 control thread, off the worker cores)
 //!   signals (SIGINT/SIGTERM) ─► shutdown flag
 //!   API socket, metrics listener (/metrics, /healthz): open first, answer while waiting
-//!   control: static routes | etcd Agent::start_when_ready (waits for etcd; lease, subnet.env)
+//!   control: static routes | etcd: the VtepMAC (node.vtep_mac, or kept in node.state_dir),
+//!            then Agent::start_when_ready (waits for etcd; lease, subnet.env)
 //!   forwarding: route programmer (FIB, uplink MAC/prefix, underlay gateway)
 //!   host link ([host_link], crate::host_link): veth weft0 <-> weft0e, cluster route,
 //!               ip_forward, masquerade rules; the node's .0/32 routed to it in the FIB
@@ -35,6 +36,7 @@ mod preflight;
 mod state;
 mod status;
 mod underlay;
+pub mod vtep_mac;
 mod workers;
 
 use std::collections::BTreeSet;
@@ -53,7 +55,7 @@ pub use workers::Dataplane;
 
 use crate::config::{Config, ExceptionSection, Mode};
 use crate::etcd::{Agent, AgentSettings, StartProgress};
-use crate::flannel::BackendType;
+use crate::flannel::{BackendType, MacAddr};
 use crate::host_link::HostLinkPlan;
 use crate::neighbour::NeighbourResolver;
 use crate::routes::RouteSink;
@@ -106,6 +108,13 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), DaemonError> {
         .build()
         .map_err(DaemonError::Runtime)?;
     runtime.block_on(run_async(config, opts))
+}
+
+/// The VtepMAC kept in `state_dir` (made there on the node's first start).
+fn kept_vtep_mac(state_dir: &std::path::Path) -> Result<MacAddr, DaemonError> {
+    let mac = vtep_mac::load_or_create(state_dir)?;
+    tracing::info!(%mac, file = %state_dir.join(vtep_mac::FILE).display(), "VTEP MAC kept in node.state_dir");
+    Ok(mac)
 }
 
 /// A future that resolves once the shutdown flag is raised.
@@ -226,8 +235,13 @@ async fn start_and_serve(
             (subnet, network, None)
         }
         Mode::Etcd => {
+            // The lease carries our VtepMAC: it is settled before etcd is touched.
+            let vtep_mac = match config.node.vtep_mac {
+                Some(mac) => mac,
+                None => kept_vtep_mac(&config.node.state_dir)?,
+            };
             // Nothing is attached before the lease: the data plane needs our subnet.
-            let settings = AgentSettings::from_config(config, opts.init_network);
+            let settings = AgentSettings::from_config(config, vtep_mac, opts.init_network);
             let started = Agent::start_when_ready_reporting(settings, progress, stopped(stop.clone()));
             let Some(agent) = started.await? else {
                 tracing::info!("stopped before etcd was ready; nothing was attached");
@@ -239,7 +253,9 @@ async fn start_and_serve(
     };
     let _ = shared.backend.set(network.backend.backend_type.to_string());
     shared.set_phase(Phase::Attaching);
-    let attached = attach(config, shared, subnet, &network).await;
+    // In static mode without node.vtep_mac, the data plane takes the uplink's MAC.
+    let vtep_mac = agent.as_ref().map(|a| a.settings().vtep_mac).or(config.node.vtep_mac);
+    let attached = attach(config, shared, subnet, &network, vtep_mac).await;
     let attached = match (attached, &config.bgp) {
         (Ok((sink, learned, programmer)), Some(section)) => {
             bgp_speaker(config, section, subnet, shared).map(|s| (sink, learned, programmer, Some(s)))
@@ -263,7 +279,7 @@ async fn start_and_serve(
     tasks.push(tokio::spawn(learn_pod_macs(shared.clone(), learned)));
     let policy_started = match &agent {
         Some(a) => {
-            let settings = AgentSettings::from_config(config, false);
+            let settings = AgentSettings { init_network: None, ..a.settings().clone() };
             Some(
                 policy::start(settings, &config.etcd.weft_prefix, a.subnet(), policy_target, stop.clone())
                     .await,
@@ -335,17 +351,19 @@ fn bgp_speaker(
     Ok(crate::bgp::Speaker::bind(settings, status)?)
 }
 
-/// Builds the forwarding state for `subnet`, installs static routes (static mode), checks
-/// the configured pods against the subnet, starts the data plane (into `shared`) and
-/// re-attaches the pods recorded under `node.state_dir`.
+/// Builds the forwarding state for `subnet` (our VtepMAC `vtep_mac`, `None`: the uplink's),
+/// installs static routes (static mode), checks the configured pods against the subnet,
+/// starts the data plane (into `shared`) and re-attaches the pods recorded under
+/// `node.state_dir`.
 async fn attach(
     config: &Config,
     shared: &Shared,
     subnet: ipnet::Ipv4Net,
     network: &crate::flannel::NetworkConfig,
+    vtep_mac: Option<MacAddr>,
 ) -> Result<(RouteTableSink, Arc<MacLearnQueue>, dataplane::SharedProgrammer), DaemonError> {
     let uplink = config.uplink.clone().ok_or(DaemonError::NoUplink)?;
-    let fwd = Forwarding::new(config, network, subnet)?;
+    let fwd = Forwarding::new(config, network, subnet, vtep_mac)?;
     let programmer = fwd.programmer().clone();
     let mut sink = RouteTableSink::new(shared.routes.clone(), programmer.clone());
     if config.mode == Mode::Static {

@@ -6,7 +6,8 @@
 //! capabilities   CAP_NET_ADMIN, CAP_NET_RAW; CAP_BPF or CAP_SYS_ADMIN where AF_XDP is a must
 //! interfaces     uplink.interface (with an Ethernet address), pods[i].interface,
 //!                exception.interface (one end of a veth whose peer is here)
-//! files          node.subnet_file: a file can be created in its directory
+//! files          node.subnet_file: a file can be created in its directory;
+//!                node.state_dir: a file can be created in it (or it can be created)
 //! programs       nft, with [host_link] and node.ipmasq (the masquerade rules)
 //! ```
 //! What cannot be known before the lease (a pod outside the subnet we get, an XDP attach the
@@ -29,6 +30,7 @@ pub fn check(config: &Config) -> Result<(), DaemonError> {
     capabilities(config, effective_capabilities()?)?;
     interfaces(config)?;
     writable_dir("node.subnet_file", &config.node.subnet_file)?;
+    creatable_dir("node.state_dir", &config.node.state_dir)?;
     programs(config)
 }
 
@@ -112,22 +114,29 @@ fn interfaces(config: &Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// `file` can be written: a file can be created (and is removed again) in its directory, or,
-/// when the directory does not exist yet, in its nearest existing ancestor (the writer creates
-/// the rest).
+/// `file` can be written: its directory passes [`creatable_dir`].
 fn writable_dir(key: &'static str, file: &Path) -> Result<(), DaemonError> {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    probe(key, dir, file)
+}
+
+/// Files can be made in `dir`: a file can be created (and is removed again) in it or, when it
+/// does not exist yet, in its nearest existing ancestor (the writer creates the rest).
+fn creatable_dir(key: &'static str, dir: &Path) -> Result<(), DaemonError> {
+    probe(key, dir, dir)
+}
+
+/// The probe of [`creatable_dir`]; a failure names `key`, `shown` and the OS error.
+fn probe(key: &'static str, dir: &Path, shown: &Path) -> Result<(), DaemonError> {
     let existing = dir.ancestors().find(|a| a.as_os_str().is_empty() || a.exists()).unwrap_or(dir);
     let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
-    let unwritable = |why: String| DaemonError::Unwritable { key, path: file.to_owned(), why };
-    if !existing.is_dir() {
-        return Err(unwritable(format!("{} is not a directory", existing.display())));
-    }
-    tempfile::Builder::new()
-        .prefix(".weft-preflight-")
-        .tempfile_in(existing)
-        .map(drop)
-        .map_err(|e| unwritable(format!("cannot create a file in {}: {e}", existing.display())))
+    tempfile::Builder::new().prefix(".weft-preflight-").tempfile_in(existing).map(drop).map_err(|e| {
+        DaemonError::Unwritable {
+            key,
+            path: shown.to_owned(),
+            why: format!("cannot create a file in {}: {e}", existing.display()),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -182,7 +191,15 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         let err = writable_dir("node.subnet_file", &file.join("subnet.env")).unwrap_err().to_string();
         assert!(
-            err.starts_with("node.subnet_file: cannot write") && err.contains("is not a directory"),
+            err.starts_with("node.subnet_file: cannot write")
+                && err.contains("Not a directory (os error 20)"),
+            "{err}"
+        );
+        let err = creatable_dir("node.state_dir", &file.join("state")).unwrap_err().to_string();
+        let state = file.join("state");
+        assert!(
+            err.starts_with(&format!("node.state_dir: cannot write {}: ", state.display()))
+                && err.contains("Not a directory (os error 20)"),
             "{err}"
         );
         let err = writable_dir("node.subnet_file", Path::new("/proc/weft/subnet.env")).unwrap_err();
@@ -194,6 +211,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         writable_dir("node.subnet_file", &dir.path().join("a/b/subnet.env")).unwrap();
         writable_dir("node.subnet_file", &dir.path().join("subnet.env")).unwrap();
+        creatable_dir("node.state_dir", &dir.path().join("a/state")).unwrap();
+        creatable_dir("node.state_dir", dir.path()).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the probe file is removed");
     }
 }

@@ -136,7 +136,7 @@ async fn take_lease(
     rollback: &mut Rollback,
 ) -> Result<(NetworkConfig, LeaseAttrs, LeaseTable, OwnLease), ControlError> {
     let network = network_config(client, settings, keys, rollback).await?;
-    let attrs = own_attrs(settings, &network)?;
+    let attrs = own_attrs(settings, &network);
     let mut table = list(client, settings, keys).await?;
     let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file).into_iter().collect();
     let request = LeaseRequest { network: &network, attrs: &attrs, prefer: &prefer };
@@ -147,23 +147,15 @@ async fn take_lease(
 }
 
 /// The value of our lease for this network.
-pub(crate) fn own_attrs(
-    settings: &AgentSettings,
-    network: &NetworkConfig,
-) -> Result<LeaseAttrs, ControlError> {
-    let vxlan = match network.backend.backend_type {
-        BackendType::Vxlan => {
-            let vtep_mac = settings.vtep_mac.ok_or(ControlError::MissingVtepMac)?;
-            Some(VxlanBackendData { vni: Some(network.backend.vni), vtep_mac })
-        }
-        _ => None,
-    };
-    Ok(LeaseAttrs {
+pub(crate) fn own_attrs(settings: &AgentSettings, network: &NetworkConfig) -> LeaseAttrs {
+    let vxlan = (network.backend.backend_type == BackendType::Vxlan)
+        .then_some(VxlanBackendData { vni: Some(network.backend.vni), vtep_mac: settings.vtep_mac });
+    LeaseAttrs {
         public_ip: settings.public_ip,
         public_ipv6: None,
         backend_type: network.backend.backend_type.clone(),
         vxlan,
-    })
+    }
 }
 
 impl AgentStatus {
@@ -248,6 +240,11 @@ impl Agent {
     /// The network config in force.
     pub fn network(&self) -> &NetworkConfig {
         &self.network
+    }
+
+    /// The settings it started with.
+    pub fn settings(&self) -> &AgentSettings {
+        &self.settings
     }
 
     /// A receiver of status updates.

@@ -107,9 +107,6 @@ pub enum ControlError {
         /// The etcd prefix.
         prefix: String,
     },
-    /// The vxlan backend needs our VTEP MAC for the lease.
-    #[error("node.vtep_mac: required because the network's backend is vxlan (the lease carries our VtepMAC)")]
-    MissingVtepMac,
     /// Lost too many races in a row (a pathological churn of other nodes).
     #[error("could not acquire a subnet lease under {prefix}/subnets/ after {rounds} rounds of lost races")]
     TooManyRaces {

@@ -20,8 +20,8 @@ pub struct AgentSettings {
     pub lease_ttl: Duration,
     /// Our PublicIP.
     pub public_ip: Ipv4Addr,
-    /// Our VTEP MAC (required for vxlan).
-    pub vtep_mac: Option<MacAddr>,
+    /// Our VtepMAC, written into vxlan leases (other backends' leases carry none).
+    pub vtep_mac: MacAddr,
     /// Uplink L2 subnet for DirectRouting.
     pub uplink_subnet: Option<Ipv4Net>,
     /// subnet.env path.
@@ -73,15 +73,16 @@ impl ClientOptions {
 }
 
 impl AgentSettings {
-    /// Settings from a validated config; `init_network` takes `[network]`
-    /// when `--init-network` was given.
-    pub fn from_config(config: &Config, init_network: bool) -> Self {
+    /// Settings from a validated config and the node's VtepMAC (`node.vtep_mac`, or the one
+    /// `weft run` keeps in `node.state_dir`); `init_network` takes `[network]` when
+    /// `--init-network` was given.
+    pub fn from_config(config: &Config, vtep_mac: MacAddr, init_network: bool) -> Self {
         AgentSettings {
             endpoints: config.etcd.endpoints.clone(),
             prefix: config.etcd.prefix.clone(),
             lease_ttl: config.etcd.lease_ttl,
             public_ip: config.node.public_ip,
-            vtep_mac: config.node.vtep_mac,
+            vtep_mac,
             uplink_subnet: config.node.uplink_subnet,
             subnet_file: config.node.subnet_file.clone(),
             ipmasq: config.node.ipmasq,
