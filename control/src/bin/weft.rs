@@ -9,7 +9,7 @@ use weft_control::api::{Reply, Request, request};
 use weft_control::config::{Config, DEFAULT_API_SOCKET, Mode};
 use weft_control::daemon::{self, RunOptions, vtep_mac};
 use weft_control::flannel::MacAddr;
-use weft_control::policy::{PolicyId, PolicyStore, parse_documents};
+use weft_control::policy::{PolicyId, PolicyStore, Protocol, parse_documents};
 
 const USAGE: &str = "usage:
   weft run    --config FILE [--init-network]     run the node daemon
@@ -20,7 +20,10 @@ const USAGE: &str = "usage:
   weft policy check -f FILE|-                 validate NetworkPolicy YAML/JSON, no etcd
   weft policy apply -f FILE|- --config FILE   store them in etcd (all documents or none)
   weft policy delete NS/NAME --config FILE
-  weft policy list --config FILE";
+  weft policy list --config FILE
+  weft policy explain CLIENT SERVER PROTO/PORT --config FILE
+                                              which policies and rule decide CLIENT -> SERVER
+                                              (addresses; PROTO TCP, UDP or SCTP)";
 
 /// How long the CLI waits for the daemon (a pod add opens sockets, restarts a worker).
 const API_TIMEOUT: Duration = Duration::from_secs(30);
@@ -262,6 +265,24 @@ fn pod(op: &str, flags: Flags<'_>) -> Result<(), String> {
     }
 }
 
+/// Connects to the etcd of the config `--config` names (its `[etcd]` section) and runs `work`
+/// with the policy store. No lease is taken: the VtepMAC goes nowhere.
+fn with_policy_store<T>(
+    flags: &Flags<'_>,
+    work: impl AsyncFnOnce(&mut PolicyStore) -> Result<T, String>,
+) -> Result<T, String> {
+    let path = flags.value("--config")?.ok_or("--config FILE is required (its [etcd] section is used)")?;
+    let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
+    let settings = weft_control::etcd::AgentSettings::from_config(&config, MacAddr::ZERO, false);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut store =
+            PolicyStore::connect(settings, &config.etcd.weft_prefix).await.map_err(|e| e.to_string())?;
+        work(&mut store).await
+    })
+}
+
 /// Reads and validates a policy file (`-`: standard input): every document or none.
 fn policy_file(file: &str) -> Result<Vec<weft_control::policy::NetworkPolicy>, String> {
     let text = if file == "-" {
@@ -299,15 +320,7 @@ fn policy(op: &str, flags: Flags<'_>, target: Option<&str>) -> Result<(), String
         ("delete", None) => return Err("delete needs NAMESPACE/NAME".into()),
         _ => None,
     };
-    let path = flags.value("--config")?.ok_or("--config FILE is required (its [etcd] section is used)")?;
-    let config = Config::load(&PathBuf::from(path)).map_err(|e| e.to_string())?;
-    // No lease is taken: the VtepMAC goes nowhere.
-    let settings = weft_control::etcd::AgentSettings::from_config(&config, MacAddr::ZERO, false);
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let mut store =
-            PolicyStore::connect(settings, &config.etcd.weft_prefix).await.map_err(|e| e.to_string())?;
+    with_policy_store(&flags, async |store| {
         match (op, id) {
             ("apply", _) => {
                 for (id, applied) in store.apply(&policies).await.map_err(|e| e.to_string())? {
@@ -340,6 +353,31 @@ fn policy(op: &str, flags: Flags<'_>, target: Option<&str>) -> Result<(), String
     })
 }
 
+/// `weft policy explain`: reads every record from the node's etcd and explains one connection.
+fn explain(client: &str, server: &str, port: &str, flags: Flags<'_>) -> Result<(), String> {
+    flags.check(&["--config"], &[])?;
+    let address = |what: &str, a: &str| {
+        a.parse::<std::net::Ipv4Addr>().map_err(|_| format!("{what} {a:?} is not an IPv4 address"))
+    };
+    let (client, server) = (address("CLIENT", client)?, address("SERVER", server)?);
+    let (protocol, number) =
+        port.split_once('/').ok_or_else(|| format!("{port:?} is not PROTO/PORT, e.g. TCP/80"))?;
+    let protocol = match protocol.to_ascii_uppercase().as_str() {
+        "TCP" => Protocol::Tcp,
+        "UDP" => Protocol::Udp,
+        "SCTP" => Protocol::Sctp,
+        other => return Err(format!("protocol {other:?} is not TCP, UDP or SCTP")),
+    };
+    let port: u16 = number.parse().map_err(|_| format!("port {number:?} is not a number 0..=65535"))?;
+    let (records, bad) =
+        with_policy_store(&flags, async |store| store.records().await.map_err(|e| e.to_string()))?;
+    for problem in bad {
+        eprintln!("weft: ignoring {problem}");
+    }
+    print!("{}", records.inputs().explain(client, server, protocol, port));
+    Ok(())
+}
+
 fn exit(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -361,6 +399,9 @@ fn main() -> ExitCode {
         }
         ["status", rest @ ..] => exit(status(Flags { args: rest })),
         ["pod", op @ ("add" | "del"), rest @ ..] => exit(pod(op, Flags { args: rest })),
+        ["policy", "explain", client, server, port, rest @ ..] => {
+            exit(explain(client, server, port, Flags { args: rest }))
+        }
         ["policy", "delete", target, rest @ ..] if !target.starts_with("--") => {
             exit(policy("delete", Flags { args: rest }, Some(target)))
         }

@@ -17,7 +17,7 @@ use weft_engine::policy::{DirectionBuilder, PodPolicy, PolicySet, PortRange, Por
 
 use super::endpoint::Endpoint;
 use super::model::{NetworkPolicy, Peer, Rule};
-use super::selector::Labels;
+use super::selector::{LabelSelector, Labels};
 
 /// The label Kubernetes gives every namespace: its name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -53,6 +53,9 @@ fn v4(net: &IpNet) -> Option<Ipv4Prefix> {
     }
 }
 
+/// Every namespace's labels (with its name label), by name.
+pub(super) type NamespaceLabels<'a> = BTreeMap<&'a str, Labels>;
+
 impl PolicyInputs {
     /// A namespace's labels, with its name label.
     fn namespace_labels(&self, ns: &str) -> Labels {
@@ -61,14 +64,38 @@ impl PolicyInputs {
         l
     }
 
-    /// Adds `rule` of a policy in namespace `ns` to `out`.
-    fn add_rule(
-        &self,
+    /// The labels of every namespace that has a record or a pod.
+    pub(super) fn namespace_label_map(&self) -> NamespaceLabels<'_> {
+        let mut ns_labels = NamespaceLabels::new();
+        for ns in self
+            .namespaces
+            .keys()
+            .map(String::as_str)
+            .chain(self.endpoints.iter().map(|e| e.namespace.as_str()))
+        {
+            ns_labels.entry(ns).or_insert_with(|| self.namespace_labels(ns));
+        }
+        ns_labels
+    }
+
+    /// Whether a `podSelector`/`namespaceSelector` peer of a policy in namespace `ns` selects
+    /// endpoint `e` (without `namespaceSelector`: pods of `ns` only).
+    pub(super) fn peer_selects(
         ns: &str,
-        rule: &Rule,
-        ns_labels: &BTreeMap<&str, Labels>,
-        out: &mut DirectionBuilder,
-    ) {
+        namespaces: Option<&LabelSelector>,
+        pods: &LabelSelector,
+        e: &Endpoint,
+        ns_labels: &NamespaceLabels<'_>,
+    ) -> bool {
+        let ns_ok = match namespaces {
+            None => e.namespace == ns,
+            Some(sel) => ns_labels.get(e.namespace.as_str()).is_some_and(|l| sel.matches(l)),
+        };
+        ns_ok && pods.matches(&e.labels)
+    }
+
+    /// Adds `rule` of a policy in namespace `ns` to `out`.
+    fn add_rule(&self, ns: &str, rule: &Rule, ns_labels: &NamespaceLabels<'_>, out: &mut DirectionBuilder) {
         let ports = ports_of(rule);
         if matches!(ports, Ports::None) {
             return;
@@ -81,11 +108,7 @@ impl PolicyInputs {
             match peer {
                 Peer::Pods { namespaces, pods } => {
                     for e in &self.endpoints {
-                        let ns_ok = match namespaces {
-                            None => e.namespace == ns,
-                            Some(sel) => ns_labels.get(e.namespace.as_str()).is_some_and(|l| sel.matches(l)),
-                        };
-                        if ns_ok && pods.matches(&e.labels) {
+                        if Self::peer_selects(ns, namespaces.as_ref(), pods, e, ns_labels) {
                             out.peer(e.ip, &ports);
                         }
                     }
@@ -102,15 +125,7 @@ impl PolicyInputs {
 
     /// The policy set of the endpoints `local` says are on this node.
     pub fn compile(&self, local: impl Fn(Ipv4Addr) -> bool) -> PolicySet {
-        let mut ns_labels: BTreeMap<&str, Labels> = BTreeMap::new();
-        for ns in self
-            .namespaces
-            .keys()
-            .map(String::as_str)
-            .chain(self.endpoints.iter().map(|e| e.namespace.as_str()))
-        {
-            ns_labels.entry(ns).or_insert_with(|| self.namespace_labels(ns));
-        }
+        let ns_labels = self.namespace_label_map();
         // Each policy's directions compiled once, for every pod it selects.
         let mut compiled: Vec<Option<(DirectionBuilder, DirectionBuilder)>> = vec![None; self.policies.len()];
         let mut pods = Vec::new();

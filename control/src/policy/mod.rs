@@ -9,14 +9,18 @@
 //! - [`LabelSelector`]: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist).
 //! - [`Endpoint`], [`RecordKeys`]: pods' and namespaces' records beside the policies.
 //! - [`PolicyInputs::compile`]: policies + endpoints + namespaces -> the engine's per-pod set.
+//! - [`PolicyInputs::explain`]: which policies and rule decide one connection.
+//! - [`Records`]: every record enforcement reads, by etcd key.
 //! - [`PolicySync`]: the daemon's loop that watches all of it and publishes on every change.
 
 mod compile;
 mod endpoint;
 mod error;
+mod explain;
 mod model;
 mod parse;
 pub mod raw;
+mod records;
 mod selector;
 mod store;
 mod sync;
@@ -28,8 +32,10 @@ mod tests;
 pub use compile::{NAMESPACE_NAME_LABEL, PolicyInputs};
 pub use endpoint::{Endpoint, NamespaceRecord, RecordKey, RecordKeys, decode_endpoint, decode_namespace};
 pub use error::{FieldError, PolicyError};
+pub use explain::{Explanation, Side};
 pub use model::{IpBlock, NetworkPolicy, Peer, PolicyId, PolicyTypes, PortMatch, Protocol, Rule};
 pub use parse::parse_documents;
+pub use records::{PutOutcome, Records};
 pub use selector::{LabelSelector, Labels, Requirement};
 pub use store::{Applied, Listed, MAX_TXN_OPS, PolicyKeys, PolicyStore, decode};
 pub use sync::{EndpointOp, EndpointRequest, PolicySync};

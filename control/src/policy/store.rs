@@ -8,6 +8,7 @@ use etcd_client::{Client, ConnectOptions, Txn, TxnOp};
 use super::error::PolicyError;
 use super::model::{NetworkPolicy, PolicyId};
 use super::parse::parse_documents;
+use super::records::Records;
 use crate::etcd::rpc::{call, list_prefix};
 use crate::etcd::{AgentSettings, ControlError};
 
@@ -71,6 +72,7 @@ pub struct Listed {
 /// A connection to etcd for policy reads and writes.
 pub struct PolicyStore {
     client: Client,
+    weft_prefix: String,
     keys: PolicyKeys,
     settings: AgentSettings,
 }
@@ -93,12 +95,30 @@ impl PolicyStore {
         let client =
             call(&settings, || "connect".into(), Client::connect(settings.endpoints.clone(), Some(options)))
                 .await?;
-        Ok(PolicyStore { client, keys: PolicyKeys::new(weft_prefix), settings })
+        Ok(PolicyStore {
+            client,
+            weft_prefix: weft_prefix.to_owned(),
+            keys: PolicyKeys::new(weft_prefix),
+            settings,
+        })
     }
 
     /// The keys used.
     pub fn keys(&self) -> &PolicyKeys {
         &self.keys
+    }
+
+    /// Every record enforcement reads (policies, endpoints, namespaces), in one read, and the
+    /// problems of the records that could not be read (left out).
+    pub async fn records(&mut self) -> Result<(Records, Vec<String>), ControlError> {
+        let mut records = Records::new(&self.weft_prefix);
+        let resp = list_prefix(&mut self.client, &self.settings, &records.keys().all()).await?;
+        let bad = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| records.put(&String::from_utf8_lossy(kv.key()), kv.value()).bad)
+            .collect();
+        Ok((records, bad))
     }
 
     /// Every stored policy, sorted by key, with the revision of the read.

@@ -11,7 +11,6 @@
 //!          compaction, etcd error -> back off, re-list }
 //! ```
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,11 +20,8 @@ use ipnet::Ipv4Net;
 use tokio::sync::{mpsc, watch};
 use weft_engine::policy::{PolicySet, SharedPolicy};
 
-use super::compile::PolicyInputs;
-use super::endpoint::{Endpoint, RecordKey, RecordKeys, decode_endpoint, decode_namespace};
-use super::model::NetworkPolicy;
-use super::selector::Labels;
-use super::store::decode;
+use super::endpoint::Endpoint;
+use super::records::Records;
 use crate::api::PolicyState;
 use crate::etcd::rpc::{call, list_prefix};
 use crate::etcd::{AgentSettings, ControlError};
@@ -51,20 +47,17 @@ pub type EndpointRequest = (EndpointOp, std::sync::mpsc::SyncSender<Result<(), S
 pub struct PolicySync {
     settings: AgentSettings,
     client: Client,
-    keys: RecordKeys,
+    records: Records,
     /// Pods whose address is in it are this node's.
     local: Ipv4Net,
     target: SharedPolicy,
-    policies: BTreeMap<String, NetworkPolicy>,
-    endpoints: BTreeMap<String, Endpoint>,
-    namespaces: BTreeMap<String, Labels>,
     revision: i64,
     status: watch::Sender<PolicyState>,
 }
 
 impl std::fmt::Debug for PolicySync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicySync").field("keys", &self.keys).field("local", &self.local).finish()
+        f.debug_struct("PolicySync").field("keys", self.records.keys()).field("local", &self.local).finish()
     }
 }
 
@@ -91,12 +84,9 @@ impl PolicySync {
         Ok(PolicySync {
             settings,
             client,
-            keys: RecordKeys::new(weft_prefix),
+            records: Records::new(weft_prefix),
             local,
             target,
-            policies: BTreeMap::new(),
-            endpoints: BTreeMap::new(),
-            namespaces: BTreeMap::new(),
             revision: 0,
             status: watch::Sender::new(PolicyState::default()),
         })
@@ -138,11 +128,9 @@ impl PolicySync {
 
     /// Reads every record afresh and publishes.
     async fn list(&mut self) -> Result<(), ControlError> {
-        let resp = list_prefix(&mut self.client, &self.settings, &self.keys.all()).await?;
+        let resp = list_prefix(&mut self.client, &self.settings, &self.records.keys().all()).await?;
         self.revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-        self.policies.clear();
-        self.endpoints.clear();
-        self.namespaces.clear();
+        self.records.clear();
         for kv in resp.kvs() {
             self.put(kv);
         }
@@ -156,7 +144,7 @@ impl PolicySync {
         requests: &mut mpsc::Receiver<EndpointRequest>,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> Result<bool, ControlError> {
-        let prefix = self.keys.all();
+        let prefix = self.records.keys().all();
         let start = self.revision + 1;
         let options = WatchOptions::new().with_prefix().with_start_revision(start);
         let (mut watcher, mut stream) = call(
@@ -212,7 +200,7 @@ impl PolicySync {
     async fn write(&mut self, op: EndpointOp) -> Result<(), ControlError> {
         match op {
             EndpointOp::Put(e) => {
-                let key = self.keys.endpoint(&e.namespace, &e.name);
+                let key = self.records.keys().endpoint(&e.namespace, &e.name);
                 call(
                     &self.settings,
                     || format!("put {key}"),
@@ -221,7 +209,7 @@ impl PolicySync {
                 .await?;
             }
             EndpointOp::Delete { namespace, name } => {
-                let key = self.keys.endpoint(&namespace, &name);
+                let key = self.records.keys().endpoint(&namespace, &name);
                 call(&self.settings, || format!("delete {key}"), self.client.delete(key.clone(), None))
                     .await?;
             }
@@ -236,66 +224,27 @@ impl PolicySync {
 
     /// Takes one record in; whether anything the compiler reads changed.
     fn put(&mut self, kv: &KeyValue) -> bool {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        match self.keys.classify(&key) {
-            RecordKey::Policy => match decode(&key, kv.value()) {
-                Ok(p) => {
-                    self.policies.insert(key, p);
-                    true
-                }
-                Err(e) => {
-                    self.bad(e.to_string());
-                    self.policies.remove(&key).is_some()
-                }
-            },
-            RecordKey::Endpoint => match decode_endpoint(&key, kv.value()) {
-                Ok(e) => {
-                    self.endpoints.insert(key, e);
-                    true
-                }
-                Err(e) => {
-                    self.bad(e);
-                    self.endpoints.remove(&key).is_some()
-                }
-            },
-            RecordKey::Namespace(ns) => match decode_namespace(&key, kv.value()) {
-                Ok(r) => {
-                    self.namespaces.insert(ns.to_owned(), r.labels);
-                    true
-                }
-                Err(e) => {
-                    self.bad(e);
-                    self.namespaces.remove(ns).is_some()
-                }
-            },
-            RecordKey::Other => false,
+        let outcome = self.records.put(&String::from_utf8_lossy(kv.key()), kv.value());
+        if let Some(problem) = outcome.bad {
+            self.bad(problem);
         }
+        outcome.changed
     }
 
     fn delete(&mut self, kv: &KeyValue) -> bool {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        match self.keys.classify(&key) {
-            RecordKey::Policy => self.policies.remove(&key).is_some(),
-            RecordKey::Endpoint => self.endpoints.remove(&key).is_some(),
-            RecordKey::Namespace(ns) => self.namespaces.remove(ns).is_some(),
-            RecordKey::Other => false,
-        }
+        self.records.delete(&String::from_utf8_lossy(kv.key()))
     }
 
     /// Compiles the records and publishes the result.
     fn publish(&mut self) {
         let started = Instant::now();
-        let inputs = PolicyInputs {
-            policies: self.policies.values().cloned().collect(),
-            endpoints: self.endpoints.values().cloned().collect(),
-            namespaces: self.namespaces.clone(),
-        };
+        let inputs = self.records.inputs();
         let local = self.local;
         let set: PolicySet = inputs.compile(|ip| local.contains(&ip));
         let isolated = set.len();
         self.target.store(Arc::new(set));
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let (policies, endpoints) = (self.policies.len(), self.endpoints.len());
+        let (policies, endpoints) = self.records.counts();
         self.status.send_modify(|s| {
             s.policies = policies;
             s.endpoints = endpoints;
