@@ -137,3 +137,55 @@ fn policies_are_validated_stored_listed_and_deleted_all_or_nothing() {
     assert_eq!(err, "weft: networkpolicy db/allow-web not found under /weft-test/policies/\n");
     assert_eq!(etcd.keys("/weft-test/"), vec!["/weft-test/policies/default/default-deny"]);
 }
+
+#[test]
+fn explain_names_the_policy_and_rule_that_decide_a_connection_from_what_etcd_holds() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &etcd);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/policy/web-to-mysql.yaml");
+    let (ok, _, err) = weft(&["policy", "apply", "-f", example, "--config", &cfg]);
+    assert!(ok, "{err}");
+    for (ns, name, ip, app) in [
+        ("default", "web", "198.19.1.2", "web"),
+        ("default", "other", "198.19.1.3", "other"),
+        ("db", "mysql", "198.19.2.2", "mysql"),
+    ] {
+        let record = format!(
+            r#"{{"namespace":"{ns}","name":"{name}","ip":"{ip}","labels":{{"app":"{app}"}},"node":"n1"}}"#
+        );
+        etcd.etcdctl(&["put", &format!("/weft-test/endpoints/{ns}/{name}"), &record]);
+    }
+    etcd.etcdctl(&["put", "/weft-test/endpoints/default/broken", "{"]);
+
+    let (ok, out, err) =
+        weft(&["policy", "explain", "198.19.1.2", "198.19.2.2", "TCP/3306", "--config", &cfg]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "198.19.1.2 (default/web) -> 198.19.2.2 (db/mysql) TCP/3306: allowed\n\
+         \x20 egress from the client: not isolated: no policy selects the pod for this direction\n\
+         \x20 ingress to the server: allowed by db/mysql-from-web, rule 1 (selected by db/mysql-from-web)\n"
+    );
+    assert!(
+        err.contains("weft: ignoring /weft-test/endpoints/default/broken: not an endpoint record"),
+        "{err}"
+    );
+
+    let (ok, out, _) = weft(&["policy", "explain", "198.19.1.3", "198.19.2.2", "tcp/3306", "--config", &cfg]);
+    assert!(ok);
+    assert!(
+        out.starts_with("198.19.1.3 (default/other) -> 198.19.2.2 (db/mysql) TCP/3306: denied\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "ingress to the server: denied: no rule of these policies matches (selected by db/mysql-from-web)"
+        ),
+        "{out}"
+    );
+
+    let (ok, _, err) = weft(&["policy", "explain", "198.19.1.3", "198.19.2.2", "ICMP/0", "--config", &cfg]);
+    assert!(!ok);
+    assert_eq!(err, "weft: protocol \"ICMP\" is not TCP, UDP or SCTP\n");
+}
