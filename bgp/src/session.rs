@@ -82,8 +82,13 @@ pub struct Negotiated {
     pub hold_time: u16,
     /// Both sides use 4-octet AS numbers.
     pub four_octet_as: bool,
-    /// The peer's graceful-restart time, if it announced the capability.
+    /// The peer's graceful-restart time, if it announced the capability for IPv4 unicast (a
+    /// capability without that family, "restart aware" only, keeps nothing).
     pub peer_restart_time: Option<u16>,
+    /// The F bit the peer set for IPv4 unicast: it kept its forwarding state across the restart
+    /// this session follows. Without it, routes kept from the peer's previous session go at
+    /// once (RFC 4724 §4.2) instead of at its End-of-RIB.
+    pub peer_forwarding: bool,
     /// The peer announced route refresh.
     pub route_refresh: bool,
 }
@@ -320,11 +325,13 @@ impl Session {
                 Notification::new(ErrorCode::OPEN, 2),
             ));
         }
+        let gr = open.restart_family(AddressFamily::IPV4_UNICAST);
         Ok(Negotiated {
             peer_id: open.bgp_id,
             hold_time: open.hold_time.min(self.config.hold_time),
             four_octet_as,
-            peer_restart_time: open.restart_time(),
+            peer_restart_time: gr.map(|(time, _)| time),
+            peer_forwarding: gr.is_some_and(|(_, forwarding)| forwarding),
             route_refresh: open
                 .has(|c| matches!(c, Capability::RouteRefresh | Capability::EnhancedRouteRefresh)),
         })
@@ -407,6 +414,29 @@ mod tests {
         s.on_message(Message::Keepalive, now, &mut out).unwrap();
         let [Event::Established(n)] = &out[..] else { panic!("{out:?}") };
         assert_eq!((n.hold_time, n.four_octet_as), (30, true));
+    }
+
+    #[test]
+    fn graceful_restart_counts_only_for_ipv4_unicast_and_the_f_bit_is_reported() {
+        let gr = |families: Vec<(AddressFamily, bool)>| {
+            let caps = vec![
+                Capability::FourOctetAs(64512),
+                Capability::GracefulRestart { restarting: true, restart_time: 90, families },
+            ];
+            let now = Instant::now();
+            let (mut s, _) = Session::new(config(), now);
+            let mut out = Vec::new();
+            let open = Open::new(64512, 30, Ipv4Addr::new(198, 18, 0, 1), caps);
+            s.on_message(Message::Open(open), now, &mut out).unwrap();
+            s.on_message(Message::Keepalive, now, &mut out).unwrap();
+            let Some(Event::Established(n)) = out.pop() else { panic!("{out:?}") };
+            (n.peer_restart_time, n.peer_forwarding)
+        };
+        assert_eq!(gr(vec![(AddressFamily::IPV4_UNICAST, true)]), (Some(90), true));
+        assert_eq!(gr(vec![(AddressFamily::IPV4_UNICAST, false)]), (Some(90), false));
+        assert_eq!(gr(vec![]), (None, false), "restart aware only: nothing is kept");
+        let ipv6 = AddressFamily { afi: 2, safi: 1 };
+        assert_eq!(gr(vec![(ipv6, true)]), (None, false), "another family's state says nothing of IPv4");
     }
 
     #[test]

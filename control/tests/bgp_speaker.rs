@@ -3,7 +3,8 @@
 //! withdrawal removes it, and a malformed message resets that one session with a
 //! NOTIFICATION, counted, after which the peer connects again. Sessions ended on purpose end
 //! with a Cease: Peer De-configured when the peer is removed, Administrative Shutdown when weft
-//! stops.
+//! stops. A peer that restarts keeps its routes in weft until its End-of-RIB, unless it comes
+//! back without its forwarding state (RFC 4724's F bit).
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -46,13 +47,18 @@ async fn read_msg(s: &mut TcpStream, buf: &mut Vec<u8>) -> Message {
 /// Connects as the peer and brings the session to Established; returns the stream and what
 /// the speaker announced.
 async fn establish(port: u16) -> (TcpStream, Vec<u8>, Message) {
+    establish_with(port, vec![Capability::FourOctetAs(64512)]).await
+}
+
+/// [`establish`] with the peer's OPEN carrying `caps`.
+async fn establish_with(port: u16, caps: Vec<Capability>) -> (TcpStream, Vec<u8>, Message) {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from((PEER, 0))).unwrap();
     let mut s = socket.connect(SocketAddr::from((US, port))).await.unwrap();
     let mut buf = Vec::new();
     let Message::Open(theirs) = read_msg(&mut s, &mut buf).await else { panic!("no OPEN first") };
     assert_eq!(theirs.asn(), 64512);
-    let open = Open::new(64512, 90, PEER, vec![Capability::FourOctetAs(64512)]);
+    let open = Open::new(64512, 90, PEER, caps);
     s.write_all(&Message::Open(open).to_bytes(CTX)).await.unwrap();
     assert_eq!(read_msg(&mut s, &mut buf).await, Message::Keepalive);
     s.write_all(&Message::Keepalive.to_bytes(CTX)).await.unwrap();
@@ -198,4 +204,69 @@ async fn a_removed_peer_gets_cease_peer_deconfigured_and_stopping_weft_sends_adm
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("the speaker stops").unwrap();
     let n = notification(&mut s, &mut buf).await;
     assert_eq!((n.code, n.subcode), (ErrorCode::CEASE, cease::ADMIN_SHUTDOWN), "got {n}");
+}
+
+/// The peer's OPEN capabilities: 4-octet AS, and graceful restart (120 s) for IPv4 unicast with
+/// `forwarding` as its F bit.
+fn restart_caps(restarting: bool, forwarding: bool) -> Vec<Capability> {
+    vec![
+        Capability::FourOctetAs(64512),
+        Capability::GracefulRestart {
+            restarting,
+            restart_time: 120,
+            families: vec![(weft_bgp::wire::AddressFamily::IPV4_UNICAST, forwarding)],
+        },
+    ]
+}
+
+/// Waits up to 5 s for `done`.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait).await.unwrap_or_else(|_| panic!("{what}"));
+}
+
+#[tokio::test]
+async fn a_restarted_peers_routes_stay_until_its_end_of_rib_or_go_at_once_without_its_forwarding_state() {
+    let port = free_port();
+    let (spk, _peers_tx, peers_rx) = speaker(port);
+    let sink = RecordingSink::new();
+    let task = tokio::spawn(spk.run(peers_rx, sink.clone(), std::future::pending()));
+    let config = weft_bgp::session::SessionConfig {
+        local_as: 64512,
+        peer_as: 64512,
+        bgp_id: PEER,
+        hold_time: 90,
+        restart_time: Some(120),
+    };
+    let session = Session::new(config, std::time::Instant::now()).0;
+    let (a, b) = ("198.19.2.0/24".parse().unwrap(), "198.19.3.0/24".parse().unwrap());
+    let has = |p| sink.table().contains_key(&p);
+
+    // A fresh peer (F clear: nothing to keep yet) announces two blocks, then dies: no
+    // NOTIFICATION, the connection just closes.
+    let (mut s, _, _) = establish_with(port, restart_caps(false, false)).await;
+    s.write_all(&session.announcement(vec![a, b], PEER).to_bytes(CTX)).await.unwrap();
+    until("both blocks installed", || has(a) && has(b)).await;
+    drop(s);
+
+    // It comes back having kept its forwarding state: both stay through the new session's
+    // start; what its End-of-RIB does not cover goes then.
+    let (mut s, _, _) = establish_with(port, restart_caps(true, true)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(has(a) && has(b), "a stale route went before the End-of-RIB: {:?}", sink.table());
+    s.write_all(&session.announcement(vec![a], PEER).to_bytes(CTX)).await.unwrap();
+    s.write_all(&Session::end_of_rib().to_bytes(CTX)).await.unwrap();
+    until("the block not announced again removed at End-of-RIB", || !has(b)).await;
+    assert!(has(a));
+    drop(s);
+
+    // It comes back without its forwarding state: the stale block goes as the session comes up,
+    // with no UPDATE and no End-of-RIB.
+    let (_s, _, _) = establish_with(port, restart_caps(true, false)).await;
+    until("the stale block removed at once", || !has(a)).await;
+    task.abort();
 }

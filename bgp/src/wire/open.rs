@@ -197,6 +197,19 @@ impl Open {
         })
     }
 
+    /// The graceful-restart capability's restart time and F bit (forwarding state kept across
+    /// the sender's restart) for `family`, if the capability lists that family (RFC 4724: routes
+    /// are kept across a peer's restart only for the families it lists).
+    pub fn restart_family(&self, family: AddressFamily) -> Option<(u16, bool)> {
+        self.capabilities.iter().find_map(|c| match c {
+            Capability::GracefulRestart { restart_time, families, .. } => families
+                .iter()
+                .find(|(f, _)| *f == family)
+                .map(|&(_, forwarding)| (*restart_time, forwarding)),
+            _ => None,
+        })
+    }
+
     pub(crate) fn parse(body: &[u8]) -> Result<Open, MessageError> {
         let short = || MessageError::truncated("OPEN", Notification::new(ErrorCode::OPEN, 0));
         let mut r = Reader::new(body);

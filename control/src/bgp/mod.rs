@@ -222,6 +222,7 @@ fn apply(rib: &mut Rib, e: RibEvent) {
     match e {
         RibEvent::Routes { peer, announced, withdrawn } => rib.update(peer, &announced, &withdrawn),
         RibEvent::EndOfRib(peer) => rib.end_of_rib(peer),
+        RibEvent::ForwardingLost(peer) => rib.forwarding_lost(peer),
         RibEvent::Down(peer, keep) => rib.peer_down(peer, keep, Instant::now()),
     }
 }

@@ -47,6 +47,9 @@ pub enum RibEvent {
     },
     /// `peer`'s End-of-RIB.
     EndOfRib(Ipv4Addr),
+    /// `peer` is back without its forwarding state (no graceful-restart capability for IPv4
+    /// unicast, or its F bit clear): routes kept from its previous session go now.
+    ForwardingLost(Ipv4Addr),
     /// `peer`'s session ended; keep its routes this long (graceful restart) or drop them.
     Down(Ipv4Addr, Option<Duration>),
 }
@@ -272,6 +275,10 @@ async fn session(
                 Event::Established(n) => {
                     tracing::info!(%peer, hold = n.hold_time, restart_time = ?n.peer_restart_time, "BGP session established");
                     peer_restart = n.peer_restart_time.map(|t| Duration::from_secs(u64::from(t)));
+                    if !n.peer_forwarding && ctx.events.send(RibEvent::ForwardingLost(peer)).await.is_err() {
+                        ended.why = "speaker stopped".into();
+                        break 'run Ok(());
+                    }
                     ended.was_up = true;
                     ctx.status.with(peer, |s| {
                         s.state = State::Established.name();

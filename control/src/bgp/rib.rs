@@ -7,8 +7,10 @@
 //!   resolved by ARP); any other is sent over IP-in-IP to the next hop, as Calico's
 //!   CrossSubnet mode does.
 //! - Graceful restart (RFC 4724, receiving side): when a peer that announced the capability
-//!   drops without a NOTIFICATION, its routes stay, marked stale, until its restart time
-//!   passes or its End-of-RIB after reconnecting; then the stale ones go.
+//!   for IPv4 unicast drops without a NOTIFICATION, its routes stay, marked stale, until its
+//!   restart time passes or its End-of-RIB after reconnecting; then the stale ones go. If it
+//!   comes back without having kept its forwarding state (the F bit clear, or no capability
+//!   for IPv4 unicast), they go as the new session comes up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -91,6 +93,13 @@ impl Rib {
 
     /// `peer` finished sending its table: routes it did not announce again go.
     pub fn end_of_rib(&mut self, peer: Ipv4Addr) {
+        if let Some(rib) = self.peers.get_mut(&peer) {
+            Self::drop_stale(rib, &mut self.dirty);
+        }
+    }
+
+    /// `peer` came back without its forwarding state: its stale routes go now.
+    pub fn forwarding_lost(&mut self, peer: Ipv4Addr) {
         if let Some(rib) = self.peers.get_mut(&peer) {
             Self::drop_stale(rib, &mut self.dirty);
         }
@@ -247,6 +256,15 @@ mod tests {
         r.update(P1, &[(net("198.19.1.0/24"), P1)], &[]);
         r.end_of_rib(P1);
         assert_eq!(r.routes().len(), 1, "the one not announced again went at End-of-RIB");
+        r.peer_down(P1, Some(Duration::from_secs(120)), t0);
+        r.update(P1, &[(net("198.19.1.0/24"), P1)], &[]);
+        r.forwarding_lost(P1);
+        assert_eq!(r.routes().len(), 1, "a route announced again is not stale");
+        r.update(P1, &[(net("198.19.11.0/24"), P1)], &[]);
+        r.peer_down(P1, Some(Duration::from_secs(120)), t0);
+        r.forwarding_lost(P1);
+        assert!(r.routes().is_empty(), "back without forwarding state: the stale routes went");
+        r.update(P1, &[(net("198.19.1.0/24"), P1)], &[]);
         r.peer_down(P1, Some(Duration::from_secs(120)), t0);
         assert_eq!(r.next_expiry(), Some(t0 + Duration::from_secs(120)));
         assert!(r.expire(t0 + Duration::from_secs(120)));
