@@ -189,3 +189,45 @@ fn explain_names_the_policy_and_rule_that_decide_a_connection_from_what_etcd_hol
     assert!(!ok);
     assert_eq!(err, "weft: protocol \"ICMP\" is not TCP, UDP or SCTP\n");
 }
+
+#[test]
+fn label_sets_and_removes_labels_in_the_records_policies_read() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &etcd);
+
+    // A namespace without a record gets one.
+    let (ok, out, err) = weft(&["label", "namespace", "db", "team=data", "tier=back", "--config", &cfg]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "namespace db labeled: team=data,tier=back\n");
+    let (ok, out, _) = weft(&["label", "namespace", "db", "tier-", "--config", &cfg]);
+    assert!(ok);
+    assert_eq!(out, "namespace db labeled: team=data\n");
+    assert_eq!(etcd.get("/weft-test/namespaces/db").unwrap(), r#"{"labels":{"team":"data"}}"#);
+
+    // A pod needs its endpoint record; its other fields stay as they were.
+    let (ok, _, err) = weft(&["label", "pod", "db/mysql", "app=mysql", "--config", &cfg]);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "weft: pod db/mysql has no endpoint record (pods get one when attached with their namespace and name)\n"
+    );
+    let record = r#"{"namespace":"db","name":"mysql","labels":{"app":"db"},"ip":"198.19.2.2","node":"n2"}"#;
+    etcd.etcdctl(&["put", "/weft-test/endpoints/db/mysql", record]);
+    let (ok, out, err) = weft(&["label", "pod", "db/mysql", "app=mysql", "version=8", "--config", &cfg]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "pod db/mysql labeled: app=mysql,version=8\n");
+    assert_eq!(
+        etcd.get("/weft-test/endpoints/db/mysql").unwrap(),
+        r#"{"namespace":"db","name":"mysql","labels":{"app":"mysql","version":"8"},"ip":"198.19.2.2","node":"n2"}"#
+    );
+
+    // Bad input is refused before etcd is written.
+    let (ok, _, err) = weft(&["label", "pod", "db/mysql", "app", "--config", &cfg]);
+    assert!(!ok);
+    assert_eq!(err, "weft: \"app\" is neither KEY=VALUE nor KEY-\n");
+    let (ok, _, err) = weft(&["label", "namespace", "Bad_NS", "a=b", "--config", &cfg]);
+    assert!(!ok);
+    assert!(err.starts_with("weft: namespace \"Bad_NS\": "), "{err}");
+    assert_eq!(etcd.keys("/weft-test/"), vec!["/weft-test/endpoints/db/mysql", "/weft-test/namespaces/db"]);
+}

@@ -9,7 +9,7 @@ use weft_control::api::{Reply, Request, request};
 use weft_control::config::{Config, DEFAULT_API_SOCKET, Mode};
 use weft_control::daemon::{self, RunOptions, vtep_mac};
 use weft_control::flannel::MacAddr;
-use weft_control::policy::{PolicyId, PolicyStore, Protocol, parse_documents};
+use weft_control::policy::{LabelChange, PolicyId, PolicyStore, Protocol, parse_documents};
 
 const USAGE: &str = "usage:
   weft run    --config FILE [--init-network]     run the node daemon
@@ -23,7 +23,10 @@ const USAGE: &str = "usage:
   weft policy list --config FILE
   weft policy explain CLIENT SERVER PROTO/PORT --config FILE
                                               which policies and rule decide CLIENT -> SERVER
-                                              (addresses; PROTO TCP, UDP or SCTP)";
+                                              (addresses; PROTO TCP, UDP or SCTP)
+  weft label pod NS/NAME KEY=VALUE|KEY- ... --config FILE
+  weft label namespace NS KEY=VALUE|KEY- ... --config FILE
+                                              set or remove labels in the record policies read";
 
 /// How long the CLI waits for the daemon (a pod add opens sockets, restarts a worker).
 const API_TIMEOUT: Duration = Duration::from_secs(30);
@@ -378,6 +381,37 @@ fn explain(client: &str, server: &str, port: &str, flags: Flags<'_>) -> Result<(
     Ok(())
 }
 
+/// `weft label pod|namespace`: changes the labels in the record the policies read.
+fn label(kind: &str, target: &str, changes: &[&str], flags: Flags<'_>) -> Result<(), String> {
+    flags.check(&["--config"], &[])?;
+    if changes.is_empty() {
+        return Err("no label change given (KEY=VALUE sets, KEY- removes)".into());
+    }
+    let changes: Vec<LabelChange> = changes.iter().map(|c| c.parse()).collect::<Result<_, _>>()?;
+    let show = |labels: &weft_control::policy::Labels| {
+        labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    };
+    if kind == "pod" {
+        let id: PolicyId = target.parse().map_err(|e: String| e.replace("NAMESPACE/NAME", "NS/NAME"))?;
+        let labels = with_policy_store(&flags, async |store| {
+            store.label_pod(&id.namespace, &id.name, &changes).await.map_err(|e| e.to_string())
+        })?
+        .ok_or_else(|| {
+            format!(
+                "pod {id} has no endpoint record (pods get one when attached with their namespace and name)"
+            )
+        })?;
+        println!("pod {id} labeled: {}", show(&labels));
+    } else {
+        weft_control::policy::check_namespace(target).map_err(|e| format!("namespace {target:?}: {e}"))?;
+        let labels = with_policy_store(&flags, async |store| {
+            store.label_namespace(target, &changes).await.map_err(|e| e.to_string())
+        })?;
+        println!("namespace {target} labeled: {}", show(&labels));
+    }
+    Ok(())
+}
+
 fn exit(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -399,6 +433,10 @@ fn main() -> ExitCode {
         }
         ["status", rest @ ..] => exit(status(Flags { args: rest })),
         ["pod", op @ ("add" | "del"), rest @ ..] => exit(pod(op, Flags { args: rest })),
+        ["label", kind @ ("pod" | "namespace"), target, rest @ ..] => {
+            let changes = rest.iter().take_while(|a| !a.starts_with("--")).count();
+            exit(label(kind, target, &rest[..changes], Flags { args: &rest[changes..] }))
+        }
         ["policy", "explain", client, server, port, rest @ ..] => {
             exit(explain(client, server, port, Flags { args: rest }))
         }

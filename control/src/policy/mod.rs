@@ -10,6 +10,7 @@
 //! - [`Endpoint`], [`RecordKeys`]: pods' and namespaces' records beside the policies.
 //! - [`PolicyInputs::compile`]: policies + endpoints + namespaces -> the engine's per-pod set.
 //! - [`PolicyInputs::explain`]: which policies and rule decide one connection.
+//! - [`PolicyStore::label_pod`], [`PolicyStore::label_namespace`]: `weft label`.
 //! - [`Records`]: every record enforcement reads, by etcd key.
 //! - [`PolicySync`]: the daemon's loop that watches all of it and publishes on every change.
 
@@ -17,6 +18,7 @@ mod compile;
 mod endpoint;
 mod error;
 mod explain;
+mod label;
 mod model;
 mod parse;
 pub mod raw;
@@ -33,10 +35,11 @@ pub use compile::{NAMESPACE_NAME_LABEL, PolicyInputs};
 pub use endpoint::{Endpoint, NamespaceRecord, RecordKey, RecordKeys, decode_endpoint, decode_namespace};
 pub use error::{FieldError, PolicyError};
 pub use explain::{Explanation, Side};
+pub use label::LabelChange;
 pub use model::{IpBlock, NetworkPolicy, Peer, PolicyId, PolicyTypes, PortMatch, Protocol, Rule};
 pub use parse::parse_documents;
 pub use records::{PutOutcome, Records};
 pub use selector::{LabelSelector, Labels, Requirement};
 pub use store::{Applied, Listed, MAX_TXN_OPS, PolicyKeys, PolicyStore, decode};
 pub use sync::{EndpointOp, EndpointRequest, PolicySync};
-pub use validate::{API_VERSION, DEFAULT_NAMESPACE, KIND, validate};
+pub use validate::{API_VERSION, DEFAULT_NAMESPACE, KIND, check_namespace, validate};

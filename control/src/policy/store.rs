@@ -71,10 +71,10 @@ pub struct Listed {
 
 /// A connection to etcd for policy reads and writes.
 pub struct PolicyStore {
-    client: Client,
-    weft_prefix: String,
+    pub(super) client: Client,
+    pub(super) weft_prefix: String,
     keys: PolicyKeys,
-    settings: AgentSettings,
+    pub(super) settings: AgentSettings,
 }
 
 impl std::fmt::Debug for PolicyStore {

@@ -22,7 +22,7 @@ fn err(path: impl Into<String>, problem: impl Into<String>) -> FieldError {
 }
 
 /// A namespace name: an RFC 1123 label.
-pub(crate) fn check_namespace(ns: &str) -> Result<(), String> {
+pub fn check_namespace(ns: &str) -> Result<(), String> {
     if is_dns_label(ns) {
         Ok(())
     } else {
