@@ -168,24 +168,14 @@ mod tests {
     use super::*;
     use crate::policy::parse_documents;
 
-    fn ep(ns: &str, name: &str, ip: [u8; 4], labels: &[(&str, &str)]) -> Endpoint {
-        Endpoint {
-            namespace: ns.into(),
-            name: name.into(),
-            labels: labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
-            ip: Ipv4Addr::from(ip),
-            node: String::new(),
-        }
-    }
-
     /// x/a, x/b on this node (198.19.1.0/24), y/a remote; namespace y labelled `team=y`.
     fn inputs(yaml: &str) -> PolicyInputs {
         PolicyInputs {
             policies: parse_documents(yaml, "test.yaml").unwrap(),
             endpoints: vec![
-                ep("x", "a", [198, 19, 1, 2], &[("pod", "a")]),
-                ep("x", "b", [198, 19, 1, 3], &[("pod", "b")]),
-                ep("y", "a", [198, 19, 2, 2], &[("pod", "a")]),
+                Endpoint::sample("x", "a", [198, 19, 1, 2], &[("pod", "a")]),
+                Endpoint::sample("x", "b", [198, 19, 1, 3], &[("pod", "b")]),
+                Endpoint::sample("y", "a", [198, 19, 2, 2], &[("pod", "a")]),
             ],
             namespaces: [("y".to_owned(), [("team".to_owned(), "y".to_owned())].into())].into(),
         }

@@ -47,6 +47,20 @@ impl Endpoint {
     }
 }
 
+#[cfg(test)]
+impl Endpoint {
+    /// Pod `ns/name` at `ip` with `labels`, on no particular node.
+    pub(crate) fn sample(ns: &str, name: &str, ip: [u8; 4], labels: &[(&str, &str)]) -> Self {
+        Endpoint {
+            namespace: ns.into(),
+            name: name.into(),
+            labels: labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            ip: Ipv4Addr::from(ip),
+            node: String::new(),
+        }
+    }
+}
+
 /// A namespace record's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

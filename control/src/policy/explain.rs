@@ -176,16 +176,6 @@ mod tests {
     use super::*;
     use crate::policy::{Endpoint, parse_documents};
 
-    fn ep(ns: &str, name: &str, ip: [u8; 4], labels: &[(&str, &str)]) -> Endpoint {
-        Endpoint {
-            namespace: ns.into(),
-            name: name.into(),
-            labels: labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
-            ip: Ipv4Addr::from(ip),
-            node: String::new(),
-        }
-    }
-
     const WEB: Ipv4Addr = Ipv4Addr::new(198, 19, 1, 2);
     const OTHER: Ipv4Addr = Ipv4Addr::new(198, 19, 1, 3);
     const MYSQL: Ipv4Addr = Ipv4Addr::new(198, 19, 2, 2);
@@ -199,9 +189,9 @@ mod tests {
         PolicyInputs {
             policies: parse_documents(&yaml, "web-to-mysql.yaml").unwrap(),
             endpoints: vec![
-                ep("default", "web", WEB.octets(), &[("app", "web")]),
-                ep("default", "other", OTHER.octets(), &[("app", "other")]),
-                ep("db", "mysql", MYSQL.octets(), &[("app", "mysql")]),
+                Endpoint::sample("default", "web", WEB.octets(), &[("app", "web")]),
+                Endpoint::sample("default", "other", OTHER.octets(), &[("app", "other")]),
+                Endpoint::sample("db", "mysql", MYSQL.octets(), &[("app", "mysql")]),
             ],
             namespaces: Default::default(),
         }
