@@ -12,7 +12,7 @@
 
 #[allow(dead_code)]
 #[path = "../../control/tests/common/etcd.rs"]
-mod etcd;
+pub(crate) mod etcd;
 
 use crate::options;
 use std::net::Ipv4Addr;
@@ -67,7 +67,7 @@ async fn populate(client: &mut Client, n: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn settings(etcd: &etcd::Etcd, dir: &std::path::Path) -> AgentSettings {
+pub(crate) fn settings(etcd: &etcd::Etcd, dir: &std::path::Path) -> AgentSettings {
     AgentSettings {
         endpoints: vec![etcd.endpoint()],
         prefix: PREFIX.into(),
@@ -85,7 +85,7 @@ fn settings(etcd: &etcd::Etcd, dir: &std::path::Path) -> AgentSettings {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }
@@ -276,7 +276,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn etcd_version() -> String {
+pub(crate) fn etcd_version() -> String {
     std::process::Command::new("/usr/bin/etcd")
         .arg("--version")
         .output()

@@ -12,6 +12,14 @@
 //! with a touch-only processor (reads the destination MAC byte, writes one byte) instead of
 //! the pipeline. Before timing, one pass checks that every frame of the path is forwarded
 //! (no drops), so a misconfigured path cannot post a fast number.
+//!
+//! Network policy: `--policies N --cidrs M` runs every path with every pod isolated (ingress and
+//! egress) by N policies' rules and M ipBlock CIDRs that allow the replayed traffic. `--sweep
+//! 10,100,1000` then measures each path again with no policy and with each of those policy
+//! counts plus `--sweep-cidrs` CIDRs, alternating the sets within each round so that drift of a
+//! shared machine hits them alike. The replayed flows are established after the check pass, so
+//! the timed packets take the connection table's path; a new connection's first packet (the
+//! rule lookup) is not what these figures time.
 
 use crate::options;
 use crate::stats::median;
@@ -31,13 +39,20 @@ use weft_engine::pipeline::sample::{
     pod, prefix, udp_frame, via, vxlan_from_b,
 };
 use weft_engine::pipeline::{LocalPod, Pipeline, RemoteRoute, RouteProgrammer, RouteUpdate};
+use weft_engine::policy::{DirectionBuilder, PodPolicy, PolicySet, PortRange, Ports, proto};
 use weft_engine::port::{Frame, FramePool, IoEvents, MemPort, Port};
 use weft_engine::worker::{FrameProcessor, PortId, Verdict, WorkerId};
 
 const USAGE: &str = "usage: weft-bench core [--secs 1.0] [--core 1] [--routes 100000] [--flows 10000]
                        [--paths host-gw,vxlan-encap,vxlan-decap,ipip-encap,ipip-decap,local]
-                       [--floor true] [--json FILE]
-  --floor false skips the touch-only floor runs (for profiling the pipeline alone)";
+                       [--floor true] [--policies 0] [--cidrs 0]
+                       [--sweep 10,100,1000] [--sweep-cidrs 10000] [--sweep-secs 0.25] [--json FILE]
+  --floor false skips the touch-only floor runs (for profiling the pipeline alone)
+  --policies N isolates every pod (ingress and egress) with N policies' rules (N peer addresses
+    each side) plus --cidrs M ipBlock prefixes, all allowing the replayed traffic: established
+    flows then pass through the connection table
+  --sweep L1,L2,.. measures every path again with no policy and with each Li policies plus
+    --sweep-cidrs ipBlock prefixes, --sweep-secs per run (none by default)";
 const BATCH: usize = 64;
 const PODS: u8 = 16;
 const NODES: u8 = 248;
@@ -52,6 +67,11 @@ struct Options {
     flows: usize,
     paths: Vec<String>,
     floor: bool,
+    policies: usize,
+    cidrs: usize,
+    sweep: Vec<usize>,
+    sweep_cidrs: usize,
+    sweep_secs: f64,
     json: Option<std::path::PathBuf>,
 }
 
@@ -65,6 +85,11 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             .map(String::from)
             .to_vec(),
         floor: true,
+        policies: 0,
+        cidrs: 0,
+        sweep: Vec::new(),
+        sweep_cidrs: 10_000,
+        sweep_secs: 0.25,
         json: None,
     };
     for (flag, value) in options::pairs(args, USAGE)? {
@@ -75,6 +100,11 @@ fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--flows" => o.flows = options::value(flag, value, USAGE)?,
             "--paths" => o.paths = value.split(',').map(String::from).collect(),
             "--floor" => o.floor = options::value(flag, value, USAGE)?,
+            "--policies" => o.policies = options::value(flag, value, USAGE)?,
+            "--cidrs" => o.cidrs = options::value(flag, value, USAGE)?,
+            "--sweep" => o.sweep = options::list(flag, value, USAGE)?,
+            "--sweep-cidrs" => o.sweep_cidrs = options::value(flag, value, USAGE)?,
+            "--sweep-secs" => o.sweep_secs = options::value(flag, value, USAGE)?,
             "--json" => o.json = Some(value.into()),
             _ => bail!("unknown option {flag}\n{USAGE}"),
         }
@@ -182,6 +212,28 @@ fn flows(path: &str, prefixes: &[Ipv4Prefix], n: usize) -> anyhow::Result<(Backe
     Ok((backend, port, frames))
 }
 
+/// Every pod isolated both ways by `policies` policies' worth of rules: each allows one peer
+/// address (none of the replayed ones) on one port, plus `cidrs` ipBlock /24s elsewhere; one more
+/// rule allows UDP 5201 from and to everywhere, which is what the replayed flows use.
+fn policy_set(policies: usize, cidrs: usize) -> PolicySet {
+    let mut rng = SplitMix64(0x9011_c1e5);
+    let mut side = DirectionBuilder::default();
+    for _ in 0..policies {
+        let peer = Ipv4Addr::from(0x0a00_0000 | rng.below(1 << 24));
+        side.peer(peer, &Ports::ranges([PortRange::one(proto::TCP, 1 + rng.below(1000) as u16)]));
+    }
+    for _ in 0..cidrs {
+        let net = Ipv4Prefix::covering(0x6400_0000 | (rng.below(1 << 16) << 8), 24);
+        side.block(net, &[], &Ports::ranges([PortRange::one(proto::TCP, 443)]));
+    }
+    side.block(Ipv4Prefix::DEFAULT, &[], &Ports::ranges([PortRange::one(proto::UDP, 5201)]));
+    let rules = side.build();
+    PolicySet::new(
+        (0..PODS)
+            .map(|i| (pod(i).0, PodPolicy { ingress: Some(rules.clone()), egress: Some(rules.clone()) })),
+    )
+}
+
 /// Rewrites node B's sample outer frame as coming from a random one of the bench's nodes.
 fn from_peer(frame: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
     let mut f = frame.to_vec();
@@ -265,6 +317,97 @@ pub struct CoreResult {
     pub cpu_mhz: Option<f64>,
     /// One entry per path.
     pub paths: Vec<CorePath>,
+    /// Network policies isolating every pod in `paths` (0: none).
+    #[serde(default)]
+    pub policies: usize,
+    /// ipBlock prefixes in those policies.
+    #[serde(default)]
+    pub cidrs: usize,
+    /// The policy sweep (`--sweep`), if run.
+    #[serde(default)]
+    pub sweep: Option<PolicySweep>,
+}
+
+/// Every path with no policy and with increasing policy counts, same pipeline, same flows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicySweep {
+    /// Policy counts measured; 0 (no pod isolated) first.
+    pub levels: Vec<usize>,
+    /// ipBlock prefixes added to every level above 0.
+    pub cidrs: usize,
+    /// Seconds per timed run.
+    pub secs: f64,
+    /// Rounds; each runs every level once (medians are reported).
+    pub rounds: usize,
+    /// One entry per path.
+    pub paths: Vec<SweepPath>,
+}
+
+/// One path of the policy sweep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepPath {
+    /// `host-gw`, `vxlan-encap`, …
+    pub path: String,
+    /// Median ns per packet at each level.
+    pub ns_per_packet: Vec<f64>,
+    /// Every round's ns per packet at each level (`[level][round]`).
+    pub rounds_ns: Vec<Vec<f64>>,
+}
+
+/// The policy goal: at the largest level, at most this much slower than without policy.
+pub const POLICY_GOAL_LOSS: f64 = 0.15;
+/// "Flat": the largest level at most this much slower than the smallest one above 0.
+pub const POLICY_FLAT_LOSS: f64 = 0.10;
+
+impl SweepPath {
+    /// Million packets per second at level index `i`.
+    pub fn mpps(&self, i: usize) -> f64 {
+        1e3 / self.ns_per_packet[i]
+    }
+
+    /// Fraction of the no-policy rate lost at the largest level.
+    pub fn loss(&self) -> f64 {
+        1.0 - self.mpps(self.ns_per_packet.len() - 1) / self.mpps(0)
+    }
+
+    /// Fraction of the smallest level's rate lost at the largest level.
+    pub fn flat_loss(&self) -> f64 {
+        1.0 - self.mpps(self.ns_per_packet.len() - 1) / self.mpps(1.min(self.ns_per_packet.len() - 1))
+    }
+}
+
+impl PolicySweep {
+    /// The sweep as a markdown table with its settings line.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!(
+            "Mpps per path with no policy and with every pod isolated both ways by N policies' rules \
+             plus {} ipBlock CIDRs allowing the traffic; established flows (connection table hits), \
+             {} s x {} rounds, levels alternating within each round (median)\n\n",
+            self.cidrs, self.secs, self.rounds
+        );
+        out.push_str("| path |");
+        for &l in &self.levels {
+            if l == 0 {
+                out.push_str(" no policy |");
+            } else {
+                let _ = write!(out, " {l} policies |");
+            }
+        }
+        out.push_str(" loss at the largest |\n|---|");
+        for _ in &self.levels {
+            out.push_str("---:|");
+        }
+        out.push_str("---:|\n");
+        for p in &self.paths {
+            let _ = write!(out, "| {} |", p.path);
+            for i in 0..p.ns_per_packet.len() {
+                let _ = write!(out, " {:.2} |", p.mpps(i));
+            }
+            let _ = writeln!(out, " {:.1} % |", p.loss() * 100.0);
+        }
+        out
+    }
 }
 
 /// One path of the core benchmark.
@@ -303,8 +446,13 @@ impl CoreResult {
     /// The result as a markdown table with its settings line.
     pub fn markdown(&self) -> String {
         use std::fmt::Write;
+        let policy = if self.policies > 0 || self.cidrs > 0 {
+            format!(", every pod isolated by {} policies and {} ipBlock CIDRs", self.policies, self.cidrs)
+        } else {
+            String::new()
+        };
         let mut out = format!(
-            "{} routes, {} flows, batch {}, {}-byte frames, pinned to core {}, {} s x {} rounds (median); \
+            "{} routes, {} flows{policy}, batch {}, {}-byte frames, pinned to core {}, {} s x {} rounds (median); \
              cycles at the nominal {}\n\n",
             self.routes,
             self.flows,
@@ -331,6 +479,10 @@ impl CoreResult {
                 p.floor_ns_per_packet,
                 p.ratio()
             );
+        }
+        if let Some(sweep) = &self.sweep {
+            out.push('\n');
+            out.push_str(&sweep.markdown());
         }
         out
     }
@@ -365,12 +517,31 @@ fn measure(o: &Options) -> anyhow::Result<CoreResult> {
         rounds: ROUNDS,
         cpu_mhz: crate::machine::cpu_mhz(),
         paths: Vec::new(),
+        policies: o.policies,
+        cidrs: o.cidrs,
+        sweep: None,
     };
+    let mut levels = vec![0];
+    levels.extend(o.sweep.iter().copied().filter(|&l| l > 0));
+    let sets: Vec<PolicySet> = if o.sweep.is_empty() {
+        Vec::new()
+    } else {
+        eprintln!("core: policy sets for levels {levels:?} with {} CIDRs", o.sweep_cidrs);
+        levels
+            .iter()
+            .map(|&l| if l == 0 { PolicySet::default() } else { policy_set(l, o.sweep_cidrs) })
+            .collect()
+    };
+    let mut sweep =
+        PolicySweep { levels, cidrs: o.sweep_cidrs, secs: o.sweep_secs, rounds: ROUNDS, paths: Vec::new() };
     for path in &o.paths {
         eprintln!("core: {path}");
         let (backend, _, _) = flows(path, &[prefix(B_IP, 32)], 1)?;
-        let (_prog, mut pipe, prefixes) = build(backend, o.routes)?;
+        let (prog, mut pipe, prefixes) = build(backend, o.routes)?;
         let (_, port, frames) = flows(path, &prefixes, o.flows)?;
+        if o.policies > 0 || o.cidrs > 0 {
+            prog.set_policy(policy_set(o.policies, o.cidrs));
+        }
         // Check pass: every flow forwarded.
         let (n, _, dropped) = run(&mut pipe, port, &frames, 0.0, Some(frames.len() as u64 * 2));
         if dropped > 0 {
@@ -391,15 +562,55 @@ fn measure(o: &Options) -> anyhow::Result<CoreResult> {
         }
         if !o.floor {
             eprintln!("core: {path}: {:.1} ns/packet (no floor run)", median(&ours));
-            continue;
+        } else {
+            result.paths.push(CorePath {
+                path: path.clone(),
+                ns_per_packet: median(&ours),
+                floor_ns_per_packet: median(&floor),
+                rounds_ns: ours,
+                floor_rounds_ns: floor,
+            });
         }
-        result.paths.push(CorePath {
-            path: path.clone(),
-            ns_per_packet: median(&ours),
-            floor_ns_per_packet: median(&floor),
-            rounds_ns: ours,
-            floor_rounds_ns: floor,
-        });
+        if !sets.is_empty() {
+            sweep.paths.push(sweep_path(path, &prog, &mut pipe, port, &frames, &sets, o.sweep_secs)?);
+        }
+    }
+    if !sets.is_empty() {
+        result.sweep = Some(sweep);
     }
     Ok(result)
+}
+
+/// One path of the policy sweep: each round publishes every set in turn, replays every flow once
+/// (the check: none dropped; the flows are then tracked) and times `secs`.
+fn sweep_path(
+    path: &str,
+    prog: &RouteProgrammer,
+    pipe: &mut Pipeline,
+    port: PortId,
+    frames: &[Vec<u8>],
+    sets: &[PolicySet],
+    secs: f64,
+) -> anyhow::Result<SweepPath> {
+    let mut rounds = vec![Vec::with_capacity(ROUNDS); sets.len()];
+    for _ in 0..ROUNDS {
+        for (k, set) in sets.iter().enumerate() {
+            prog.set_policy(set.clone());
+            let (n, _, dropped) = run(pipe, port, frames, 0.0, Some(frames.len() as u64));
+            if dropped > 0 {
+                bail!(
+                    "{path}: {dropped} of {n} frames dropped under policy set {k}: {:?}",
+                    pipe.counters().snapshot()
+                );
+            }
+            let (p, s, _) = run(pipe, port, frames, secs, None);
+            rounds[k].push(s * 1e9 / p as f64);
+        }
+    }
+    let ns_per_packet: Vec<f64> = rounds.iter().map(|r| median(r)).collect();
+    eprintln!(
+        "core: {path} policy sweep: {}",
+        ns_per_packet.iter().map(|ns| format!("{:.2} Mpps", 1e3 / ns)).collect::<Vec<_>>().join(", ")
+    );
+    Ok(SweepPath { path: path.into(), ns_per_packet, rounds_ns: rounds })
 }

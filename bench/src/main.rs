@@ -10,6 +10,7 @@ mod lpm;
 mod machine;
 mod options;
 mod pods;
+mod policy;
 mod report;
 mod stats;
 
@@ -23,6 +24,8 @@ const USAGE: &str = "usage: weft-bench <suite> [options]
 suites (each takes --json FILE to write its raw figures):
   core     the forwarding pipeline on in-memory replay ports, per path, against a touch-only
            floor (weft-bench core --help)
+  policy   a NetworkPolicy put to a real etcd until the daemon's policy loop publishes the new
+           set, with 1000 policies stored: p50/p99 (weft-bench policy --help)
   bgp      a BGP peer's routes into the FIB over loopback TCP: time to learn 1k/10k/100k
            prefixes from one peer, announce and withdraw -> FIB p50/p99 (weft-bench bgp --help)
   control  etcd lease sync time and lease-put -> route convergence against a real etcd
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Some("latency") => lab_bench::latency::run(&rest),
         Some("lpm") => lpm::run(&rest),
         Some("pods") => pods::run(&rest),
+        Some("policy") => policy::run(&rest),
         Some("tools") => lab_bench::tools::run(&rest),
         Some("all") => report::run(&rest),
         Some("-h" | "--help") => {

@@ -28,7 +28,7 @@ use crate::options;
 use model::{Report, SuiteRun};
 
 const USAGE: &str = "usage: weft-bench all [--out bench/results] [--criterion target/criterion]
-                     [--suites lpm,core,control,bgp,lab,latency,idle,tools,pods] [--quick true] [--render-only true]
+                     [--suites lpm,core,control,policy,bgp,lab,latency,idle,tools,pods] [--quick true] [--render-only true]
   Runs the suites one after another (each in its own process), then writes OUT/REPORT.md,
   OUT/*.svg and OUT/results.json. --quick runs tiny versions (seconds; to check the plumbing).
   --render-only re-renders REPORT.md and the plots from OUT/results.json.";
@@ -47,11 +47,33 @@ const PLANS: &[Plan] = &[
         full: &[],
         quick: &["--prefixes", "1000", "--secs", "0.02", "--visibility-samples", "20"],
     },
-    Plan { name: "core", full: &[], quick: &["--secs", "0.05", "--routes", "1000", "--flows", "100"] },
+    Plan {
+        name: "core",
+        full: &["--sweep", "10,100,1000", "--sweep-cidrs", "10000", "--sweep-secs", "0.25"],
+        quick: &[
+            "--secs",
+            "0.05",
+            "--routes",
+            "1000",
+            "--flows",
+            "100",
+            "--sweep",
+            "10,100,1000",
+            "--sweep-cidrs",
+            "1000",
+            "--sweep-secs",
+            "0.02",
+        ],
+    },
     Plan {
         name: "control",
         full: &["--sizes", "1000,10000", "--iterations", "1000"],
         quick: &["--sizes", "1000", "--iterations", "20"],
+    },
+    Plan {
+        name: "policy",
+        full: &["--policies", "1000", "--endpoints", "1000", "--updates", "200"],
+        quick: &["--policies", "100", "--endpoints", "300", "--updates", "20"],
     },
     Plan {
         name: "bgp",
@@ -236,6 +258,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "lpm" => load(&json).map(|r| report.lpm = Some(r)),
             "control" => load(&json).map(|r| report.control = Some(r)),
             "bgp" => load(&json).map(|r| report.bgp = Some(r)),
+            "policy" => load(&json).map(|r| report.policy = Some(r)),
             "lab" => load(&json).map(|r| report.lab = Some(r)),
             "latency" => load(&json).map(|r| report.latency = Some(r)),
             "idle" => load(&json).map(|r| report.idle = Some(r)),

@@ -13,6 +13,7 @@ use crate::lab_bench::tools::ToolsReport;
 use crate::lpm::LpmResult;
 use crate::machine::Machine;
 use crate::pods::PodsResult;
+use crate::policy::PolicyResult;
 
 /// How one suite went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +75,9 @@ pub struct Report {
     /// `weft-bench bgp`.
     #[serde(default)]
     pub bgp: Option<BgpResult>,
+    /// `weft-bench policy`.
+    #[serde(default)]
+    pub policy: Option<PolicyResult>,
 }
 
 impl Report {
@@ -104,6 +108,7 @@ impl Report {
             tools: None,
             pods: None,
             bgp: None,
+            policy: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::lab;
 use super::model::Report;
 use super::svg::{self, Series};
+use crate::core::{POLICY_FLAT_LOSS, POLICY_GOAL_LOSS, PolicySweep};
 
 /// The goal the core benchmark reports against: pipeline within this factor of the floor.
 pub const CORE_GOAL_RATIO: f64 = 3.0;
@@ -77,6 +78,9 @@ fn goals(r: &Report, out: &mut String) {
             );
         }
     }
+    if let Some(sweep) = r.core.as_ref().and_then(|c| c.sweep.as_ref()) {
+        policy_goals(sweep, out);
+    }
     if let Some(l) = &r.lab {
         lab::lab_goals(l, out);
     }
@@ -113,6 +117,19 @@ fn goals(r: &Report, out: &mut String) {
             );
         }
     }
+    if let Some(p) = &r.policy {
+        use crate::policy::POLICY_GOAL_P99_MS;
+        if let Some(g) = p.goal() {
+            let _ = writeln!(
+                out,
+                "| policy: with {} policies stored, a policy put acknowledged by etcd -> enforced on the node, p99 under {POLICY_GOAL_P99_MS:.0} ms | p99 {:.2} ms (p50 {:.2} ms) | {} |",
+                p.policies,
+                g.p99_ms,
+                g.p50_ms,
+                if g.p99_ms <= POLICY_GOAL_P99_MS { "yes" } else { "no" }
+            );
+        }
+    }
     if let Some(p) = &r.pods {
         use crate::pods::IDLE_GOAL;
         let ratio = p.idle_ratio();
@@ -126,6 +143,40 @@ fn goals(r: &Report, out: &mut String) {
         );
     }
     out.push('\n');
+}
+
+/// The network policy goals of the core sweep: at the largest policy count within
+/// [`POLICY_GOAL_LOSS`] of no policy, and flat (within [`POLICY_FLAT_LOSS`]) from the smallest
+/// count to the largest.
+fn policy_goals(sweep: &PolicySweep, out: &mut String) {
+    let (Some(&lo), Some(&hi)) = (sweep.levels.get(1), sweep.levels.last()) else {
+        return;
+    };
+    for p in &sweep.paths {
+        let loss = p.loss();
+        let _ = writeln!(
+            out,
+            "| core {} with {hi} policies + {} CIDRs: within {:.0} % of no policy | {:.1} % slower ({:.2} vs {:.2} Mpps) | {} |",
+            p.path,
+            sweep.cidrs,
+            POLICY_GOAL_LOSS * 100.0,
+            loss * 100.0,
+            p.mpps(p.ns_per_packet.len() - 1),
+            p.mpps(0),
+            if loss <= POLICY_GOAL_LOSS { "yes" } else { "no" }
+        );
+        let flat = p.flat_loss();
+        let _ = writeln!(
+            out,
+            "| core {}: flat from {lo} to {hi} policies (within {:.0} %) | {:.1} % slower at {hi} ({:.2} vs {:.2} Mpps) | {} |",
+            p.path,
+            POLICY_FLAT_LOSS * 100.0,
+            flat * 100.0,
+            p.mpps(p.ns_per_packet.len() - 1),
+            p.mpps(1),
+            if flat <= POLICY_FLAT_LOSS { "yes" } else { "no" }
+        );
+    }
 }
 
 /// "Where the time goes" for the core paths that missed their goal.
@@ -240,6 +291,11 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
         out.push_str(&control.markdown());
         out.push('\n');
     }
+    if let Some(p) = &r.policy {
+        out.push_str("## policy: a NetworkPolicy written to etcd until the node enforces it\n\n");
+        out.push_str(&p.markdown());
+        out.push('\n');
+    }
     if let Some(bgp) = &r.bgp {
         out.push_str("## bgp: a peer's routes into the FIB\n\n");
         out.push_str(&bgp.markdown());
@@ -308,6 +364,9 @@ mod tests {
                 rounds: 3,
                 cpu_mhz: Some(2000.0),
                 paths: vec![path("host-gw", 50.0, 20.0), path("vxlan-encap", 80.0, 20.0)],
+                policies: 0,
+                cidrs: 0,
+                sweep: None,
             }),
             ..Report::new(Some("abc123".into()), 0, Machine::describe(), Vec::new())
         }
