@@ -13,7 +13,7 @@
 //! - **idle pods**: the same flow with 1 and with 110 (kubelet's default max-pods) idle pods
 //!   attached to the same worker, alternating. Goal: within 10 %.
 //!
-//! Namespaces are named `wpd<pid>…` and deleted on exit (also on error); the daemon is killed
+//! Namespaces are named `wpd<pid>…` (`$WEFT_NETNS_PREFIX<pid>…` when that is set) and deleted on exit (also on error); the daemon is killed
 //! by its PID.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -251,7 +251,8 @@ impl Bench {
     fn start(pinned: bool) -> anyhow::Result<Bench> {
         let weft = sibling("weft")?;
         let dir = tempfile::tempdir()?;
-        let stem = format!("wpd{}", std::process::id());
+        let prefix = std::env::var("WEFT_NETNS_PREFIX").unwrap_or_else(|_| "wpd".to_owned());
+        let stem = format!("{prefix}{}", std::process::id());
         let mut b = Bench {
             stem,
             namespaces: Vec::new(),

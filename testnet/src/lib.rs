@@ -57,10 +57,16 @@ fn to36(mut n: u32) -> String {
     s.iter().rev().collect()
 }
 
-/// A fresh per-run name stem: `prefix`, the pid and a counter in base 36 (`wx2bk1`).
+/// The environment variable that, when set, replaces every test's own name prefix (for runs
+/// that must keep their namespaces and links under one prefix of their own).
+pub const PREFIX_ENV: &str = "WEFT_NETNS_PREFIX";
+
+/// A fresh per-run name stem: `prefix` (or `$WEFT_NETNS_PREFIX`), the pid and a counter in
+/// base 36 (`wx2bk1`).
 pub fn unique_stem(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let prefix = std::env::var(PREFIX_ENV).unwrap_or_else(|_| prefix.to_owned());
     format!("{prefix}{}{}", to36(std::process::id()), to36(n))
 }
 
