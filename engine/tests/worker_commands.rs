@@ -1,12 +1,15 @@
-//! Ports come and go on a running worker through its command queue: an attached port is
-//! served from the next loop and its processor told, a detached one hands back its final
-//! counters and its slot, which the next attach reuses with fresh counters; a full worker and
-//! an unknown port are refused with errors that say so. The worker keeps serving its other
-//! port throughout.
+//! Ports come and go on a running worker through its command queue: a port opened by the
+//! caller is served from the next loop and its processor told, a detached one hands back its
+//! final counters and its slot, which the next attach reuses with fresh counters, and is
+//! dropped (closed) on the caller's thread, not the worker's; a full worker and an unknown
+//! port are refused with errors that say so. The worker keeps serving its other port
+//! throughout.
 
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use weft_engine::port::{FrameMut, MemPort, MemPortHandle, Port};
+use weft_engine::port::{Frame, FrameMut, FramePool, IoEvents, MemPort, MemPortHandle, Port};
 use weft_engine::worker::{
     CommandError, FrameProcessor, PortId, Reflect, Verdict, Worker, WorkerConfig, WorkerHandle,
 };
@@ -40,13 +43,49 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-fn attach(w: &WorkerHandle<Recorder>, port: MemPort) -> Result<PortId, CommandError> {
-    let open = Box::new(move |_: &mut _| Ok(Box::new(port) as Box<dyn Port>));
-    w.attach(open, Box::new(|r: &mut Recorder, id| r.events.push(("attach", id))), WAIT)
+fn attach(w: &WorkerHandle<Recorder>, port: impl Port + 'static) -> Result<PortId, CommandError> {
+    w.attach(Box::new(port), Box::new(|r: &mut Recorder, id| r.events.push(("attach", id))), WAIT)
 }
 
 fn mem(name: &str) -> (MemPort, MemPortHandle) {
     MemPort::queue(name, 64)
+}
+
+/// A port that records the thread it is dropped on.
+#[derive(Debug)]
+struct Tracked {
+    inner: MemPort,
+    dropped_on: Arc<Mutex<Option<ThreadId>>>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        *self.dropped_on.lock().unwrap() = Some(std::thread::current().id());
+    }
+}
+
+impl Port for Tracked {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn rx(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: usize, ev: &mut IoEvents) -> usize {
+        self.inner.rx(pool, out, max, ev)
+    }
+    fn tx(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>, ev: &mut IoEvents) -> usize {
+        self.inner.tx(pool, frames, ev)
+    }
+    fn service(&mut self, pool: &mut FramePool, ev: &mut IoEvents) {
+        self.inner.service(pool, ev)
+    }
+}
+
+fn tracked(name: &str) -> (Tracked, MemPortHandle, Arc<Mutex<Option<ThreadId>>>) {
+    let (inner, h) = mem(name);
+    let dropped_on = Arc::new(Mutex::new(None));
+    (Tracked { inner, dropped_on: dropped_on.clone() }, h, dropped_on)
 }
 
 #[test]
@@ -61,7 +100,7 @@ fn ports_attached_and_detached_on_a_running_worker_are_served_counted_and_their_
         .unwrap();
 
     // Attached: the worker serves the new port from its next loop.
-    let (b, hb) = mem("b");
+    let (b, hb, b_dropped_on) = tracked("b");
     assert_eq!(attach(&w, b).unwrap(), PortId(1));
     for _ in 0..3 {
         assert!(hb.inject(&frame()));
@@ -71,16 +110,19 @@ fn ports_attached_and_detached_on_a_running_worker_are_served_counted_and_their_
     wait_for("a served alongside", || ha.sent() == 1);
 
     // No free slot left: refused, nothing changes.
-    let (c, _) = mem("c");
+    let (c, _, c_dropped_on) = tracked("c");
     match attach(&w, c) {
         Err(CommandError::NoFreeSlot { slots: 2, .. }) => {}
         other => panic!("a third port on a 2-slot worker: {other:?}"),
     }
+    let here = Some(std::thread::current().id());
+    assert_eq!(*c_dropped_on.lock().unwrap(), here, "a refused port is closed by the caller");
 
     // Detached: its final counters come back, the slot is free, a second detach is refused.
     let then = || Box::new(|r: &mut Recorder, id| r.events.push(("detach", id)));
     let gone = w.detach(PortId(1), then(), WAIT).unwrap();
     assert_eq!((gone.totals.rx_packets, gone.totals.tx_packets, gone.dropped), (3, 3, 0));
+    assert_eq!(*b_dropped_on.lock().unwrap(), here, "a detached port is closed by the caller");
     assert_eq!(w.counters().snapshot().port_names, vec!["a".to_owned(), String::new()]);
     match w.detach(PortId(1), then(), WAIT) {
         Err(CommandError::NoSuchPort { port: 1, .. }) => {}

@@ -7,21 +7,24 @@
 //! `workers.pod_slots` pods. The pod's next hop names its owner, so the other workers hand
 //! its frames there.
 //!
-//! Attach: the pod's XDP program is attached here (the slow part, off the worker), the worker
-//! opens the AF_XDP socket over its own frame pool in a free port slot, registers it in the
-//! program and gives its pipeline the pod; then the pod's route goes into the FIB. Detach is
-//! the reverse: the route leaves the FIB, the program leaves the interface (nothing feeds the
-//! socket any more), then the worker forgets the pod, gives the socket's frames back to its
-//! pool and closes it. The port's counters are kept under its name, so totals never go
-//! backwards.
+//! Every system call of an attach or detach runs here, on the control thread, never on the
+//! worker: the worker only takes a ready port object between two batches and later gives it
+//! back. Attach: the pod's XDP program is attached, the AF_XDP socket is opened over the
+//! owner's UMEM (socket, shared UMEM, rings, bind) and handed to the worker, which puts it in
+//! a free port slot and gives its pipeline the pod (its fill ring is filled from the worker's
+//! pool at its next loop); then the socket goes into the program's map and the pod's route
+//! into the FIB. Detach is the reverse: the route leaves the FIB, the program leaves the
+//! interface (nothing feeds the socket any more), then the worker forgets the pod, gives the
+//! socket's frames back to its pool and hands the socket back, which is closed here. The
+//! port's counters are kept under its name, so totals never go backwards.
 
-use std::sync::mpsc::sync_channel;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use weft_engine::pipeline::{LocalPod, RouteUpdate};
 use weft_engine::port::xdp_filter::{XdpAttachment, XdpProgram};
-use weft_engine::port::{AfPacketPort, AfXdpPort, Backend, Port, PortConfig, PortError};
-use weft_engine::worker::{CommandError, OpenPort, PortId, WorkerId};
+use weft_engine::port::{AfPacketPort, AfXdpPort, Backend, Port, PortConfig, PortError, UmemShare};
+use weft_engine::worker::{PortId, WorkerId};
 
 use super::DaemonError;
 use super::dataplane::{Forwarding, Processor};
@@ -118,22 +121,23 @@ pub enum PodError {
     Setup(#[from] DaemonError),
 }
 
-/// A pod port prepared on the control thread: what the worker runs to open it, and the way
-/// its XDP program comes back once the worker registered the socket in it.
+/// A pod port opened on the control thread, ready for its worker: the port, and for an
+/// AF_XDP port its XDP program and a dup of its socket, to put into the program's map once
+/// the worker serves it.
 struct Prepared {
-    open: OpenPort,
-    xdp: Option<std::sync::mpsc::Receiver<(XdpAttachment, &'static str)>>,
+    port: Box<dyn Port>,
+    xdp: Option<(XdpAttachment, OwnedFd)>,
     fallback: Option<String>,
 }
 
-/// Attaches the pod's XDP program (or, where XDP is unavailable and the backend is `auto`,
-/// opens an AF_PACKET port) here; the AF_XDP socket is opened by the worker over its pool.
-fn prepare(cfg: PortConfig) -> Result<Prepared, PortError> {
+/// Attaches the pod's XDP program and opens its AF_XDP socket over `umem` (the owner
+/// worker's) or, where XDP is unavailable and the backend is `auto`, opens an AF_PACKET port.
+fn prepare(cfg: &PortConfig, umem: &UmemShare) -> Result<Prepared, PortError> {
     let packet = |reason: Option<String>| -> Result<Prepared, PortError> {
-        let port: Box<dyn Port> = Box::new(AfPacketPort::open(&cfg.xsk.ifname, cfg.tpacket)?);
-        Ok(Prepared { open: Box::new(move |_| Ok(port)), xdp: None, fallback: reason })
+        let port = Box::new(AfPacketPort::open(&cfg.xsk.ifname, cfg.tpacket)?);
+        Ok(Prepared { port, xdp: None, fallback: reason })
     };
-    let mut xdp = match cfg.backend {
+    let xdp = match cfg.backend {
         Backend::AfPacket => return packet(None),
         Backend::AfXdp => XdpAttachment::attach(&cfg.xsk.ifname, XdpProgram::All, cfg.xdp_mode)?,
         Backend::Auto => match XdpAttachment::attach(&cfg.xsk.ifname, XdpProgram::All, cfg.xdp_mode) {
@@ -146,15 +150,18 @@ fn prepare(cfg: PortConfig) -> Result<Prepared, PortError> {
             Err(e) => return Err(e),
         },
     };
-    let (tx, rx) = sync_channel(1);
-    let open: OpenPort = Box::new(move |pool| {
-        let port = AfXdpPort::open(pool, &cfg.xsk)?;
-        xdp.register_socket(cfg.xsk.queue, port.fd())?;
-        // The caller waits for the worker's answer, so the one-slot channel is free.
-        let _ = tx.try_send((xdp, port.kind()));
-        Ok(Box::new(port) as Box<dyn Port>)
-    });
-    Ok(Prepared { open, xdp: Some(rx), fallback: None })
+    let port = AfXdpPort::open_shared(umem, &cfg.xsk)?;
+    let fd = port.fd().try_clone_to_owned().map_err(|source| PortError::Io {
+        what: "AF_XDP socket (dup for the XDP map)".to_owned(),
+        ifname: cfg.xsk.ifname.clone(),
+        source,
+    })?;
+    Ok(Prepared { port: Box::new(port), xdp: Some((xdp, fd)), fallback: None })
+}
+
+/// Whether opening failed because the kernel still holds the queue for a socket just closed.
+fn queue_busy(e: &PortError) -> bool {
+    matches!(e, PortError::Io { source, .. } if source.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32))
 }
 
 impl Dataplane {
@@ -185,25 +192,32 @@ impl Dataplane {
         let worker = &mut self.uplink_workers[owner];
         // The kernel releases a closed AF_XDP socket's hold on its queue asynchronously: a
         // pod attached right after its detach may find the queue still busy (EBUSY) for a
-        // moment; the attach is retried for up to QUEUE_BUSY_WAIT.
+        // moment; the open is retried for up to QUEUE_BUSY_WAIT.
         let deadline = Instant::now() + QUEUE_BUSY_WAIT;
-        let (port, xdp, fallback) = loop {
-            let Prepared { open, xdp, fallback } = prepare(cfg.clone()).map_err(DaemonError::from)?;
-            let then = Box::new(move |p: &mut Processor, id| p.attach_pod(id, pod));
-            match worker.handle.attach(open, then, COMMAND_TIMEOUT) {
-                Ok(port) => break (port, xdp, fallback),
-                Err(CommandError::Open(PortError::Io { source, .. }))
-                    if source.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32)
-                        && Instant::now() < deadline =>
-                {
+        let Prepared { port, xdp, fallback } = loop {
+            match prepare(&cfg, &worker.umem) {
+                Ok(p) => break p,
+                Err(e) if queue_busy(&e) && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err(e) => return Err(worker_err(e)),
+                Err(e) => return Err(DaemonError::from(e).into()),
             }
         };
-        let (xdp, kind) = match xdp.and_then(|rx| rx.try_recv().ok()) {
-            Some((x, kind)) => (Some(x), kind),
-            None => (None, "af_packet"),
+        let kind = port.kind();
+        let then = Box::new(move |p: &mut Processor, id| p.attach_pod(id, pod));
+        let port = worker.handle.attach(port, then, COMMAND_TIMEOUT).map_err(worker_err)?;
+        // The worker serves the socket (and fills its fill ring) from its next loop; from
+        // here the program steers the pod's frames into it.
+        let xdp = match xdp {
+            Some((mut x, fd)) => {
+                if let Err(e) = x.register_socket(cfg.xsk.queue, std::os::fd::AsFd::as_fd(&fd)) {
+                    let then = Box::new(|p: &mut Processor, id| p.detach_pod(id));
+                    let _ = worker.handle.detach(port, then, COMMAND_TIMEOUT);
+                    return Err(DaemonError::from(e).into());
+                }
+                Some(x)
+            }
+            None => None,
         };
         let port_name = worker
             .handle

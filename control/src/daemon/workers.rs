@@ -30,7 +30,7 @@ use std::sync::Arc;
 use weft_engine::pipeline::{ExceptionPort, PipelineCounters};
 use weft_engine::port::xdp_filter::{FilterParams, XdpAttachment, XdpMode};
 use weft_engine::port::{
-    AfXdpPort, Backend, FramePool, OpenedPort, Port, PortConfig, open_pod_port, open_uplink,
+    AfXdpPort, Backend, FramePool, OpenedPort, Port, PortConfig, UmemShare, open_pod_port, open_uplink,
 };
 use weft_engine::worker::{
     HandoffEndpoint, IdleStrategy, PortId, Worker, WorkerConfig, WorkerHandle, WorkerId, handoff_mesh,
@@ -92,6 +92,8 @@ pub(super) struct Running {
     pub(super) ports: Vec<PortInfo>,
     /// Its free pod port slots when it started.
     pub(super) pod_slots: usize,
+    /// Its pool's UMEM, over which pod sockets are opened here (`pods.rs`).
+    pub(super) umem: UmemShare,
 }
 
 /// The exception port's lasting state.
@@ -175,20 +177,22 @@ impl Dataplane {
         pool: FramePool,
         ports: Vec<Box<dyn Port>>,
         info: Vec<PortInfo>,
-        processor: Processor,
+        mut processor: Processor,
         pod_slots: usize,
     ) -> Result<Running, DaemonError> {
         let name = &format!("weft-q{queue}");
         let core = self.workers_cfg.core_of(queue);
         let paths = processor.counters().clone();
         let cfg = self.worker_config(name, core, pod_slots);
+        processor.reserve_ports(ports.len() + pod_slots);
+        let umem = pool.umem_share();
         let mut worker = Worker::new(cfg, pool, ports, processor)?;
         if let Some(endpoint) = self.mesh.get(queue as usize) {
             worker = worker.with_handoff(endpoint.clone());
         }
         let handle = worker.spawn()?;
         tracing::info!(worker = name, ?core, ports = ?info.iter().map(|p| &p.name).collect::<Vec<_>>(), "worker started");
-        Ok(Running { name: name.to_owned(), core, handle, paths, ports: info, pod_slots })
+        Ok(Running { name: name.to_owned(), core, handle, paths, ports: info, pod_slots, umem })
     }
 
     /// Pod port slots of each worker: `workers.pod_slots` over the queues, rounded up.

@@ -308,8 +308,11 @@ impl Pipeline {
         p
     }
 
+    /// Recomputes the role of every port in place: within the room [`Pipeline::reserve_ports`]
+    /// made, a pod that comes or goes allocates nothing.
     fn rebuild_roles(&mut self) {
-        let mut roles = Vec::new();
+        let roles = &mut self.tables.roles;
+        roles.clear();
         let mut set = |port: PortId, role: PortRole| {
             let i = usize::from(port.0);
             if roles.len() <= i {
@@ -324,8 +327,17 @@ impl Pipeline {
         for &(port, pod) in &self.tables.cfg.pods {
             set(port, PortRole::Pod(pod));
         }
-        self.st.learn_sent = vec![false; roles.len()];
-        self.tables.roles = roles;
+        self.st.learn_sent.clear();
+        self.st.learn_sent.resize(self.tables.roles.len(), false);
+    }
+
+    /// Makes room for `ports` ports in all, so that pods attached to them later (on the
+    /// worker's thread, [`Pipeline::attach_pod`]) allocate nothing there.
+    pub fn reserve_ports(&mut self, ports: usize) {
+        let t = &mut self.tables;
+        t.roles.reserve(ports.saturating_sub(t.roles.len()));
+        self.st.learn_sent.reserve(ports.saturating_sub(self.st.learn_sent.len()));
+        t.cfg.pods.reserve(ports.saturating_sub(t.cfg.pods.len()));
     }
 
     /// Takes pod `pod` on port `port` (a pod port attached while the worker runs: the

@@ -8,7 +8,7 @@
 
 use std::io;
 
-pub use super::afxdp::Umem;
+pub use super::afxdp::{Umem, UmemShare};
 
 /// Bytes per UMEM chunk (AF_XDP aligned mode: a power of two, 2048..=page size).
 pub const FRAME_SIZE: usize = 2048;
@@ -235,11 +235,9 @@ impl FramePool {
         chunk < self.umem.frames() as u64 && (addr % FRAME_SIZE as u64) + len as u64 <= FRAME_SIZE as u64
     }
 
-    pub(crate) fn umem(&self) -> &Umem {
-        &self.umem
-    }
-
-    pub(crate) fn umem_mut(&mut self) -> &mut Umem {
-        &mut self.umem
+    /// A handle on this pool's UMEM for opening AF_XDP sockets over it from another thread
+    /// once the pool moved into its worker ([`crate::port::AfXdpPort::open_shared`]).
+    pub fn umem_share(&self) -> UmemShare {
+        self.umem.share()
     }
 }

@@ -23,7 +23,9 @@ pub mod xdp_filter;
 pub use afpacket::AfPacketPort;
 pub use afxdp::{AfXdpPort, BindMode, TpacketGeometry, XskConfig};
 pub use error::PortError;
-pub use frame::{FRAME_SIZE, Frame, FrameMut, FramePool, MAX_FRAME_LEN, MIN_HEADROOM, RX_HEADROOM};
+pub use frame::{
+    FRAME_SIZE, Frame, FrameMut, FramePool, MAX_FRAME_LEN, MIN_HEADROOM, RX_HEADROOM, UmemShare,
+};
 pub use mem::{MemPort, MemPortHandle};
 pub use uplink::{Backend, OpenedPort, PortConfig, open_pod_port, open_uplink};
 
@@ -99,7 +101,7 @@ pub trait Port: Send + fmt::Debug {
     fn service(&mut self, pool: &mut FramePool, ev: &mut IoEvents);
 
     /// Gives every frame the port still holds back to `pool`, before a worker that keeps
-    /// running drops it (a detached pod port); returns how many it could not recover (frames
+    /// running hands it back to be closed (a detached pod port); returns how many it could not recover (frames
     /// the kernel still holds). Call once its XDP program no longer redirects to it. The
     /// default: the port holds no pool frames.
     fn release(&mut self, _pool: &mut FramePool) -> u32 {

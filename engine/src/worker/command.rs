@@ -1,34 +1,38 @@
 //! Commands from the control side to a running worker: ports come and go without stopping it.
 //!
-//! Each worker has one bounded lock-free queue (crossbeam `ArrayQueue`, used single-producer:
-//! the control thread, single-consumer: the worker). The worker looks at it once per loop,
-//! between batches, and runs what it finds there before its next batch; the sender rings the
-//! worker's doorbell after the push, so a blocked worker wakes (`wake.rs`: no wakeup is lost).
-//! A command carries closures the worker runs on its own thread with its own state: opening a
-//! port needs the worker's frame pool, and only the worker may touch its processor. Each
-//! command answers on its own one-slot channel, which the worker's send never blocks on.
+//! The control side does everything slow before and after a command: it opens a port
+//! (socket, UMEM sharing, rings, bind: [`crate::port::AfXdpPort::open_shared`]) and hands the
+//! worker the ready object; the worker puts it in a free slot between two batches. A detached
+//! port comes back the same way, and the control side closes it (close, unmap). The worker's
+//! part of a command makes no system call, takes no lock and allocates nothing: it moves
+//! boxes and vectors the control side made, and sends them all back in its answer, so they
+//! are freed on the control side too.
+//!
+//! Each worker has two bounded lock-free queues (crossbeam `ArrayQueue`): commands (pushed by
+//! the control thread, popped by the worker) and answers (the other way). The worker looks at
+//! the command queue once per loop, between batches, and runs a command only while the answer
+//! queue has room for its answer; the sender rings the worker's doorbell after the push, so a
+//! blocked worker wakes (`wake.rs`: no wakeup is lost). The sender waits for the answer with
+//! its command's sequence number; answers to earlier commands it gave up on are dropped (with
+//! what they carry) on the way.
 //!
 //! Ordering: the push and pop of `ArrayQueue` synchronise (release/acquire), so the worker
-//! sees the command as written; the reply channel orders the worker's changes before the
-//! sender's next step.
+//! sees the command as written and the sender sees the worker's changes once it has the answer.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
 use super::counters::PortTotals;
 use super::processor::PortId;
-use crate::port::{FramePool, Port, PortError};
+use crate::port::{Frame, Port};
 
-/// Commands one worker's queue holds.
+/// Commands one worker's queue holds (and answers its answer queue holds).
 pub const COMMAND_QUEUE: usize = 64;
 
-/// Opens a port over the worker's frame pool (runs on the worker's thread).
-pub type OpenPort = Box<dyn FnOnce(&mut FramePool) -> Result<Box<dyn Port>, PortError> + Send>;
-
-/// Tells the worker's processor about a port that came or goes (runs on the worker's thread).
-pub type PortChange<P> = Box<dyn FnOnce(&mut P, PortId) + Send>;
+/// Tells the worker's processor about a port that came or goes (runs on the worker's thread,
+/// once; it comes back in the answer, so the worker does not free it).
+pub type PortChange<P> = Box<dyn FnMut(&mut P, PortId) + Send>;
 
 /// Why a command did not do what it asked.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +64,6 @@ pub enum CommandError {
         /// The port asked for.
         port: u16,
     },
-    /// Opening the port failed.
-    #[error(transparent)]
-    Open(#[from] PortError),
 }
 
 /// What a detached port leaves behind.
@@ -72,51 +73,86 @@ pub struct Detached {
     pub totals: PortTotals,
     /// Frames still staged for it, dropped (`no_such_port`).
     pub dropped: u64,
-    /// Frames the kernel still held when it closed (not back in the pool).
+    /// Frames the kernel still held when it was released (not back in the pool).
     pub frames_lost: u32,
 }
 
 /// One command (see the module docs).
 pub(crate) enum Command<P> {
-    /// Opens a port in a free slot, then tells the processor.
-    Attach { open: OpenPort, then: PortChange<P>, reply: SyncSender<Result<PortId, CommandError>> },
+    /// Puts `port` in a free slot with `stage` (empty, with room for the slot's staged
+    /// frames) as its transmit staging queue, then tells the processor.
+    Attach { seq: u64, port: Box<dyn Port>, stage: Vec<Frame>, then: PortChange<P> },
     /// Tells the processor first, then sends what is staged for the port, gives its frames back
-    /// to the pool and closes it.
-    Detach { port: PortId, then: PortChange<P>, reply: SyncSender<Result<Detached, CommandError>> },
+    /// to the pool and returns it.
+    Detach { seq: u64, port: PortId, then: PortChange<P> },
 }
 
-/// A worker's command queue (shared by its handle and the worker).
+/// What a command did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome {
+    Attached(PortId),
+    Detached(Detached),
+    NoFreeSlot { slots: usize },
+    NoSuchPort(PortId),
+}
+
+/// A worker's answer to command `seq`, with everything the command brought or freed, for
+/// the control side to drop: the port detached (or refused), its staging queue, the closure.
+pub(crate) struct Answer<P> {
+    pub(crate) seq: u64,
+    pub(crate) outcome: Outcome,
+    pub(crate) port: Option<Box<dyn Port>>,
+    pub(crate) stage: Vec<Frame>,
+    pub(crate) then: PortChange<P>,
+}
+
+/// A worker's command and answer queues (shared by its handle and the worker).
 pub(crate) struct CommandQueue<P> {
     pub(crate) queue: ArrayQueue<Command<P>>,
+    pub(crate) answers: ArrayQueue<Answer<P>>,
 }
 
 impl<P> std::fmt::Debug for CommandQueue<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CommandQueue").field("queued", &self.queue.len()).finish()
+        f.debug_struct("CommandQueue")
+            .field("queued", &self.queue.len())
+            .field("answers", &self.answers.len())
+            .finish()
     }
 }
 
 impl<P> Default for CommandQueue<P> {
     fn default() -> Self {
-        CommandQueue { queue: ArrayQueue::new(COMMAND_QUEUE) }
+        CommandQueue { queue: ArrayQueue::new(COMMAND_QUEUE), answers: ArrayQueue::new(COMMAND_QUEUE) }
     }
 }
 
-/// A reply channel: the worker's end and the caller's.
-pub(crate) fn reply<T>() -> (SyncSender<T>, Receiver<T>) {
-    sync_channel(1)
-}
-
-/// Waits up to `timeout` for the worker's answer.
-pub(crate) fn answer<T>(
-    rx: &Receiver<Result<T, CommandError>>,
-    worker: &str,
-    timeout: Duration,
-) -> Result<T, CommandError> {
-    match rx.recv_timeout(timeout) {
-        Ok(r) => r,
-        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-            Err(CommandError::NoAnswer { worker: worker.to_owned(), waited: timeout })
+impl<P> CommandQueue<P> {
+    /// Waits up to `timeout` for the answer to command `seq` (the control side), dropping
+    /// answers to earlier commands on the way; `None` when it did not come in time or
+    /// `finished` says the worker's thread ended. Spins briefly (a running worker answers
+    /// within one loop), then sleeps in short steps.
+    pub(crate) fn wait(&self, seq: u64, timeout: Duration, finished: impl Fn() -> bool) -> Option<Answer<P>> {
+        let deadline = Instant::now() + timeout;
+        let mut round = 0u32;
+        loop {
+            while let Some(a) = self.answers.pop() {
+                if a.seq == seq {
+                    return Some(a);
+                }
+            }
+            if finished() || Instant::now() >= deadline {
+                // One last look: the worker may have answered just before it ended.
+                return std::iter::from_fn(|| self.answers.pop()).find(|a| a.seq == seq);
+            }
+            round += 1;
+            if round < 64 {
+                std::hint::spin_loop();
+            } else if round < 128 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(20));
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ mod poll;
 mod processor;
 mod wake;
 
-pub use command::{COMMAND_QUEUE, CommandError, Detached, OpenPort, PortChange};
+pub use command::{COMMAND_QUEUE, CommandError, Detached, PortChange};
 pub use counters::{
     BATCH_BUCKETS, CounterSnapshot, LocalCounters, PortTotals, WorkerCounters, WorkerTotals, batch_bucket,
 };

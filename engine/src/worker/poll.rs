@@ -1,11 +1,11 @@
 //! The worker itself: its owned context and the poll loop.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::command::{Command, CommandError, CommandQueue, Detached, OpenPort, PortChange, answer, reply};
+use super::command::{Answer, Command, CommandError, CommandQueue, Detached, Outcome, PortChange};
 use super::counters::{LocalCounters, PortTotals, WorkerCounters, batch_bucket};
 use super::drop_reason::DropReason;
 use super::handoff::{HandoffEndpoint, HandoffSlot};
@@ -49,6 +49,10 @@ pub struct WorkerHandle<P> {
     counters: Arc<WorkerCounters>,
     doorbell: Arc<Doorbell>,
     commands: Arc<CommandQueue<P>>,
+    /// Sequence number of the last command sent.
+    seq: AtomicU64,
+    /// Capacity of a port's transmit staging queue (made here for each attached port).
+    stage_cap: usize,
     name: String,
     thread: JoinHandle<Worker<P>>,
 }
@@ -77,42 +81,80 @@ impl<P> WorkerHandle<P> {
         self.thread.join()
     }
 
-    fn send(&self, cmd: Command<P>) -> Result<(), CommandError> {
+    fn send(&self, cmd: impl FnOnce(u64) -> Command<P>) -> Result<u64, CommandError> {
         if self.thread.is_finished() {
             return Err(CommandError::NoAnswer { worker: self.name.clone(), waited: Duration::ZERO });
         }
-        self.commands.queue.push(cmd).map_err(|_| CommandError::QueueFull(self.name.clone()))?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.commands.queue.push(cmd(seq)).map_err(|_| CommandError::QueueFull(self.name.clone()))?;
         self.doorbell.ring();
-        Ok(())
+        Ok(seq)
     }
 
-    /// Attaches a port to the running worker: between two batches it runs `open` with its
-    /// frame pool, puts the port in a free slot, then runs `then` with its processor and the
-    /// new port's id. Waits up to `timeout` for the answer.
+    /// Waits for the answer to command `seq`; what it carries back is dropped here.
+    fn answer(&self, seq: u64, timeout: Duration) -> Result<Outcome, CommandError> {
+        let Some(Answer { outcome, port, stage, then, .. }) =
+            self.commands.wait(seq, timeout, || self.thread.is_finished())
+        else {
+            return Err(CommandError::NoAnswer { worker: self.name.clone(), waited: timeout });
+        };
+        // A detached port closes here (close, unmap of its rings), not on the worker.
+        drop((port, stage, then));
+        Ok(outcome)
+    }
+
+    /// Attaches `port` (opened on the caller's thread, e.g. by
+    /// [`AfXdpPort::open_shared`](crate::port::AfXdpPort::open_shared)) to the running
+    /// worker: between two batches it puts the port in a free slot, then runs `then` with its
+    /// processor and the new port's id. Waits up to `timeout` for the answer; a refused port
+    /// is closed here.
     pub fn attach(
         &self,
-        open: OpenPort,
+        port: Box<dyn Port>,
         then: PortChange<P>,
         timeout: Duration,
     ) -> Result<PortId, CommandError> {
-        let (tx, rx) = reply();
-        self.send(Command::Attach { open, then, reply: tx })?;
-        answer(&rx, &self.name, timeout)
+        let name = port.name().to_owned();
+        let stage = Vec::with_capacity(self.stage_cap);
+        let seq = self.send(|seq| Command::Attach { seq, port, stage, then })?;
+        match self.answer(seq, timeout)? {
+            Outcome::Attached(id) => {
+                self.counters.set_name(usize::from(id.0), &name);
+                Ok(id)
+            }
+            Outcome::NoFreeSlot { slots } => {
+                Err(CommandError::NoFreeSlot { worker: self.name.clone(), slots })
+            }
+            other => unreachable_outcome(&self.name, other),
+        }
     }
 
     /// Detaches port `port` from the running worker: between two batches it runs `then` with
     /// its processor, sends what is staged for the port, gives the port's frames back to its
-    /// pool and closes it. Detach a port only once nothing (its XDP program) feeds it.
+    /// pool and returns it; the port is closed here. Detach a port only once nothing (its XDP
+    /// program) feeds it.
     pub fn detach(
         &self,
         port: PortId,
         then: PortChange<P>,
         timeout: Duration,
     ) -> Result<Detached, CommandError> {
-        let (tx, rx) = reply();
-        self.send(Command::Detach { port, then, reply: tx })?;
-        answer(&rx, &self.name, timeout)
+        let seq = self.send(|seq| Command::Detach { seq, port, then })?;
+        match self.answer(seq, timeout)? {
+            Outcome::Detached(d) => {
+                self.counters.set_name(usize::from(port.0), "");
+                Ok(d)
+            }
+            Outcome::NoSuchPort(p) => Err(CommandError::NoSuchPort { worker: self.name.clone(), port: p.0 }),
+            other => unreachable_outcome(&self.name, other),
+        }
     }
+}
+
+/// An answer of the wrong kind for its command (the worker answers each command with its own
+/// kind, so this does not happen): reported as no answer rather than a panic.
+fn unreachable_outcome<T>(worker: &str, _outcome: Outcome) -> Result<T, CommandError> {
+    Err(CommandError::NoAnswer { worker: worker.to_owned(), waited: Duration::ZERO })
 }
 
 impl<P: FrameProcessor + 'static> Worker<P> {
@@ -138,9 +180,12 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let names = ports.iter().map(|p| p.name().to_owned()).collect();
         let slots = (ports.len() + cfg.spare_ports).min(u16::MAX as usize);
         let counters = Arc::new(WorkerCounters::with_slots(names, slots));
+        // Room for every slot up front: an attach while running does not allocate.
+        let mut slotted = Vec::with_capacity(slots);
+        slotted.extend(ports.into_iter().map(Some));
         Ok(Worker {
             cfg,
-            ports: ports.into_iter().map(Some).collect(),
+            ports: slotted,
             pool,
             processor,
             counters,
@@ -188,6 +233,7 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let commands = self.commands.clone();
         let name = self.cfg.name.clone();
         let core = self.cfg.core;
+        let stage_cap = self.stage_cap();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -208,7 +254,16 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             })
             .map_err(|source| WorkerError::Spawn { name: name.clone(), source })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(WorkerHandle { stop, counters, doorbell, commands, name, thread }),
+            Ok(Ok(())) => Ok(WorkerHandle {
+                stop,
+                counters,
+                doorbell,
+                commands,
+                seq: AtomicU64::new(0),
+                stage_cap,
+                name,
+                thread,
+            }),
             Ok(Err(source)) => {
                 let _ = thread.join();
                 Err(WorkerError::Pin { name, core: core.unwrap_or(0), source })
@@ -235,13 +290,14 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let mut idler = Idler::new(self.cfg.idle);
         let mut last_flush = Instant::now();
         let mut ev = IoEvents::default();
-        let mut waits = self.poll_set();
+        let mut waits = None;
+        self.refresh_poll_set(&mut waits);
 
         while !stop.load(Ordering::Relaxed) {
             // Between batches: ports that come or go (one queue check per loop).
             if !self.commands.queue.is_empty() {
                 self.run_commands(&mut staged, &mut local, &mut ev);
-                waits = self.poll_set();
+                self.refresh_poll_set(&mut waits);
             }
             let mut work = 0usize;
             for p in 0..self.ports.len() {
@@ -310,77 +366,89 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         self.cfg.tx_backlog + (self.counters.slots() + 1) * self.cfg.batch
     }
 
-    /// What an idle worker blocks on: every port's descriptor and the doorbell; `None` (nap
-    /// instead) when a port has no descriptor or there is no doorbell.
-    fn poll_set(&self) -> Option<PollSet> {
-        let bell = self.doorbell.fd()?;
-        let ports: Option<Vec<_>> = self.ports.iter().flatten().map(|p| p.rx_wait_fd()).collect();
-        Some(PollSet::new(ports?.into_iter().chain([bell])))
+    /// Makes `waits` what an idle worker blocks on: every port's descriptor and the doorbell;
+    /// `None` (nap instead) when a port has no descriptor or there is no doorbell. Reuses the
+    /// set's room (one entry per slot and the doorbell), so a port change allocates nothing.
+    fn refresh_poll_set(&self, waits: &mut Option<PollSet>) {
+        let Some(bell) = self.doorbell.fd() else {
+            *waits = None;
+            return;
+        };
+        let mut set = waits.take().unwrap_or_else(|| PollSet::with_capacity(self.counters.slots() + 1));
+        let ports = self.ports.iter().flatten().map(|p| p.rx_wait_fd());
+        if set.replace(ports.chain([Some(bell)])) {
+            *waits = Some(set);
+        }
     }
 
-    /// Runs every queued command (see `command.rs`) and answers each.
+    /// Runs the queued commands (see `command.rs`) while the answer queue has room, and
+    /// answers each.
     fn run_commands(&mut self, staged: &mut [Vec<Frame>], local: &mut LocalCounters, ev: &mut IoEvents) {
-        while let Some(cmd) = self.commands.queue.pop() {
-            match cmd {
-                Command::Attach { open, then, reply } => {
-                    let r = self.attach_port(open, then, staged, local);
-                    // One-slot channel, this its only message: never blocks.
-                    let _ = reply.try_send(r);
+        while !self.commands.answers.is_full() {
+            let Some(cmd) = self.commands.queue.pop() else { break };
+            let answer = match cmd {
+                Command::Attach { seq, port, stage, then } => {
+                    self.attach_port(seq, port, stage, then, staged, local)
                 }
-                Command::Detach { port, then, reply } => {
-                    let r = self.detach_port(port, then, staged, local, ev);
-                    let _ = reply.try_send(r);
-                }
-            }
+                Command::Detach { seq, port, then } => self.detach_port(seq, port, then, staged, local, ev),
+            };
+            // Room checked above, and only this worker pushes answers.
+            let _ = self.commands.answers.push(answer);
             self.counters.publish(local);
         }
     }
 
     fn attach_port(
         &mut self,
-        open: OpenPort,
-        then: PortChange<P>,
+        seq: u64,
+        port: Box<dyn Port>,
+        mut stage: Vec<Frame>,
+        mut then: PortChange<P>,
         staged: &mut [Vec<Frame>],
         local: &mut LocalCounters,
-    ) -> Result<PortId, CommandError> {
+    ) -> Answer<P> {
         let slots = self.counters.slots();
         let slot = match self.ports.iter().position(Option::is_none) {
             Some(free) => free,
             None if self.ports.len() < slots => self.ports.len(),
-            None => return Err(CommandError::NoFreeSlot { worker: self.cfg.name.clone(), slots }),
+            None => {
+                let outcome = Outcome::NoFreeSlot { slots };
+                return Answer { seq, outcome, port: Some(port), stage, then };
+            }
         };
-        let port = open(&mut self.pool)?;
         if slot == self.ports.len() {
             self.ports.push(None);
         }
-        self.counters.set_name(slot, port.name());
         local.ports[slot] = PortTotals::default();
-        let cap = self.stage_cap();
-        staged[slot].reserve(cap);
+        // The slot's old staging queue (empty: its port's detach drained it) goes back with
+        // the answer.
+        std::mem::swap(&mut staged[slot], &mut stage);
         self.ports[slot] = Some(port);
         let id = PortId(slot as u16);
         then(&mut self.processor, id);
-        Ok(id)
+        Answer { seq, outcome: Outcome::Attached(id), port: None, stage, then }
     }
 
     fn detach_port(
         &mut self,
+        seq: u64,
         id: PortId,
-        then: PortChange<P>,
+        mut then: PortChange<P>,
         staged: &mut [Vec<Frame>],
         local: &mut LocalCounters,
         ev: &mut IoEvents,
-    ) -> Result<Detached, CommandError> {
+    ) -> Answer<P> {
         let slot = usize::from(id.0);
-        let no_such = CommandError::NoSuchPort { worker: self.cfg.name.clone(), port: id.0 };
         if self.ports.get(slot).is_none_or(Option::is_none) {
-            return Err(no_such);
+            return Answer { seq, outcome: Outcome::NoSuchPort(id), port: None, stage: Vec::new(), then };
         }
         then(&mut self.processor, id);
         if !staged[slot].is_empty() {
             self.tx_one(slot, &mut staged[slot], local, ev);
         }
-        let Some(mut port) = self.ports[slot].take() else { return Err(no_such) };
+        let Some(mut port) = self.ports[slot].take() else {
+            return Answer { seq, outcome: Outcome::NoSuchPort(id), port: None, stage: Vec::new(), then };
+        };
         port.service(&mut self.pool, ev);
         let dropped = staged[slot].len() as u64;
         local.drop(DropReason::NoSuchPort, dropped);
@@ -388,13 +456,13 @@ impl<P: FrameProcessor + 'static> Worker<P> {
             self.pool.free(f);
         }
         let frames_lost = port.release(&mut self.pool);
-        drop(port);
         while self.ports.last().is_some_and(Option::is_none) {
             self.ports.pop();
         }
-        self.counters.set_name(slot, "");
         let totals = std::mem::take(&mut local.ports[slot]);
-        Ok(Detached { totals, dropped, frames_lost })
+        let stage = std::mem::take(&mut staged[slot]);
+        let outcome = Outcome::Detached(Detached { totals, dropped, frames_lost });
+        Answer { seq, outcome, port: Some(port), stage, then }
     }
 
     /// Blocks until a port has frames, the doorbell rings (a handed-over frame, a stop

@@ -15,4 +15,4 @@ mod umem;
 pub use socket::{AfXdpPort, BindMode, XskConfig};
 pub(crate) use tpacket::Tpacket;
 pub use tpacket::TpacketGeometry;
-pub use umem::Umem;
+pub use umem::{Umem, UmemShare};

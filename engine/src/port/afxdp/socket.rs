@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::ring::{CompletionRing, FillRing, RxRing, TxRing};
 use super::sys;
+use super::umem::UmemShare;
 use crate::port::error::{NEEDS_AF_XDP, PortError};
 use crate::port::frame::{FRAME_SIZE, Frame, FramePool};
 use crate::port::{IoEvents, KernelDrops, Port};
@@ -79,6 +80,19 @@ impl AfXdpPort {
     /// (`XDP_SHARED_UMEM`, own fill and completion rings), so frames move between
     /// them without copies. Fills the fill ring from `pool`.
     pub fn open(pool: &mut FramePool, cfg: &XskConfig) -> Result<Self, PortError> {
+        let mut port = Self::open_shared(&pool.umem_share(), cfg)?;
+        let mut ev = IoEvents::default();
+        port.refill(pool, &mut ev);
+        Ok(port)
+    }
+
+    /// Opens a socket like [`AfXdpPort::open`] over the UMEM of a pool that a running worker
+    /// owns, from any thread: every system call of the socket's setup (socket, UMEM
+    /// registration or sharing, ring setup and mmap, bind) happens here. Its fill ring starts
+    /// empty: the worker that takes the port fills it from its pool at its next
+    /// [`Port::service`]. Dropping the port (close, unmap of its rings) may happen on any
+    /// thread too.
+    pub fn open_shared(umem: &UmemShare, cfg: &XskConfig) -> Result<Self, PortError> {
         let ifname = cfg.ifname.as_str();
         let what = |step: &str| format!("AF_XDP socket queue {} ({step})", cfg.queue);
         if !cfg.ring_size.is_power_of_two() || cfg.ring_size < 64 {
@@ -101,13 +115,12 @@ impl AfXdpPort {
         let sock = fd.as_fd();
         let os = |step: &str, e| PortError::from_os(what(step), ifname, NEEDS_AF_XDP, e);
 
-        let shared_with = pool.umem().registered().map(|f| f.try_clone_to_owned());
+        let shared_with = umem.registered().map(|f| f.try_clone_to_owned());
         let shared_with = match shared_with {
             Some(r) => Some(r.map_err(|e| os("dup umem socket", e))?),
             None => None,
         };
         if shared_with.is_none() {
-            let umem = pool.umem();
             let reg = libc::xdp_umem_reg {
                 addr: umem.addr(),
                 len: umem.len() as u64,
@@ -172,9 +185,9 @@ impl AfXdpPort {
             sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_OPTIONS).map_err(|e| os("options", e))?;
         if shared_with.is_none() {
             let dup = fd.try_clone().map_err(|e| os("dup umem socket", e))?;
-            pool.umem_mut().set_registered(dup);
+            umem.set_registered(dup);
         }
-        let mut port = AfXdpPort {
+        Ok(AfXdpPort {
             name: format!("{ifname}/xdp{}", cfg.queue),
             fd,
             rx,
@@ -186,10 +199,7 @@ impl AfXdpPort {
             fill_target: cfg.fill_target,
             zero_copy: opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0,
             shared_umem: shared_with.is_some(),
-        };
-        let mut ev = IoEvents::default();
-        port.refill(pool, &mut ev);
-        Ok(port)
+        })
     }
 
     /// The socket, to be inserted into the XDP program's XSKMAP.

@@ -190,13 +190,23 @@ pub(crate) struct PollSet {
 }
 
 impl PollSet {
-    pub(crate) fn new<'a>(fds: impl IntoIterator<Item = BorrowedFd<'a>>) -> Self {
-        PollSet {
-            fds: fds
-                .into_iter()
-                .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-                .collect(),
+    /// An empty set with room for `n` descriptors.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        PollSet { fds: Vec::with_capacity(n) }
+    }
+
+    /// Replaces the set's descriptors with `fds`, in the room it has (allocating only beyond
+    /// it); false, leaving the set empty, when one of them is `None`.
+    pub(crate) fn replace<'a>(&mut self, fds: impl IntoIterator<Item = Option<BorrowedFd<'a>>>) -> bool {
+        self.fds.clear();
+        for fd in fds {
+            let Some(fd) = fd else {
+                self.fds.clear();
+                return false;
+            };
+            self.fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
+        true
     }
 
     /// `poll(2)`: returns when a descriptor is readable, after `timeout_ms`, or on a signal.
