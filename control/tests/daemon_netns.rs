@@ -149,6 +149,18 @@ fn weft_run_serves_status_metrics_and_pods_then_stops_cleanly_on_sigterm() -> Re
     let report = status(sock)?;
     assert_eq!(report.pods.len(), 1, "{:?}", report.pods);
     assert_eq!((report.pods[0].interface.as_str(), report.pods[0].ip.as_str()), (pod.as_str(), "198.19.1.5"));
+    assert_eq!(report.pods[0].worker, "weft-q0", "the pod's owner is listed: {:?}", report.pods);
+    let text = cli(&["status", "--socket", sock])?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    let pods = text.split_once("\nPODS\n").context("a PODS section")?.1;
+    let mut lines = pods.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(header.split_whitespace().eq(["INTERFACE", "IP", "MAC", "WORKER"]), "{header}");
+    let line = lines.next().unwrap_or_default();
+    assert!(
+        line.starts_with(pod.as_str()) && line.ends_with(" weft-q0"),
+        "the pod's line names its worker: {line}"
+    );
     assert_eq!(report.ports.iter().filter(|p| p.role == "pod").count(), 1, "{:?}", report.ports);
     assert_eq!(report.workers.len(), 1, "pods share the uplink's queue-0 worker");
     assert!(report.fib.prefixes >= 4, "default, cluster, remote subnet, pod /32: {:?}", report.fib);

@@ -136,6 +136,9 @@ fn pods_attached_to_a_two_queue_node_land_on_both_workers_and_all_forward() -> R
     let owners: Vec<Option<String>> = (0..PODS).map(owner).collect();
     let expected: Vec<Option<String>> = (0..PODS).map(|i| Some(format!("weft-q{}", i % 2))).collect();
     assert_eq!(owners, expected, "each pod on the least loaded worker: {}", nonzero(&r));
+    let listed = |i: u8| r.pods.iter().find(|p| p.ip == pod_ip(i)).map(|p| p.worker.clone());
+    let listed: Vec<Option<String>> = (0..PODS).map(listed).collect();
+    assert_eq!(listed, expected, "the pod listing names each pod's worker: {:?}", r.pods);
 
     // The node is full: the next pod is refused, naming the key, and nothing changed.
     match api(&sock, lab.add(PODS))? {

@@ -257,6 +257,9 @@ pub struct PodLine {
     pub ip: String,
     /// The pod's MAC, when given.
     pub mac: Option<String>,
+    /// The worker that owns its port (`weft-q<i>`).
+    #[serde(default)]
+    pub worker: String,
 }
 
 /// One worker's loop counters.

@@ -84,9 +84,10 @@ impl fmt::Display for StatusReport {
                 let _ = writeln!(out, "  fell back to AF_PACKET: {why}");
             }
         }
-        let _ = writeln!(out, "\nPODS\n{:<16} {:<16} MAC", "INTERFACE", "IP");
+        let _ = writeln!(out, "\nPODS\n{:<16} {:<16} {:<18} WORKER", "INTERFACE", "IP", "MAC");
         for p in &self.pods {
-            let _ = writeln!(out, "{:<16} {:<16} {}", p.interface, p.ip, p.mac.as_deref().unwrap_or("-"));
+            let mac = p.mac.as_deref().unwrap_or("-");
+            let _ = writeln!(out, "{:<16} {:<16} {:<18} {}", p.interface, p.ip, mac, p.worker);
         }
         let _ = writeln!(
             out,

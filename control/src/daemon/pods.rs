@@ -289,6 +289,7 @@ impl Dataplane {
                 interface: p.spec.interface.to_string(),
                 ip: p.spec.ip.to_string(),
                 mac: p.mac().map(|m| m.to_string()),
+                worker: self.uplink_workers.get(p.worker).map(|w| w.name.clone()).unwrap_or_default(),
             })
             .collect()
     }
