@@ -356,7 +356,7 @@ pub struct SweepPath {
 
 /// The policy goal: at the largest level, at most this much slower than without policy.
 pub const POLICY_GOAL_LOSS: f64 = 0.15;
-/// "Flat": the largest level at most this much slower than the smallest one above 0.
+/// "Flat": the largest level within this fraction of the smallest one above 0, either way.
 pub const POLICY_FLAT_LOSS: f64 = 0.10;
 
 impl SweepPath {

@@ -147,7 +147,7 @@ fn goals(r: &Report, out: &mut String) {
 
 /// The network policy goals of the core sweep: at the largest policy count within
 /// [`POLICY_GOAL_LOSS`] of no policy, and flat (within [`POLICY_FLAT_LOSS`]) from the smallest
-/// count to the largest.
+/// count to the largest, either way.
 fn policy_goals(sweep: &PolicySweep, out: &mut String) {
     let (Some(&lo), Some(&hi)) = (sweep.levels.get(1), sweep.levels.last()) else {
         return;
@@ -156,11 +156,12 @@ fn policy_goals(sweep: &PolicySweep, out: &mut String) {
         let loss = p.loss();
         let _ = writeln!(
             out,
-            "| core {} with {hi} policies + {} CIDRs: within {:.0} % of no policy | {:.1} % slower ({:.2} vs {:.2} Mpps) | {} |",
+            "| core {} with {hi} policies + {} CIDRs: within {:.0} % of no policy | {:.1} % {} ({:.2} vs {:.2} Mpps) | {} |",
             p.path,
             sweep.cidrs,
             POLICY_GOAL_LOSS * 100.0,
-            loss * 100.0,
+            loss.abs() * 100.0,
+            if loss >= 0.0 { "slower" } else { "faster" },
             p.mpps(p.ns_per_packet.len() - 1),
             p.mpps(0),
             if loss <= POLICY_GOAL_LOSS { "yes" } else { "no" }
@@ -168,13 +169,14 @@ fn policy_goals(sweep: &PolicySweep, out: &mut String) {
         let flat = p.flat_loss();
         let _ = writeln!(
             out,
-            "| core {}: flat from {lo} to {hi} policies (within {:.0} %) | {:.1} % slower at {hi} ({:.2} vs {:.2} Mpps) | {} |",
+            "| core {}: flat from {lo} to {hi} policies (within {:.0} % either way) | {:.1} % {} at {hi} ({:.2} vs {:.2} Mpps) | {} |",
             p.path,
             POLICY_FLAT_LOSS * 100.0,
-            flat * 100.0,
+            flat.abs() * 100.0,
+            if flat >= 0.0 { "slower" } else { "faster" },
             p.mpps(p.ns_per_packet.len() - 1),
             p.mpps(1),
-            if flat <= POLICY_FLAT_LOSS { "yes" } else { "no" }
+            if flat.abs() <= POLICY_FLAT_LOSS { "yes" } else { "no" }
         );
     }
 }
