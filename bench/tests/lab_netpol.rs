@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use lab_common::*;
@@ -189,15 +190,22 @@ fn label_namespace(lab: &Lab, ns: &str, labels: &str) {
     lab.etcdctl(&["put", &format!("/weft/namespaces/{ns}"), &format!(r#"{{"labels":{labels}}}"#)]).unwrap();
 }
 
+/// The next UDP source port a probe run may use. Every UDP probe of the test has a 5-tuple of
+/// its own: a datagram that reused one allowed in an earlier case would be an established flow
+/// to the connection table (TCP probes end with FIN, so their entries expire at once).
+static NEXT_UDP_PORT: AtomicU16 = AtomicU16::new(20000);
+
 /// Probes `targets` (`to`, `port`) from `from` over `proto`: one `weft-lab *-probe` child.
 fn spawn_probe(from: &ModelPod, proto: Proto, targets: &[String]) -> std::process::Child {
-    Command::new("ip")
-        .args(["netns", "exec", &from.netns, WEFT_LAB, proto.commands().1])
-        .args(["--timeout-ms", PROBE_TIMEOUT_MS, "--to"])
-        .arg(targets.join(","))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap()
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &from.netns, WEFT_LAB, proto.commands().1]);
+    cmd.args(["--timeout-ms", PROBE_TIMEOUT_MS, "--to"]).arg(targets.join(","));
+    if proto == Proto::Udp {
+        let first = NEXT_UDP_PORT.fetch_add(targets.len() as u16, Ordering::Relaxed);
+        assert!(first < 32768, "UDP probe source ports ran into the kernel's ephemeral range");
+        cmd.args(["--first-source-port", &first.to_string()]);
+    }
+    cmd.stdout(Stdio::piped()).spawn().unwrap()
 }
 
 /// Every pod probes every other pod on every protocol and port, all at once.

@@ -34,8 +34,9 @@ commands:
            connect to every target at once (T ms, default 1500), echo one byte;
            prints `ADDR:PORT ok` or `ADDR:PORT fail` per target
   udp-echo --listen ADDR:PORT              UDP echo server (for pods)
-  udp-probe --to ADDR:PORT,... [--timeout-ms T]
+  udp-probe --to ADDR:PORT,... [--timeout-ms T] [--first-source-port P]
            send a datagram to every target at once, wait T ms (default 1500) for its echo;
+           the i-th target from source port P+i (default: ports the kernel picks);
            prints `ADDR:PORT ok` or `ADDR:PORT fail` per target";
 
 /// How long `up` waits for weft daemons to route every other node.
@@ -217,7 +218,10 @@ fn tcp_send(flags: &Flags) -> anyhow::Result<()> {
 }
 
 /// `tcp-probe` and `udp-probe`: every `--to` target at once with `probe`, one verdict line each.
-fn probe(flags: &Flags, probe: fn(&[std::net::SocketAddr], Duration) -> Vec<bool>) -> anyhow::Result<()> {
+fn probe(
+    flags: &Flags,
+    probe: impl Fn(&[std::net::SocketAddr], Duration) -> Vec<bool>,
+) -> anyhow::Result<()> {
     let to = flags.value("--to").context("--to ADDR:PORT,... is required")?;
     let targets: Vec<std::net::SocketAddr> = to
         .split(',')
@@ -266,7 +270,11 @@ fn main() -> ExitCode {
             .and_then(|a| Ok(udp::echo_server(a.parse()?)?)),
         Some("tcp-send") => flags.only(&["--to", "--bytes", "--secs", "--mbit"]).and_then(tcp_send),
         Some("tcp-probe") => flags.only(&["--to", "--timeout-ms"]).and_then(|f| probe(f, tcp::probe)),
-        Some("udp-probe") => flags.only(&["--to", "--timeout-ms"]).and_then(|f| probe(f, udp::probe)),
+        Some("udp-probe") => flags.only(&["--to", "--timeout-ms", "--first-source-port"]).and_then(|f| {
+            let first =
+                f.value("--first-source-port").map(str::parse).transpose().context("--first-source-port")?;
+            probe(f, |targets, timeout| udp::probe(targets, timeout, first))
+        }),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -22,10 +22,13 @@ const RESEND: Duration = Duration::from_millis(300);
 
 /// Tries every target at once: sends a datagram carrying a per-target token and waits up to
 /// `timeout` for that token to come back, resending every 300 ms. One answer per target, in
-/// order: whether an echo arrived.
-pub fn probe(targets: &[SocketAddr], timeout: Duration) -> Vec<bool> {
+/// order: whether an echo arrived. Target `i` is probed from source port `first_port + i`
+/// (`None`: a port the kernel picks), so that a caller probing the same targets again can make
+/// sure no probe reuses an earlier one's 5-tuple, which a connection table may still hold.
+pub fn probe(targets: &[SocketAddr], timeout: Duration, first_port: Option<u16>) -> Vec<bool> {
     let one = move |i: usize, to: SocketAddr| -> std::io::Result<bool> {
-        let sock = UdpSocket::bind(("0.0.0.0", 0))?;
+        let port = first_port.map_or(0, |p| p.wrapping_add(i as u16));
+        let sock = UdpSocket::bind(("0.0.0.0", port))?;
         sock.connect(to)?;
         let token = format!("weft-probe {i} {to}");
         let deadline = Instant::now() + timeout;
