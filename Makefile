@@ -4,7 +4,7 @@
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test lint fuzz-build demo bench fuzz fixtures lab-up lab-down clean
+.PHONY: all setup build install test lint fuzz-build demo bench fuzz fixtures lab-up lab-down clean
 
 all: build
 
@@ -13,6 +13,14 @@ setup:
 
 build: setup
 	$(CARGO) build --workspace --release
+
+# Installs the node agent and the CNI plugin (the plugin where runtimes look for CNI plugins).
+PREFIX ?= /usr/local
+CNI_BIN_DIR ?= /opt/cni/bin
+
+install: build
+	install -D -m 0755 target/release/weft $(DESTDIR)$(PREFIX)/bin/weft
+	install -D -m 0755 target/release/weft-cni $(DESTDIR)$(CNI_BIN_DIR)/weft-cni
 
 test: setup
 	$(CARGO) test --workspace --no-fail-fast

@@ -4,7 +4,7 @@
 //! are errors) and a validated type. Every error names the key, e.g.
 //! `etcd.endpoints[0]: expected an http(s) URL, found "htp://x"`, and where it is in
 //! the file: `config.toml:7:7: node.mtu: expected an integer 576..=9216,
-//! found string "1500"`. Later sections add a file and a field here.
+//! found string "1500"`.
 
 mod api;
 mod bgp;
