@@ -5,18 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::Etcd;
-
-fn weft(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(args).output().expect("run weft");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{Etcd, weft};
 
 fn config(dir: &Path, etcd: &Etcd) -> String {
     let path = dir.join("weft.toml");

@@ -1,15 +1,8 @@
 //! `weft check --config FILE`: validates and prints the effective settings.
 
-use std::process::Command;
+mod common;
 
-fn weft(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(args).output().expect("run weft");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::weft;
 
 #[test]
 fn weft_check_prints_the_effective_settings_of_the_examples() {

@@ -7,7 +7,9 @@
 
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use weft_testnet::wait_for;
 
 use weft_engine::port::{Frame, FrameMut, FramePool, IoEvents, MemPort, MemPortHandle, Port};
 use weft_engine::worker::{
@@ -33,14 +35,6 @@ fn frame() -> Vec<u8> {
     f[12] = 0x88;
     f[13] = 0xb5;
     f
-}
-
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 fn attach(w: &WorkerHandle<Recorder>, port: impl Port + 'static) -> Result<PortId, CommandError> {
@@ -105,9 +99,9 @@ fn ports_attached_and_detached_on_a_running_worker_are_served_counted_and_their_
     for _ in 0..3 {
         assert!(hb.inject(&frame()));
     }
-    wait_for("b's frames reflected", || hb.sent() == 3);
+    wait_for("b's frames reflected", WAIT, || hb.sent() == 3);
     assert!(ha.inject(&frame()));
-    wait_for("a served alongside", || ha.sent() == 1);
+    wait_for("a served alongside", WAIT, || ha.sent() == 1);
 
     // No free slot left: refused, nothing changes.
     let (c, _, c_dropped_on) = tracked("c");
@@ -134,7 +128,7 @@ fn ports_attached_and_detached_on_a_running_worker_are_served_counted_and_their_
     let (d, hd) = mem("d");
     assert_eq!(attach(&w, d).unwrap(), PortId(1));
     assert!(hd.inject(&frame()));
-    wait_for("d's frame reflected", || hd.sent() == 1);
+    wait_for("d's frame reflected", WAIT, || hd.sent() == 1);
     let worker = w.stop().unwrap();
     let s = worker.counters().snapshot();
     assert_eq!(s.port("d").map(|t| t.rx_packets), Some(1), "{s:?}");

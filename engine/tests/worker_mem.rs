@@ -5,6 +5,8 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use weft_testnet::wait_for;
+
 use weft_engine::port::{FrameMut, FramePool, MemPort, Port};
 use weft_engine::worker::{
     DropReason, Forward, FrameProcessor, HandoffEndpoint, IdleStrategy, PortId, Verdict, Worker,
@@ -16,14 +18,6 @@ fn frame(i: u8, len: usize) -> Vec<u8> {
     f[12] = 0x88;
     f[13] = 0xb5;
     f
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// A worker over the single port `port` with a pool of `frames` frames.
@@ -78,7 +72,9 @@ fn forwarding_between_memory_ports_counts_packets_bytes_and_batches_while_runnin
         assert!(ha.inject(&frame(i, 60 + i as usize)));
     }
     // Counters are read from this thread while the worker keeps running.
-    wait_for("100 frames out of b", || w.counters().snapshot().port("b").unwrap().tx_packets == 100);
+    wait_for("100 frames out of b", Duration::from_secs(5), || {
+        w.counters().snapshot().port("b").unwrap().tx_packets == 100
+    });
     let running = w.counters().snapshot();
     let expected_bytes: u64 = (0..100u64).map(|i| 60 + i).sum();
     assert_eq!(running.port("a").unwrap().rx_packets, 100);
@@ -117,7 +113,7 @@ fn handed_off_frames_leave_through_the_other_workers_port() {
     for i in 0..50u8 {
         assert!(h_src.inject(&frame(i, 100)));
     }
-    wait_for("50 frames out of dst", || h_dst.sent() == 50);
+    wait_for("50 frames out of dst", Duration::from_secs(5), || h_dst.sent() == 50);
     let (c0, c1) = (w0.stop().unwrap().counters().snapshot(), w1.stop().unwrap().counters().snapshot());
     assert_eq!(c0.worker.handoff_out, 50);
     assert_eq!(c1.worker.handoff_in, 50);
@@ -140,7 +136,9 @@ fn a_full_handoff_ring_counts_drops_instead_of_blocking() {
     for i in 0..30u8 {
         assert!(h_src.inject(&frame(i, 64)));
     }
-    wait_for("30 frames received", || w0.counters().snapshot().ports[0].rx_packets == 30);
+    wait_for("30 frames received", Duration::from_secs(5), || {
+        w0.counters().snapshot().ports[0].rx_packets == 30
+    });
     let c = w0.stop().unwrap().counters().snapshot();
     assert_eq!(c.worker.handoff_out, 8);
     assert_eq!(c.dropped(DropReason::HandoffFull), 22);
@@ -169,8 +167,10 @@ fn a_frame_longer_than_a_handoff_slot_is_a_counted_drop_and_no_panic() {
         assert!(h_src.inject(&frame(i, long)));
         assert!(h_src.inject(&frame(i, 200)));
     }
-    wait_for("10 short frames out of dst", || h_dst.sent() == 10);
-    wait_for("20 frames received", || w0.counters().snapshot().ports[0].rx_packets == 20);
+    wait_for("10 short frames out of dst", Duration::from_secs(5), || h_dst.sent() == 10);
+    wait_for("20 frames received", Duration::from_secs(5), || {
+        w0.counters().snapshot().ports[0].rx_packets == 20
+    });
     // Both workers still run: stop() returns them (a panicked worker returns an error).
     let (c0, c1) = (w0.stop().unwrap().counters().snapshot(), w1.stop().unwrap().counters().snapshot());
     assert_eq!(c0.dropped(DropReason::HandoffTooLong), 10);
@@ -207,7 +207,7 @@ fn verdicts_naming_missing_ports_or_workers_are_counted_drops() {
         w.run(&s2);
         w
     });
-    wait_for("10 drops", || counters.snapshot().dropped_total() == 10);
+    wait_for("10 drops", Duration::from_secs(5), || counters.snapshot().dropped_total() == 10);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let w = t.join().unwrap();
     let c = w.counters().snapshot();
@@ -231,7 +231,7 @@ fn replay_ports_fill_full_batches_and_the_histogram_shows_them() {
     .unwrap()
     .spawn()
     .unwrap();
-    wait_for("6400 frames to the sink", || hs.sent() == 6400);
+    wait_for("6400 frames to the sink", Duration::from_secs(5), || hs.sent() == 6400);
     let c = w.stop().unwrap().counters().snapshot();
     assert_eq!(c.batches[batch_bucket(64)], 100, "every batch was full: {:?}", c.batches);
     assert_eq!(c.ports[0].rx_packets, 6400);
@@ -281,15 +281,17 @@ fn tx_is_staged_until_a_batch_fills_or_the_flush_timer_fires() {
     for i in 0..3u8 {
         ha.inject(&frame(i, 64));
     }
-    wait_for("3 frames received", || w.counters().snapshot().ports[0].rx_packets == 3);
+    wait_for("3 frames received", Duration::from_secs(5), || {
+        w.counters().snapshot().ports[0].rx_packets == 3
+    });
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(ha.sent(), 0, "3 < batch: still staged");
     for i in 3..8u8 {
         ha.inject(&frame(i, 64));
     }
-    wait_for("a full batch sent", || ha.sent() == 8);
+    wait_for("a full batch sent", Duration::from_secs(5), || ha.sent() == 8);
     ha.inject(&frame(8, 64));
-    wait_for("frame 9 received", || w.counters().snapshot().ports[0].rx_packets == 9);
+    wait_for("frame 9 received", Duration::from_secs(5), || w.counters().snapshot().ports[0].rx_packets == 9);
     let c = w.stop().unwrap().counters().snapshot();
     assert_eq!(ha.sent(), 9, "stopping flushes what is staged");
     assert_eq!(c.dropped(DropReason::Shutdown), 0);
@@ -300,7 +302,7 @@ fn tx_is_staged_until_a_batch_fills_or_the_flush_timer_fires() {
     cfg.tx_flush_when_quiet = false;
     let w = build(cfg, 64, b, Forward::new(vec![PortId(0)])).spawn().unwrap();
     hb.inject(&frame(1, 64));
-    wait_for("the lone frame sent by the timer", || hb.sent() == 1);
+    wait_for("the lone frame sent by the timer", Duration::from_secs(5), || hb.sent() == 1);
     w.stop().unwrap();
 }
 
@@ -316,6 +318,6 @@ fn a_lone_frame_leaves_as_soon_as_input_goes_quiet_without_waiting_for_the_timer
         ha.inject(&frame(i, 64));
     }
     // The timer never fires and 3 < batch: only the quiet-input flush can send them.
-    wait_for("3 frames sent", || ha.sent() == 3);
+    wait_for("3 frames sent", Duration::from_secs(5), || ha.sent() == 3);
     w.stop().unwrap();
 }

@@ -7,6 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use weft_testnet::wait_for;
+
 use anyhow::Result;
 use common::{Endpoint, Netns, mac, root_or_skip, test_frame, test_seq, unique_stem, veth_pair};
 use weft_engine::port::xdp_filter::{XdpAttachment, XdpMode, XdpProgram};
@@ -24,18 +26,10 @@ fn waiting(name: &str) -> WorkerConfig {
     cfg
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// Waits until the worker blocks, then checks that it stays blocked: a spinning or napping
 /// worker would run thousands of loops in 300 ms.
 fn assert_blocked(c: &WorkerCounters) {
-    wait_for("the idle worker to block", || c.snapshot().worker.waits >= 1);
+    wait_for("the idle worker to block", Duration::from_secs(5), || c.snapshot().worker.waits >= 1);
     let before = c.snapshot().worker;
     std::thread::sleep(Duration::from_millis(300));
     let after = c.snapshot().worker;

@@ -70,6 +70,16 @@ pub fn unique_stem(prefix: &str) -> String {
     format!("{prefix}{}{}", to36(std::process::id()), to36(n))
 }
 
+/// Polls `cond` every millisecond until it holds; panics naming `what` once `timeout` passes
+/// without it holding.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Runs `cmd args`, failing with its stderr when it exits non-zero.
 pub fn run(cmd: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;

@@ -9,7 +9,6 @@ pub use e2e::*;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use weft_bench::lab::topology::DEFAULT_STATE_ROOT;
@@ -20,20 +19,13 @@ pub const WEFT_LAB: &str = env!("CARGO_BIN_EXE_weft-lab");
 
 /// True when the test can run; otherwise skips loudly (fails where `CI` is set).
 pub fn have_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    weft_testnet::skip(
-        test,
-        "the netns lab needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); run `make test` as root",
-    );
-    false
+    weft_testnet::root_or_skip(test)
 }
 
-/// A namespace prefix unique to this process and call: `wl<pid><n>`.
+/// A lab prefix unique to this process and call: `wl` (or `$WEFT_NETNS_PREFIX`), the pid and a
+/// counter.
 pub fn prefix() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("wl{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    weft_testnet::unique_stem("wl")
 }
 
 /// A lab of `nodes` kernel-flannel nodes with `pods` pods each.

@@ -15,6 +15,21 @@ use weft_control::routes::{RecordingSink, RouteTable};
 
 pub use etcd::Etcd;
 
+/// Runs the `weft` binary under test with `args` and waits for it.
+pub fn weft_output(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_weft")).args(args).output().expect("run weft")
+}
+
+/// Runs the `weft` binary under test: whether it succeeded, its stdout and its stderr.
+pub fn weft(args: &[&str]) -> (bool, String, String) {
+    let out = weft_output(args);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub const PREFIX: &str = "/coreos.com/network";
 
 /// Settings for an agent with PublicIP 198.18.0.<host> whose subnet.env

@@ -3,7 +3,9 @@
 //! over in-memory ports joined by the hand-off mesh.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use weft_testnet::wait_for;
 
 use weft_encap::MacAddr;
 use weft_encap::wire::ethernet::EthernetFrame;
@@ -184,14 +186,6 @@ fn a_pod_with_a_mac_never_queues_learn_events() {
     assert!(prog.learned().is_empty());
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// A busy-polling worker in the hand-off mesh, started.
 fn start(
     name: &str,
@@ -225,7 +219,9 @@ fn two_workers_deliver_uplink_queue_1_frames_through_the_pod_workers_port() {
     for i in 0..40u8 {
         assert!(h_q1.inject(&to_pod(i % 2, 64)));
     }
-    wait_for("40 frames out of the pod ports", || handles[2].sent() + handles[3].sent() == 40);
+    wait_for("40 frames out of the pod ports", Duration::from_secs(10), || {
+        handles[2].sent() + handles[3].sent() == 40
+    });
     let (c0, c1) = (w0.stop().unwrap().counters().snapshot(), w1.stop().unwrap().counters().snapshot());
     assert_eq!((c1.worker.handoff_out, c0.worker.handoff_in), (40, 40));
     assert_eq!(c0.dropped_total() + c1.dropped_total(), 0);
@@ -248,7 +244,9 @@ fn a_full_pod_worker_ring_is_a_counted_drop_on_the_handing_worker() {
     for _ in 0..30 {
         assert!(h_q1.inject(&to_pod(0, 64)));
     }
-    wait_for("30 frames received", || w1.counters().snapshot().ports[0].rx_packets == 30);
+    wait_for("30 frames received", Duration::from_secs(10), || {
+        w1.counters().snapshot().ports[0].rx_packets == 30
+    });
     let c = w1.stop().unwrap().counters().snapshot();
     assert_eq!(c.worker.handoff_out, 8);
     assert_eq!(c.dropped(DropReason::HandoffFull), 22);
