@@ -5,8 +5,14 @@
 //!
 //! - **attach latency**: a pod not yet attached sends a UDP datagram every 100 µs to another
 //!   pod (the MACs it needs set statically, so no ARP retry timer is measured); from just
-//!   before the API's pod add until the first datagram arrives at the other pod. Then the pod
-//!   is detached again, and the next sample taken;
+//!   before the API's pod add until the first datagram arrives at the other pod through the
+//!   pod's own AF_XDP port. The datagrams leave with TTL 2: through weft (one hop) they arrive
+//!   with TTL 1, while the node's kernel, which forwards the pod's frames before weft's socket
+//!   takes them (no program yet, or the program's socket slot still empty), hands them to the
+//!   host link with TTL 1 and weft drops them there (`ttl_expired`, counted and reported), so
+//!   the kernel path cannot deliver one; before the first sample the bench checks that nothing
+//!   arrives from the unattached pod. Then the pod is detached again, and the next sample
+//!   taken;
 //! - **churn**: one UDP flow between two attached pods at full speed (a sender thread in one
 //!   pod, a counting receiver in the other, pinned to core 0), delivered pps without churn and
 //!   while a third pod is attached and detached in a loop, alternating, rounds;
@@ -34,7 +40,7 @@ use crate::options;
 use crate::stats::median;
 
 const USAGE: &str = "usage: weft-bench pods [--attach-samples 100] [--rounds 3] [--secs 2] [--idle-pods 110]
-  attach latency (API pod add -> first packet forwarded), a flow's pps with and without pod
+  attach latency (API pod add -> first packet through the pod's port), a flow's pps with and without pod
   churn, and with 1 vs --idle-pods idle pods attached. Needs root.";
 
 /// Goal: the flow with `idle_pods` idle pods attached is within this fraction of the flow
@@ -48,12 +54,20 @@ const SENDER: u8 = 2;
 const RECEIVER: u8 = 3;
 const CHURNED: u8 = 4;
 const ATTACHED: u8 = 5;
+/// TTL of the attach-latency datagrams: weft's hop leaves 1; the node kernel's hop before it
+/// leaves 1 for weft, which drops them as expired.
+const ATTACH_TTL: u32 = 2;
 
 /// What `--json` writes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PodsResult {
-    /// Attach latency samples (API pod add issued -> first packet at the peer pod), ms.
+    /// Attach latency samples (API pod add issued -> first packet at the peer pod through the
+    /// pod's own port), ms.
     pub attach_ms: Vec<f64>,
+    /// Datagrams of the attaching pod the node kernel forwarded (before weft's socket took the
+    /// pod's frames) and weft dropped as TTL-expired during the attach samples.
+    #[serde(default)]
+    pub attach_kernel_forwarded: u64,
     /// The API's own answer time for the same attaches, ms.
     pub api_ms: Vec<f64>,
     /// Seconds per flow measurement.
@@ -121,12 +135,16 @@ impl PodsResult {
         let api = percentile(&self.api_ms, 0.5);
         let mut s = String::from("| figure | value |\n|---|---:|\n");
         s += &format!(
-            "| attach latency p50 / p99 (pod add issued -> first packet forwarded), {} samples | {:.2} / {:.2} ms |\n",
+            "| attach latency p50 / p99 (pod add issued -> first packet through the pod's port), {} samples | {:.2} / {:.2} ms |\n",
             self.attach_ms.len(),
             self.attach_p50(),
             self.attach_p99()
         );
         s += &format!("| API pod add answer p50 | {api:.2} ms |\n");
+        s += &format!(
+            "| the attaching pod's datagrams the node kernel forwarded meanwhile (dropped, TTL) | {} |\n",
+            self.attach_kernel_forwarded
+        );
         s += &format!(
             "| one flow, no churn (median of {}) | {:.0} pps |\n",
             self.quiet_pps.len(),
@@ -423,7 +441,7 @@ fn flow(b: &Bench, secs: f64, cores: (Option<usize>, Option<usize>)) -> anyhow::
 
 /// Attach latency samples (ms): pod ATTACHED sends to pod RECEIVER every 100 µs while it is
 /// attached and detached `samples` times.
-fn attach_latency(b: &Bench, samples: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+fn attach_latency(b: &Bench, samples: usize) -> anyhow::Result<Attach> {
     let (tx_ns, rx_ns) = (format!("{}p{ATTACHED}", b.stem), format!("{}p{RECEIVER}", b.stem));
     let stop = Arc::new(AtomicBool::new(false));
     let (arrivals_tx, arrivals) = mpsc::channel::<Instant>();
@@ -445,6 +463,7 @@ fn attach_latency(b: &Bench, samples: usize) -> anyhow::Result<(Vec<f64>, Vec<f6
     let flag = stop.clone();
     let tx = spawn_in(&tx_ns, "attach-tx", None, move || {
         let s = UdpSocket::bind(SocketAddrV4::new(pod_ip(ATTACHED), 40001))?;
+        s.set_ttl(ATTACH_TTL)?;
         let to = SocketAddrV4::new(pod_ip(RECEIVER), ATTACH_PORT);
         while !flag.load(Ordering::Relaxed) {
             let _ = s.send_to(b"attach", to);
@@ -452,8 +471,14 @@ fn attach_latency(b: &Bench, samples: usize) -> anyhow::Result<(Vec<f64>, Vec<f6
         }
         Ok(())
     })?;
-    let mut out = (Vec::new(), Vec::new());
+    let mut out = Attach { ms: Vec::new(), api_ms: Vec::new(), kernel_forwarded: 0 };
+    let expired_before = ttl_expired(b)?;
     let result = (|| -> anyhow::Result<()> {
+        // Nothing may arrive from the pod before its first attach: the kernel path is cut.
+        std::thread::sleep(Duration::from_millis(200));
+        if arrivals.try_recv().is_ok() {
+            bail!("a datagram of the unattached pod arrived: the node kernel delivered it");
+        }
         for i in 0..samples {
             while arrivals.try_recv().is_ok() {}
             let t0 = Instant::now();
@@ -466,8 +491,8 @@ fn attach_latency(b: &Bench, samples: usize) -> anyhow::Result<(Vec<f64>, Vec<f6
                     Err(_) => bail!("attach {i}: no packet forwarded within 5 s"),
                 }
             };
-            out.0.push((first - t0).as_secs_f64() * 1e3);
-            out.1.push(api.as_secs_f64() * 1e3);
+            out.ms.push((first - t0).as_secs_f64() * 1e3);
+            out.api_ms.push(api.as_secs_f64() * 1e3);
             b.del_pod(ATTACHED)?;
             // Datagrams the detach left in flight arrive, then the next sample starts clean.
             std::thread::sleep(Duration::from_millis(20));
@@ -477,7 +502,24 @@ fn attach_latency(b: &Bench, samples: usize) -> anyhow::Result<(Vec<f64>, Vec<f6
     stop.store(true, Ordering::Relaxed);
     join(tx, "attach sender")?;
     join(rx, "attach receiver")?;
-    result.map(|()| out)
+    result?;
+    out.kernel_forwarded = ttl_expired(b)?.saturating_sub(expired_before);
+    Ok(out)
+}
+
+/// What the attach-latency samples measured.
+struct Attach {
+    /// Pod add issued -> first datagram through the pod's port, ms.
+    ms: Vec<f64>,
+    /// The API's answer time, ms.
+    api_ms: Vec<f64>,
+    /// Datagrams the node kernel forwarded meanwhile (weft's `ttl_expired` drops).
+    kernel_forwarded: u64,
+}
+
+/// weft's `ttl_expired` drops so far.
+fn ttl_expired(b: &Bench) -> anyhow::Result<u64> {
+    Ok(b.status()?.drops.iter().filter(|d| d.reason == "ttl_expired").map(|d| d.count).sum())
 }
 
 /// The flow while pod CHURNED is attached and detached in a loop; and cycles/s.
@@ -531,11 +573,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     b.add_pod(SENDER)?;
     b.add_pod(RECEIVER)?;
     eprintln!("node up; attach latency, {samples} samples");
-    let (attach_ms, api_ms) = attach_latency(&b, samples)?;
+    let attach = attach_latency(&b, samples)?;
 
     let mut r = PodsResult {
-        attach_ms,
-        api_ms,
+        attach_ms: attach.ms,
+        api_ms: attach.api_ms,
+        attach_kernel_forwarded: attach.kernel_forwarded,
         secs,
         quiet_pps: Vec::new(),
         churn_pps: Vec::new(),
