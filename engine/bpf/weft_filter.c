@@ -10,7 +10,11 @@
 //                (c) IPv4 to our pod subnet (never our PublicIP itself);
 //              everything else (ARP, SSH, etcd, ICMP to the node, VLAN-tagged
 //              frames, IPv6) is XDP_PASS: the node stays reachable.
-// weft_all     (pod ports): every frame to the AF_XDP socket of its queue.
+// weft_pod     (pod ports): loaded once per node and attached to every pod-side
+//              veth; every frame to the AF_XDP socket of the pod whose veth
+//              received it (weft_pod_slots: ifindex -> slot, weft_pod_xsks:
+//              slot -> socket); XDP_PASS while the pod has no socket yet.
+// weft_all     (benchmarks, tests): every frame to the AF_XDP socket of its queue.
 // weft_drop    (benchmarks): XDP_DROP everything, the baseline of bench/README.md.
 //
 // Parameters are read-only globals (.rodata) written by the loader before the
@@ -31,6 +35,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } weft_xsks SEC(".maps");
+
+// Pod ports: the slot of each pod veth (by ifindex) and the socket of each slot.
+// The loader sizes both to the node's pod slots.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} weft_pod_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} weft_pod_xsks SEC(".maps");
 
 volatile const __u32 weft_public_ip = 0;  // our PublicIP, network order
 volatile const __u16 weft_vxlan_port = 0; // VXLAN UDP port, network order; 0 = no VXLAN
@@ -84,6 +104,18 @@ int weft_filter(struct xdp_md *ctx)
 	if (weft_pod_mask != 0 && (daddr & weft_pod_mask) == weft_pod_net)
 		return to_engine(ctx);
 	return XDP_PASS;
+}
+
+SEC("xdp")
+int weft_pod(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 *slot = bpf_map_lookup_elem(&weft_pod_slots, &ifindex);
+
+	if (!slot)
+		return XDP_PASS;
+	// XDP_PASS when the slot has no socket: the kernel keeps the frame.
+	return bpf_redirect_map(&weft_pod_xsks, *slot, XDP_PASS);
 }
 
 SEC("xdp")

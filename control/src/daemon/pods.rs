@@ -9,20 +9,23 @@
 //!
 //! Every system call of an attach or detach runs here, on the control thread, never on the
 //! worker: the worker only takes a ready port object between two batches and later gives it
-//! back. Attach: the pod's XDP program is attached, the AF_XDP socket is opened over the
-//! owner's UMEM (socket, shared UMEM, rings, bind) and handed to the worker, which puts it in
-//! a free port slot and gives its pipeline the pod (its fill ring is filled from the worker's
-//! pool at its next loop); then the socket goes into the program's map and the pod's route
-//! into the FIB. Detach is the reverse: the route leaves the FIB, the program leaves the
-//! interface (nothing feeds the socket any more), then the worker forgets the pod, gives the
-//! socket's frames back to its pool and hands the socket back, which is closed here. The
-//! port's counters are kept under its name, so totals never go backwards.
+//! back. Every pod veth carries the same XDP program, loaded and verified once per node (at
+//! the first pod), which steers each veth's frames by its interface index to the pod's socket
+//! (`weft_engine::port::pod_program`). Attach: the program is attached to the veth, the
+//! AF_XDP socket is opened over the owner's UMEM (socket, shared UMEM, rings, bind) and handed
+//! to the worker, which puts it in a free port slot and gives its pipeline the pod (its fill
+//! ring is filled from the worker's pool at its next loop); then the socket goes into the
+//! program's maps under the pod's slot and the pod's route into the FIB. Detach is the
+//! reverse: the route leaves the FIB, the program leaves the interface (nothing feeds the
+//! socket any more), then the worker forgets the pod, gives the socket's frames back to its
+//! pool and hands the socket back, which is closed here. The port's counters are kept under
+//! its name, so totals never go backwards.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use weft_engine::pipeline::{LocalPod, RouteUpdate};
-use weft_engine::port::xdp_filter::{XdpAttachment, XdpProgram};
+use weft_engine::port::pod_program::{PodLink, PodProgram};
 use weft_engine::port::{AfPacketPort, AfXdpPort, Backend, Port, PortConfig, PortError, UmemShare};
 use weft_engine::worker::{PortId, WorkerId};
 
@@ -45,12 +48,18 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an attach retries while the kernel still holds the queue of a socket just closed.
 const QUEUE_BUSY_WAIT: Duration = Duration::from_secs(2);
 
-/// A pod port's lasting state: its spec, its XDP program, its owner (index of the worker)
-/// and port there, and the MAC learned from its traffic (when the spec has none).
+/// The first wait before such a retry; each further wait doubles, up to the next constant.
+const QUEUE_BUSY_FIRST_STEP: Duration = Duration::from_millis(1);
+const QUEUE_BUSY_MAX_STEP: Duration = Duration::from_millis(64);
+
+/// A pod port's lasting state: its spec, the pod program's link on its veth and its slot in
+/// the program's maps, its owner (index of the worker) and port there, and the MAC learned
+/// from its traffic (when the spec has none).
 #[derive(Debug)]
 pub(super) struct PodPort {
     spec: PodSpec,
-    xdp: Option<XdpAttachment>,
+    xdp: Option<PodLink>,
+    slot: u32,
     worker: usize,
     port: PortId,
     port_name: String,
@@ -122,25 +131,41 @@ pub enum PodError {
 }
 
 /// A pod port opened on the control thread, ready for its worker: the port, and for an
-/// AF_XDP port its XDP program and a dup of its socket, to put into the program's map once
-/// the worker serves it.
+/// AF_XDP port the pod program's link on its veth and a dup of its socket, to put into the
+/// program's maps once the worker serves it.
 struct Prepared {
     port: Box<dyn Port>,
-    xdp: Option<(XdpAttachment, OwnedFd)>,
+    xdp: Option<(PodLink, OwnedFd)>,
     fallback: Option<String>,
+    /// Time spent attaching the XDP program.
+    xdp_time: Duration,
 }
 
-/// Attaches the pod's XDP program and opens its AF_XDP socket over `umem` (the owner
-/// worker's) or, where XDP is unavailable and the backend is `auto`, opens an AF_PACKET port.
-fn prepare(cfg: &PortConfig, umem: &UmemShare) -> Result<Prepared, PortError> {
+/// Attaches the pod program (loaded first, with maps for `slots` pods, if it is not yet) and
+/// opens the pod's AF_XDP socket over `umem` (the owner worker's) or, where XDP is
+/// unavailable and the backend is `auto`, opens an AF_PACKET port.
+fn prepare(
+    cfg: &PortConfig,
+    umem: &UmemShare,
+    program: &mut Option<PodProgram>,
+    slots: u32,
+) -> Result<Prepared, PortError> {
+    let t0 = Instant::now();
     let packet = |reason: Option<String>| -> Result<Prepared, PortError> {
         let port = Box::new(AfPacketPort::open(&cfg.xsk.ifname, cfg.tpacket)?);
-        Ok(Prepared { port, xdp: None, fallback: reason })
+        Ok(Prepared { port, xdp: None, fallback: reason, xdp_time: Duration::ZERO })
+    };
+    let mut attach = || -> Result<PodLink, PortError> {
+        let program = match program {
+            Some(p) => p,
+            None => program.insert(PodProgram::load(slots)?),
+        };
+        program.attach(&cfg.xsk.ifname, cfg.xdp_mode)
     };
     let xdp = match cfg.backend {
         Backend::AfPacket => return packet(None),
-        Backend::AfXdp => XdpAttachment::attach(&cfg.xsk.ifname, XdpProgram::All, cfg.xdp_mode)?,
-        Backend::Auto => match XdpAttachment::attach(&cfg.xsk.ifname, XdpProgram::All, cfg.xdp_mode) {
+        Backend::AfXdp => attach()?,
+        Backend::Auto => match attach() {
             Ok(x) => x,
             Err(e @ (PortError::Unsupported { .. } | PortError::Xdp { .. })) => {
                 let reason = e.to_string();
@@ -150,13 +175,14 @@ fn prepare(cfg: &PortConfig, umem: &UmemShare) -> Result<Prepared, PortError> {
             Err(e) => return Err(e),
         },
     };
+    let xdp_time = t0.elapsed();
     let port = AfXdpPort::open_shared(umem, &cfg.xsk)?;
     let fd = port.fd().try_clone_to_owned().map_err(|source| PortError::Io {
         what: "AF_XDP socket (dup for the XDP map)".to_owned(),
         ifname: cfg.xsk.ifname.clone(),
         source,
     })?;
-    Ok(Prepared { port: Box::new(port), xdp: Some((xdp, fd)), fallback: None })
+    Ok(Prepared { port: Box::new(port), xdp: Some((xdp, fd)), fallback: None, xdp_time })
 }
 
 /// Whether opening failed because the kernel still holds the queue for a socket just closed.
@@ -189,35 +215,46 @@ impl Dataplane {
         let Some(owner) = self.least_loaded() else {
             return Err(PodError::NodeFull { interface: spec.interface, slots: self.workers_cfg.pod_slots });
         };
+        let slots = u32::try_from(self.workers_cfg.pod_slots).unwrap_or(u32::MAX);
+        let slot = (0..slots).find(|s| self.pods.values().all(|p| p.slot != *s)).unwrap_or(0);
         let worker = &mut self.uplink_workers[owner];
         // The kernel releases a closed AF_XDP socket's hold on its queue asynchronously: a
         // pod attached right after its detach may find the queue still busy (EBUSY) for a
-        // moment; the open is retried for up to QUEUE_BUSY_WAIT.
-        let deadline = Instant::now() + QUEUE_BUSY_WAIT;
-        let Prepared { port, xdp, fallback } = loop {
-            match prepare(&cfg, &worker.umem) {
+        // moment; the open is retried for up to QUEUE_BUSY_WAIT, at growing intervals: every
+        // try costs the kernel a pool over the whole UMEM (allocated, zeroed, freed), the
+        // largest part of an attach, so a tight retry loop would cost more than the wait.
+        let t0 = Instant::now();
+        let deadline = t0 + QUEUE_BUSY_WAIT;
+        let (mut backoff, mut retries) = (QUEUE_BUSY_FIRST_STEP, 0u32);
+        let Prepared { port, xdp, fallback, xdp_time } = loop {
+            match prepare(&cfg, &worker.umem, &mut self.pod_program, slots) {
                 Ok(p) => break p,
                 Err(e) if queue_busy(&e) && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(QUEUE_BUSY_MAX_STEP);
+                    retries += 1;
                 }
                 Err(e) => return Err(DaemonError::from(e).into()),
             }
         };
         let kind = port.kind();
         let then = Box::new(move |p: &mut Processor, id| p.attach_pod(id, pod));
+        let opened = t0.elapsed();
         let port = worker.handle.attach(port, then, COMMAND_TIMEOUT).map_err(worker_err)?;
+        let taken = t0.elapsed();
         // The worker serves the socket (and fills its fill ring) from its next loop; from
         // here the program steers the pod's frames into it.
-        let xdp = match xdp {
-            Some((mut x, fd)) => {
-                if let Err(e) = x.register_socket(cfg.xsk.queue, std::os::fd::AsFd::as_fd(&fd)) {
+        let xdp = match (xdp, self.pod_program.as_mut()) {
+            (Some((link, fd)), Some(program)) => {
+                if let Err(e) = program.register(&link, slot, std::os::fd::AsFd::as_fd(&fd)) {
+                    program.detach(link);
                     let then = Box::new(|p: &mut Processor, id| p.detach_pod(id));
                     let _ = worker.handle.detach(port, then, COMMAND_TIMEOUT);
                     return Err(DaemonError::from(e).into());
                 }
-                Some(x)
+                Some(link)
             }
-            None => None,
+            (link, _) => link.map(|(l, _)| l),
         };
         let port_name = worker
             .handle
@@ -234,8 +271,22 @@ impl Dataplane {
             xdp: xdp.as_ref().map(|x| x.mode_name().to_owned()),
             fallback,
         });
-        let p = PodPort { spec, xdp, worker: owner, port, port_name, learned: None };
+        let p = PodPort { spec, xdp, slot, worker: owner, port, port_name, learned: None };
+        let registered = t0.elapsed();
         self.fwd.program(&[RouteUpdate::Pod(LocalPod { ip: pod.ip, worker: p.owner(), port, mac: pod.mac })]);
+        // Where an attach spends its time, for `WEFT_LOG=debug`: XDP program, socket, the
+        // worker taking the port, the program's map, the FIB version.
+        let us = |d: Duration| d.as_micros();
+        tracing::debug!(
+            interface = %spec.interface,
+            xdp_us = us(xdp_time),
+            socket_us = us(opened.saturating_sub(xdp_time)),
+            busy_retries = retries,
+            worker_us = us(taken - opened),
+            map_us = us(registered - taken),
+            fib_us = us(t0.elapsed() - registered),
+            "pod attach steps"
+        );
         tracing::info!(interface = %spec.interface, ip = %spec.ip, worker = %worker.name, port = port.0, "pod attached");
         self.pods.insert(spec.interface, p);
         Ok(true)
@@ -262,9 +313,14 @@ impl Dataplane {
             return Err(PodError::IpMismatch { interface, actual: p.spec.ip, given });
         }
         let Some(mut removed) = self.pods.remove(&interface) else { return Ok(false) };
+        let t0 = Instant::now();
         self.fwd.program(&[RouteUpdate::RemovePod(removed.spec.ip)]);
+        let unrouted = t0.elapsed();
         // The program leaves the interface: nothing feeds the socket from here on.
-        drop(removed.xdp.take());
+        if let (Some(link), Some(program)) = (removed.xdp.take(), self.pod_program.as_mut()) {
+            program.detach(link);
+        }
+        let unhooked = t0.elapsed();
         let Some(worker) = self.uplink_workers.get_mut(removed.worker) else { return Ok(true) };
         worker.ports.retain(|i| i.name != removed.port_name);
         let then = Box::new(|p: &mut Processor, id| p.detach_pod(id));
@@ -277,6 +333,14 @@ impl Dataplane {
             }
             Err(source) => return Err(PodError::Worker { interface, source }),
         }
+        let us = |d: Duration| d.as_micros();
+        tracing::debug!(
+            %interface,
+            fib_us = us(unrouted),
+            xdp_us = us(unhooked - unrouted),
+            worker_and_close_us = us(t0.elapsed() - unhooked),
+            "pod detach steps"
+        );
         tracing::info!(%interface, "pod detached");
         Ok(true)
     }

@@ -28,6 +28,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use weft_engine::pipeline::{ExceptionPort, PipelineCounters};
+use weft_engine::port::pod_program::PodProgram;
 use weft_engine::port::xdp_filter::{FilterParams, XdpAttachment, XdpMode};
 use weft_engine::port::{
     AfXdpPort, Backend, FramePool, OpenedPort, Port, PortConfig, UmemShare, open_pod_port, open_uplink,
@@ -117,6 +118,8 @@ pub struct Dataplane {
     pub(super) uplink_xdp: Option<XdpAttachment>,
     pub(super) exception: Option<Exception>,
     pub(super) pods: BTreeMap<IfName, PodPort>,
+    /// The XDP program every pod veth shares, loaded at the first AF_XDP pod.
+    pub(super) pod_program: Option<PodProgram>,
     /// Hand-off endpoints by queue (empty with one queue).
     mesh: Vec<HandoffEndpoint>,
     pub(super) retired: Retired,
@@ -221,6 +224,7 @@ impl Dataplane {
             uplink_xdp: None,
             exception: None,
             pods: BTreeMap::new(),
+            pod_program: None,
             mesh: if uplink.queues > 1 {
                 handoff_mesh(u16::try_from(uplink.queues).unwrap_or(u16::MAX), HANDOFF_RING)
             } else {

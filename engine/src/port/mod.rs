@@ -9,14 +9,16 @@
 //! - [`MemPort`]: in-memory, for tests and the core benchmark.
 //!
 //! [`xdp_filter`] loads and attaches the XDP programs that steer traffic into
-//! the AF_XDP sockets; [`open_uplink`] and [`open_pod_port`] open a queue the
-//! way the daemon does, including the automatic AF_PACKET fallback.
+//! the AF_XDP sockets, [`pod_program`] the one program every pod veth shares;
+//! [`open_uplink`] and [`open_pod_port`] open a queue the way the daemon does,
+//! including the automatic AF_PACKET fallback.
 
 mod afpacket;
 pub mod afxdp;
 pub mod error;
 pub mod frame;
 mod mem;
+pub mod pod_program;
 mod uplink;
 pub mod xdp_filter;
 

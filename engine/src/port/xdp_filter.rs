@@ -10,13 +10,14 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use aya::maps::XskMap;
+use aya::programs::xdp::XdpLinkId;
 use aya::programs::{Xdp, XdpFlags};
 use aya::{Ebpf, EbpfLoader};
 
 use super::error::{NEEDS_XDP, PortError};
 
 /// The compiled object; every program of it is loaded from here.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/weft_filter.o"));
+pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/weft_filter.o"));
 
 /// What the uplink filter steers to the engine (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +35,8 @@ pub struct FilterParams {
 pub enum XdpProgram {
     /// The uplink filter with its parameters.
     Filter(FilterParams),
-    /// Everything to the AF_XDP socket of the queue (pod-side veths, benchmarks).
+    /// Everything to the AF_XDP socket of the queue (benchmarks, tests; the daemon's pod
+    /// veths share one [`super::pod_program::PodProgram`] instead).
     All,
     /// XDP_DROP everything (benchmark baseline).
     Drop,
@@ -75,6 +77,40 @@ pub struct XdpAttachment {
     native: bool,
 }
 
+/// Attaches the loaded `prog` (named `name`) to `ifindex` in `mode`; the link's id and whether
+/// it runs in driver (native) mode.
+pub(super) fn attach_in_mode(
+    prog: &mut Xdp,
+    name: &'static str,
+    ifindex: u32,
+    ifname: &str,
+    mode: XdpMode,
+) -> Result<(XdpLinkId, bool), PortError> {
+    match mode {
+        XdpMode::Native => prog
+            .attach_to_if_index(ifindex, XdpFlags::DRV_MODE)
+            .map(|id| (id, true))
+            .map_err(|e| xdp_error(name, ifname, "attach in native mode", &e)),
+        XdpMode::Generic => prog
+            .attach_to_if_index(ifindex, XdpFlags::SKB_MODE)
+            .map(|id| (id, false))
+            .map_err(|e| xdp_error(name, ifname, "attach in generic mode", &e)),
+        XdpMode::Auto => match prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE) {
+            Ok(id) => Ok((id, true)),
+            Err(native_err) => {
+                let id = prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE).map_err(|e| {
+                    let step = format!("attach (native mode: {native_err}; generic mode)");
+                    xdp_error(name, ifname, &step, &e)
+                })?;
+                log::warn!(
+                    "XDP program {name} on {ifname}: native mode refused ({native_err}); using generic (SKB) mode"
+                );
+                Ok((id, false))
+            }
+        },
+    }
+}
+
 /// Why an aya error happened, if it was a plain OS error.
 fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     let mut cur = Some(e);
@@ -87,7 +123,7 @@ fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     None
 }
 
-fn xdp_error(
+pub(super) fn xdp_error(
     program: &'static str,
     ifname: &str,
     step: &str,
@@ -153,35 +189,7 @@ impl XdpAttachment {
             .try_into()
             .map_err(|e| xdp_error(name, ifname, "program type", &e))?;
         prog.load().map_err(|e| xdp_error(name, ifname, "verify/load", &e))?;
-        let native = match mode {
-            XdpMode::Native => {
-                prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE)
-                    .map_err(|e| xdp_error(name, ifname, "attach in native mode", &e))?;
-                true
-            }
-            XdpMode::Generic => {
-                prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE)
-                    .map_err(|e| xdp_error(name, ifname, "attach in generic mode", &e))?;
-                false
-            }
-            XdpMode::Auto => match prog.attach_to_if_index(ifindex, XdpFlags::DRV_MODE) {
-                Ok(_) => true,
-                Err(native_err) => {
-                    prog.attach_to_if_index(ifindex, XdpFlags::SKB_MODE).map_err(|e| {
-                        xdp_error(
-                            name,
-                            ifname,
-                            &format!("attach (native mode: {native_err}; generic mode)"),
-                            &e,
-                        )
-                    })?;
-                    log::warn!(
-                        "XDP program {name} on {ifname}: native mode refused ({native_err}); using generic (SKB) mode"
-                    );
-                    false
-                }
-            },
-        };
+        let (_, native) = attach_in_mode(prog, name, ifindex, ifname, mode)?;
         log::info!(
             "XDP program {name} attached to {ifname} in {} mode via BPF link",
             if native { "native" } else { "generic" }
