@@ -1,7 +1,8 @@
 //! Opening the engine's ports the way the daemon does: the uplink queue with
 //! the XDP filter and an AF_XDP socket, or AF_PACKET when configured or when
 //! XDP is unavailable (automatic fallback, with the reason logged and kept);
-//! pod-side veths with the everything-to-the-engine program.
+//! veths the engine owns whole (the exception port, tests) with the everything-to-the-engine
+//! program (the daemon's pod veths share `super::pod_program` instead).
 
 use super::Port;
 use super::afpacket::AfPacketPort;
