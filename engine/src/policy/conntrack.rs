@@ -2,13 +2,28 @@
 //! before any rule is read.
 //!
 //! Fixed capacity, allocated when the worker's pipeline is built; the packet path only reads and
-//! overwrites slots. The table is set-associative: a flow hashes to one bucket of [`WAYS`] slots.
-//! A slot holds the flow's key in a direction-independent form (the lower address/port end
-//! first) and the second it expires; every packet of the flow pushes the expiry out by its
-//! protocol's timeout ([`Timeouts`]). Inserting into a bucket whose slots are all live evicts the
-//! one closest to expiry, and says so (the pipeline counts `conntrack_evictions`): an evicted
-//! flow is checked against the rules again at its next packet, so an eviction costs a rule
-//! lookup, or a drop if the policy no longer allows that direction to open the flow.
+//! overwrites slots. The table is set-associative with two choices: a flow hashes to two buckets
+//! of [`WAYS`] slots and goes into the first unless it is full; a bucket is one 64-byte cache
+//! line, so a lookup costs one line, two for the few flows in their second bucket. A slot holds the flow's
+//! key in a direction-independent form (the lower address/port end first, 13 bytes) and the
+//! second it expires, as the low 24 bits of the table's clock; every packet of the flow pushes
+//! the expiry out by its protocol's timeout ([`Timeouts`]). Inserting when both buckets' slots
+//! are all live evicts the one closest to expiry, and says so (the pipeline counts
+//! `conntrack_evictions`): an evicted flow is checked against the rules again at its next
+//! packet, so an eviction costs a rule lookup, or a drop if the policy no longer allows that
+//! direction to open the flow.
+//!
+//! The 24-bit expiry is compared with serial-number arithmetic (RFC 1982): a slot is live while
+//! its expiry is less than 2^23 seconds ahead of the clock. That holds for every live slot
+//! (timeouts are far shorter), and a dead slot must not look live again once the clock has gone
+//! 2^23 seconds past it: [`ConnTable::tick`], called before the lookups of every batch, clears
+//! every dead slot each time the clock enters a new 2^22-second epoch (once per 48 days), and
+//! the whole table when 2^22 seconds (more than any timeout) passed since the last batch, so no
+//! dead slot gets that old. `tick` also clears [`SWEEP_BUCKETS`] buckets' dead slots per call,
+//! round-robin, which keeps [`ConnTable::entries`] (maintained in O(1)) close to the live count.
+//!
+//! Lookups of a batch overlap their cache misses: the pipeline calls [`ConnTable::touch`] for
+//! every packet of the batch first, then checks them one by one.
 //!
 //! One writer and reader: the worker that owns it. A connection is tracked by the worker of the
 //! local pod whose policy it passed, and every frame to or from a pod is processed by that pod's
@@ -18,8 +33,19 @@
 use super::flow::{Flow, TcpEnd};
 use super::rules::proto;
 
-/// Slots per bucket.
+/// Slots per bucket (one cache line).
 pub const WAYS: usize = 4;
+
+/// Buckets whose dead slots [`ConnTable::tick`] clears per call.
+pub const SWEEP_BUCKETS: usize = 2;
+
+/// The expiry's bits.
+const EXPIRY_BITS: u32 = 24;
+const EXPIRY_MASK: u32 = (1 << EXPIRY_BITS) - 1;
+/// A slot is live while its expiry is less than this many seconds ahead.
+const HALF: u32 = 1 << (EXPIRY_BITS - 1);
+/// The full sweep's epoch: 2^22 seconds.
+const EPOCH_SHIFT: u32 = EXPIRY_BITS - 2;
 
 /// Seconds a flow lives after its last packet, per protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,37 +86,89 @@ impl Timeouts {
 }
 
 /// A flow's direction-independent key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Key(u64, u64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    /// The lower (address, port) end's address.
+    lo: u32,
+    /// The other end's address.
+    hi: u32,
+    /// The lower end's port << 16 | the other end's port.
+    ports: u32,
+    proto: u8,
+}
 
 impl Key {
+    #[inline]
     fn of(f: &Flow) -> Self {
         let (a, b) = if (f.src, f.sport) <= (f.dst, f.dport) {
             ((f.src, f.sport), (f.dst, f.dport))
         } else {
             ((f.dst, f.dport), (f.src, f.sport))
         };
-        Key(
-            u64::from(a.0) << 32 | u64::from(b.0),
-            u64::from(f.proto) << 32 | u64::from(a.1) << 16 | u64::from(b.1),
-        )
+        Key { lo: a.0, hi: b.0, ports: u32::from(a.1) << 16 | u32::from(b.1), proto: f.proto }
     }
 
+    #[inline]
     fn hash(self) -> u64 {
         // splitmix64's finaliser over both words.
-        let mut z = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.1.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let k0 = u64::from(self.lo) << 32 | u64::from(self.hi);
+        let k1 = u64::from(self.proto) << 32 | u64::from(self.ports);
+        let mut z = k0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ k1.wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
 }
 
+/// One tracked flow: 16 bytes, four to a cache line.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    key: Key,
-    /// The second it expires; 0: empty.
-    expires: u32,
+    lo: u32,
+    hi: u32,
+    ports: u32,
+    /// The protocol << 24 | the expiry's low 24 bits; expiry 0: empty.
+    meta: u32,
 }
+
+impl Slot {
+    #[inline]
+    fn new(key: Key, expires: u32) -> Self {
+        let e = expires & EXPIRY_MASK;
+        // 0 marks an empty slot: such an expiry is moved one second later.
+        let e = if e == 0 { 1 } else { e };
+        Slot { lo: key.lo, hi: key.hi, ports: key.ports, meta: u32::from(key.proto) << EXPIRY_BITS | e }
+    }
+
+    #[inline]
+    fn expiry(&self) -> u32 {
+        self.meta & EXPIRY_MASK
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.expiry() == 0
+    }
+
+    /// Seconds it has left at `now` (serial arithmetic), 0 when dead or empty.
+    #[inline]
+    fn left(&self, now: u32) -> u32 {
+        let d = self.expiry().wrapping_sub(now) & EXPIRY_MASK;
+        if self.is_empty() || d >= HALF { 0 } else { d }
+    }
+
+    #[inline]
+    fn is(&self, key: Key) -> bool {
+        self.lo == key.lo
+            && self.hi == key.hi
+            && self.ports == key.ports
+            && self.meta >> EXPIRY_BITS == u32::from(key.proto)
+    }
+}
+
+/// One bucket: a cache line.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket([Slot; WAYS]);
 
 /// What [`ConnTable::insert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,36 +182,122 @@ pub enum Inserted {
 /// The table (see the module docs).
 #[derive(Debug)]
 pub struct ConnTable {
-    slots: Box<[Slot]>,
+    buckets: Box<[Bucket]>,
     /// Buckets - 1 (buckets are a power of two).
     mask: usize,
     timeouts: Timeouts,
+    /// Slots holding a flow (live, or dead and not yet cleared or reused).
+    entries: usize,
+    /// The next bucket the per-tick sweep clears.
+    cursor: usize,
+    /// The clock's epoch at the last full sweep.
+    epoch: u32,
+    /// The clock at the last tick.
+    last: u32,
 }
 
 impl ConnTable {
     /// A table of at least `capacity` flows (rounded up to a power of two, at least [`WAYS`]).
+    /// Timeouts are capped at 2^22 seconds (48 days).
     pub fn new(capacity: usize, timeouts: Timeouts) -> Self {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        let cap = |t: u32| t.min(1 << EPOCH_SHIFT);
+        let timeouts = Timeouts {
+            tcp: cap(timeouts.tcp),
+            tcp_fin: cap(timeouts.tcp_fin),
+            tcp_rst: cap(timeouts.tcp_rst),
+            udp: cap(timeouts.udp),
+            icmp: cap(timeouts.icmp),
+            other: cap(timeouts.other),
+        };
         ConnTable {
-            slots: vec![Slot::default(); buckets * WAYS].into_boxed_slice(),
+            buckets: vec![Bucket::default(); buckets].into_boxed_slice(),
             mask: buckets - 1,
             timeouts,
+            entries: 0,
+            cursor: 0,
+            epoch: 0,
+            last: 0,
         }
     }
 
     /// How many flows it holds at most.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.buckets.len() * WAYS
     }
 
-    /// Live flows at second `now` (walks the table: for status, not the packet path).
+    /// Slots holding a flow: the live ones, plus dead ones the sweep has not cleared yet (at
+    /// most [`SWEEP_BUCKETS`] buckets per batch). O(1).
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Live flows at second `now` (walks the table: for tests, not the packet path).
     pub fn live(&self, now: u32) -> usize {
-        self.slots.iter().filter(|s| s.expires > now).count()
+        self.buckets.iter().flat_map(|b| b.0.iter()).filter(|s| s.left(now) > 0).count()
     }
 
-    fn bucket(&mut self, key: Key) -> &mut [Slot] {
-        let b = (key.hash() as usize) & self.mask;
-        &mut self.slots[b * WAYS..(b + 1) * WAYS]
+    /// The flow's two buckets: its first choice and the one it goes to when the first is full.
+    #[inline]
+    fn index(&self, key: Key) -> (usize, usize) {
+        let h = key.hash();
+        ((h as usize) & self.mask, ((h >> 32) as usize) & self.mask)
+    }
+
+    /// The slot holding `key` live at `now`, as (bucket, way).
+    #[inline]
+    fn find(&self, key: Key, now: u32) -> Option<(usize, usize)> {
+        let (b1, b2) = self.index(key);
+        for b in [b1, b2] {
+            if let Some(w) = self.buckets[b].0.iter().position(|s| s.is(key) && s.left(now) > 0) {
+                return Some((b, w));
+            }
+        }
+        None
+    }
+
+    /// Clears the dead slots of bucket `b`.
+    fn sweep(&mut self, b: usize, now: u32) {
+        for s in self.buckets[b].0.iter_mut() {
+            if !s.is_empty() && s.left(now) == 0 {
+                *s = Slot::default();
+                self.entries -= 1;
+            }
+        }
+    }
+
+    /// Once per batch, before its lookups, with the batch's clock: clears [`SWEEP_BUCKETS`]
+    /// buckets' dead slots, and every dead slot when `now` starts a new epoch (module docs).
+    pub fn tick(&mut self, now: u32) {
+        let idle = now.wrapping_sub(self.last);
+        self.last = now;
+        if idle >= 1 << EPOCH_SHIFT {
+            // Longer than any timeout since the last batch: every flow is dead, and the oldest
+            // may be too old for its expiry's 24 bits to say so.
+            self.epoch = now >> EPOCH_SHIFT;
+            self.clear();
+            return;
+        }
+        if now >> EPOCH_SHIFT != self.epoch {
+            self.epoch = now >> EPOCH_SHIFT;
+            for b in 0..self.buckets.len() {
+                self.sweep(b, now);
+            }
+            return;
+        }
+        for _ in 0..SWEEP_BUCKETS {
+            let b = self.cursor;
+            self.cursor = (b + 1) & self.mask;
+            self.sweep(b, now);
+        }
+    }
+
+    /// Reads the bucket of `flow` (either direction) so that a check of it soon after finds the
+    /// line in cache; returns a word of it for the caller to fold into a value it keeps (so the
+    /// load is not optimised away). A batch touches all its flows first: the misses overlap.
+    #[inline]
+    pub fn touch(&self, flow: &Flow) -> u32 {
+        self.buckets[self.index(Key::of(flow)).0].0[0].meta
     }
 
     /// Whether `flow` (either direction) is tracked and live at second `now`; if so its expiry
@@ -141,49 +305,58 @@ impl ConnTable {
     #[inline]
     pub fn hit(&mut self, flow: &Flow, tcp: TcpEnd, now: u32) -> bool {
         let key = Key::of(flow);
+        let Some((b, w)) = self.find(key, now) else { return false };
         let life = self.timeouts.of(flow.proto, tcp);
-        match self.bucket(key).iter_mut().find(|s| s.key == key && s.expires > now) {
-            Some(s) => {
-                s.expires = now.saturating_add(life);
-                true
-            }
-            None => false,
-        }
+        self.buckets[b].0[w] = Slot::new(key, now.wrapping_add(life));
+        true
     }
 
     /// Whether `flow` (either direction) is tracked and live at second `now`, without refreshing
     /// it (an ICMP error about the flow is no sign of life).
     #[inline]
-    pub fn contains(&mut self, flow: &Flow, now: u32) -> bool {
-        let key = Key::of(flow);
-        self.bucket(key).iter().any(|s| s.key == key && s.expires > now)
+    pub fn contains(&self, flow: &Flow, now: u32) -> bool {
+        self.find(Key::of(flow), now).is_some()
     }
 
-    /// Tracks `flow` from second `now`.
+    /// Tracks `flow` from second `now`: in its slot if it has one, else in a free or dead slot of
+    /// its first bucket, then of its second (two choices keep buckets from overflowing while the
+    /// table has room), else over the live flow of either bucket closest to expiry.
     #[inline]
     pub fn insert(&mut self, flow: &Flow, tcp: TcpEnd, now: u32) -> Inserted {
         let key = Key::of(flow);
-        let expires = now.saturating_add(self.timeouts.of(flow.proto, tcp)).max(1);
-        let bucket = self.bucket(key);
-        if let Some(s) = bucket.iter_mut().find(|s| s.key == key || s.expires <= now) {
-            *s = Slot { key, expires };
+        let slot = Slot::new(key, now.wrapping_add(self.timeouts.of(flow.proto, tcp)));
+        if let Some((b, w)) = self.find(key, now) {
+            self.buckets[b].0[w] = slot;
             return Inserted::Free;
         }
-        // Every slot is live: the one closest to expiry goes.
-        let mut victim = 0;
-        for (i, s) in bucket.iter().enumerate() {
-            if s.expires < bucket[victim].expires {
-                victim = i;
+        let (b1, b2) = self.index(key);
+        for b in [b1, b2] {
+            if let Some(s) = self.buckets[b].0.iter_mut().find(|s| s.left(now) == 0) {
+                if s.is_empty() {
+                    self.entries += 1;
+                }
+                *s = slot;
+                return Inserted::Free;
             }
         }
-        bucket[victim] = Slot { key, expires };
+        // Every slot of both is live: the one closest to expiry goes.
+        let mut victim = (b1, 0);
+        for b in [b1, b2] {
+            for (w, s) in self.buckets[b].0.iter().enumerate() {
+                if s.left(now) < self.buckets[victim.0].0[victim.1].left(now) {
+                    victim = (b, w);
+                }
+            }
+        }
+        self.buckets[victim.0].0[victim.1] = slot;
         Inserted::Evicted
     }
 
     /// Forgets every flow (a policy change that must not let old connections through is not
     /// what NetworkPolicy asks; this is for tests and for a pod detached from the worker).
     pub fn clear(&mut self) {
-        self.slots.fill(Slot::default());
+        self.buckets.fill(Bucket::default());
+        self.entries = 0;
     }
 }
 
@@ -242,5 +415,67 @@ mod tests {
         assert_eq!(t.insert(&udp(1, 100, 2, 9), TcpEnd::default(), 10_000), Inserted::Free);
         t.clear();
         assert_eq!(t.live(0), 0);
+    }
+
+    #[test]
+    fn a_bucket_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Bucket>(), 64);
+        assert_eq!(std::mem::align_of::<Bucket>(), 64);
+    }
+
+    #[test]
+    fn entries_are_counted_as_flows_come_and_the_sweep_clears_dead_ones() {
+        let to = Timeouts { udp: 5, ..Timeouts::default() };
+        let mut t = ConnTable::new(16, to);
+        for i in 0..3 {
+            t.insert(&udp(1, i, 2, 9), TcpEnd::default(), 10);
+        }
+        t.insert(&udp(1, 0, 2, 9), TcpEnd::default(), 11);
+        assert_eq!(t.entries(), 3, "a flow inserted again is one entry");
+        for _ in 0..t.capacity() {
+            t.tick(12);
+        }
+        assert_eq!(t.entries(), 3, "live flows stay");
+        for _ in 0..t.capacity() {
+            t.tick(100);
+        }
+        assert_eq!((t.entries(), t.live(100)), (0, 0), "dead ones are cleared");
+    }
+
+    #[test]
+    fn the_expiry_survives_the_clock_passing_its_24_bits() {
+        let mut t = ConnTable::new(64, Timeouts::default());
+        let f = udp(1, 1, 2, 2);
+        let now = (1 << 24) - 10;
+        t.tick(now);
+        t.insert(&f, TcpEnd::default(), now);
+        assert!(t.hit(&f, TcpEnd::default(), now + 100), "alive across the wrap");
+        assert!(!t.contains(&f, now + 100 + 120), "and dead after its timeout");
+    }
+
+    #[test]
+    fn a_long_idle_clock_finds_no_dead_flow_alive() {
+        let mut t = ConnTable::new(64, Timeouts::default());
+        let f = udp(1, 1, 2, 2);
+        t.insert(&f, TcpEnd::default(), 10);
+        // 2^24 seconds later the stored expiry's 24 bits look 120 s ahead again; the epoch's
+        // sweep, which runs before any lookup of a batch, cleared it.
+        let later = 10 + (1 << 24);
+        t.tick(later);
+        assert!(!t.contains(&f, later));
+        assert_eq!(t.entries(), 0);
+    }
+
+    #[test]
+    fn two_choices_keep_a_sixth_full_table_free_of_evictions() {
+        let mut t = ConnTable::new(1 << 16, Timeouts::default());
+        let evicted = (0..10_000u32)
+            .filter(|&i| {
+                let f = udp(0xc613_0102, 1024 + i as u16, 0xc613_0103 + i % 15, 5201);
+                t.insert(&f, TcpEnd::default(), 1) == Inserted::Evicted
+            })
+            .count();
+        assert_eq!(evicted, 0);
+        assert_eq!((t.entries(), t.live(1)), (10_000, 10_000));
     }
 }

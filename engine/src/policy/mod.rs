@@ -3,7 +3,8 @@
 //!
 //! The control side compiles the policies, the endpoints and the namespaces into a
 //! [`PolicySet`]: for each local pod that some policy isolates, what its ingress and egress allow
-//! ([`PodPolicy`], peers as hashed address sets, `ipBlock`s as a short list, ports as ranges).
+//! ([`PodPolicy`], peers as hashed address sets, `ipBlock`s as one hash table per prefix length,
+//! ports as ranges).
 //! It publishes a new set whole with one `ArcSwap` store ([`SharedPolicy`]); each worker loads it
 //! once per batch, so a packet sees the old set or the new one, never half of either.
 //!
@@ -27,6 +28,7 @@
 //! processed by the worker that owns the pod's port (frames for a pod arriving at other workers
 //! are handed to it, and its ingress is checked there).
 
+mod blocks;
 mod conntrack;
 mod flow;
 mod rules;
@@ -139,6 +141,25 @@ impl Enforcer {
     /// The connection table (status and tests).
     pub fn table(&self) -> &ConnTable {
         &self.table
+    }
+
+    /// Once per batch, before its checks: advances the table's sweep to `now` (from
+    /// [`Enforcer::secs`]).
+    #[inline]
+    pub fn tick(&mut self, now: u32) {
+        self.table.tick(now);
+    }
+
+    /// Loads the connection-table line of `pkt` when the check would read it (one end is a pod
+    /// the set isolates); returns a word to fold into a value the caller keeps. A batch touches
+    /// every packet first and checks them after, so the cache misses overlap.
+    #[inline]
+    pub fn touch(&self, set: &PolicySet, pkt: &Packet) -> u32 {
+        let f = &pkt.flow;
+        if set.pod(f.src).is_none() && set.pod(f.dst).is_none() {
+            return 0;
+        }
+        self.table.touch(f)
     }
 
     /// Whether `pkt` may pass (see the module docs). `src_here`: its source is a local pod that

@@ -6,11 +6,12 @@
 //! - peers named by pod/namespace selectors are resolved to their addresses, and each address maps
 //!   to the union of the ports the rules allow it ([`AddrMap`], open addressing);
 //! - rules with every peer (`from`/`to` empty) fold into one port set;
-//! - `ipBlock`s are kept as a short list of (cidr, except, ports): Kubernetes clusters write few of
-//!   them, and the connection table answers established flows before this list is read.
+//! - `ipBlock`s (with their `except`s) go into one hash table per prefix length ([`BlockSet`],
+//!   tuple-space search): a lookup costs a probe per distinct length, whatever the block count.
 
 use std::net::Ipv4Addr;
 
+use super::blocks::{Block, BlockSet};
 use crate::fib::Ipv4Prefix;
 
 /// IPv4 protocol numbers NetworkPolicy ports name.
@@ -97,21 +98,6 @@ impl Ports {
     }
 }
 
-/// An `ipBlock`: `cidr` minus its `except` prefixes, with the ports its rule allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Block {
-    cidr: Ipv4Prefix,
-    except: Box<[Ipv4Prefix]>,
-    ports: Ports,
-}
-
-impl Block {
-    #[inline]
-    fn covers(&self, addr: u32) -> bool {
-        self.cidr.contains(addr) && !self.except.iter().any(|e| e.contains(addr))
-    }
-}
-
 /// An immutable open-addressed map from IPv4 address to [`Ports`] (0.0.0.0 is no key).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct AddrMap {
@@ -168,7 +154,7 @@ impl AddrMap {
 pub struct DirectionRules {
     any_peer: Ports,
     peers: AddrMap,
-    blocks: Box<[Block]>,
+    blocks: BlockSet,
 }
 
 /// Builds a [`DirectionRules`] from rules, in any order (the result is their union).
@@ -211,7 +197,7 @@ impl DirectionBuilder {
         DirectionRules {
             any_peer: self.any_peer.clone(),
             peers: AddrMap::build(&self.peers),
-            blocks: self.blocks.clone().into_boxed_slice(),
+            blocks: BlockSet::build(&self.blocks),
         }
     }
 }
@@ -227,7 +213,7 @@ impl DirectionRules {
     pub fn allows(&self, peer: u32, proto: u8, port: u16) -> bool {
         self.any_peer.matches(proto, port)
             || self.peers.get(peer).is_some_and(|p| p.matches(proto, port))
-            || self.blocks.iter().any(|b| b.ports.matches(proto, port) && b.covers(peer))
+            || self.blocks.get(peer).is_some_and(|p| p.matches(proto, port))
     }
 }
 
