@@ -120,11 +120,6 @@ impl BlockSet {
         }
         None
     }
-
-    /// Whether there is no block.
-    pub fn is_empty(&self) -> bool {
-        self.lens.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -148,7 +143,9 @@ mod tests {
     /// The blocks' meaning, walked linearly: the reference the hashed lookup must agree with.
     fn linear(blocks: &[Block], addr: u32, port: u16) -> bool {
         blocks.iter().any(|b| {
-            b.cidr.contains(addr) && !b.except.iter().any(|e| e.contains(addr)) && b.ports.matches(proto::TCP, port)
+            b.cidr.contains(addr)
+                && !b.except.iter().any(|e| e.contains(addr))
+                && b.ports.matches(proto::TCP, port)
         })
     }
 
@@ -192,7 +189,9 @@ mod tests {
             let len = 8 + rng.below(25) as u8;
             let cidr = Ipv4Prefix::covering(0xc612_0000 | rng.below(1 << 17), len.max(15));
             let except: Vec<Ipv4Prefix> = (0..rng.below(3))
-                .map(|_| Ipv4Prefix::covering(cidr.bits() | rng.below(1 << 8), cidr.len() + 1 + rng.below(8) as u8))
+                .map(|_| {
+                    Ipv4Prefix::covering(cidr.bits() | rng.below(1 << 8), cidr.len() + 1 + rng.below(8) as u8)
+                })
                 .collect();
             blocks.push(block(cidr, &except, tcp(1 + rng.below(4) as u16)));
         }
