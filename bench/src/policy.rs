@@ -114,8 +114,14 @@ async fn measure(policies: u32, endpoints: u32, updates: u32) -> anyhow::Result<
 
     let target = shared_policy();
     let t0 = Instant::now();
-    let sync =
-        PolicySync::connect(settings(&etcd, dir.path()), PREFIX, LOCAL.parse()?, target.clone()).await?;
+    let sync = PolicySync::connect(
+        settings(&etcd, dir.path()),
+        PREFIX,
+        LOCAL.parse()?,
+        target.clone(),
+        tokio::sync::watch::channel(0).1,
+    )
+    .await?;
     let mut status = sync.status();
     let (_requests, rx) = mpsc::channel(1);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

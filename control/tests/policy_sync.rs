@@ -22,6 +22,7 @@ const YA: Ipv4Addr = Ipv4Addr::new(198, 19, 2, 2);
 
 struct Loop {
     target: SharedPolicy,
+    lease: tokio::sync::watch::Sender<i64>,
     status: tokio::sync::watch::Receiver<PolicyState>,
     requests: mpsc::Sender<EndpointRequest>,
     stop: Option<oneshot::Sender<()>>,
@@ -30,12 +31,19 @@ struct Loop {
 
 impl Loop {
     async fn start(etcd: &Etcd, dir: &std::path::Path) -> Self {
+        Self::start_on_lease(etcd, dir, 0).await
+    }
+
+    /// A loop that puts its endpoint records on etcd lease `lease` (0: none).
+    async fn start_on_lease(etcd: &Etcd, dir: &std::path::Path, lease: i64) -> Self {
         let target: SharedPolicy = shared_policy();
+        let (lease_tx, lease_rx) = tokio::sync::watch::channel(lease);
         let sync = PolicySync::connect(
             settings(etcd, 1, dir),
             PREFIX,
             "198.19.1.0/24".parse().unwrap(),
             target.clone(),
+            lease_rx,
         )
         .await
         .unwrap();
@@ -45,7 +53,7 @@ impl Loop {
         let task = tokio::spawn(sync.run(rx, async move {
             let _ = stopped.await;
         }));
-        Loop { target, status, requests, stop: Some(stop), task }
+        Loop { target, lease: lease_tx, status, requests, stop: Some(stop), task }
     }
 
     fn set(&self) -> Arc<PolicySet> {
@@ -154,5 +162,50 @@ async fn the_loop_writes_and_deletes_endpoint_records_and_sees_them_back() {
     l.request(EndpointOp::Delete { namespace: "x".into(), name: "a".into() }).await.unwrap();
     assert_eq!(etcd.get(&format!("{PREFIX}/endpoints/x/a")), None);
     wait_for("the pod's isolation gone", WAIT, || l.set().is_empty()).await;
+    l.stop().await;
+}
+
+#[tokio::test]
+async fn endpoint_records_live_on_the_nodes_lease_and_follow_it_when_it_changes() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let first = etcd.grant(60);
+    let l = Loop::start_on_lease(&etcd, dir.path(), i64::from_str_radix(&first, 16).unwrap()).await;
+    wait_for("the first set", WAIT, || l.published() >= 1).await;
+    let e = |name: &str, ip| Endpoint {
+        namespace: "x".into(),
+        name: name.into(),
+        labels: [("pod".to_owned(), name.to_owned())].into(),
+        ip,
+        node: "n1".into(),
+    };
+    l.request(EndpointOp::Put(e("a", XA))).await.unwrap();
+    l.request(EndpointOp::Put(e("b", XB))).await.unwrap();
+    let key = |name: &str| format!("{PREFIX}/endpoints/x/{name}");
+    assert!(etcd.get(&key("a")).is_some() && etcd.get(&key("b")).is_some());
+
+    // The lease agent re-acquired the subnet on another lease and revoked the first: the
+    // records are put on the new lease before (or right after) the old one takes them away.
+    let second = etcd.grant(60);
+    l.lease.send(i64::from_str_radix(&second, 16).unwrap()).unwrap();
+    let want = i64::from_str_radix(&second, 16).unwrap();
+    let mut on_second = false;
+    for _ in 0..50 {
+        let snap = common::etcd::Snapshot::take(&etcd.endpoint()).await;
+        on_second =
+            [key("a"), key("b")].iter().all(|k| snap.keys.get(k).is_some_and(|(_, lease)| *lease == want));
+        if on_second {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(on_second, "the records are put on the second lease");
+    etcd.etcdctl(&["lease", "revoke", &first]);
+    assert!(etcd.get(&key("a")).is_some(), "the first lease no longer holds the record");
+
+    // The node dies: its lease is revoked (or expires) and its pods' records go with it.
+    etcd.etcdctl(&["lease", "revoke", &second]);
+    assert_eq!((etcd.get(&key("a")), etcd.get(&key("b"))), (None, None));
+    wait_for("the dead node's pods forgotten", WAIT, || l.set().is_empty()).await;
     l.stop().await;
 }

@@ -281,8 +281,15 @@ async fn start_and_serve(
         Some(a) => {
             let settings = AgentSettings { init_network: None, ..a.settings().clone() };
             Some(
-                policy::start(settings, &config.etcd.weft_prefix, a.subnet(), policy_target, stop.clone())
-                    .await,
+                policy::start(
+                    settings,
+                    &config.etcd.weft_prefix,
+                    a.subnet(),
+                    policy_target,
+                    a.status(),
+                    stop.clone(),
+                )
+                .await,
             )
         }
         None => None,

@@ -1,6 +1,6 @@
 //! Network policy in the daemon (etcd mode): the policy loop ([`PolicySync`]) runs beside the
 //! lease agent and publishes into the route programmer's policy handle; the API's pod add and
-//! del write and delete this node's endpoint records through it.
+//! del write and delete this node's endpoint records through it, on the node's etcd lease.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use weft_engine::policy::SharedPolicy;
 
 use crate::api::PolicyState;
-use crate::etcd::AgentSettings;
+use crate::etcd::{AgentSettings, AgentStatus};
 use crate::policy::{Endpoint, EndpointOp, EndpointRequest, PolicySync};
 
 /// Endpoint writes waiting for the loop at most.
@@ -65,16 +65,30 @@ impl PolicyHandle {
     }
 }
 
-/// Starts the policy loop for the pods of `subnet`, publishing into `target`; returns the
-/// API's handle and the task.
+/// The node's etcd lease id as the lease agent's status changes it.
+fn lease_ids(mut agent: watch::Receiver<AgentStatus>) -> watch::Receiver<i64> {
+    let (tx, rx) = watch::channel(agent.borrow_and_update().lease_id);
+    tokio::spawn(async move {
+        while agent.changed().await.is_ok() {
+            let id = agent.borrow_and_update().lease_id;
+            tx.send_if_modified(|old| std::mem::replace(old, id) != id);
+        }
+    });
+    rx
+}
+
+/// Starts the policy loop for the pods of `subnet`, publishing into `target` and putting the
+/// node's endpoint records on the etcd lease the lease agent (`agent`) holds; returns the API's
+/// handle and the task.
 pub(crate) async fn start(
     settings: AgentSettings,
     weft_prefix: &str,
     subnet: Ipv4Net,
     target: SharedPolicy,
+    agent: watch::Receiver<AgentStatus>,
     stop: watch::Receiver<bool>,
 ) -> Result<(PolicyHandle, tokio::task::JoinHandle<()>), crate::etcd::ControlError> {
-    let sync = PolicySync::connect(settings, weft_prefix, subnet, target).await?;
+    let sync = PolicySync::connect(settings, weft_prefix, subnet, target, lease_ids(agent)).await?;
     let (tx, rx) = mpsc::channel(REQUESTS);
     let handle = PolicyHandle { requests: tx, status: sync.status(), by_interface: Mutex::default() };
     let task = tokio::spawn(sync.run(rx, super::stopped(stop)));

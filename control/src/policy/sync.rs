@@ -3,6 +3,12 @@
 //! this node and publishes it whole (one store the workers see at their next batch); it also
 //! writes and deletes this node's endpoint records for the API.
 //!
+//! This node's endpoint records are put on the node's etcd lease (the one its subnet lease is
+//! on): if the node dies, they vanish with its subnet lease, so a node that takes the subnet
+//! later never inherits records carrying the dead node's pods' labels. When the lease agent
+//! re-acquires the subnet on another etcd lease, the loop puts every record of its pods again
+//! on the new one.
+//!
 //! ```text
 //! loop { list <weft_prefix>/ -> records -> compile -> publish
 //!        watch from the list's revision + 1
@@ -11,11 +17,12 @@
 //!          compaction, etcd error -> back off, re-list }
 //! ```
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions, EventType, KeyValue, WatchOptions};
+use etcd_client::{Client, ConnectOptions, EventType, KeyValue, PutOptions, WatchOptions};
 use ipnet::Ipv4Net;
 use tokio::sync::{mpsc, watch};
 use weft_engine::policy::{PolicySet, SharedPolicy};
@@ -53,6 +60,12 @@ pub struct PolicySync {
     target: SharedPolicy,
     revision: i64,
     status: watch::Sender<PolicyState>,
+    /// The node's etcd lease id (0: none), from the lease agent.
+    lease: watch::Receiver<i64>,
+    /// The records this loop wrote (its node's pods), by key: put again when the lease changes.
+    written: BTreeMap<String, Endpoint>,
+    /// The lease changed and the records are not all on the new one yet.
+    unmoved: bool,
 }
 
 impl std::fmt::Debug for PolicySync {
@@ -65,13 +78,15 @@ impl std::fmt::Debug for PolicySync {
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 impl PolicySync {
-    /// A loop for the pods in `local`, reading under `weft_prefix` and publishing into `target`.
+    /// A loop for the pods in `local`, reading under `weft_prefix` and publishing into `target`;
+    /// it puts the node's endpoint records on the etcd lease `lease` holds (0: on none).
     /// The client connects lazily: this succeeds while etcd is down.
     pub async fn connect(
         settings: AgentSettings,
         weft_prefix: &str,
         local: Ipv4Net,
         target: SharedPolicy,
+        lease: watch::Receiver<i64>,
     ) -> Result<Self, ControlError> {
         let options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
@@ -89,6 +104,9 @@ impl PolicySync {
             target,
             revision: 0,
             status: watch::Sender::new(PolicyState::default()),
+            lease,
+            written: BTreeMap::new(),
+            unmoved: false,
         })
     }
 
@@ -154,6 +172,9 @@ impl PolicySync {
         )
         .await?;
         self.status.send_modify(|s| s.connected = true);
+        if self.unmoved {
+            self.move_records().await?;
+        }
         let endpoints = self.settings.endpoints.join(",");
         let broken = |message: String| ControlError::Etcd {
             context: format!("watch {prefix}"),
@@ -169,6 +190,10 @@ impl PolicySync {
                 Some((op, reply)) = requests.recv() => {
                     let outcome = self.write(op).await.map_err(|e| e.to_string());
                     let _ = reply.try_send(outcome);
+                }
+                Ok(()) = self.lease.changed() => {
+                    self.unmoved = true;
+                    self.move_records().await?;
                 }
                 msg = stream.message() => {
                     let resp = match msg {
@@ -197,21 +222,41 @@ impl PolicySync {
         }
     }
 
+    /// Puts every record this loop wrote again, on the node's current etcd lease.
+    async fn move_records(&mut self) -> Result<(), ControlError> {
+        let ours: Vec<Endpoint> = self.written.values().cloned().collect();
+        for e in ours {
+            self.write(EndpointOp::Put(e)).await?;
+        }
+        self.unmoved = false;
+        let lease = *self.lease.borrow();
+        tracing::info!(
+            lease = format!("{lease:x}"),
+            records = self.written.len(),
+            "endpoint records put on the node's new etcd lease"
+        );
+        Ok(())
+    }
+
     async fn write(&mut self, op: EndpointOp) -> Result<(), ControlError> {
         match op {
             EndpointOp::Put(e) => {
                 let key = self.records.keys().endpoint(&e.namespace, &e.name);
+                let lease = *self.lease.borrow();
+                let options = (lease != 0).then(|| PutOptions::new().with_lease(lease));
                 call(
                     &self.settings,
                     || format!("put {key}"),
-                    self.client.put(key.clone(), e.to_json(), None),
+                    self.client.put(key.clone(), e.to_json(), options.clone()),
                 )
                 .await?;
+                self.written.insert(key, e);
             }
             EndpointOp::Delete { namespace, name } => {
                 let key = self.records.keys().endpoint(&namespace, &name);
                 call(&self.settings, || format!("delete {key}"), self.client.delete(key.clone(), None))
                     .await?;
+                self.written.remove(&key);
             }
         }
         Ok(())
