@@ -132,6 +132,7 @@ async fn fifty_agents_fill_a_slash_20_without_collisions_and_the_rest_are_told_i
                     public_ipv6: None,
                     backend_type: network.backend.backend_type.clone(),
                     vxlan: None,
+                    wireguard: None,
                 };
                 let request = LeaseRequest { network: &network, attrs: &attrs, prefer: &[] };
                 acquire(&mut client, &settings, request, &mut table).await

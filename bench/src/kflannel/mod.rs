@@ -149,6 +149,7 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
         public_ip: opts.public_ip,
         // host-gw leases carry no VtepMAC.
         vtep_mac: vtep_mac.unwrap_or(MacAddr::ZERO),
+        wg_public_key: None,
         uplink_subnet: Some(uplink_subnet),
         subnet_file: opts.subnet_file.clone(),
         ipmasq: false,

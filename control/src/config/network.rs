@@ -20,6 +20,12 @@ pub(super) struct RawNetwork {
     #[serde(default)]
     direct_routing: bool,
     mtu: Option<Int<u32, 0, 65535>>,
+    /// wireguard: `Backend.ListenPort`.
+    listen_port: Option<u16>,
+    /// wireguard: `Backend.PSK` (base64, as `wg genpsk` prints).
+    psk: Option<String>,
+    /// wireguard: `Backend.PersistentKeepaliveInterval`, seconds.
+    persistent_keepalive_interval: Option<u16>,
 }
 
 /// Maps a flannel config key to its `[network]` TOML key.
@@ -32,15 +38,29 @@ fn toml_key(flannel_key: &str) -> &'static str {
         "Backend.VNI" => "network.vni",
         "Backend.Port" => "network.port",
         "Backend.MTU" => "network.mtu",
+        "Backend.ListenPort" => "network.listen_port",
+        "Backend.PSK" => "network.psk",
+        "Backend.PersistentKeepaliveInterval" => "network.persistent_keepalive_interval",
         _ => "network.network",
     }
 }
 
 pub(super) fn validate(raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
-    if !matches!(raw.backend.as_str(), "vxlan" | "host-gw" | "ipip") {
+    if !matches!(raw.backend.as_str(), "vxlan" | "host-gw" | "ipip" | "wireguard") {
         return Err(ConfigError::key(
             "network.backend",
-            format!("expected one of vxlan, host-gw, ipip, found {:?}", raw.backend),
+            format!("expected one of vxlan, host-gw, ipip, wireguard, found {:?}", raw.backend),
+        ));
+    }
+    let wireguard = [
+        ("network.listen_port", raw.listen_port.is_some()),
+        ("network.psk", raw.psk.is_some()),
+        ("network.persistent_keepalive_interval", raw.persistent_keepalive_interval.is_some()),
+    ];
+    if let Some((key, _)) = wireguard.iter().find(|(_, set)| *set).filter(|_| raw.backend != "wireguard") {
+        return Err(ConfigError::key(
+            *key,
+            format!("only the wireguard backend takes it, not {:?}", raw.backend),
         ));
     }
     // Build flannel's JSON and run it through the one validator, so TOML and
@@ -54,6 +74,15 @@ pub(super) fn validate(raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
     }
     if let Some(mtu) = raw.mtu {
         backend["MTU"] = mtu.get().into();
+    }
+    if let Some(port) = raw.listen_port {
+        backend["ListenPort"] = port.into();
+    }
+    if let Some(psk) = raw.psk {
+        backend["PSK"] = psk.into();
+    }
+    if let Some(secs) = raw.persistent_keepalive_interval {
+        backend["PersistentKeepaliveInterval"] = secs.into();
     }
     let mut doc = serde_json::json!({ "Network": raw.network, "Backend": backend });
     if let Some(len) = raw.subnet_len {

@@ -51,6 +51,15 @@ fn config_errors_name_the_key() {
         (with(ETCD, r#"backend = "vxlan""#, r#"backend = "udp""#), "network.backend"),
         (with(ETCD, r#"backend = "vxlan""#, "backend = \"vxlan\"\nsubnet_len = 31"), "network.subnet_len"),
         (with(ETCD, r#"mode = "etcd""#, r#"mode = "static""#), "static"),
+        (
+            with(ETCD, r#"backend = "vxlan""#, "backend = \"vxlan\"\nlisten_port = 51000"),
+            "network.listen_port",
+        ),
+        (
+            with(ETCD, r#"backend = "vxlan""#, "backend = \"wireguard\"\nlisten_port = 0"),
+            "network.listen_port",
+        ),
+        (with(ETCD, r#"backend = "vxlan""#, "backend = \"wireguard\"\npsk = \"c2hvcnQ=\""), "network.psk"),
     ];
     for (text, key) in cases {
         let err = Config::parse(&text).unwrap_err();
@@ -58,6 +67,18 @@ fn config_errors_name_the_key() {
         assert!(err.location().is_some_and(|at| at.file == "config" && at.line > 1), "{err}");
         assert!(err.to_string().contains(&format!(": {key}: ")), "{err}");
     }
+}
+
+#[test]
+fn a_wireguard_network_takes_flannels_options() {
+    let text = with(
+        ETCD,
+        r#"backend = "vxlan""#,
+        "backend = \"wireguard\"\nlisten_port = 51000\npersistent_keepalive_interval = 25\npsk = \"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=\"",
+    );
+    let wg = Config::parse(&text).unwrap().network.unwrap().backend.wireguard;
+    assert_eq!((wg.listen_port, wg.persistent_keepalive), (51000, 25));
+    assert!(wg.psk.is_some());
 }
 
 #[test]

@@ -47,6 +47,9 @@ pub enum DaemonError {
     /// The VtepMAC kept in `node.state_dir` could not be read or made.
     #[error(transparent)]
     VtepMac(#[from] super::vtep_mac::VtepMacError),
+    /// The WireGuard key kept in `node.state_dir` could not be read or made.
+    #[error(transparent)]
+    WgKey(#[from] super::wg_key::WgKeyError),
     /// A pre-start check could not read what it checks.
     #[error("start checks: {what}")]
     Preflight {

@@ -37,6 +37,7 @@ mod state;
 mod status;
 mod underlay;
 pub mod vtep_mac;
+pub mod wg_key;
 mod workers;
 
 use std::collections::BTreeSet;
@@ -115,6 +116,14 @@ fn kept_vtep_mac(state_dir: &std::path::Path) -> Result<MacAddr, DaemonError> {
     let mac = vtep_mac::load_or_create(state_dir)?;
     tracing::info!(%mac, file = %state_dir.join(vtep_mac::FILE).display(), "VTEP MAC kept in node.state_dir");
     Ok(mac)
+}
+
+/// The WireGuard key pair kept in `state_dir` (made there on the node's first start).
+fn kept_wg_key(state_dir: &std::path::Path) -> Result<wg_key::WgKeyPair, DaemonError> {
+    let pair = wg_key::load_or_create(state_dir)?;
+    let file = state_dir.join(wg_key::FILE);
+    tracing::info!(public_key = %pair.public, file = %file.display(), "WireGuard key kept in node.state_dir");
+    Ok(pair)
 }
 
 /// A future that resolves once the shutdown flag is raised.
@@ -240,8 +249,11 @@ async fn start_and_serve(
                 Some(mac) => mac,
                 None => kept_vtep_mac(&config.node.state_dir)?,
             };
+            // A wireguard lease carries our public key: settled before etcd too.
+            let wg = kept_wg_key(&config.node.state_dir)?;
             // Nothing is attached before the lease: the data plane needs our subnet.
-            let settings = AgentSettings::from_config(config, vtep_mac, opts.init_network);
+            let mut settings = AgentSettings::from_config(config, vtep_mac, opts.init_network);
+            settings.wg_public_key = Some(wg.public);
             let started = Agent::start_when_ready_reporting(settings, progress, stopped(stop.clone()));
             let Some(agent) = started.await? else {
                 tracing::info!("stopped before etcd was ready; nothing was attached");

@@ -27,7 +27,9 @@ use super::credentials::connect_options;
 use super::rollback::Rollback;
 use super::rpc::call;
 use super::{AgentSettings, ControlError, Keys, LeaseRequest, LeaseTable, OwnLease, acquire};
-use crate::flannel::{BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData};
+use crate::flannel::{
+    BackendType, LeaseAttrs, NetworkConfig, NetworkConfigError, VxlanBackendData, WireGuardBackendData,
+};
 use crate::routes::{RouteCompiler, RoutePolicy, RouteSink};
 use crate::subnet_env::SubnetEnv;
 
@@ -117,11 +119,18 @@ pub(crate) async fn network_config(
     let kv = resp.kvs().first().ok_or_else(|| ControlError::NoNetworkConfig { key: key.clone() })?;
     let network = NetworkConfig::parse(kv.value())
         .map_err(|source| ControlError::BadNetworkConfig { key: key.clone(), source })?;
-    if let BackendType::Other(name) = &network.backend.backend_type {
-        let source = NetworkConfigError {
-            key: "Backend.Type",
-            problem: format!("{name:?}: weft runs vxlan, host-gw and ipip"),
-        };
+    let refused = match &network.backend.backend_type {
+        BackendType::Other(name) => Some(format!("{name:?}: weft runs vxlan, host-gw, ipip and wireguard")),
+        BackendType::WireGuard if settings.wg_public_key.is_none() => {
+            Some("\"wireguard\" needs the node's WireGuard key, which this start did not settle".into())
+        }
+        BackendType::WireGuard => Some(
+            "\"wireguard\": this build keeps the key and the lease, but its workers do not encrypt".into(),
+        ),
+        _ => None,
+    };
+    if let Some(problem) = refused {
+        let source = NetworkConfigError { key: "Backend.Type", problem };
         return Err(ControlError::BadNetworkConfig { key, source });
     }
     Ok(network)
@@ -150,11 +159,19 @@ async fn take_lease(
 pub(crate) fn own_attrs(settings: &AgentSettings, network: &NetworkConfig) -> LeaseAttrs {
     let vxlan = (network.backend.backend_type == BackendType::Vxlan)
         .then_some(VxlanBackendData { vni: Some(network.backend.vni), vtep_mac: settings.vtep_mac });
+    let wireguard = (network.backend.backend_type == BackendType::WireGuard)
+        .then_some(settings.wg_public_key)
+        .flatten()
+        .map(|public_key| WireGuardBackendData {
+            public_key,
+            port: Some(network.backend.wireguard.listen_port),
+        });
     LeaseAttrs {
         public_ip: settings.public_ip,
         public_ipv6: None,
         backend_type: network.backend.backend_type.clone(),
         vxlan,
+        wireguard,
     }
 }
 
@@ -508,5 +525,31 @@ impl std::fmt::Debug for Agent {
             .field("own", &self.own)
             .field("leases", &self.table.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wireguard_node_publishes_its_public_key_and_listen_port_as_flannel_does() {
+        let mut settings = AgentSettings::from_config(
+            &crate::config::Config::parse(
+                "mode = \"etcd\"\n[node]\nname = \"n1\"\npublic_ip = \"198.18.0.11\"\n[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n",
+            )
+            .unwrap(),
+            crate::flannel::MacAddr::ZERO,
+            false,
+        );
+        settings.wg_public_key = Some("GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=".parse().unwrap());
+        let network = NetworkConfig::parse(
+            br#"{"Network":"198.19.0.0/16","Backend":{"Type":"wireguard","ListenPort":51000}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            own_attrs(&settings, &network).to_json(),
+            r#"{"PublicIP":"198.18.0.11","PublicIPv6":null,"BackendType":"wireguard","BackendData":{"PublicKey":"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=","Port":51000}}"#
+        );
     }
 }

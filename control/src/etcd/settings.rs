@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use crate::config::{Config, EtcdAuth, EtcdSection, EtcdTls};
-use crate::flannel::{MacAddr, NetworkConfig};
+use crate::flannel::{MacAddr, NetworkConfig, WgKey};
 
 /// Agent settings, usually [`AgentSettings::from_config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub struct AgentSettings {
     pub public_ip: Ipv4Addr,
     /// Our VtepMAC, written into vxlan leases (other backends' leases carry none).
     pub vtep_mac: MacAddr,
+    /// Our WireGuard public key, written into wireguard leases; without one a wireguard network
+    /// is refused.
+    pub wg_public_key: Option<WgKey>,
     /// Uplink L2 subnet for DirectRouting.
     pub uplink_subnet: Option<Ipv4Net>,
     /// subnet.env path.
@@ -83,6 +86,7 @@ impl AgentSettings {
             lease_ttl: config.etcd.lease_ttl,
             public_ip: config.node.public_ip,
             vtep_mac,
+            wg_public_key: None,
             uplink_subnet: config.node.uplink_subnet,
             subnet_file: config.node.subnet_file.clone(),
             ipmasq: config.node.ipmasq,

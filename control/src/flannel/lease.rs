@@ -4,7 +4,8 @@
 //! `PublicIP` (string), `PublicIPv6` (pointer, so `null` when unset — no
 //! omitempty), `BackendType` (omitempty), `BackendData` (raw JSON, omitempty),
 //! `BackendV6Data` (omitempty). The vxlan backend's data is
-//! `{"VNI":<u16>,"VtepMAC":"aa:bb:cc:dd:ee:ff"}`; host-gw and ipip write none.
+//! `{"VNI":<u16>,"VtepMAC":"aa:bb:cc:dd:ee:ff"}`; the wireguard backend's (pkg/backend/wireguard
+//! `wireguardLeaseAttrs`) is `{"PublicKey":"<base64>","Port":<u16>}`; host-gw and ipip write none.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 use super::MacAddr;
 use super::go_json::present;
+use super::wg_key::{WgKey, WgKeyParseError};
 
 /// The backend a lease (or the network config) names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,7 +26,9 @@ pub enum BackendType {
     HostGw,
     /// `"ipip"`
     Ipip,
-    /// Any other backend (`"udp"`, `"wireguard"`, …): read, never routed.
+    /// `"wireguard"`
+    WireGuard,
+    /// Any other backend (`"udp"`, `"alloc"`, …): read, never routed.
     Other(String),
 }
 
@@ -35,6 +39,7 @@ impl BackendType {
             "vxlan" => BackendType::Vxlan,
             "host-gw" => BackendType::HostGw,
             "ipip" => BackendType::Ipip,
+            "wireguard" => BackendType::WireGuard,
             other => BackendType::Other(other.to_owned()),
         }
     }
@@ -45,6 +50,7 @@ impl BackendType {
             BackendType::Vxlan => "vxlan",
             BackendType::HostGw => "host-gw",
             BackendType::Ipip => "ipip",
+            BackendType::WireGuard => "wireguard",
             BackendType::Other(s) => s,
         }
     }
@@ -65,6 +71,16 @@ pub struct VxlanBackendData {
     pub vtep_mac: MacAddr,
 }
 
+/// The wireguard backend's `BackendData`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireGuardBackendData {
+    /// `PublicKey`: the node's WireGuard public key.
+    pub public_key: WgKey,
+    /// `Port`: its listen port; flannel before v0.22 wrote none (`None`: the peer listens on
+    /// the network's `Backend.ListenPort`, as flannel assumes).
+    pub port: Option<u16>,
+}
+
 /// A decoded lease value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseAttrs {
@@ -76,6 +92,8 @@ pub struct LeaseAttrs {
     pub backend_type: BackendType,
     /// `BackendData` of a vxlan lease; `None` for other backends.
     pub vxlan: Option<VxlanBackendData>,
+    /// `BackendData` of a wireguard lease; `None` for other backends.
+    pub wireguard: Option<WireGuardBackendData>,
 }
 
 /// A lease value that cannot be used; names the field and the problem.
@@ -107,6 +125,21 @@ struct WireVxlan {
 }
 
 #[derive(Serialize)]
+struct WireWireGuard {
+    #[serde(rename = "PublicKey")]
+    public_key: String,
+    #[serde(rename = "Port")]
+    port: u16,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireData {
+    Vxlan(WireVxlan),
+    WireGuard(WireWireGuard),
+}
+
+#[derive(Serialize)]
 struct WireLease<'a> {
     #[serde(rename = "PublicIP")]
     public_ip: Ipv4Addr,
@@ -115,20 +148,28 @@ struct WireLease<'a> {
     #[serde(rename = "BackendType", skip_serializing_if = "str::is_empty")]
     backend_type: &'a str,
     #[serde(rename = "BackendData", skip_serializing_if = "Option::is_none")]
-    backend_data: Option<WireVxlan>,
+    backend_data: Option<WireData>,
 }
 
 impl LeaseAttrs {
     /// The JSON flanneld would write for these attributes, byte for byte.
-    /// A vxlan lease without a VNI writes VNI 0, as flannel's zero value would.
+    /// A vxlan lease without a VNI writes VNI 0, a wireguard lease without a port Port 0, as
+    /// flannel's zero values would.
     pub fn to_json(&self) -> String {
+        let vxlan = self.vxlan.map(|v| {
+            WireData::Vxlan(WireVxlan { vni: v.vni.unwrap_or(0), vtep_mac: v.vtep_mac.to_string() })
+        });
+        let wireguard = self.wireguard.map(|w| {
+            WireData::WireGuard(WireWireGuard {
+                public_key: w.public_key.to_string(),
+                port: w.port.unwrap_or(0),
+            })
+        });
         let wire = WireLease {
             public_ip: self.public_ip,
             public_ipv6: self.public_ipv6,
             backend_type: self.backend_type.name(),
-            backend_data: self
-                .vxlan
-                .map(|v| WireVxlan { vni: v.vni.unwrap_or(0), vtep_mac: v.vtep_mac.to_string() }),
+            backend_data: vxlan.or(wireguard),
         };
         // Serialising plain strings and integers into a String cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -136,7 +177,8 @@ impl LeaseAttrs {
 
     /// Decodes a lease value as flanneld does: field names matched
     /// case-insensitively, unknown fields ignored. `BackendData` is decoded
-    /// only for vxlan leases, where `VtepMAC` is required.
+    /// only for vxlan leases, where `VtepMAC` is required, and wireguard leases, where
+    /// `PublicKey` is.
     pub fn from_json(bytes: &[u8]) -> Result<Self, LeaseDecodeError> {
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| LeaseDecodeError::NotJson(e.to_string()))?;
@@ -184,8 +226,36 @@ impl LeaseAttrs {
             }
             _ => None,
         };
-        Ok(LeaseAttrs { public_ip, public_ipv6, backend_type, vxlan })
+        let wireguard = match (&backend_type, present(obj, "BackendData")) {
+            (BackendType::WireGuard, Some(Value::Object(data))) => Some(wireguard_data(data)?),
+            (BackendType::WireGuard, _) => {
+                return Err(bad("BackendData", "a wireguard lease needs an object with PublicKey"));
+            }
+            _ => None,
+        };
+        Ok(LeaseAttrs { public_ip, public_ipv6, backend_type, vxlan, wireguard })
     }
+}
+
+/// A wireguard lease's `BackendData` object.
+fn wireguard_data(data: &serde_json::Map<String, Value>) -> Result<WireGuardBackendData, LeaseDecodeError> {
+    let public_key = match present(data, "PublicKey") {
+        Some(Value::String(s)) => {
+            s.parse().map_err(|e: WgKeyParseError| bad("BackendData.PublicKey", format!("{s:?}: {e}")))?
+        }
+        _ => return Err(bad("BackendData.PublicKey", "missing or not a string")),
+    };
+    let port = match present(data, "Port") {
+        None => None,
+        Some(v) => {
+            let port = v
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| bad("BackendData.Port", format!("{v} is not a UDP port")))?;
+            (port != 0).then_some(port)
+        }
+    };
+    Ok(WireGuardBackendData { public_key, port })
 }
 
 #[cfg(test)]
@@ -198,7 +268,41 @@ mod tests {
             public_ipv6: None,
             backend_type: BackendType::Vxlan,
             vxlan: Some(VxlanBackendData { vni: Some(1), vtep_mac: "0a:58:c6:13:01:01".parse().unwrap() }),
+            wireguard: None,
         }
+    }
+
+    fn wireguard_lease() -> LeaseAttrs {
+        LeaseAttrs {
+            public_ip: Ipv4Addr::new(198, 18, 0, 12),
+            public_ipv6: None,
+            backend_type: BackendType::WireGuard,
+            vxlan: None,
+            wireguard: Some(WireGuardBackendData {
+                public_key: "GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=".parse().unwrap(),
+                port: Some(51820),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_wireguard_lease_is_written_as_flannel_writes_it() {
+        // flannel's newSubnetAttrs: json.Marshal(&wireguardLeaseAttrs{PublicKey, Port}) as
+        // BackendData of an IPv4 lease.
+        assert_eq!(
+            wireguard_lease().to_json(),
+            r#"{"PublicIP":"198.18.0.12","PublicIPv6":null,"BackendType":"wireguard","BackendData":{"PublicKey":"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=","Port":51820}}"#
+        );
+        assert_eq!(LeaseAttrs::from_json(wireguard_lease().to_json().as_bytes()), Ok(wireguard_lease()));
+    }
+
+    #[test]
+    fn a_wireguard_lease_of_an_old_flannel_has_no_port() {
+        let old = br#"{"PublicIP":"198.18.0.12","BackendType":"wireguard","BackendData":{"PublicKey":"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A="}}"#;
+        let lease = LeaseAttrs::from_json(old).unwrap();
+        assert_eq!(lease.wireguard.map(|w| w.port), Some(None));
+        let zero = br#"{"PublicIP":"198.18.0.12","BackendType":"wireguard","BackendData":{"PublicKey":"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=","Port":0}}"#;
+        assert_eq!(LeaseAttrs::from_json(zero), Ok(lease));
     }
 
     #[test]
@@ -230,13 +334,22 @@ mod tests {
 
     #[test]
     fn broken_leases_name_the_field() {
-        let cases: [(&[u8], &str); 4] = [
+        let cases: [(&[u8], &str); 7] = [
             (br#"{"PublicIP":"300.1.1.1"}"#, "PublicIP"),
             (br#"{"BackendType":"host-gw"}"#, "PublicIP"),
             (br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan"}"#, "BackendData"),
             (
                 br#"{"PublicIP":"1.1.1.1","BackendType":"vxlan","BackendData":{"VtepMAC":"zz"}}"#,
                 "BackendData.VtepMAC",
+            ),
+            (br#"{"PublicIP":"1.1.1.1","BackendType":"wireguard"}"#, "BackendData"),
+            (
+                br#"{"PublicIP":"1.1.1.1","BackendType":"wireguard","BackendData":{"PublicKey":"AAAA"}}"#,
+                "BackendData.PublicKey",
+            ),
+            (
+                br#"{"PublicIP":"1.1.1.1","BackendType":"wireguard","BackendData":{"PublicKey":"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=","Port":70000}}"#,
+                "BackendData.Port",
             ),
         ];
         for (json, want) in cases {

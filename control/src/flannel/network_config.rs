@@ -9,9 +9,16 @@ use serde_json::{Map, Value, json};
 
 use super::BackendType;
 use super::go_json::present;
+use super::wg_key::{Psk, WgKey, WgKeyParseError};
 
 /// The UDP port the Linux kernel's VXLAN device uses when flannel says `Port: 0`.
 pub const KERNEL_VXLAN_PORT: u16 = 8472;
+
+/// flannel's wireguard `ListenPort` default.
+pub const WIREGUARD_PORT: u16 = 51820;
+
+/// flannel's wireguard `ListenPortV6` default.
+pub const WIREGUARD_PORT_V6: u16 = 51821;
 
 /// The validated network config with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +35,7 @@ pub struct NetworkConfig {
     pub backend: BackendConfig,
 }
 
-/// `Backend {Type, VNI, Port, DirectRouting, MTU}`.
+/// `Backend {Type, VNI, Port, DirectRouting, MTU}` and the wireguard options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendConfig {
     /// `Type`; flannel's default when `Backend` is absent is `udp`.
@@ -41,6 +48,33 @@ pub struct BackendConfig {
     pub direct_routing: bool,
     /// `MTU`, when the config sets one.
     pub mtu: Option<u32>,
+    /// The wireguard backend's options (flannel's defaults for other backends).
+    pub wireguard: WireGuardOptions,
+}
+
+/// flannel's wireguard backend options (pkg/backend/wireguard `RegisterNetwork`):
+/// `ListenPort`, `ListenPortV6`, `PSK`, `PersistentKeepaliveInterval`, `Mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireGuardOptions {
+    /// `ListenPort` (51820): the UDP port we listen on, published in our lease.
+    pub listen_port: u16,
+    /// `ListenPortV6` (51821): kept for a round trip; weft runs IPv4.
+    pub listen_port_v6: u16,
+    /// `PSK`: a pre-shared key mixed into every handshake, the same on every node.
+    pub psk: Option<Psk>,
+    /// `PersistentKeepaliveInterval`, seconds (flannel multiplies the number by a second); 0 off.
+    pub persistent_keepalive: u16,
+}
+
+impl Default for WireGuardOptions {
+    fn default() -> Self {
+        WireGuardOptions {
+            listen_port: WIREGUARD_PORT,
+            listen_port_v6: WIREGUARD_PORT_V6,
+            psk: None,
+            persistent_keepalive: 0,
+        }
+    }
 }
 
 /// The config cannot be used: names the key (`Network`, `Backend.VNI`, …).
@@ -88,6 +122,46 @@ fn addr(obj: &Map<String, Value>, key: &'static str) -> Result<Option<Ipv4Addr>,
     string(obj, key, key)?
         .map(|s| s.parse().map_err(|_| bad(key, format!("{s:?} is not an IPv4 address"))))
         .transpose()
+}
+
+/// A wireguard listen port: flannel's default when absent, never 0 (a port the kernel would pick
+/// at random, which no lease could name).
+fn port_option(
+    b: &Map<String, Value>,
+    key: &'static str,
+    path: &'static str,
+    default: u16,
+) -> Result<u16, NetworkConfigError> {
+    match uint(b, key, path, u64::from(u16::MAX))? {
+        None => Ok(default),
+        Some(0) => Err(bad(path, "0 is not a port other nodes could reach; leave it out for the default")),
+        Some(p) => Ok(p as u16),
+    }
+}
+
+/// The wireguard options of `Backend`, flannel's defaults filled in.
+fn wireguard_options(b: &Map<String, Value>) -> Result<WireGuardOptions, NetworkConfigError> {
+    let listen_port = port_option(b, "ListenPort", "Backend.ListenPort", WIREGUARD_PORT)?;
+    let listen_port_v6 = port_option(b, "ListenPortV6", "Backend.ListenPortV6", WIREGUARD_PORT_V6)?;
+    let psk = match string(b, "PSK", "Backend.PSK")? {
+        None | Some("") => None,
+        Some(text) => Some(Psk(text
+            .parse::<WgKey>()
+            .map_err(|e: WgKeyParseError| bad("Backend.PSK", e.to_string()))?)),
+    };
+    let persistent_keepalive =
+        uint(b, "PersistentKeepaliveInterval", "Backend.PersistentKeepaliveInterval", 65535)?
+            .map_or(0, |n| n as u16);
+    match string(b, "Mode", "Backend.Mode")? {
+        None | Some("separate" | "auto" | "ipv4") => {}
+        Some(other) => {
+            return Err(bad(
+                "Backend.Mode",
+                format!("{other:?}: weft runs IPv4 (\"separate\", \"auto\" or \"ipv4\")"),
+            ));
+        }
+    }
+    Ok(WireGuardOptions { listen_port, listen_port_v6, psk, persistent_keepalive })
 }
 
 impl NetworkConfig {
@@ -175,6 +249,9 @@ impl NetworkConfig {
                     }
                 };
                 cfg.mtu = uint(b, "MTU", "Backend.MTU", 65535)?.map(|m| m as u32);
+                if cfg.backend_type == BackendType::WireGuard {
+                    cfg.wireguard = wireguard_options(b)?;
+                }
                 cfg
             }
             Some(other) => return Err(bad("Backend", format!("{other} is not an object"))),
@@ -191,6 +268,17 @@ impl NetworkConfig {
         }
         if self.backend.direct_routing {
             backend["DirectRouting"] = json!(true);
+        }
+        if self.backend.backend_type == BackendType::WireGuard {
+            let wg = &self.backend.wireguard;
+            backend["ListenPort"] = json!(wg.listen_port);
+            backend["ListenPortV6"] = json!(wg.listen_port_v6);
+            if let Some(Psk(psk)) = wg.psk {
+                backend["PSK"] = json!(psk.to_string());
+            }
+            if wg.persistent_keepalive != 0 {
+                backend["PersistentKeepaliveInterval"] = json!(wg.persistent_keepalive);
+            }
         }
         if let Some(mtu) = self.backend.mtu {
             backend["MTU"] = json!(mtu);
@@ -238,7 +326,14 @@ impl NetworkConfig {
 impl BackendConfig {
     /// flannel's defaults for `backend_type`: VNI 1, port 8472, no DirectRouting.
     pub fn defaults(backend_type: BackendType) -> Self {
-        BackendConfig { backend_type, vni: 1, port: KERNEL_VXLAN_PORT, direct_routing: false, mtu: None }
+        BackendConfig {
+            backend_type,
+            vni: 1,
+            port: KERNEL_VXLAN_PORT,
+            direct_routing: false,
+            mtu: None,
+            wireguard: WireGuardOptions::default(),
+        }
     }
 }
 
@@ -281,7 +376,8 @@ mod tests {
                 vni: 4096,
                 port: 4789,
                 direct_routing: true,
-                mtu: Some(1400)
+                mtu: Some(1400),
+                wireguard: WireGuardOptions::default(),
             }
         );
     }
@@ -307,10 +403,49 @@ mod tests {
             (r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":-1}}"#, "Backend.VNI"),
             (r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Port":70000}}"#, "Backend.Port"),
             (r#"{"Network":"10.244.0.0/16","Backend":{"DirectRouting":"yes"}}"#, "Backend.DirectRouting"),
+            (
+                r#"{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","ListenPort":0}}"#,
+                "Backend.ListenPort",
+            ),
+            (
+                r#"{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","ListenPort":"x"}}"#,
+                "Backend.ListenPort",
+            ),
+            (r#"{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","PSK":"c2hvcnQ="}}"#, "Backend.PSK"),
+            (r#"{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","PSK":7}}"#, "Backend.PSK"),
+            (
+                r#"{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","PersistentKeepaliveInterval":-5}}"#,
+                "Backend.PersistentKeepaliveInterval",
+            ),
+            (r#"{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","Mode":"ipv6"}}"#, "Backend.Mode"),
         ];
         for (json, key) in cases {
             assert_eq!(parse(json).map_err(|e| e.key), Err(key), "{json}");
         }
+    }
+
+    #[test]
+    fn a_wireguard_backend_gets_flannels_defaults() {
+        let c = parse(r#"{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard"}}"#).unwrap();
+        assert_eq!(c.backend.backend_type, BackendType::WireGuard);
+        assert_eq!(c.backend.wireguard, WireGuardOptions::default());
+        assert_eq!((c.backend.wireguard.listen_port, c.backend.wireguard.listen_port_v6), (51820, 51821));
+    }
+
+    #[test]
+    fn wireguard_options_are_read_with_go_case_folding() {
+        let c = parse(
+            r#"{"Network":"10.244.0.0/16","Backend":{"type":"wireguard","listenport":51000,"psk":"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=","persistentkeepaliveinterval":25,"mode":"separate"}}"#,
+        )
+        .unwrap();
+        let wg = c.backend.wireguard;
+        assert_eq!(wg.listen_port, 51000);
+        assert_eq!(wg.persistent_keepalive, 25);
+        assert_eq!(
+            wg.psk.map(|p| p.0.to_string()).as_deref(),
+            Some("GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=")
+        );
+        assert_eq!(parse(&c.to_json()).unwrap(), c);
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl RoutePolicy {
             }
             BackendType::Ipip => Ok(Via::Ipip { remote: attrs.public_ip }),
             BackendType::HostGw => Ok(Via::HostGw { gateway: attrs.public_ip }),
-            BackendType::Other(_) => Err("backend type is not one weft routes"),
+            BackendType::WireGuard | BackendType::Other(_) => Err("backend type is not one weft routes"),
         }
     }
 }
@@ -209,7 +209,13 @@ mod tests {
     fn lease(backend: BackendType, ip: [u8; 4]) -> LeaseAttrs {
         let vxlan = (backend == BackendType::Vxlan)
             .then(|| VxlanBackendData { vni: Some(1), vtep_mac: "0a:00:00:00:00:02".parse().unwrap() });
-        LeaseAttrs { public_ip: Ipv4Addr::from(ip), public_ipv6: None, backend_type: backend, vxlan }
+        LeaseAttrs {
+            public_ip: Ipv4Addr::from(ip),
+            public_ipv6: None,
+            backend_type: backend,
+            vxlan,
+            wireguard: None,
+        }
     }
 
     #[test]

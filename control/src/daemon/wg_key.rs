@@ -1,0 +1,170 @@
+//! The node's WireGuard private key: made once at random and kept in
+//! `<node.state_dir>/wg_key`, readable by its owner only (0600), so the public key in the
+//! node's lease stays the same across restarts (peers keep it in their configuration).
+//! `weft run` settles it before it touches etcd, as flanneld settles `/run/flannel/wgkey`.
+//!
+//! The file holds the key as `wg genkey` prints it (base64 and a newline), so an operator can
+//! derive the public key with `wg pubkey < wg_key`, and flannel's key file can be copied in.
+//! It is written to a temporary file in the same directory whose mode is set on the open file
+//! before the key is written, then renamed into place: it is either absent or whole, and never
+//! readable by others. A start that finds it unreadable, not a key, or readable by group or
+//! others stops rather than make another.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use crate::flannel::WgKey;
+
+/// The file's name under `node.state_dir`.
+pub const FILE: &str = "wg_key";
+
+/// The node's key pair.
+#[derive(Clone)]
+pub struct WgKeyPair {
+    /// The private key (clamped by x25519 when used).
+    pub private: StaticSecret,
+    /// The public key, published in the lease.
+    pub public: WgKey,
+}
+
+impl std::fmt::Debug for WgKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WgKeyPair {{ public: {} }}", self.public)
+    }
+}
+
+impl WgKeyPair {
+    fn from_private(bytes: [u8; 32]) -> Self {
+        let private = StaticSecret::from(bytes);
+        let public = WgKey(PublicKey::from(&private).to_bytes());
+        WgKeyPair { private, public }
+    }
+}
+
+/// Why the kept key could not be read or made.
+#[derive(Debug, thiserror::Error)]
+#[error("node.state_dir: {what} {}: {source}", path.display())]
+pub struct WgKeyError {
+    what: &'static str,
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+fn error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WgKeyError {
+    let path = path.to_owned();
+    move |source| WgKeyError { what, path, source }
+}
+
+fn invalid(path: &Path, why: String) -> WgKeyError {
+    error("cannot use", path)(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+}
+
+/// The key pair kept under `state_dir`, `None` when there is none yet.
+pub fn load(state_dir: &Path) -> Result<Option<WgKeyPair>, WgKeyError> {
+    let path = state_dir.join(FILE);
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(error("cannot read", &path)(e)),
+    };
+    let mode = file.metadata().map_err(error("cannot read", &path))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(invalid(
+            &path,
+            format!(
+                "a private key must be readable by its owner only, its mode is {:o} (chmod 600 it)",
+                mode & 0o777
+            ),
+        ));
+    }
+    let text = std::io::read_to_string(file).map_err(error("cannot read", &path))?;
+    match text.trim().parse::<WgKey>() {
+        Ok(key) => Ok(Some(WgKeyPair::from_private(key.0))),
+        Err(e) => Err(invalid(
+            &path,
+            format!("not a WireGuard private key: {e} (fix it, or remove it to make a new one)"),
+        )),
+    }
+}
+
+/// The key pair kept under `state_dir`, made (and `state_dir` created) when there is none.
+pub fn load_or_create(state_dir: &Path) -> Result<WgKeyPair, WgKeyError> {
+    if let Some(pair) = load(state_dir)? {
+        return Ok(pair);
+    }
+    std::fs::create_dir_all(state_dir).map_err(error("cannot create", state_dir))?;
+    let mut bytes: [u8; 32] = rand::random();
+    // Clamped as x25519 and `wg genkey` do, so the file reads back to the same scalar anywhere.
+    bytes[0] &= 248;
+    bytes[31] = (bytes[31] & 127) | 64;
+    let pair = WgKeyPair::from_private(bytes);
+    let path = state_dir.join(FILE);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".wg_key.")
+        .tempfile_in(state_dir)
+        .map_err(error("cannot create a file in", state_dir))?;
+    // Set on the open file before the key is in it, so no moment exists where others may read it.
+    let written = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600));
+    written
+        .and_then(|()| writeln!(tmp, "{}", WgKey(bytes)))
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(error("cannot write", tmp.path()))?;
+    if let Err(e) = tmp.persist_noclobber(&path) {
+        // Another start made it in the meantime: its key is the node's.
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            return load(state_dir)?.ok_or_else(|| error("cannot read", &path)(e.error));
+        }
+        return Err(error("cannot write", &path)(e.error));
+    }
+    std::fs::File::open(state_dir).and_then(|d| d.sync_all()).map_err(error("cannot sync", state_dir))?;
+    Ok(pair)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_made_key_is_kept_0600_and_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/state");
+        let pair = load_or_create(&state).unwrap();
+        assert_eq!(load_or_create(&state).unwrap().public, pair.public);
+        let file = state.join(FILE);
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.ends_with('\n') && text.trim().len() == 44, "{text:?}");
+        let names: Vec<_> = std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [FILE], "no temporary file is left");
+    }
+
+    #[test]
+    fn the_public_key_is_wg_pubkeys() {
+        // RFC 7748 section 6.1: Alice's private and public keys.
+        let dir = tempfile::tempdir().unwrap();
+        let private = "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=";
+        std::fs::write(dir.path().join(FILE), format!("{private}\n")).unwrap();
+        std::fs::set_permissions(dir.path().join(FILE), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let pair = load(dir.path()).unwrap().unwrap();
+        assert_eq!(pair.public.to_string(), "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=");
+    }
+
+    #[test]
+    fn a_kept_file_that_is_no_key_or_readable_by_others_stops_the_start_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE);
+        std::fs::write(&file, "garbage\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(e.starts_with("node.state_dir: cannot use ") && e.contains(FILE), "{e}");
+        assert!(e.contains("not a WireGuard private key"), "{e}");
+        std::fs::write(&file, "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("readable by its owner only") && e.contains("644"), "{e}");
+    }
+}
