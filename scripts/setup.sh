@@ -16,6 +16,7 @@ packages=(
   sockperf iperf3                                                            # real tools between lab pods (weft-bench tools)
   containernetworking-plugins podman runc busybox-static util-linux         # CNI plugin tests (host-local, podman e2e, nsenter)
   bird2                                                                      # BGP peers in the lab (lab_bgp_bird)
+  wireguard-go wireguard-tools                                               # flannel wireguard peers in the lab (wireguard-go over TUN)
 )
 for extra in "$@"; do
   case "$extra" in

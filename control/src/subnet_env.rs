@@ -45,6 +45,8 @@ impl SubnetEnv {
         let overhead = match network.backend.backend_type {
             BackendType::Vxlan => 50,
             BackendType::Ipip => 20,
+            // flannel's wireguard overhead (room for an IPv6 outer header too).
+            BackendType::WireGuard => 80,
             _ => 0,
         };
         SubnetEnv {

@@ -15,6 +15,8 @@
 //!   per-worker connection table consulted before any rule.
 //! - [`port`]: the [`port::Port`] trait and its AF_XDP, AF_PACKET and in-memory
 //!   implementations, the frame pool over a shared UMEM, the XDP filter loader.
+//! - [`wireguard`]: flannel's wireguard backend in the workers (boringtun's WireGuard protocol,
+//!   one owning worker per peer).
 //! - [`worker`]: pinned poll-mode workers, the [`worker::FrameProcessor`]
 //!   contract, per-worker counters and the cross-worker handoff ring.
 //!
@@ -28,4 +30,5 @@ pub mod neighbour;
 pub mod pipeline;
 pub mod policy;
 pub mod port;
+pub mod wireguard;
 pub mod worker;

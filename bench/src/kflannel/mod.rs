@@ -1,5 +1,6 @@
-//! `weft-lab kflannel`: a node agent that behaves as flanneld's vxlan and host-gw backends
-//! do, on the wire and in etcd, with the Linux kernel as the data path. The lab runs it
+//! `weft-lab kflannel`: a node agent that behaves as flanneld's vxlan, host-gw and wireguard
+//! backends do, on the wire and in etcd, with the Linux kernel (and wireguard-go for
+//! WireGuard, `wireguard.rs`) as the data path. The lab runs it
 //! inside a kernel node's namespace; it is the peer that proves weft's wire compatibility.
 //!
 //! ```text
@@ -12,6 +13,7 @@
 
 pub mod device;
 pub mod sink;
+pub mod wireguard;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -125,6 +127,12 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
     let uplink_subnet = device::subnet_of(&opts.uplink, opts.public_ip)?;
     let network = network_config(&opts).await?;
     let vxlan = network.backend.backend_type == BackendType::Vxlan;
+    let wg = if network.backend.backend_type == BackendType::WireGuard {
+        let dir = opts.subnet_file.parent().unwrap_or(std::path::Path::new("."));
+        Some(wireguard::WgDevice::start(dir, &network.backend.wireguard, uplink_mtu)?)
+    } else {
+        None
+    };
     let vtep_mac = if vxlan {
         let dev = device::VxlanDevice {
             vni: network.backend.vni,
@@ -136,8 +144,8 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
         Some(device::ensure_vxlan(&dev)?)
     } else {
         anyhow::ensure!(
-            network.backend.backend_type == BackendType::HostGw,
-            "backend {} is not one the kernel node runs (vxlan, host-gw)",
+            matches!(network.backend.backend_type, BackendType::HostGw | BackendType::WireGuard),
+            "backend {} is not one the kernel node runs (vxlan, host-gw, wireguard)",
             network.backend.backend_type.name()
         );
         None
@@ -149,7 +157,7 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
         public_ip: opts.public_ip,
         // host-gw leases carry no VtepMAC.
         vtep_mac: vtep_mac.unwrap_or(MacAddr::ZERO),
-        wg_public_key: None,
+        wg_public_key: wg.as_ref().map(|d| d.public_key),
         uplink_subnet: Some(uplink_subnet),
         subnet_file: opts.subnet_file.clone(),
         ipmasq: false,
@@ -164,10 +172,17 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
     if vxlan {
         device::configure(network.backend.vni, agent.subnet())?;
     }
+    if let Some(dev) = &wg {
+        dev.configure(agent.subnet(), network.network)?;
+    }
     if opts.no_routes {
         agent.run(&mut NoRoutes, shutdown_signal()).await?;
     } else {
-        agent.run(&mut KernelSink::new(&opts.uplink), shutdown_signal()).await?;
+        let mut sink = KernelSink::new(&opts.uplink);
+        if let Some(dev) = &wg {
+            sink = sink.with_wireguard(dev.psk_file.clone(), dev.keepalive);
+        }
+        agent.run(&mut sink, shutdown_signal()).await?;
     }
     Ok(())
 }

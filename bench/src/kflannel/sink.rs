@@ -6,6 +6,8 @@
 //!                bridge fdb replace <VtepMAC> dev flannel.1 dst <PublicIP> self permanent
 //!                ip route replace <subnet> via <subnet>.0 dev flannel.1 onlink
 //! host-gw:       ip route replace <subnet> via <PublicIP> dev <uplink>
+//! wireguard:     wg set flannel-wg peer <PublicKey> endpoint <PublicIP>:<Port> allowed-ips <subnet>
+//!                (remove: wg set flannel-wg peer <PublicKey> remove)
 //! remove:        the same entries deleted (ARP, FDB, route: flannel's order)
 //! ```
 //! One batch runs as at most three processes (`ip -batch`, `bridge -batch`, `ip -batch`),
@@ -26,6 +28,8 @@ use super::device::vxlan_name;
 #[derive(Debug)]
 pub struct KernelSink {
     uplink: String,
+    /// The wireguard backend's pre-shared key file and persistent keepalive, when it runs.
+    wireguard: Option<(Option<std::path::PathBuf>, u16)>,
     installed: RouteTable,
     /// Batches applied, and batches in which some command failed.
     pub batches: u64,
@@ -42,6 +46,8 @@ pub struct Scripts {
     pub fdb: String,
     /// `ip -batch`: routes.
     pub route: String,
+    /// `wg set flannel-wg` argument lists, one per peer change.
+    pub wg: Vec<Vec<String>>,
 }
 
 fn vtep_ip(subnet: Ipv4Net) -> std::net::Ipv4Addr {
@@ -51,7 +57,19 @@ fn vtep_ip(subnet: Ipv4Net) -> std::net::Ipv4Addr {
 impl KernelSink {
     /// A sink for a node whose uplink is `uplink`.
     pub fn new(uplink: &str) -> Self {
-        KernelSink { uplink: uplink.to_owned(), installed: BTreeMap::new(), batches: 0, failed_batches: 0 }
+        KernelSink {
+            uplink: uplink.to_owned(),
+            wireguard: None,
+            installed: BTreeMap::new(),
+            batches: 0,
+            failed_batches: 0,
+        }
+    }
+
+    /// Peers go into wireguard-go's device, with this pre-shared key file and keepalive.
+    pub fn with_wireguard(mut self, psk_file: Option<std::path::PathBuf>, keepalive: u16) -> Self {
+        self.wireguard = Some((psk_file, keepalive));
+        self
     }
 
     /// The routes installed so far.
@@ -60,6 +78,9 @@ impl KernelSink {
     }
 
     fn undo(s: &mut Scripts, subnet: Ipv4Net, old: &Via, keep_neigh: bool) {
+        if let Via::WireGuard { public_key, .. } = *old {
+            s.wg.push(vec!["peer".into(), public_key.to_string(), "remove".into()]);
+        }
         if let Via::Vxlan { remote, vtep_mac, vni, .. } = *old {
             let dev = vxlan_name(vni);
             if !keep_neigh {
@@ -75,10 +96,14 @@ impl KernelSink {
         for delta in batch {
             match *delta {
                 RouteDelta::Remove(subnet) => {
-                    if let Some(old) = self.installed.remove(&subnet) {
+                    let old = self.installed.remove(&subnet);
+                    if let Some(old) = old {
                         Self::undo(&mut s, subnet, &old, false);
                     }
-                    let _ = writeln!(s.route, "route del {subnet}");
+                    // A wireguard peer's subnet is routed by the one network route into the device.
+                    if !matches!(old, Some(Via::WireGuard { .. })) {
+                        let _ = writeln!(s.route, "route del {subnet}");
+                    }
                 }
                 RouteDelta::Upsert(spec) => {
                     let subnet = spec.subnet;
@@ -114,6 +139,23 @@ impl KernelSink {
                             tracing::warn!(%subnet, %remote, "ipip lease ignored: the kernel node has no ipip device");
                             continue;
                         }
+                        Via::WireGuard { remote, port, public_key } => {
+                            let Some((psk, keepalive)) = &self.wireguard else {
+                                tracing::warn!(%subnet, %remote, "wireguard lease ignored: this node runs no wireguard device");
+                                continue;
+                            };
+                            if let Some(old) = old {
+                                Self::undo(&mut s, subnet, &old, false);
+                            }
+                            s.wg.push(super::wireguard::peer_args(
+                                public_key,
+                                remote,
+                                port,
+                                subnet,
+                                psk.as_deref(),
+                                *keepalive,
+                            ));
+                        }
                     }
                     self.installed.insert(subnet, spec.via);
                 }
@@ -139,7 +181,15 @@ fn run_batch(program: &str, script: &str) -> bool {
 impl RouteSink for KernelSink {
     fn apply(&mut self, batch: &[RouteDelta]) {
         let s = self.scripts(batch);
-        let ok = run_batch("ip", &s.neigh) & run_batch("bridge", &s.fdb) & run_batch("ip", &s.route);
+        let mut ok = run_batch("ip", &s.neigh) & run_batch("bridge", &s.fdb) & run_batch("ip", &s.route);
+        for args in &s.wg {
+            let mut all = vec!["set", super::wireguard::DEVICE];
+            all.extend(args.iter().map(String::as_str));
+            if let Err(e) = cmd::run("wg", &all) {
+                tracing::error!("{e}");
+                ok = false;
+            }
+        }
         self.batches += 1;
         if !ok {
             self.failed_batches += 1;

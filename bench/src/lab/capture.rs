@@ -207,6 +207,13 @@ impl Capture {
         Ok(Capture { record, file })
     }
 
+    /// Stops tcpdump (it flushes on SIGTERM) and returns every frame it saw (its first 256
+    /// bytes), unclassified.
+    pub fn finish_raw(self) -> Result<Vec<Vec<u8>>, LabError> {
+        supervise::stop(&self.record, Duration::from_secs(5));
+        read_pcap(&self.file)
+    }
+
     /// Stops tcpdump (it flushes on SIGTERM) and returns every frame it saw, classified.
     pub fn finish(self, vxlan_ports: &[u16]) -> Result<Vec<Seen>, LabError> {
         supervise::stop(&self.record, Duration::from_secs(5));

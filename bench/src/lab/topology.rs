@@ -56,6 +56,9 @@ pub enum Backend {
     /// (every lab node shares the underlay bridge, so all of them), VXLAN to the others.
     /// weft nodes only (the kernel node agent runs plain vxlan and host-gw).
     VxlanDirectRouting,
+    /// flannel wireguard: WireGuard in UDP 51820; kernel nodes run wireguard-go over TUN
+    /// configured as flanneld configures its `flannel-wg` device.
+    WireGuard,
 }
 
 impl Backend {
@@ -66,6 +69,7 @@ impl Backend {
             Backend::HostGw => "host-gw",
             Backend::Ipip => "ipip",
             Backend::VxlanDirectRouting => "vxlan",
+            Backend::WireGuard => "wireguard",
         }
     }
 
@@ -85,8 +89,9 @@ impl Backend {
             "host-gw" => Ok(Backend::HostGw),
             "ipip" => Ok(Backend::Ipip),
             "vxlan-direct-routing" => Ok(Backend::VxlanDirectRouting),
+            "wireguard" => Ok(Backend::WireGuard),
             _ => Err(LabError::Spec(format!(
-                "backend {s:?} is not one of vxlan, host-gw, ipip, vxlan-direct-routing"
+                "backend {s:?} is not one of vxlan, host-gw, ipip, vxlan-direct-routing, wireguard"
             ))),
         }
     }
@@ -97,6 +102,8 @@ impl Backend {
             Backend::Vxlan | Backend::VxlanDirectRouting => 50,
             Backend::Ipip => 20,
             Backend::HostGw => 0,
+            // flannel's wireguard device MTU (room for an IPv6 outer header).
+            Backend::WireGuard => 80,
         }
     }
 
@@ -319,7 +326,9 @@ mod tests {
 
     #[test]
     fn the_lab_network_config_is_what_flannel_and_weft_read() {
-        for backend in [Backend::Vxlan, Backend::HostGw, Backend::Ipip, Backend::VxlanDirectRouting] {
+        for backend in
+            [Backend::Vxlan, Backend::HostGw, Backend::Ipip, Backend::VxlanDirectRouting, Backend::WireGuard]
+        {
             let json = backend.network_config_json();
             let parsed = weft_control::flannel::NetworkConfig::parse(json.as_bytes()).unwrap();
             assert_eq!(parsed.network, POD_NETWORK);

@@ -14,7 +14,7 @@ use ipnet::Ipv4Net;
 
 use super::state::{LabState, NodeState, PodState};
 use super::supervise::{spawn_in, wait_for};
-use super::topology::{ETCD_IP, ETCD_PREFIX, LabSpec, NodeKind, NodeSpec, Plan, UPLINK};
+use super::topology::{Backend, ETCD_IP, ETCD_PREFIX, LabSpec, NodeKind, NodeSpec, Plan, UPLINK};
 use super::weft_config::{self, WeftNodeConfig};
 use super::{LabError, cmd, etcd, wiring};
 
@@ -246,13 +246,23 @@ pub fn has_route(ns: &str, subnet: Ipv4Net) -> bool {
     cmd::ip_in(ns, &["route", "show", "exact", &subnet.to_string()]).is_ok_and(|out| !out.trim().is_empty())
 }
 
+/// Does kernel node `ns`'s wireguard device have a peer for `subnet` (flannel routes the whole
+/// network into the device, so a subnet is reachable once its peer's AllowedIPs hold it)?
+pub fn has_wireguard_peer(ns: &str, subnet: Ipv4Net) -> bool {
+    cmd::exec_in(ns, "wg", &["show", crate::kflannel::wireguard::DEVICE, "allowed-ips"])
+        .is_ok_and(|out| out.split_whitespace().any(|w| w == subnet.to_string()))
+}
+
 fn wait_converged(state: &LabState, spec: &LabSpec) -> Result<(), LabError> {
     let started: Vec<&NodeState> =
         state.nodes.iter().filter(|n| spec.nodes[n.index - 1].start.is_some()).collect();
     for node in started.iter().filter(|n| n.kind == NodeKind::Kernel) {
         for other in started.iter().filter(|o| o.index != node.index) {
             let what = format!("n{} to route n{}'s subnet {}", node.index, other.index, other.subnet);
-            wait_for(&what, CONVERGE_TIMEOUT, || has_route(&node.ns, other.subnet))?;
+            wait_for(&what, CONVERGE_TIMEOUT, || match spec.backend {
+                Backend::WireGuard => has_wireguard_peer(&node.ns, other.subnet),
+                _ => has_route(&node.ns, other.subnet),
+            })?;
         }
     }
     Ok(())

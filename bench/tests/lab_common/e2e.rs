@@ -58,6 +58,7 @@ impl Wire {
             Backend::Vxlan => Wire::Vxlan,
             Backend::Ipip => Wire::Ipip,
             Backend::HostGw | Backend::VxlanDirectRouting => Wire::Bare,
+            Backend::WireGuard => panic!("WireGuard's wire is encrypted: lab_wireguard.rs checks it itself"),
         }
     }
 
@@ -266,6 +267,9 @@ pub fn a_lease_reaches_every_weft_node_and_leaves(lab: &Lab) -> Vec<String> {
             r#","BackendData":{"VNI":1,"VtepMAC":"0a:58:c6:12:00:c8"}"#
         }
         Backend::HostGw | Backend::Ipip => "",
+        Backend::WireGuard => {
+            r#","BackendData":{"PublicKey":"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=","Port":51820}"#
+        }
     };
     let lease = format!(
         r#"{{"PublicIP":"{PROBE_PUBLIC_IP}","PublicIPv6":null,"BackendType":"{}"{data}}}"#,

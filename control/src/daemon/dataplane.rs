@@ -21,6 +21,7 @@ use weft_engine::pipeline::{
     ExceptionPort, IcmpRateLimit, MacLearnQueue, NodeConfig, PathCounts, Pipeline, PipelineConfig, PodPort,
     RouteProgrammer, RouteUpdate, TunnelOptions, UNLEARNED_MAC,
 };
+use weft_engine::wireguard::WgSettings;
 use weft_engine::worker::{PortId, WorkerId};
 
 use super::DaemonError;
@@ -68,6 +69,7 @@ impl Forwarding {
         network: &NetworkConfig,
         subnet: Ipv4Net,
         vtep_mac: Option<MacAddr>,
+        wg: Option<&super::wg_key::WgKeyPair>,
     ) -> Result<Self, DaemonError> {
         let uplink = config.uplink.as_ref().ok_or(DaemonError::NoUplink)?;
         let ifname = uplink.interface.as_str();
@@ -101,8 +103,28 @@ impl Forwarding {
             "route programmer"
         );
         let fib = FibWriter::new(FibConfig::default());
-        let programmer =
+        let mut programmer =
             RouteProgrammer::new(fib, node, Arc::new(NeighbourTable::new(NEIGHBOURS, NEIGHBOURS)))?;
+        let wireguard = match (&backend.backend_type, wg) {
+            (BackendType::WireGuard, Some(pair)) => {
+                let opts = &backend.wireguard;
+                programmer.enable_wireguard(WgSettings {
+                    private_key: pair.private.to_bytes(),
+                    listen_port: opts.listen_port,
+                    psk: opts.psk.map(|p| p.0.0),
+                    persistent_keepalive: opts.persistent_keepalive,
+                    workers: u16::try_from(uplink.queues).unwrap_or(1),
+                });
+                tracing::info!(listen_port = opts.listen_port, public_key = %pair.public, "wireguard backend");
+                Some(opts.listen_port)
+            }
+            (BackendType::WireGuard, None) => {
+                return Err(DaemonError::Preflight {
+                    what: "the wireguard backend needs the node's WireGuard key".into(),
+                });
+            }
+            _ => None,
+        };
         let base = PipelineConfig {
             uplink: UPLINK_PORT,
             uplink_mac,
@@ -117,6 +139,7 @@ impl Forwarding {
             }),
             // BGP mode sends off-subnet routes over IP-in-IP, so it takes IP-in-IP in too.
             ipip: backend.backend_type == BackendType::Ipip || config.bgp.is_some(),
+            wireguard,
             exception: None,
             pods: Vec::new(),
             worker: WorkerId(0),
@@ -141,7 +164,10 @@ impl Forwarding {
         exception: Option<ExceptionPort>,
         host_worker: Option<WorkerId>,
     ) -> Pipeline {
-        let handles = lock(&self.programmer).handles();
+        let programmer = lock(&self.programmer);
+        let mut handles = programmer.handles();
+        handles.wireguard = programmer.wireguard_worker(worker);
+        drop(programmer);
         let mut cfg = self.base.clone();
         cfg.exception = exception;
         cfg.worker = worker;

@@ -236,12 +236,12 @@ async fn start_and_serve(
     stop: watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(), DaemonError> {
-    let (subnet, network, agent) = match config.mode {
+    let (subnet, network, agent, wg) = match config.mode {
         Mode::Static => {
             let subnet = config.static_routes.as_ref().map(|s| s.subnet).ok_or(DaemonError::NoUplink)?;
             let network = config.network.clone().ok_or(DaemonError::NoUplink)?;
             let _ = shared.static_subnet.set(subnet);
-            (subnet, network, None)
+            (subnet, network, None, None)
         }
         Mode::Etcd => {
             // The lease carries our VtepMAC: it is settled before etcd is touched.
@@ -260,14 +260,14 @@ async fn start_and_serve(
                 return Ok(());
             };
             let _ = shared.agent.set(agent.status());
-            (agent.subnet(), agent.network().clone(), Some(agent))
+            (agent.subnet(), agent.network().clone(), Some(agent), Some(wg))
         }
     };
     let _ = shared.backend.set(network.backend.backend_type.to_string());
     shared.set_phase(Phase::Attaching);
     // In static mode without node.vtep_mac, the data plane takes the uplink's MAC.
     let vtep_mac = agent.as_ref().map(|a| a.settings().vtep_mac).or(config.node.vtep_mac);
-    let attached = attach(config, shared, subnet, &network, vtep_mac).await;
+    let attached = attach(config, shared, subnet, &network, vtep_mac, wg.as_ref()).await;
     let attached = match (attached, &config.bgp) {
         (Ok((sink, learned, programmer)), Some(section)) => {
             bgp_speaker(config, section, subnet, shared).map(|s| (sink, learned, programmer, Some(s)))
@@ -380,9 +380,10 @@ async fn attach(
     subnet: ipnet::Ipv4Net,
     network: &crate::flannel::NetworkConfig,
     vtep_mac: Option<MacAddr>,
+    wg: Option<&wg_key::WgKeyPair>,
 ) -> Result<(RouteTableSink, Arc<MacLearnQueue>, dataplane::SharedProgrammer), DaemonError> {
     let uplink = config.uplink.clone().ok_or(DaemonError::NoUplink)?;
-    let fwd = Forwarding::new(config, network, subnet, vtep_mac)?;
+    let fwd = Forwarding::new(config, network, subnet, vtep_mac, wg)?;
     let programmer = fwd.programmer().clone();
     let mut sink = RouteTableSink::new(shared.routes.clone(), programmer.clone());
     if config.mode == Mode::Static {
@@ -401,7 +402,11 @@ async fn attach(
     }
     let params = FilterParams {
         public_ip: config.node.public_ip,
-        vxlan_port: (network.backend.backend_type == BackendType::Vxlan).then_some(network.backend.port),
+        vxlan_port: match network.backend.backend_type {
+            BackendType::Vxlan => Some(network.backend.port),
+            BackendType::WireGuard => Some(network.backend.wireguard.listen_port),
+            _ => None,
+        },
         pod_subnet: Some((subnet.network(), subnet.prefix_len())),
     };
     tracing::info!(

@@ -78,6 +78,7 @@ fn kind(via: &Via) -> &'static str {
         Via::Vxlan { .. } => "vxlan",
         Via::Ipip { .. } => "ipip",
         Via::HostGw { .. } => "host-gw",
+        Via::WireGuard { .. } => "wireguard",
     }
 }
 

@@ -124,9 +124,6 @@ pub(crate) async fn network_config(
         BackendType::WireGuard if settings.wg_public_key.is_none() => {
             Some("\"wireguard\" needs the node's WireGuard key, which this start did not settle".into())
         }
-        BackendType::WireGuard => Some(
-            "\"wireguard\": this build keeps the key and the lease, but its workers do not encrypt".into(),
-        ),
         _ => None,
     };
     if let Some(problem) = refused {

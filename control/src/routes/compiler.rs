@@ -46,7 +46,15 @@ impl RoutePolicy {
             }
             BackendType::Ipip => Ok(Via::Ipip { remote: attrs.public_ip }),
             BackendType::HostGw => Ok(Via::HostGw { gateway: attrs.public_ip }),
-            BackendType::WireGuard | BackendType::Other(_) => Err("backend type is not one weft routes"),
+            BackendType::WireGuard => {
+                let data = attrs.wireguard.ok_or("wireguard lease without BackendData")?;
+                Ok(Via::WireGuard {
+                    remote: attrs.public_ip,
+                    port: data.port.unwrap_or(self.backend.wireguard.listen_port),
+                    public_key: data.public_key,
+                })
+            }
+            BackendType::Other(_) => Err("backend type is not one weft routes"),
         }
     }
 }

@@ -49,6 +49,9 @@ pub fn route_update(delta: &RouteDelta) -> Result<RouteUpdate, RouteConvertError
                 },
                 Via::Ipip { remote } => EngineVia::Ipip { remote },
                 Via::HostGw { gateway } => EngineVia::HostGw { node: gateway },
+                Via::WireGuard { remote, port, public_key } => {
+                    EngineVia::WireGuard { remote, port, public_key: public_key.0 }
+                }
             };
             RouteUpdate::Remote(RemoteRoute { prefix: prefix(spec.subnet)?, via })
         }
@@ -120,6 +123,10 @@ mod tests {
             ),
             (Via::Ipip { remote }, EngineVia::Ipip { remote }),
             (Via::HostGw { gateway: remote }, EngineVia::HostGw { node: remote }),
+            (
+                Via::WireGuard { remote, port: 51820, public_key: crate::flannel::WgKey([7; 32]) },
+                EngineVia::WireGuard { remote, port: 51820, public_key: [7; 32] },
+            ),
         ];
         for (via, engine) in cases {
             let u = route_update(&RouteDelta::Upsert(RouteSpec { subnet, via })).unwrap();

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::flannel::MacAddr;
+use crate::flannel::{MacAddr, WgKey};
 
 /// How to reach a remote node's pod subnet. Each maps onto one engine next-hop kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,13 +31,22 @@ pub enum Via {
         /// The remote node's PublicIP, resolved by ARP on the uplink.
         gateway: Ipv4Addr,
     },
+    /// WireGuard transport messages to the node's endpoint (flannel's wireguard backend).
+    WireGuard {
+        /// The remote node's PublicIP.
+        remote: Ipv4Addr,
+        /// Its listen port.
+        port: u16,
+        /// Its public key.
+        public_key: WgKey,
+    },
 }
 
 impl Via {
     /// The remote node's underlay address, whatever the encapsulation.
     pub fn node_ip(&self) -> Ipv4Addr {
         match *self {
-            Via::Vxlan { remote, .. } | Via::Ipip { remote } => remote,
+            Via::Vxlan { remote, .. } | Via::Ipip { remote } | Via::WireGuard { remote, .. } => remote,
             Via::HostGw { gateway } => gateway,
         }
     }
@@ -51,6 +60,9 @@ impl fmt::Display for Via {
             }
             Via::Ipip { remote } => write!(f, "ipip {remote}"),
             Via::HostGw { gateway } => write!(f, "host-gw {gateway}"),
+            Via::WireGuard { remote, port, public_key } => {
+                write!(f, "wireguard {remote}:{port} key {public_key}")
+            }
         }
     }
 }

@@ -60,7 +60,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-pub use next_hop::{IpipNextHop, MacAddr, NextHop, NextHopId, NextHopTable, VxlanNextHop};
+pub use next_hop::{IpipNextHop, MacAddr, NextHop, NextHopId, NextHopTable, VxlanNextHop, WgNextHop};
 pub use prefix::{Ipv4Prefix, PrefixError};
 pub use reader::{FibReader, NextHopSnapshot};
 #[cfg(any(test, feature = "test-support"))]

@@ -67,6 +67,24 @@ pub struct IpipNextHop {
     pub resolved: bool,
 }
 
+/// Where a WireGuard-encrypted packet goes: a remote node's peer slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WgNextHop {
+    /// The peer's slot id in every worker's `wireguard::PeerTable`.
+    pub peer: u16,
+    /// The worker that owns the peer's session (a `worker::WorkerId`): others hand it the
+    /// packet to encrypt.
+    pub owner: u16,
+    /// The outer destination MAC: `underlay`'s resolved MAC.
+    pub dst_mac: MacAddr,
+    /// The underlay next hop (see [`VxlanNextHop::underlay`]).
+    pub underlay: Ipv4Addr,
+    /// Its neighbour-table slot.
+    pub slot: NeighbourSlot,
+    /// Whether `dst_mac` is resolved.
+    pub resolved: bool,
+}
+
 /// What to do with a packet whose destination matched a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextHop {
@@ -84,6 +102,8 @@ pub enum NextHop {
     Vxlan(VxlanNextHop),
     /// Encapsulate in IP-in-IP towards another node.
     Ipip(IpipNextHop),
+    /// Encrypt in a WireGuard transport message towards another node.
+    WireGuard(WgNextHop),
     /// Forward unencapsulated via another node on the same L2 segment (host-gw, or
     /// DirectRouting/CrossSubnet) whose MAC is not known yet: the pipeline asks the control
     /// side to resolve `node` and drops the packet as `neighbour_unresolved`.

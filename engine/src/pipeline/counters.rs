@@ -76,6 +76,18 @@ paths! {
     ConntrackNew = "conntrack_new", "new connections to or from policy-isolated pods allowed and tracked";
     /// Tracked connections evicted from a full connection-table bucket.
     ConntrackEvictions = "conntrack_evictions", "tracked connections evicted by a new one from a full connection-table bucket";
+    /// Pod to a remote pod, encrypted in a WireGuard transport message.
+    WgEncrypt = "wg_encrypt", "pod to remote pod, encrypted in a WireGuard transport message";
+    /// A WireGuard transport message decrypted and delivered to a pod.
+    WgDecrypt = "wg_decrypt", "WireGuard transport message from a peer decrypted and delivered to a pod";
+    /// A handshake initiation sent in place of a packet for a peer without a session.
+    WgInitiation = "wg_initiation", "WireGuard handshake initiation sent for a packet to a peer without a session (the packet dropped, never sent in clear)";
+    /// A handshake response or cookie reply sent back to a peer.
+    WgReply = "wg_reply", "WireGuard handshake response, cookie reply or keepalive sent back to a peer";
+    /// Timer messages sent (initiation retries, rekeys, keepalives).
+    WgTimer = "wg_timer", "WireGuard message sent by a timer (handshake retry, rekey, keepalive)";
+    /// Frames handed to the worker owning a peer's session.
+    WgHandoff = "wg_handoff", "frame handed to the worker that owns its WireGuard peer's session";
 }
 
 /// A batch's counts, before publication.

@@ -16,16 +16,18 @@ use weft_encap::{MacAddr, Span};
 use super::counters::PathCounter;
 use super::host_flows::{FlowKey, HostFlows};
 use super::{Origin, PipelineConfig, PortRole, Routed, State, UNLEARNED_MAC, icmp, is_node_address};
-use crate::fib::NextHop;
 use crate::fib::next_hop::NeighbourSlot;
+use crate::fib::{NextHop, WgNextHop};
 use crate::neighbour::NeighbourTable;
 use crate::policy::{Packet, PolicySet};
 use crate::port::FrameMut;
+use crate::wireguard::Sealed;
 use crate::worker::{DropReason, PortId, Verdict, WorkerId};
 
 /// Bytes of IPv4 each remote path adds in front of the inner IPv4 packet.
 const VXLAN_OVERHEAD: u16 = weft_encap::tunnel::vxlan::OVERHEAD as u16;
 const IPIP_OVERHEAD: u16 = weft_encap::tunnel::ipip::OVERHEAD as u16;
+const WG_OVERHEAD: u16 = crate::wireguard::OVERHEAD;
 
 /// Everything stage 3 reads, for one batch.
 #[derive(Debug)]
@@ -167,6 +169,7 @@ impl<'a> Forwarder<'a> {
             NextHop::Direct { slot, .. } => (0, *slot, PathCounter::Direct),
             NextHop::Vxlan(h) => (VXLAN_OVERHEAD, h.slot, PathCounter::VxlanEncap),
             NextHop::Ipip(h) => (IPIP_OVERHEAD, h.slot, PathCounter::IpipEncap),
+            NextHop::WireGuard(h) => (WG_OVERHEAD, h.slot, PathCounter::WgEncrypt),
             NextHop::HostGw { node } => return self.unresolved(*node, st),
             _ => return Verdict::Drop(DropReason::NoRoute),
         };
@@ -181,10 +184,21 @@ impl<'a> Forwarder<'a> {
         match remote {
             NextHop::Vxlan(h) if !h.resolved => return self.unresolved(h.underlay, st),
             NextHop::Ipip(h) if !h.resolved => return self.unresolved(h.underlay, st),
+            NextHop::WireGuard(h) if !h.resolved => return self.unresolved(h.underlay, st),
             _ => {}
         }
         self.touch(slot);
         decrement_ttl(f);
+        if let NextHop::WireGuard(h) = remote {
+            if r.origin == Origin::Exception {
+                st.totals.bump(PathCounter::ExceptionToRemote);
+            }
+            if WorkerId(h.owner) != self.cfg.worker {
+                st.totals.bump(PathCounter::WgHandoff);
+                return Verdict::Handoff { worker: WorkerId(h.owner), port: crate::wireguard::SEAL_PORT };
+            }
+            return seal(self.cfg, h, f, st);
+        }
         let span = Span::new(f.offset(), f.len());
         let out = match remote {
             NextHop::Direct { mac, .. } => {
@@ -360,5 +374,23 @@ impl<'a> Forwarder<'a> {
             IcmpError::FragmentationNeeded { .. } => PathCounter::IcmpFragNeeded,
         });
         Verdict::Tx(self.rx_port)
+    }
+}
+
+/// Encrypts the routed (TTL already decremented) frame `f` for the WireGuard peer of `h`, whose
+/// session this worker owns, and sends it on the uplink.
+pub(crate) fn seal(cfg: &PipelineConfig, h: &WgNextHop, f: &mut FrameMut<'_>, st: &mut State) -> Verdict {
+    let Some(wg) = st.wg.as_mut() else { return Verdict::Drop(DropReason::EncapFailed) };
+    st.ident = st.ident.wrapping_add(1);
+    match wg.seal(h, f, (cfg.uplink_mac, cfg.public_ip), st.ident) {
+        Ok(Sealed::Transport) => {
+            st.totals.bump(PathCounter::WgEncrypt);
+            Verdict::Tx(cfg.uplink)
+        }
+        Ok(Sealed::Initiation) => {
+            st.totals.bump(PathCounter::WgInitiation);
+            Verdict::Tx(cfg.uplink)
+        }
+        Err(reason) => Verdict::Drop(reason),
     }
 }

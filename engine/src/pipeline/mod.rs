@@ -73,9 +73,10 @@ pub use programmer::{
     TunnelOptions, Via,
 };
 
-use crate::fib::{FibReader, Ipv4Prefix, NextHopId};
+use crate::fib::{FibReader, Ipv4Prefix, NextHop, NextHopId};
 use crate::policy::{Enforcer, Packet, PolicySet, SharedPolicy};
 use crate::port::{Frame, FrameMut, FramePool};
+use crate::wireguard::{Opened, WgWorker};
 use crate::worker::{DropReason, FrameProcessor, PortId, Verdict, WorkerId};
 
 /// Largest batch processed in one pass (larger batches are processed in chunks).
@@ -125,6 +126,9 @@ pub struct PipelineConfig {
     pub vxlan: Option<VxlanDecapConfig>,
     /// Whether IPIP to our PublicIP is accepted.
     pub ipip: bool,
+    /// The WireGuard listen port, if this node runs flannel's wireguard backend: UDP to it at
+    /// our PublicIP goes to the worker's [`WgWorker`] (which the pipeline's handles carry).
+    pub wireguard: Option<u16>,
     /// The exception port, if any. On a worker with a `host_worker` it names that worker's
     /// exception port, which frames for the host are handed to.
     pub exception: Option<ExceptionPort>,
@@ -262,6 +266,8 @@ pub(crate) struct State {
     pub recent: [(u32, u32); 16],
     /// The network policy's connection table and clock.
     pub enforcer: Enforcer,
+    /// This worker's WireGuard side, if the node runs it.
+    pub wg: Option<WgWorker>,
 }
 
 /// The forwarding pipeline of one worker (see the module docs).
@@ -296,6 +302,7 @@ impl Pipeline {
                 learn_sent: Vec::new(),
                 recent: [(0, 0); 16],
                 enforcer: Enforcer::default(),
+                wg: handles.wireguard,
             },
             tables: forward::ForwardTables {
                 cfg,
@@ -382,16 +389,16 @@ impl Pipeline {
         let peers = (role == PortRole::Uplink).then(|| self.peers.load());
         let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
         let learn = Learn::of(role, rx_port, st);
+        if let Some(wg) = st.wg.as_mut() {
+            wg.refresh();
+        }
         for f in frames.iter_mut() {
-            let step = classify_learning(
-                &self.tables.cfg,
-                side,
-                rx_port,
-                &mut pool.view(f),
-                st,
-                learn,
-                &self.learned,
-            );
+            let f = &mut pool.view(f);
+            let step = if is_wireguard(&self.tables.cfg, side, f.data()) {
+                open_step(&self.tables.cfg, f, st)
+            } else {
+                classify_learning(&self.tables.cfg, side, rx_port, f, st, learn, &self.learned)
+            };
             st.steps.push(step);
         }
         drop(peers);
@@ -456,6 +463,41 @@ fn enforced(set: &Arc<PolicySet>) -> Option<&PolicySet> {
 pub(crate) fn is_node_address(cfg: &PipelineConfig, addr: u32) -> bool {
     addr == u32::from(cfg.public_ip)
         || cfg.exception.and_then(|e| e.host_ip).is_some_and(|h| u32::from(h) == addr)
+}
+
+/// Whether a frame from the uplink is UDP to our WireGuard listen port at our PublicIP.
+#[inline]
+fn is_wireguard(cfg: &PipelineConfig, side: RxSide<'_>, d: &[u8]) -> bool {
+    let Some(port) = cfg.wireguard else { return false };
+    matches!(side, RxSide::Uplink(_))
+        && d.get(12..14) == Some(&[0x08, 0x00][..])
+        && d.get(30..34) == Some(&cfg.public_ip.octets()[..])
+        && crate::wireguard::udp_dst_port(d) == Some(port)
+}
+
+/// Stage 1 for a WireGuard datagram: decrypted and classified as a tunnel arrival, answered in
+/// place, or handed to the worker that owns its peer.
+fn open_step(cfg: &PipelineConfig, f: &mut FrameMut<'_>, st: &mut State) -> Step {
+    match ipv4_header(f.data()) {
+        Ok(Some(ip)) if ip.verify_checksum() => {}
+        Ok(Some(_)) => return DropReason::Ipv4Checksum.into(),
+        Ok(None) => return DropReason::NotForUs.into(),
+        Err(r) => return r.into(),
+    }
+    let Some(wg) = st.wg.as_mut() else { return DropReason::NotForUs.into() };
+    match wg.open(f) {
+        Ok(Opened::Plain) => ipv4_frame(f, Origin::UplinkTunnel(PathCounter::WgDecrypt)),
+        Ok(Opened::Reply) => {
+            st.totals.bump(PathCounter::WgReply);
+            Step::Done(Verdict::Tx(cfg.uplink))
+        }
+        Ok(Opened::Owner(worker)) => {
+            st.totals.bump(PathCounter::WgHandoff);
+            Step::Done(Verdict::Handoff { worker, port: crate::wireguard::OPEN_PORT })
+        }
+        Ok(Opened::Consumed) => DropReason::WgProtocol.into(),
+        Err(r) => r.into(),
+    }
 }
 
 /// What stage 1 needs about the rx port, resolved once per batch.
@@ -556,13 +598,107 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Routes one frame as stage 2 and 3 do, as if received on `rx_port` with `role`.
+    fn route_one(&mut self, r: Routed, rx_port: PortId, role: PortRole, frame: &mut FrameMut<'_>) -> Verdict {
+        let mut hop = [None];
+        let snapshot = self.fib.resolve_batch(&[r.dst], &mut hop);
+        let policy = self.policy.load();
+        let mut fw = forward::Forwarder::new(&self.tables, enforced(&policy), rx_port, role);
+        fw.forward(r, hop[0].and_then(|id| snapshot.get(id)), frame, &mut self.st)
+    }
+
+    /// A packet another worker routed to a WireGuard peer this worker owns: encrypted here.
+    fn seal_handed_in(&mut self, frame: &mut FrameMut<'_>) -> Verdict {
+        let Some(dst) = frame.data().get(30..34).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
+            return Verdict::Drop(DropReason::HandoffStale);
+        };
+        let mut hop = [None];
+        let snapshot = self.fib.resolve_batch(&[dst], &mut hop);
+        let v = match hop[0].and_then(|id| snapshot.get(id)) {
+            Some(NextHop::WireGuard(h)) if WorkerId(h.owner) == self.tables.cfg.worker && h.resolved => {
+                forward::seal(&self.tables.cfg, h, frame, &mut self.st)
+            }
+            _ => Verdict::Drop(DropReason::HandoffStale),
+        };
+        drop(snapshot);
+        self.counters.publish(&self.st.totals);
+        v
+    }
+
+    /// A datagram for a WireGuard peer this worker owns, received by another worker.
+    fn open_handed_in(&mut self, frame: &mut FrameMut<'_>) -> Verdict {
+        let v = match open_step(&self.tables.cfg, frame, &mut self.st) {
+            Step::Done(Verdict::Handoff { .. }) => Verdict::Drop(DropReason::HandoffStale),
+            Step::Done(v) => v,
+            Step::Route(r) => {
+                let uplink = self.tables.cfg.uplink;
+                self.route_one(r, uplink, PortRole::Uplink, frame)
+            }
+        };
+        self.counters.publish(&self.st.totals);
+        v
+    }
+
+    /// Runs the WireGuard timers of the peers this worker owns.
+    fn wireguard_tick(&mut self, pool: &mut FramePool, out: &mut Vec<(PortId, Frame)>) {
+        let Some(wg) = self.st.wg.as_mut() else { return };
+        let cfg = &self.tables.cfg;
+        let fib = &self.fib;
+        let outer_for = |info: &crate::wireguard::PeerInfo| {
+            let mut hop = [None];
+            let snapshot = fib.resolve_batch(&[info.allowed.bits()], &mut hop);
+            match hop[0].and_then(|id| snapshot.get(id)) {
+                Some(NextHop::WireGuard(h)) if h.resolved => Some(crate::wireguard::Outer {
+                    src_mac: cfg.uplink_mac,
+                    dst_mac: h.dst_mac,
+                    src_ip: cfg.public_ip,
+                    dst_ip: info.endpoint.0,
+                    src_port: wg_port(cfg),
+                    dst_port: info.endpoint.1,
+                }),
+                _ => None,
+            }
+        };
+        let send = |bytes: &[u8]| match (out.len() < out.capacity()).then(|| pool.copy_in(bytes)).flatten() {
+            Some(f) => {
+                out.push((cfg.uplink, f));
+                true
+            }
+            None => false,
+        };
+        let sent = wg.tick(outer_for, send, &mut self.st.ident);
+        self.st.totals.0[PathCounter::WgTimer as usize] += sent as u64;
+        self.counters.publish(&self.st.totals);
+    }
+}
+
+/// Our WireGuard listen port (0 when the node runs none).
+fn wg_port(cfg: &PipelineConfig) -> u16 {
+    cfg.wireguard.unwrap_or(0)
+}
+
 impl FrameProcessor for Pipeline {
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        self.st.wg.as_ref().map(|_| crate::wireguard::TICK)
+    }
+
+    fn tick(&mut self, pool: &mut FramePool, out: &mut Vec<(PortId, Frame)>) {
+        self.wireguard_tick(pool, out);
+    }
+
     /// A frame another worker routed to one of our pods or to the host: only this worker knows
     /// the pod port's gateway MAC, so it sets the source MAC here. A port that no longer carries
     /// the frame's destination (its pod detached, or its slot given to another pod, while the
     /// frame was in flight) is `handoff_stale`.
     fn handed_in(&mut self, port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
         use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
+        if port == crate::wireguard::SEAL_PORT {
+            return self.seal_handed_in(frame);
+        }
+        if port == crate::wireguard::OPEN_PORT {
+            return self.open_handed_in(frame);
+        }
         let pod = match self.tables.roles.get(usize::from(port.0)).copied() {
             Some(PortRole::Pod(pod)) => pod,
             Some(PortRole::Exception(e)) => {
@@ -598,8 +734,11 @@ impl FrameProcessor for Pipeline {
         let peers = (role == PortRole::Uplink).then(|| self.peers.load());
         let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
         let learn = Learn::of(role, rx_port, &self.st);
-        let step =
-            classify_learning(&self.tables.cfg, side, rx_port, frame, &mut self.st, learn, &self.learned);
+        let step = if is_wireguard(&self.tables.cfg, side, frame.data()) {
+            open_step(&self.tables.cfg, frame, &mut self.st)
+        } else {
+            classify_learning(&self.tables.cfg, side, rx_port, frame, &mut self.st, learn, &self.learned)
+        };
         drop(peers);
         let v = match step {
             Step::Done(v) => v,

@@ -17,7 +17,10 @@
 //!   to the host;
 //! - owns the [`HostFlows`] table the workers share (replies of kernel-forwarded flows);
 //! - publishes the network policy's [`PolicySet`] the workers enforce
-//!   ([`RouteProgrammer::set_policy`]).
+//!   ([`RouteProgrammer::set_policy`]);
+//! - with flannel's wireguard backend ([`RouteProgrammer::enable_wireguard`]), keeps the
+//!   registry of WireGuard peers ([`WgControl`]): a peer is announced to the workers before a
+//!   next hop names it and retired after the last route to it is gone.
 //!
 //! Next hops are shared: one per remote node (per distinct [`Via`]) and one per local pod,
 //! reference-counted by the routes that use them and removed (after the FIB's grace period)
@@ -36,10 +39,11 @@ use super::peers::{PeerSet, SharedPeers};
 use crate::fib::next_hop::NeighbourSlot;
 use crate::fib::{
     FibError, FibReader, FibVersion, FibWriter, IpipNextHop, Ipv4Prefix, NextHop, NextHopId, RouteChange,
-    VxlanNextHop,
+    VxlanNextHop, WgNextHop,
 };
 use crate::neighbour::{NeighbourError, NeighbourTable};
 use crate::policy::{PolicySet, SharedPolicy};
+use crate::wireguard::{WgControl, WgSettings, WgWorker};
 use crate::worker::{PortId, WorkerId};
 
 /// Outer-header policy of the tunnels this node sends.
@@ -116,6 +120,15 @@ pub enum Via {
         /// The remote node's underlay address.
         node: Ipv4Addr,
     },
+    /// A WireGuard transport message to the remote node's endpoint.
+    WireGuard {
+        /// The remote PublicIP.
+        remote: Ipv4Addr,
+        /// Its listen port.
+        port: u16,
+        /// Its public key.
+        public_key: [u8; 32],
+    },
 }
 
 /// A remote node's pod subnet.
@@ -169,6 +182,9 @@ pub enum ProgramError {
         /// The id space.
         max: u32,
     },
+    /// A WireGuard route without the wireguard backend enabled, or more peers than slots.
+    #[error("route programming: wireguard: {0}")]
+    WireGuard(&'static str),
 }
 
 /// Everything a worker's pipeline reads, cloned once per worker.
@@ -186,6 +202,9 @@ pub struct PipelineHandles {
     pub flows: Arc<HostFlows>,
     /// The published network policy (see [`crate::policy`]).
     pub policy: SharedPolicy,
+    /// The worker's WireGuard side, when the node runs it
+    /// ([`RouteProgrammer::wireguard_worker`]).
+    pub wireguard: Option<WgWorker>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,6 +237,7 @@ pub struct RouteProgrammer {
     flows: Arc<HostFlows>,
     policy: SharedPolicy,
     host: Option<Ipv4Addr>,
+    wg: Option<WgControl>,
     remotes: HashMap<Ipv4Prefix, Via>,
     pods: HashMap<Ipv4Addr, LocalPod>,
     hops: HashMap<HopKey, HopEntry>,
@@ -250,6 +270,7 @@ impl RouteProgrammer {
             flows: Arc::new(HostFlows::default()),
             policy: crate::policy::shared_policy(),
             host: None,
+            wg: None,
             remotes: HashMap::new(),
             pods: HashMap::new(),
             hops: HashMap::new(),
@@ -267,7 +288,23 @@ impl RouteProgrammer {
             learned: self.learned.clone(),
             flows: self.flows.clone(),
             policy: self.policy.clone(),
+            wireguard: None,
         }
+    }
+
+    /// Runs flannel's wireguard backend: WireGuard routes are accepted from now on.
+    pub fn enable_wireguard(&mut self, settings: WgSettings) {
+        self.wg = Some(WgControl::new(settings));
+    }
+
+    /// The WireGuard peer registry, when enabled.
+    pub fn wireguard(&self) -> Option<&WgControl> {
+        self.wg.as_ref()
+    }
+
+    /// Worker `worker`'s WireGuard side (once per worker), when enabled.
+    pub fn wireguard_worker(&self, worker: WorkerId) -> Option<WgWorker> {
+        self.wg.as_ref().and_then(|wg| WgWorker::new(wg, worker))
     }
 
     /// Publishes `set` as the network policy every worker enforces from its next batch on (one
@@ -339,6 +376,7 @@ impl RouteProgrammer {
         let mut changes = Vec::with_capacity(updates.len());
         let mut released = Vec::new();
         let mut result = Ok(());
+        self.announce_peers(updates)?;
         for u in updates {
             let step = match *u {
                 RouteUpdate::Remote(r) => {
@@ -383,7 +421,33 @@ impl RouteProgrammer {
         if peers_changed {
             self.publish_peers();
         }
+        if let Some(wg) = self.wg.as_mut() {
+            let remotes = &self.remotes;
+            wg.retain(|key| {
+                remotes.values().any(|v| matches!(v, Via::WireGuard { public_key, .. } if public_key == key))
+            });
+        }
         result.map(|()| version)
+    }
+
+    /// Registers (or updates) the WireGuard peer of every WireGuard route of `updates` with the
+    /// workers, before any next hop names it.
+    fn announce_peers(&mut self, updates: &[RouteUpdate]) -> Result<(), ProgramError> {
+        for u in updates {
+            if let RouteUpdate::Remote(RemoteRoute {
+                prefix,
+                via: Via::WireGuard { remote, port, public_key },
+            }) = *u
+            {
+                let wg = self
+                    .wg
+                    .as_mut()
+                    .ok_or(ProgramError::WireGuard("the wireguard backend is not enabled"))?;
+                wg.upsert(public_key, prefix, (remote, port))
+                    .ok_or(ProgramError::WireGuard("every peer slot is taken"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Records the MAC of underlay neighbour `ip` (`None`: forget it) and republishes, in one
@@ -424,7 +488,9 @@ impl RouteProgrammer {
         match key {
             HopKey::Pod { .. } => None,
             HopKey::Remote(Via::HostGw { node }) => Some(node),
-            HopKey::Remote(Via::Vxlan { remote, .. } | Via::Ipip { remote }) => {
+            HopKey::Remote(
+                Via::Vxlan { remote, .. } | Via::Ipip { remote } | Via::WireGuard { remote, .. },
+            ) => {
                 if self.node.uplink_subnet.contains(u32::from(remote)) {
                     Some(remote)
                 } else {
@@ -539,6 +605,23 @@ impl RouteProgrammer {
                     dont_frag: t.dont_frag,
                 });
                 Ok(NextHop::Ipip(IpipNextHop { template, underlay, slot, resolved: mac.is_some() }))
+            }
+            Via::WireGuard { public_key, .. } => {
+                let wg = self
+                    .wg
+                    .as_ref()
+                    .ok_or(ProgramError::WireGuard("the wireguard backend is not enabled"))?;
+                let (peer, owner) =
+                    wg.slot_of(&public_key).ok_or(ProgramError::WireGuard("peer not registered"))?;
+                let (slot, mac) = resolve()?;
+                Ok(NextHop::WireGuard(WgNextHop {
+                    peer,
+                    owner: owner.0,
+                    dst_mac: mac.unwrap_or(MacAddr::ZERO),
+                    underlay,
+                    slot,
+                    resolved: mac.is_some(),
+                }))
             }
         }
     }

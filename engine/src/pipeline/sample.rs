@@ -153,6 +153,7 @@ pub fn pipeline_config(backend: Backend, pods: u8) -> PipelineConfig {
         node_subnet: prefix(A_SUBNET, 24),
         vxlan,
         ipip: backend == Backend::Ipip,
+        wireguard: None,
         exception: Some(ExceptionPort {
             port: EXCEPTION,
             our_mac: EXC_MAC,

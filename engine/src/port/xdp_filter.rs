@@ -24,7 +24,8 @@ pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_
 pub struct FilterParams {
     /// Our PublicIP: VXLAN and IPIP to it go to the engine, the rest to the kernel.
     pub public_ip: Ipv4Addr,
-    /// The VXLAN UDP port (flannel 8472, Calico 4789); `None`: no VXLAN.
+    /// The UDP port to our PublicIP the engine terminates: VXLAN's (flannel 8472, Calico 4789)
+    /// or WireGuard's listen port (51820); `None`: none.
     pub vxlan_port: Option<u16>,
     /// The pod subnet (address, prefix length 1..=32); `None`: no pod subnet.
     pub pod_subnet: Option<(Ipv4Addr, u8)>,

@@ -105,6 +105,28 @@ drop_reasons! {
     /// Encapsulation failed (no headroom, inner frame not encapsulable).
     EncapFailed = "encap_failed", "encapsulation failed (no headroom, or an inner frame that cannot be carried)";
 
+    // WireGuard (engine/src/wireguard/).
+    /// A packet for a peer without a session while a handshake is already running.
+    WgNoSession = "wg_no_session", "a packet for a WireGuard peer whose handshake is still running (dropped, never sent in clear)";
+    /// UDP on the WireGuard port that is no WireGuard message.
+    WgMalformed = "wg_malformed", "UDP to the WireGuard port that is no WireGuard message (unknown type, wrong length, truncated)";
+    /// A message for a session or from a key that is no peer of ours.
+    WgUnknownPeer = "wg_unknown_peer", "a WireGuard message naming no session of ours, or an initiation from a key that holds no lease";
+    /// A handshake message whose MAC1 does not verify.
+    WgBadMac = "wg_bad_mac", "a WireGuard handshake message whose MAC does not verify (not meant for our key)";
+    /// A handshake message under load without a valid cookie.
+    WgUnderLoad = "wg_under_load", "a WireGuard handshake refused under load (no source address for a cookie)";
+    /// A handshake message that does not complete (wrong key, replayed timestamp).
+    WgHandshakeFailed = "wg_handshake_failed", "a WireGuard handshake message that does not verify (wrong key, replayed or stale timestamp)";
+    /// A transport message that does not decrypt.
+    WgDecryptFailed = "wg_decrypt_failed", "a WireGuard transport message that does not authenticate (wrong key, no such session, expired)";
+    /// A transport message whose counter was already seen or is behind the window.
+    WgReplay = "wg_replay", "a WireGuard transport message replayed or older than the replay window";
+    /// A decrypted packet whose source is outside the peer's allowed IPs.
+    WgDisallowedSource = "wg_disallowed_source", "a decrypted packet whose source is not in the sending peer's subnet (its allowed IPs)";
+    /// A keepalive or cookie reply, taken by the protocol.
+    WgProtocol = "wg_protocol", "a WireGuard keepalive or cookie reply, consumed by the protocol (not a loss)";
+
     // Network policy (engine/src/policy/).
     /// A new connection from a local pod that its egress policies do not allow.
     PolicyDeniedEgress = "policy_denied_egress", "a new connection from a pod that no egress rule of the policies isolating it allows";

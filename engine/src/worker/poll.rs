@@ -292,6 +292,12 @@ impl<P: FrameProcessor + 'static> Worker<P> {
         let mut ev = IoEvents::default();
         let mut waits = None;
         self.refresh_poll_set(&mut waits);
+        // Processors with timers (WireGuard) are ticked between batches; the clock is read
+        // once per loop only for them.
+        let tick_every = self.processor.tick_interval();
+        let mut last_tick = Instant::now();
+        let mut ticked: Vec<(PortId, Frame)> =
+            Vec::with_capacity(if tick_every.is_some() { batch } else { 0 });
 
         while !stop.load(Ordering::Relaxed) {
             // Between batches: ports that come or go (one queue check per loop).
@@ -304,6 +310,28 @@ impl<P: FrameProcessor + 'static> Worker<P> {
                 work += self.rx_one(p, &mut rx, &mut verdicts, &mut staged, &mut local, &mut ev);
             }
             work += self.drain_inbox(&mut staged, &mut local);
+            if let Some(every) = tick_every {
+                let now = Instant::now();
+                if now.duration_since(last_tick) >= every {
+                    last_tick = now;
+                    self.processor.tick(&mut self.pool, &mut ticked);
+                    for (port, f) in ticked.drain(..) {
+                        match staged
+                            .get_mut(usize::from(port.0))
+                            .filter(|_| usize::from(port.0) < self.ports.len())
+                        {
+                            Some(s) => {
+                                s.push(f);
+                                work += 1;
+                            }
+                            None => {
+                                local.drop(DropReason::NoSuchPort, 1);
+                                self.pool.free(f);
+                            }
+                        }
+                    }
+                }
+            }
 
             // Input went quiet (nothing received this loop): nothing will fill the batch soon,
             // so send what is staged now instead of holding it for the timer. The clock is

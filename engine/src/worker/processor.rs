@@ -47,6 +47,16 @@ pub trait FrameProcessor: Send {
         Verdict::Tx(port)
     }
 
+    /// How often the worker should call [`FrameProcessor::tick`] (`None`: never).
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Periodic work of the processor (protocol timers), between batches: frames it wants sent
+    /// are taken from `pool` and pushed onto `out` with their port (at most `out`'s spare
+    /// capacity).
+    fn tick(&mut self, _pool: &mut FramePool, _out: &mut Vec<(PortId, Frame)>) {}
+
     /// Processes a batch received on `rx_port`, pushing one verdict per frame
     /// onto `verdicts` (cleared by the caller, with capacity for the batch).
     /// The default calls [`FrameProcessor::process`] per frame; pipelines may
