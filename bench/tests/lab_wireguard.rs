@@ -45,8 +45,11 @@ fn have_wireguard_go(test: &str) -> bool {
     found
 }
 
+/// An underlay frame's IPv4 source, destination, protocol and UDP ports.
+type Ipv4Of = (Ipv4Addr, Ipv4Addr, u8, Option<(u16, u16)>);
+
 /// The IPv4 source and destination, protocol and UDP ports of an Ethernet frame, if IPv4.
-fn ipv4_of(f: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u8, Option<(u16, u16)>)> {
+fn ipv4_of(f: &[u8]) -> Option<Ipv4Of> {
     if f.len() < 34 || f[12..14] != [0x08, 0x00] {
         return None;
     }

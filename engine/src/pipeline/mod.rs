@@ -693,6 +693,9 @@ impl FrameProcessor for Pipeline {
     /// frame was in flight) is `handoff_stale`.
     fn handed_in(&mut self, port: PortId, frame: &mut FrameMut<'_>) -> Verdict {
         use weft_encap::wire::ethernet::{EthernetFrame, HEADER_LEN};
+        if let Some(wg) = self.st.wg.as_mut().filter(|_| port.0 >= crate::wireguard::OPEN_PORT.0) {
+            wg.refresh();
+        }
         if port == crate::wireguard::SEAL_PORT {
             return self.seal_handed_in(frame);
         }
@@ -734,6 +737,9 @@ impl FrameProcessor for Pipeline {
         let peers = (role == PortRole::Uplink).then(|| self.peers.load());
         let side = RxSide::of(role, peers.as_ref().map(|g| &***g));
         let learn = Learn::of(role, rx_port, &self.st);
+        if let Some(wg) = self.st.wg.as_mut() {
+            wg.refresh();
+        }
         let step = if is_wireguard(&self.tables.cfg, side, frame.data()) {
             open_step(&self.tables.cfg, frame, &mut self.st)
         } else {

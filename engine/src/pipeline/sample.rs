@@ -293,3 +293,82 @@ fn encap_with(inner: &[u8], encap: impl FnOnce(&mut [u8], Span) -> Span) -> Vec<
     let out = encap(&mut buf, Span::new(128, inner.len()));
     buf[out.start..out.end()].to_vec()
 }
+
+/// The WireGuard listen port of the sample WireGuard pair.
+pub const WG_PORT: u16 = 51820;
+
+/// One node of the sample WireGuard pair: its programmer, its pipeline (one worker: uplink on
+/// port 0, one pod on port 2) and its pod.
+#[derive(Debug)]
+pub struct WgSide {
+    /// The route programmer (the peer registered, its MAC resolved).
+    pub prog: RouteProgrammer,
+    /// The worker's pipeline.
+    pub pipeline: Pipeline,
+    /// The pod's IP.
+    pub pod_ip: Ipv4Addr,
+    /// The pod's MAC.
+    pub pod_mac: MacAddr,
+    /// The node's public key.
+    pub public_key: [u8; 32],
+}
+
+/// The sample private key of node `n` (a fixed pattern; x25519 clamps it).
+pub fn wg_private_key(n: u8) -> [u8; 32] {
+    [n.wrapping_mul(37).wrapping_add(11); 32]
+}
+
+/// The public key of `private`.
+pub fn wg_public_key(private: [u8; 32]) -> [u8; 32] {
+    boringtun::x25519::PublicKey::from(&boringtun::x25519::StaticSecret::from(private)).to_bytes()
+}
+
+/// Node `me` (A or B of the sample cluster) running flannel's wireguard backend with the other
+/// as its one peer, the peer's key being `peer_key`'s public key.
+pub fn wireguard_side(me_is_a: bool, peer_private: [u8; 32]) -> Result<WgSide, ProgramError> {
+    let (mac, ip, subnet, peer_ip, peer_mac, peer_subnet, n) = if me_is_a {
+        (A_MAC, A_IP, A_SUBNET, B_IP, B_MAC, B_SUBNET, 1)
+    } else {
+        (B_MAC, B_IP, B_SUBNET, A_IP, A_MAC, A_SUBNET, 2)
+    };
+    let private = wg_private_key(n);
+    let fib = FibWriter::new(FibConfig { tbl8_groups: 64, ..FibConfig::default() });
+    let node = NodeConfig { uplink_mac: mac, public_ip: ip, ..node_config(false, prefix(CLUSTER, 16)) };
+    let mut prog = RouteProgrammer::new(fib, node, Arc::new(NeighbourTable::new(64, 64)))?;
+    prog.enable_wireguard(crate::wireguard::WgSettings {
+        private_key: private,
+        listen_port: WG_PORT,
+        psk: None,
+        persistent_keepalive: 0,
+        workers: 1,
+    });
+    let pod_ip = Ipv4Addr::from(u32::from(subnet) + 2);
+    let pod_mac = MacAddr([2, 0, 0xc6, 0x13, n, 2]);
+    let port = PortId(FIRST_POD);
+    prog.apply(&[
+        RouteUpdate::Pod(LocalPod { ip: pod_ip, worker: WorkerId(0), port, mac: pod_mac }),
+        RouteUpdate::Remote(RemoteRoute {
+            prefix: prefix(peer_subnet, 24),
+            via: Via::WireGuard { remote: peer_ip, port: WG_PORT, public_key: wg_public_key(peer_private) },
+        }),
+    ])?;
+    prog.set_neighbour(peer_ip, Some(peer_mac))?;
+    let cfg = PipelineConfig {
+        uplink_mac: mac,
+        public_ip: ip,
+        node_subnet: prefix(subnet, 24),
+        wireguard: Some(WG_PORT),
+        exception: None,
+        pods: vec![(port, PodPort { ip: pod_ip, mac: pod_mac, gateway_mac: GATEWAY_MAC })],
+        ..pipeline_config(Backend::HostGw, 0)
+    };
+    let mut handles = prog.handles();
+    handles.wireguard = prog.wireguard_worker(WorkerId(0));
+    let pipeline = Pipeline::new(cfg, handles);
+    Ok(WgSide { prog, pipeline, pod_ip, pod_mac, public_key: wg_public_key(private) })
+}
+
+/// Nodes A and B of the sample cluster, each the other's WireGuard peer.
+pub fn wireguard_pair() -> Result<(WgSide, WgSide), ProgramError> {
+    Ok((wireguard_side(true, wg_private_key(2))?, wireguard_side(false, wg_private_key(1))?))
+}

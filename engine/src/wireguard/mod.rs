@@ -37,6 +37,9 @@ mod outer;
 mod peers;
 mod worker;
 
+#[cfg(test)]
+mod tests;
+
 pub use boringtun::noise::Tunn;
 pub use peers::{PeerInbox, PeerInfo, PeerTable, PeerUpdate, Session, WgControl, WgSettings};
 pub use worker::{Opened, Sealed, WgWorker};
