@@ -21,7 +21,7 @@ fn wireguard_lab() -> LabGuard {
     let mut nodes = vec![NodeSpec::kernel(WEFT_LAB)];
     nodes.extend(std::iter::repeat_n(NodeSpec::weft(Some(weft_run_cmd())), 2));
     let spec = LabSpec {
-        prefix: weft_testnet::unique_stem("wl"),
+        prefix: prefix(),
         state_root: DEFAULT_STATE_ROOT.into(),
         backend: Backend::WireGuard,
         nodes,
