@@ -372,3 +372,26 @@ pub fn wireguard_side(me_is_a: bool, peer_private: [u8; 32]) -> Result<WgSide, P
 pub fn wireguard_pair() -> Result<(WgSide, WgSide), ProgramError> {
     Ok((wireguard_side(true, wg_private_key(2))?, wireguard_side(false, wg_private_key(1))?))
 }
+
+/// A UDP datagram carrying WireGuard message `msg` from `src` to `dst` (address, MAC), both on
+/// [`WG_PORT`].
+pub fn wg_datagram(src: (Ipv4Addr, MacAddr), dst: (Ipv4Addr, MacAddr), msg: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 42 + msg.len()];
+    EthernetRepr { src: src.1, dst: dst.1, ethertype: EtherType::IPV4 }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    Ipv4Repr {
+        src: src.0,
+        dst: dst.0,
+        protocol: IpProtocol::UDP,
+        payload_len: (8 + msg.len()) as u16,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: false,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..]));
+    UdpRepr { src_port: WG_PORT, dst_port: WG_PORT, payload_len: msg.len() as u16 }
+        .emit(&mut UdpPacket::new_unchecked(&mut f[34..]));
+    f[42..].copy_from_slice(msg);
+    f
+}

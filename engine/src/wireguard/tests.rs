@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 
-use super::outer::{LEN as OUTER_LEN, Outer};
+use super::outer::LEN as OUTER_LEN;
 use crate::pipeline::sample::*;
 use crate::port::FramePool;
 use crate::worker::{DropReason, FrameProcessor, PortId, Verdict};
@@ -33,18 +33,7 @@ fn wg_frame(
     dst: (Ipv4Addr, weft_encap::MacAddr),
     msg: &[u8],
 ) -> Vec<u8> {
-    let mut f = vec![0u8; OUTER_LEN + msg.len()];
-    let o = Outer {
-        src_mac: src.1,
-        dst_mac: dst.1,
-        src_ip: src.0,
-        dst_ip: dst.0,
-        src_port: WG_PORT,
-        dst_port: WG_PORT,
-    };
-    assert!(o.write(&mut f, msg.len(), 1));
-    f[OUTER_LEN..].copy_from_slice(msg);
-    f
+    wg_datagram(src, dst, msg)
 }
 
 fn has(bytes: &[u8], ip: Ipv4Addr) -> bool {
