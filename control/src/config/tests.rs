@@ -33,7 +33,7 @@ fn an_etcd_config_loads_with_flannel_defaults() {
 
 #[test]
 fn the_example_configs_load() {
-    for file in ["etcd-vxlan.toml", "static-host-gw.toml"] {
+    for file in ["etcd-vxlan.toml", "static-host-gw.toml", "flannel-wireguard.toml"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(file);
         Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
