@@ -157,4 +157,23 @@ fn wireguard_go_and_weft_pods_talk_every_way_and_the_underlay_carries_only_wireg
             assert_eq!(weft_counter(&s, reason), 0, "n{i} dropped {reason}");
         }
     }
+
+    // A restarted weft node keeps its key (node.state_dir) and lease, and has sessions again
+    // within seconds even when its peers talk first: it initiates to every peer at once, and
+    // the peers' old sessions are refused as no session of the new process.
+    assert_eq!(lab.stop_node(2), 1, "n2's weft was running");
+    lab.start_node(2, &weft_run_cmd()).unwrap();
+    wait_weft_ready(&lab, 2);
+    let restarted = std::time::Instant::now();
+    for from in [&k, &w3] {
+        assert!(
+            eventually(Duration::from_secs(5), || ping(&from.ns, w2.ip, 1)),
+            "pod {} -> {} within 5 s of n2's restart; {}",
+            from.ip,
+            w2.ip,
+            counters(&lab)
+        );
+    }
+    eprintln!("sessions with the restarted n2 carried pings {:?} after it was ready", restarted.elapsed());
+    tcp_echo_works(&mut lab, &k.ns, &w2.ns, w2.ip, 7004, 1 << 16);
 }

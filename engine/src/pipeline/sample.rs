@@ -324,8 +324,9 @@ pub fn wg_public_key(private: [u8; 32]) -> [u8; 32] {
 }
 
 /// Node `me` (A or B of the sample cluster) running flannel's wireguard backend with the other
-/// as its one peer, the peer's key being `peer_key`'s public key.
-pub fn wireguard_side(me_is_a: bool, peer_private: [u8; 32]) -> Result<WgSide, ProgramError> {
+/// as its one peer, the peer's key being `peer_private`'s public key; peers spread over
+/// `workers` workers, the pipeline is worker 0's (see [`wireguard_worker`] for the others).
+pub fn wireguard_side(me_is_a: bool, peer_private: [u8; 32], workers: u16) -> Result<WgSide, ProgramError> {
     let (mac, ip, subnet, peer_ip, peer_mac, peer_subnet, n) = if me_is_a {
         (A_MAC, A_IP, A_SUBNET, B_IP, B_MAC, B_SUBNET, 1)
     } else {
@@ -340,7 +341,7 @@ pub fn wireguard_side(me_is_a: bool, peer_private: [u8; 32]) -> Result<WgSide, P
         listen_port: WG_PORT,
         psk: None,
         persistent_keepalive: 0,
-        workers: 1,
+        workers,
     });
     let pod_ip = Ipv4Addr::from(u32::from(subnet) + 2);
     let pod_mac = MacAddr([2, 0, 0xc6, 0x13, n, 2]);
@@ -370,7 +371,15 @@ pub fn wireguard_side(me_is_a: bool, peer_private: [u8; 32]) -> Result<WgSide, P
 
 /// Nodes A and B of the sample cluster, each the other's WireGuard peer.
 pub fn wireguard_pair() -> Result<(WgSide, WgSide), ProgramError> {
-    Ok((wireguard_side(true, wg_private_key(2))?, wireguard_side(false, wg_private_key(1))?))
+    Ok((wireguard_side(true, wg_private_key(2), 1)?, wireguard_side(false, wg_private_key(1), 1)?))
+}
+
+/// Another worker's pipeline of `side` (same ports and pod, its own WireGuard side).
+pub fn wireguard_worker(side: &WgSide, worker: WorkerId) -> Pipeline {
+    let cfg = PipelineConfig { worker, ..side.pipeline.config().clone() };
+    let mut handles = side.prog.handles();
+    handles.wireguard = side.prog.wireguard_worker(worker);
+    Pipeline::new(cfg, handles)
 }
 
 /// A UDP datagram carrying WireGuard message `msg` from `src` to `dst` (address, MAC), both on

@@ -124,6 +124,10 @@ pub struct PeerInbox {
 pub(crate) struct Slot {
     pub info: Option<PeerInfo>,
     pub tunn: Option<Session>,
+    /// A new session state that has not sent its first initiation yet: the owner's timers send
+    /// one as soon as the peer's route is usable, so a (re)started node has sessions within a
+    /// tick whichever side talks first.
+    pub fresh: bool,
 }
 
 /// A worker's view of every peer: slots by id (sized once, never grown) and the ids it owns.
@@ -154,6 +158,7 @@ impl PeerTable {
                         if let Some(old) = slot.tunn.replace(new) {
                             let _ = self.inbox.spent.push(old);
                         }
+                        slot.fresh = true;
                     }
                     slot.info = Some(info);
                     let owned = self.owned.iter().position(|&o| o == id);

@@ -171,3 +171,49 @@ fn a_decrypted_packet_from_outside_the_peers_subnet_is_dropped() {
     let v = run(&mut b, &mut pool, UPLINK, &wg_frame(a_addr, b_addr, &msg)).0;
     assert_eq!(v, Verdict::Drop(DropReason::WgDisallowedSource));
 }
+
+#[test]
+fn a_peer_owned_by_another_worker_gets_its_frames_handed_over_both_ways() {
+    use super::{OPEN_PORT, SEAL_PORT};
+    use crate::worker::WorkerId;
+    // A spreads peers over two workers: its one peer (slot 0) belongs to worker 0, and worker 1
+    // receives the pod's packets and the peer's datagrams.
+    let mut a = wireguard_side(true, wg_private_key(2), 2).unwrap();
+    let mut b = wireguard_side(false, wg_private_key(1), 1).unwrap();
+    let mut a1 = wireguard_worker(&a, WorkerId(1));
+    let mut pool = FramePool::new(64).unwrap();
+    let on = |p: &mut crate::pipeline::Pipeline,
+              pool: &mut FramePool,
+              port: PortId,
+              frame: &[u8],
+              hand_in: bool| {
+        let mut f = pool.copy_in(frame).expect("a free frame");
+        let v = if hand_in {
+            p.handed_in(port, &mut pool.view(&mut f))
+        } else {
+            p.process(port, &mut pool.view(&mut f))
+        };
+        let bytes = pool.data(&f).to_vec();
+        pool.free(f);
+        (v, bytes)
+    };
+    let packet = pod_packet(&a, &b, 64);
+    let (v, plain) = on(&mut a1, &mut pool, POD_PORT, &packet, false);
+    assert_eq!(v, Verdict::Handoff { worker: WorkerId(0), port: SEAL_PORT });
+    let (v, init) = on(&mut a.pipeline, &mut pool, SEAL_PORT, &plain, true);
+    assert_eq!(v, Verdict::Tx(UPLINK), "the owner turns it into an initiation");
+    let (_, resp) = run(&mut b, &mut pool, UPLINK, &init);
+    let (v, _) = on(&mut a1, &mut pool, UPLINK, &resp, false);
+    assert_eq!(v, Verdict::Handoff { worker: WorkerId(0), port: OPEN_PORT });
+    let (v, keepalive) = on(&mut a.pipeline, &mut pool, OPEN_PORT, &resp, true);
+    assert_eq!(v, Verdict::Tx(UPLINK));
+    assert_eq!(run(&mut b, &mut pool, UPLINK, &keepalive).0, Verdict::Drop(DropReason::WgProtocol));
+    let back = pod_packet(&b, &a, 300);
+    let (v, wire) = run(&mut b, &mut pool, POD_PORT, &back);
+    assert_eq!(v, Verdict::Tx(UPLINK));
+    let (v, _) = on(&mut a1, &mut pool, UPLINK, &wire, false);
+    assert_eq!(v, Verdict::Handoff { worker: WorkerId(0), port: OPEN_PORT });
+    let (v, got) = on(&mut a.pipeline, &mut pool, OPEN_PORT, &wire, true);
+    assert_eq!(v, Verdict::Tx(POD_PORT), "decrypted by the owner and delivered");
+    assert_eq!(&got[34..], &back[34..]);
+}

@@ -281,15 +281,20 @@ impl WgWorker {
             let (Some(info), Some(tunn)) = (slot.info, slot.tunn.as_mut().map(|s| &mut *s.0)) else {
                 continue;
             };
+            let Some(o) = outer_for(&info) else { continue };
             let (head, body) = self.scratch.split_at_mut(outer::LEN);
-            let n = match tunn.update_timers(body) {
-                TunnResult::WriteToNetwork(m) => m.len(),
-                _ => match tunn.decapsulate(None, &[], body) {
+            let first =
+                std::mem::take(&mut slot.fresh).then(|| tunn.format_handshake_initiation(body, false));
+            let n = match first {
+                Some(TunnResult::WriteToNetwork(m)) => m.len(),
+                _ => match tunn.update_timers(body) {
                     TunnResult::WriteToNetwork(m) => m.len(),
-                    _ => continue,
+                    _ => match tunn.decapsulate(None, &[], body) {
+                        TunnResult::WriteToNetwork(m) => m.len(),
+                        _ => continue,
+                    },
                 },
             };
-            let Some(o) = outer_for(&info) else { continue };
             *ident = ident.wrapping_add(1);
             if o.write(head, n, *ident) && send(&self.scratch[..outer::LEN + n]) {
                 sent += 1;
