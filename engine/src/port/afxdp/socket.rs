@@ -3,6 +3,7 @@
 //! accounting (how many frames sit in the fill and tx rings).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use super::ring::{CompletionRing, FillRing, RxRing, TxRing};
 use super::sys;
@@ -60,7 +61,9 @@ const REFILL_CHUNK: u32 = 16;
 #[derive(Debug)]
 pub struct AfXdpPort {
     name: String,
-    fd: OwnedFd,
+    /// The socket. Its [`UmemShare`] observes it (to bind later sockets to its UMEM) but only
+    /// the port keeps it open: dropping the port closes it.
+    fd: Arc<OwnedFd>,
     rx: RxRing,
     tx: TxRing,
     fill: FillRing,
@@ -77,8 +80,9 @@ pub struct AfXdpPort {
 impl AfXdpPort {
     /// Opens a socket on `cfg.ifname` queue `cfg.queue` over `pool`'s UMEM. The
     /// first AF_XDP port of a pool registers the UMEM; later ones share it
-    /// (`XDP_SHARED_UMEM`, own fill and completion rings), so frames move between
-    /// them without copies. Fills the fill ring from `pool`.
+    /// (`XDP_SHARED_UMEM`, own fill and completion rings) with any socket still open
+    /// over it, so frames move between them without copies; when none is left open,
+    /// the next one registers it again. Fills the fill ring from `pool`.
     pub fn open(pool: &mut FramePool, cfg: &XskConfig) -> Result<Self, PortError> {
         let mut port = Self::open_shared(&pool.umem_share(), cfg)?;
         let mut ev = IoEvents::default();
@@ -115,11 +119,8 @@ impl AfXdpPort {
         let sock = fd.as_fd();
         let os = |step: &str, e| PortError::from_os(what(step), ifname, NEEDS_AF_XDP, e);
 
-        let shared_with = umem.registered().map(|f| f.try_clone_to_owned());
-        let shared_with = match shared_with {
-            Some(r) => Some(r.map_err(|e| os("dup umem socket", e))?),
-            None => None,
-        };
+        // Held open until the bind below, so the kernel's registration cannot go away between.
+        let shared_with = umem.open_socket();
         if shared_with.is_none() {
             let reg = libc::xdp_umem_reg {
                 addr: umem.addr(),
@@ -183,10 +184,8 @@ impl AfXdpPort {
         })?;
         let opts: libc::xdp_options =
             sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_OPTIONS).map_err(|e| os("options", e))?;
-        if shared_with.is_none() {
-            let dup = fd.try_clone().map_err(|e| os("dup umem socket", e))?;
-            umem.set_registered(dup);
-        }
+        let fd = Arc::new(fd);
+        umem.add_socket(&fd);
         Ok(AfXdpPort {
             name: format!("{ifname}/xdp{}", cfg.queue),
             fd,

@@ -8,29 +8,35 @@
 //! never touches the bytes.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, OnceLock};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, Weak};
 
 use super::sys::Mmap;
 use crate::port::frame::FRAME_SIZE;
 
-/// The mapping and the socket that registered it with the kernel, shared by the worker's
-/// [`Umem`] and every [`UmemShare`]: the mapping stays until the last of them is dropped, so
-/// no socket is ever registered over memory that was unmapped (and maybe reused).
+/// The mapping and the AF_XDP sockets over it, shared by the worker's [`Umem`] and every
+/// [`UmemShare`]: the mapping stays until the last of them is dropped, so no socket is ever
+/// registered over memory that was unmapped (and maybe reused).
+///
+/// Kernel side: the first socket opened over the memory registers it (`XDP_UMEM_REG`); every
+/// later one binds with `XDP_SHARED_UMEM` to any socket still using that registration, and the
+/// kernel keeps the registration while one of them is open. The region only *observes* the
+/// sockets (weak references): each socket belongs to its port and closes with it, so a closed
+/// pod's socket never stays bound to its interface queue on the region's behalf. When every
+/// socket is closed the kernel drops the registration, and the next socket registers the
+/// memory again.
 #[derive(Debug)]
 struct Region {
     map: Mmap,
     frames: u32,
-    /// The socket that registered this memory (`XDP_UMEM_REG`); further sockets bind with
-    /// `XDP_SHARED_UMEM` to it. A dup of the first AF_XDP socket opened over it, set once and
-    /// kept as long as the memory.
-    registered: OnceLock<OwnedFd>,
+    /// The sockets opened over this memory, oldest first (dead entries pruned at each open).
+    sockets: Mutex<Vec<Weak<OwnedFd>>>,
 }
 
 // SAFETY: `Region` is shared between the worker's `Umem` and the control side's `UmemShare`.
 // The only access to the mapped bytes goes through `Umem::chunk`/`chunk_mut`, i.e. through
 // the one `Umem`, which the worker owns; `UmemShare` reads only the address and length (to
-// register the memory with the kernel) and the `OnceLock`, which is itself `Sync`.
+// register the memory with the kernel) and the socket list, behind its `Mutex`.
 unsafe impl Sync for Region {}
 
 /// The packet memory of one worker.
@@ -58,7 +64,7 @@ impl Umem {
     /// Maps `frames` chunks of [`FRAME_SIZE`] bytes.
     pub(crate) fn new(frames: u32) -> io::Result<Self> {
         let len = frames as usize * FRAME_SIZE;
-        let region = Region { map: Mmap::anonymous(len)?, frames, registered: OnceLock::new() };
+        let region = Region { map: Mmap::anonymous(len)?, frames, sockets: Mutex::new(Vec::new()) };
         Ok(Umem { region: Arc::new(region) })
     }
 
@@ -114,14 +120,18 @@ impl UmemShare {
         self.region.map.as_ptr() as u64
     }
 
-    /// The registering socket, if an AF_XDP port registered this memory.
-    pub(crate) fn registered(&self) -> Option<BorrowedFd<'_>> {
-        self.region.registered.get().map(|f| f.as_fd())
+    /// The oldest socket still open over this memory, to bind the next one to with
+    /// `XDP_SHARED_UMEM`; `None` when there is none (the next socket registers the memory).
+    /// The caller holds the socket open only while it binds.
+    pub(crate) fn open_socket(&self) -> Option<Arc<OwnedFd>> {
+        let mut sockets = self.region.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        sockets.retain(|s| s.strong_count() > 0);
+        sockets.iter().find_map(Weak::upgrade)
     }
 
-    /// Records the socket that registered this memory (the first one wins; a later socket
-    /// that registered it again keeps its own registration and is not recorded).
-    pub(crate) fn set_registered(&self, fd: OwnedFd) {
-        let _ = self.region.registered.set(fd);
+    /// Records a socket bound over this memory (observed, not kept open).
+    pub(crate) fn add_socket(&self, fd: &Arc<OwnedFd>) {
+        let mut sockets = self.region.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        sockets.push(Arc::downgrade(fd));
     }
 }
