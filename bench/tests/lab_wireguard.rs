@@ -1,7 +1,8 @@
 //! flannel's wireguard backend: a kernel node running wireguard-go configured exactly as
 //! flanneld configures its `flannel-wg` device (`weft-lab kflannel`), and two weft nodes. Pods
 //! talk every way by ICMP and TCP; the underlay carries nothing between the nodes but UDP on
-//! the WireGuard port, and no pod address in any of it.
+//! the WireGuard port, and no pod address in any of it; a restarted weft node has sessions
+//! again within seconds. Between two weft nodes, a TCP stream runs through the rekey.
 
 mod lab_common;
 
@@ -64,7 +65,12 @@ fn ipv4_of(f: &[u8]) -> Option<Ipv4Of> {
 
 /// The weft nodes' non-zero drops and paths, for failure messages.
 fn counters(lab: &Lab) -> String {
-    [2, 3]
+    lab.state()
+        .nodes
+        .iter()
+        .filter(|n| n.kind == weft_bench::lab::topology::NodeKind::Weft)
+        .map(|n| n.index)
+        .collect::<Vec<_>>()
         .iter()
         .map(|&i| match weft_status(lab, i) {
             Ok(s) => {
@@ -176,4 +182,64 @@ fn wireguard_go_and_weft_pods_talk_every_way_and_the_underlay_carries_only_wireg
     }
     eprintln!("sessions with the restarted n2 carried pings {:?} after it was ready", restarted.elapsed());
     tcp_echo_works(&mut lab, &k.ns, &w2.ns, w2.ip, 7004, 1 << 16);
+}
+
+/// `weft-lab tcp-send --secs secs --mbit mbit` from `client_ns` to the echo server at `to`:
+/// its output (with the longest stall) once it ended, failing when the stream broke.
+fn paced_stream(client_ns: &str, to: &str, secs: u32, mbit: u32) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", client_ns, WEFT_LAB, "tcp-send", "--to", to])
+        .args(["--secs", &secs.to_string(), "--mbit", &mbit.to_string()])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the stream to {to} broke: {text}");
+    text
+}
+
+/// WireGuard rekeys a session REKEY_AFTER_TIME (120 s) after its handshake; boringtun fixes
+/// that time, so this stream runs past it (about 2.5 minutes).
+#[test]
+fn a_tcp_stream_between_weft_nodes_survives_the_rekey_after_two_minutes() {
+    let test = "a_tcp_stream_between_weft_nodes_survives_the_rekey_after_two_minutes";
+    if !have_root(test) {
+        return;
+    }
+    let spec = LabSpec {
+        prefix: prefix(),
+        state_root: DEFAULT_STATE_ROOT.into(),
+        backend: Backend::WireGuard,
+        nodes: vec![NodeSpec::weft(Some(weft_run_cmd())); 2],
+        pods_per_node: 1,
+        uplink_mtu: 1500,
+    };
+    let mut lab = LabGuard::new(Lab::up(&spec).unwrap_or_else(|e| panic!("lab up: {e}")));
+    for i in [1, 2] {
+        wait_weft_ready(&lab, i);
+    }
+    let (p1, p2) = (lab.pod(1, 1).clone(), lab.pod(2, 1).clone());
+    assert!(eventually(Duration::from_secs(10), || ping(&p1.ns, p2.ip, 1)), "no session came up");
+    let initiations = |lab: &Lab| -> u64 {
+        [1, 2]
+            .iter()
+            .map(|&i| weft_status(lab, i).map_or(0, |s| weft_counter(&s, "wg_timer_initiation")))
+            .sum()
+    };
+    let before = initiations(&lab);
+    let listen = format!("{}:7010", p2.ip);
+    echo_server(&mut lab, &p2.ns, &listen);
+    let text = paced_stream(&p1.ns, &listen, 140, 20);
+    let stall: u64 = text
+        .split("longest stall ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no longest stall in {text:?}"));
+    eprintln!("stream through the rekey: {}", text.trim());
+    assert!(stall < 2000, "the stream stalled {stall} ms around the rekey");
+    assert!(
+        initiations(&lab) > before,
+        "no handshake was initiated during the 140 s stream (no rekey); {}",
+        counters(&lab)
+    );
 }

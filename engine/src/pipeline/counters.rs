@@ -85,7 +85,9 @@ paths! {
     /// A handshake response or cookie reply sent back to a peer.
     WgReply = "wg_reply", "WireGuard handshake response, cookie reply or keepalive sent back to a peer";
     /// Timer messages sent (initiation retries, rekeys, keepalives).
-    WgTimer = "wg_timer", "WireGuard message sent by a timer (handshake retry, rekey, keepalive)";
+    WgTimer = "wg_timer", "WireGuard keepalive sent by a timer";
+    /// Handshake initiations sent by the timers (a new peer, retries, rekeys).
+    WgTimerInitiation = "wg_timer_initiation", "WireGuard handshake initiation sent by a timer (a new peer, a retry, a rekey)";
     /// Frames handed to the worker owning a peer's session.
     WgHandoff = "wg_handoff", "frame handed to the worker that owns its WireGuard peer's session";
 }

@@ -667,8 +667,9 @@ impl Pipeline {
             }
             None => false,
         };
-        let sent = wg.tick(outer_for, send, &mut self.st.ident);
-        self.st.totals.0[PathCounter::WgTimer as usize] += sent as u64;
+        let (initiations, others) = wg.tick(outer_for, send, &mut self.st.ident);
+        self.st.totals.0[PathCounter::WgTimerInitiation as usize] += initiations as u64;
+        self.st.totals.0[PathCounter::WgTimer as usize] += others as u64;
         self.counters.publish(&self.st.totals);
     }
 }

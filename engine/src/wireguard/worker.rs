@@ -265,16 +265,17 @@ impl WgWorker {
 
     /// Runs the timers of the peers this worker owns: each may want one message sent
     /// (initiation retry, rekey, keepalive), written with `outer_for(peer's subnet)` (the
-    /// outer addresses, `None` while its route or MAC is unknown) and given to `send`.
+    /// outer addresses, `None` while its route or MAC is unknown) and given to `send`. Returns
+    /// the initiations and the other messages sent.
     pub(crate) fn tick(
         &mut self,
         mut outer_for: impl FnMut(&super::PeerInfo) -> Option<Outer>,
         mut send: impl FnMut(&[u8]) -> bool,
         ident: &mut u16,
-    ) -> usize {
+    ) -> (usize, usize) {
         self.refresh();
         self.node.limiter.reset_count();
-        let mut sent = 0;
+        let mut sent = (0, 0);
         for k in 0..self.peers.owned.len() {
             let id = usize::from(self.peers.owned[k]);
             let slot = &mut self.peers.slots[id];
@@ -282,7 +283,7 @@ impl WgWorker {
                 continue;
             };
             let Some(o) = outer_for(&info) else { continue };
-            let (head, body) = self.scratch.split_at_mut(outer::LEN);
+            let (_, body) = self.scratch.split_at_mut(outer::LEN);
             let first =
                 std::mem::take(&mut slot.fresh).then(|| tunn.format_handshake_initiation(body, false));
             let n = match first {
@@ -296,8 +297,13 @@ impl WgWorker {
                 },
             };
             *ident = ident.wrapping_add(1);
-            if o.write(head, n, *ident) && send(&self.scratch[..outer::LEN + n]) {
-                sent += 1;
+            let initiation = self.scratch[outer::LEN] == INITIATION as u8;
+            if o.write(&mut self.scratch[..outer::LEN], n, *ident) && send(&self.scratch[..outer::LEN + n]) {
+                if initiation {
+                    sent.0 += 1;
+                } else {
+                    sent.1 += 1;
+                }
             }
         }
         sent
