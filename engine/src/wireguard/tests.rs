@@ -217,3 +217,37 @@ fn a_peer_owned_by_another_worker_gets_its_frames_handed_over_both_ways() {
     assert_eq!(v, Verdict::Tx(POD_PORT), "decrypted by the owner and delivered");
     assert_eq!(&got[34..], &back[34..]);
 }
+
+#[test]
+fn a_handshake_flood_gets_cookie_replies_and_established_peers_keep_talking() {
+    let (mut a, mut b, mut pool) = established();
+    let stranger = (Ipv4Addr::new(198, 18, 0, 9), weft_encap::MacAddr([2, 0, 0, 0, 0, 9]));
+    let mut t =
+        Tunn::new(StaticSecret::from(wg_private_key(9)), PublicKey::from(b.public_key), None, None, 5, None);
+    let mut buf = [0u8; 256];
+    let (mut refused, mut cookies) = (0, 0);
+    for _ in 0..2 * super::HANDSHAKE_RATE_LIMIT {
+        let init = match t.format_handshake_initiation(&mut buf, true) {
+            TunnResult::WriteToNetwork(m) => m.to_vec(),
+            other => panic!("{other:?}"),
+        };
+        match run(&mut b, &mut pool, UPLINK, &wg_frame(stranger, (B_IP, B_MAC), &init)) {
+            (Verdict::Drop(DropReason::WgUnknownPeer), _) => refused += 1,
+            (Verdict::Tx(UPLINK), reply) => {
+                assert_eq!(reply.len(), OUTER_LEN + 64, "a cookie reply");
+                assert_eq!(&reply[30..34], &stranger.0.octets(), "to the flooding source");
+                cookies += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(refused <= super::HANDSHAKE_RATE_LIMIT as usize + 1, "{refused} initiations cost a DH");
+    assert!(cookies >= super::HANDSHAKE_RATE_LIMIT as usize - 1, "only {cookies} cookie replies under load");
+    let packet = pod_packet(&a, &b, 100);
+    let (_, wire) = run(&mut a, &mut pool, POD_PORT, &packet);
+    assert_eq!(
+        run(&mut b, &mut pool, UPLINK, &wire).0,
+        Verdict::Tx(POD_PORT),
+        "the established peer is not starved"
+    );
+}
