@@ -3,7 +3,9 @@
 //! [`CompletionRing`]. The types hold the invariants: a producer writes only slots the kernel
 //! gave back (counted from its consumer index), a consumer reads only slots the kernel
 //! published (up to its producer index) and hands them back after reading; no caller can get
-//! either wrong, so every method is safe.
+//! either wrong, so every method is safe. What the slot arithmetic needs is checked once at
+//! setup: the entry count is a [`RingSize`] (a power of two) and the offsets the kernel
+//! reports must lie inside the mapping, aligned.
 //!
 //! Synchronisation edges (same as libxdp's `xsk.h`):
 //! - producer side: write descriptors, then `producer.store(Release)` — the
@@ -20,6 +22,23 @@ use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::sys::Mmap;
+
+/// The number of entries of a ring: a power of two (so `index & (size - 1)` is always a slot
+/// of the ring), validated once where the socket is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RingSize(u32);
+
+impl RingSize {
+    /// `entries` as a ring size; `None` unless it is a power of two.
+    pub(crate) fn new(entries: u32) -> Option<Self> {
+        entries.is_power_of_two().then_some(RingSize(entries))
+    }
+
+    /// The number of entries.
+    pub(crate) fn get(self) -> u32 {
+        self.0
+    }
+}
 
 /// Ring element types: `u64` (fill, completion) or `xdp_desc` (rx, tx).
 trait Desc: Copy {}
@@ -45,15 +64,29 @@ struct RingMap<T: Desc> {
 unsafe impl<T: Desc> Send for RingMap<T> {}
 
 impl<T: Desc> RingMap<T> {
-    /// Maps the ring of `size` entries (a power of two, checked by the caller) at page offset
-    /// `pgoff` using the offsets the kernel reported for it.
-    fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32, pgoff: i64) -> io::Result<Self> {
-        let len = off.desc as usize + size as usize * size_of::<T>();
+    /// Maps the ring of `size` entries at page offset `pgoff` using the offsets the kernel
+    /// reported for it. Refuses offsets that would put the indices, the flags word or the
+    /// descriptor array outside the mapping or misaligned: the dereferences below rely on
+    /// them.
+    fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: RingSize, pgoff: i64) -> io::Result<Self> {
+        let size = size.get();
+        let desc_bytes = (size as usize).checked_mul(size_of::<T>());
+        let len = desc_bytes.and_then(|b| b.checked_add(usize::try_from(off.desc).ok()?));
+        let Some(len) = len else { return Err(bad_offsets("descriptor array", off.desc)) };
+        let word_ok = |o: u64| {
+            usize::try_from(o).is_ok_and(|o| o % align_of::<AtomicU32>() == 0 && o + size_of::<u32>() <= len)
+        };
+        for (what, o) in [("producer", off.producer), ("consumer", off.consumer), ("flags", off.flags)] {
+            if !word_ok(o) {
+                return Err(bad_offsets(what, o));
+            }
+        }
+        if off.desc % align_of::<T>() as u64 != 0 {
+            return Err(bad_offsets("descriptor array", off.desc));
+        }
+        // The mapping starts on a page boundary, so the checked offsets are aligned addresses.
         let map = Mmap::shared(fd, len, pgoff)?;
         let base = map.as_ptr();
-        // The kernel reported these offsets inside the mapping of `len` bytes;
-        // producer/consumer/flags are 4-byte aligned u32 fields and the descriptor
-        // array is aligned for `T` (kernel ring layout). Dereferences below rely on it.
         Ok(RingMap {
             producer: base.wrapping_add(off.producer as usize).cast::<AtomicU32>(),
             consumer: base.wrapping_add(off.consumer as usize).cast::<AtomicU32>(),
@@ -67,8 +100,9 @@ impl<T: Desc> RingMap<T> {
     }
 
     fn producer(&self) -> &AtomicU32 {
-        // SAFETY: points into `self._map`, alive as long as `self`; AtomicU32 has the
-        // layout of u32 and the kernel only accesses it atomically.
+        // SAFETY: points into `self._map` (offset checked in `map`: inside the mapping and
+        // 4-byte aligned), alive as long as `self`; AtomicU32 has the layout of u32 and the
+        // kernel only accesses it atomically.
         unsafe { &*self.producer }
     }
 
@@ -84,9 +118,17 @@ impl<T: Desc> RingMap<T> {
     }
 
     fn slot(&self, idx: u32) -> *mut T {
-        // SAFETY: `idx & mask` < size, inside the descriptor array of the mapping.
+        // SAFETY: `size` is a power of two (`RingSize`), so `idx & mask` < size: inside the
+        // descriptor array, which `map` checked lies in the mapping.
         unsafe { self.descs.add((idx & self.mask) as usize) }
     }
+}
+
+fn bad_offsets(what: &str, offset: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("kernel reported ring offset {offset} for the {what}: outside the ring or misaligned"),
+    )
 }
 
 /// Our half of a ring we produce into.
@@ -196,7 +238,7 @@ impl<T: Desc> Consumer<T> {
 pub(crate) struct FillRing(Producer<u64>);
 
 impl FillRing {
-    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32) -> io::Result<Self> {
+    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: RingSize) -> io::Result<Self> {
         let pgoff = libc::XDP_UMEM_PGOFF_FILL_RING as i64;
         Ok(FillRing(Producer::new(RingMap::map(fd, off, size, pgoff)?)))
     }
@@ -227,7 +269,7 @@ impl FillRing {
 pub(crate) struct TxRing(Producer<libc::xdp_desc>);
 
 impl TxRing {
-    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32) -> io::Result<Self> {
+    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: RingSize) -> io::Result<Self> {
         Ok(TxRing(Producer::new(RingMap::map(fd, off, size, libc::XDP_PGOFF_TX_RING)?)))
     }
 
@@ -257,7 +299,7 @@ impl TxRing {
 pub(crate) struct RxRing(Consumer<libc::xdp_desc>);
 
 impl RxRing {
-    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32) -> io::Result<Self> {
+    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: RingSize) -> io::Result<Self> {
         Ok(RxRing(Consumer::new(RingMap::map(fd, off, size, libc::XDP_PGOFF_RX_RING)?)))
     }
 
@@ -272,7 +314,7 @@ impl RxRing {
 pub(crate) struct CompletionRing(Consumer<u64>);
 
 impl CompletionRing {
-    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: u32) -> io::Result<Self> {
+    pub(crate) fn map(fd: BorrowedFd<'_>, off: &libc::xdp_ring_offset, size: RingSize) -> io::Result<Self> {
         let pgoff = libc::XDP_UMEM_PGOFF_COMPLETION_RING as i64;
         Ok(CompletionRing(Consumer::new(RingMap::map(fd, off, size, pgoff)?)))
     }
@@ -281,5 +323,19 @@ impl CompletionRing {
     pub(crate) fn complete(&mut self, f: impl FnMut(u64)) -> u32 {
         let size = self.0.ring.size;
         self.0.consume(size, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RingSize;
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_and_nothing_else() {
+        assert_eq!(RingSize::new(2048).map(RingSize::get), Some(2048));
+        assert_eq!(RingSize::new(1).map(RingSize::get), Some(1));
+        for bad in [0, 3, 100, 2047, u32::MAX] {
+            assert!(RingSize::new(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use super::ring::{CompletionRing, FillRing, RxRing, TxRing};
+use super::ring::{CompletionRing, FillRing, RingSize, RxRing, TxRing};
 use super::sys;
 use super::umem::UmemShare;
 use crate::port::error::{NEEDS_AF_XDP, PortError};
@@ -99,12 +99,12 @@ impl AfXdpPort {
     pub fn open_shared(umem: &UmemShare, cfg: &XskConfig) -> Result<Self, PortError> {
         let ifname = cfg.ifname.as_str();
         let what = |step: &str| format!("AF_XDP socket queue {} ({step})", cfg.queue);
-        if !cfg.ring_size.is_power_of_two() || cfg.ring_size < 64 {
+        let Some(size) = RingSize::new(cfg.ring_size).filter(|s| s.get() >= 64) else {
             return Err(PortError::Config(format!(
                 "AF_XDP ring size {} on {ifname}: must be a power of two >= 64",
                 cfg.ring_size
             )));
-        }
+        };
         if cfg.fill_target == 0 || cfg.fill_target > cfg.ring_size / 2 {
             return Err(PortError::Config(format!(
                 "AF_XDP fill target {} on {ifname}: must be 1..={} (half the ring size)",
@@ -133,7 +133,7 @@ impl AfXdpPort {
             sys::setsockopt(sock, libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)
                 .map_err(|e| os("register UMEM", e))?;
         }
-        let n = cfg.ring_size;
+        let n = size.get();
         for (opt, step) in [
             (libc::XDP_UMEM_FILL_RING, "fill ring"),
             (libc::XDP_UMEM_COMPLETION_RING, "completion ring"),
@@ -144,10 +144,10 @@ impl AfXdpPort {
         }
         let off: libc::xdp_mmap_offsets = sys::getsockopt(sock, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS)
             .map_err(|e| os("ring offsets", e))?;
-        let rx = RxRing::map(sock, &off.rx, n).map_err(|e| os("mmap rx ring", e))?;
-        let tx = TxRing::map(sock, &off.tx, n).map_err(|e| os("mmap tx ring", e))?;
-        let fill = FillRing::map(sock, &off.fr, n).map_err(|e| os("mmap fill ring", e))?;
-        let comp = CompletionRing::map(sock, &off.cr, n).map_err(|e| os("mmap completion ring", e))?;
+        let rx = RxRing::map(sock, &off.rx, size).map_err(|e| os("mmap rx ring", e))?;
+        let tx = TxRing::map(sock, &off.tx, size).map_err(|e| os("mmap tx ring", e))?;
+        let fill = FillRing::map(sock, &off.fr, size).map_err(|e| os("mmap fill ring", e))?;
+        let comp = CompletionRing::map(sock, &off.cr, size).map_err(|e| os("mmap completion ring", e))?;
 
         let mut addr = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
