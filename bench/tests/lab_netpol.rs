@@ -748,6 +748,12 @@ fn the_upstream_netpol_model_holds_across_two_weft_nodes() {
             weft_counter(&s, "conntrack_new"),
             weft_counter(&s, "conntrack_evictions")
         );
+        let p = s.policy.clone().expect("the policy loop's status");
+        assert!(
+            p.conntrack_entries > 0 && p.conntrack_entries <= p.conntrack_capacity,
+            "n{i}: the connection tables hold the model's flows: {p:?}"
+        );
+        assert!(weft_counter(&s, "policy_denied_ingress") > 0, "n{i}: denials are counted");
     }
     assert!(m.failures.is_empty(), "{}\n\nlogs:\n{}", m.failures.join("\n\n"), m.lab.log_tails(2000));
 }

@@ -85,6 +85,12 @@ pub struct PolicyState {
     pub bad_records: u64,
     /// Microseconds the last compile and publish took.
     pub last_compile_us: u64,
+    /// Flows in the workers' connection tables (summed; dead ones not yet swept included).
+    #[serde(default)]
+    pub conntrack_entries: u64,
+    /// Flows the workers' connection tables hold at most (summed).
+    #[serde(default)]
+    pub conntrack_capacity: u64,
 }
 
 /// The host link weft made: the veth pair, the node's address on it, the kernel routes and

@@ -152,14 +152,19 @@ impl fmt::Display for StatusReport {
         if let Some(p) = &self.policy {
             let _ = writeln!(
                 out,
-                "\nNETWORK POLICY ({})\npolicies {}  endpoints {}  isolated pods here {}  published {}  bad records {}  last compile {} us",
+                "\nNETWORK POLICY ({})\npolicies {}  endpoints {}  isolated pods here {}  published {}  bad records {}  last compile {} us\nconnection table {} of {} flows  evictions {}  denied ingress {}  egress {}",
                 if p.connected { "watching" } else { "etcd unreachable" },
                 p.policies,
                 p.endpoints,
                 p.isolated_pods,
                 p.published,
                 p.bad_records,
-                p.last_compile_us
+                p.last_compile_us,
+                p.conntrack_entries,
+                p.conntrack_capacity,
+                self.path_count("conntrack_evictions"),
+                self.drop_count("policy_denied_ingress"),
+                self.drop_count("policy_denied_egress"),
             );
         }
         if !self.neighbours.is_empty() {

@@ -14,8 +14,8 @@ use weft_engine::worker::DropReason;
 use super::dataplane::{SharedNeighbours, SharedRoutes, lock};
 use super::workers::Dataplane;
 use crate::api::{
-    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, RouteLine,
-    StatusReport, WaitingState,
+    BgpSessionLine, BgpState, DropLine, EtcdState, FibState, LeaseLine, NeighbourLine, PolicyState,
+    RouteLine, StatusReport, WaitingState,
 };
 use crate::etcd::{AgentStatus, StartProgress};
 use crate::routes::Via;
@@ -197,6 +197,7 @@ impl Shared {
             own: false,
         }));
         let mut fib = fib;
+        let mut conntrack = (0, 0);
         let (ports, workers, drop_counts, pods, path_counts) = match lock(&self.dataplane).as_ref() {
             Some(dp) => {
                 let (p, w, d) = dp.counters();
@@ -205,6 +206,7 @@ impl Shared {
                 fib.prefixes = stats.prefixes;
                 fib.tbl8_groups_in_use = stats.tbl8_groups_in_use;
                 fib.tbl8_groups_capacity = stats.tbl8_groups_capacity;
+                conntrack = dp.conntrack();
                 (p, w, d, dp.pods(), dp.paths())
             }
             None => (Vec::new(), Vec::new(), [0; DropReason::COUNT], Vec::new(), PathCounts::default()),
@@ -247,7 +249,11 @@ impl Shared {
                 })
                 .collect(),
         });
-        let policy = self.policy.get().map(|p| p.status.borrow().clone());
+        let policy = self.policy.get().map(|p| PolicyState {
+            conntrack_entries: conntrack.0,
+            conntrack_capacity: conntrack.1,
+            ..p.status.borrow().clone()
+        });
         StatusReport {
             node: self.node.clone(),
             mode: self.mode.to_owned(),

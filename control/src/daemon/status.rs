@@ -42,6 +42,13 @@ impl Dataplane {
         total
     }
 
+    /// The network policy's connection tables summed over the workers: (flows, capacity).
+    pub fn conntrack(&self) -> (u64, u64) {
+        let entries = self.uplink_workers.iter().map(|r| r.paths.conntrack_entries()).sum();
+        let capacity = (self.uplink_workers.len() * weft_engine::policy::CONNTRACK_CAPACITY) as u64;
+        (entries, capacity)
+    }
+
     /// Ports, workers and drops summed over the workers; a port's totals include those of
     /// ports of the same name detached before.
     pub fn counters(&self) -> (Vec<PortLine>, Vec<WorkerLine>, [u64; DropReason::COUNT]) {

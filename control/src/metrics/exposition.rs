@@ -145,6 +145,26 @@ pub fn render(r: &StatusReport) -> String {
         }
     }
 
+    if let Some(p) = &r.policy {
+        for (name, help, value) in [
+            ("weft_policy_policies", "NetworkPolicies stored.", p.policies as u64),
+            ("weft_policy_endpoints", "Endpoint records (every node's pods).", p.endpoints as u64),
+            ("weft_policy_isolated_pods", "This node's pods some policy isolates.", p.isolated_pods as u64),
+            (
+                "weft_conntrack_entries",
+                "Flows in the workers' connection tables (dead ones not yet swept included).",
+                p.conntrack_entries,
+            ),
+            (
+                "weft_conntrack_capacity",
+                "Flows the workers' connection tables hold at most.",
+                p.conntrack_capacity,
+            ),
+        ] {
+            o.family(name, "gauge", help);
+            o.sample(name, &[], value);
+        }
+    }
     o.family(
         "weft_lease_held",
         "gauge",

@@ -124,11 +124,16 @@ impl PathCounts {
 #[derive(Debug)]
 pub struct PipelineCounters {
     values: [AtomicU64; PathCounter::COUNT],
+    /// Flows in the network policy's connection table (a gauge).
+    conntrack_entries: AtomicU64,
 }
 
 impl Default for PipelineCounters {
     fn default() -> Self {
-        PipelineCounters { values: std::array::from_fn(|_| AtomicU64::new(0)) }
+        PipelineCounters {
+            values: std::array::from_fn(|_| AtomicU64::new(0)),
+            conntrack_entries: AtomicU64::new(0),
+        }
     }
 }
 
@@ -143,6 +148,17 @@ impl PipelineCounters {
         for (a, &v) in self.values.iter().zip(&totals.0) {
             a.store(v, Ordering::Relaxed);
         }
+    }
+
+    /// Stores the connection table's entry count (owning pipeline only, once per batch).
+    pub(crate) fn publish_conntrack(&self, entries: usize) {
+        self.conntrack_entries.store(entries as u64, Ordering::Relaxed);
+    }
+
+    /// Flows in the pipeline's connection table ([`crate::policy::ConnTable::entries`]) at its
+    /// last batch.
+    pub fn conntrack_entries(&self) -> u64 {
+        self.conntrack_entries.load(Ordering::Relaxed)
     }
 
     /// Reads every counter.

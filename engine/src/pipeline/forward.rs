@@ -45,6 +45,16 @@ pub(crate) struct Forwarder<'a> {
     pub flows: Option<&'a HostFlows>,
     /// The network policy, when it isolates any pod (checked once per batch).
     pub policy: Option<&'a PolicySet>,
+    /// The batch's policy checks were made before forwarding (stage 3a): `forward` skips them.
+    pub policed: bool,
+}
+
+/// A packet the policy checks, and which of its ends this worker polices.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policed {
+    pub pkt: Packet,
+    pub src_here: bool,
+    pub dst_here: bool,
 }
 
 fn set_macs(f: &mut FrameMut<'_>, dst: MacAddr, src: MacAddr) {
@@ -99,6 +109,7 @@ impl<'a> Forwarder<'a> {
             now: None,
             flows,
             policy,
+            policed: false,
         }
     }
 
@@ -136,7 +147,7 @@ impl<'a> Forwarder<'a> {
         st: &mut State,
     ) -> Verdict {
         let Some(hop) = hop else { return Verdict::Drop(DropReason::NoRoute) };
-        if let Some(set) = self.policy
+        if let Some(set) = self.policy.filter(|_| !self.policed)
             && let Err(reason) = self.police(set, r, hop, f, st)
         {
             return Verdict::Drop(reason);
@@ -227,10 +238,34 @@ impl<'a> Forwarder<'a> {
         }
     }
 
-    /// The policy check of a routed packet: the egress of the local pod that sent it (from one of
-    /// this worker's pod ports) and the ingress of the local pod this worker delivers it to. A
-    /// frame for a pod on another worker is checked there, when handed in.
+    /// What the policy checks of routed packet `r` resolved to `hop`: the egress of the local pod
+    /// that sent it (from one of this worker's pod ports) and the ingress of the local pod this
+    /// worker delivers it to (a frame for a pod on another worker is checked there, when handed
+    /// in). `None` when no check applies: neither end policed here, traffic with the node
+    /// itself, no IPv4 flow to read.
     #[inline]
+    pub(crate) fn policed(&self, r: Routed, hop: &NextHop, f: &FrameMut<'_>) -> Option<Policed> {
+        let src_here = r.origin == Origin::Pod;
+        let dst_here = match hop {
+            NextHop::LocalPod { worker, port, .. } => {
+                WorkerId(*worker) == self.cfg.worker
+                    && matches!(self.roles.get(usize::from(*port)), Some(PortRole::Pod(_)))
+            }
+            NextHop::Blackhole => return None,
+            _ => false,
+        };
+        if !src_here && !dst_here {
+            return None;
+        }
+        let pkt = Packet::of_frame(f.data())?;
+        if is_node_address(self.cfg, pkt.flow.src) || is_node_address(self.cfg, pkt.flow.dst) {
+            return None;
+        }
+        Some(Policed { pkt, src_here, dst_here })
+    }
+
+    /// The policy check of one packet outside a batch's stage 3a (a frame routed alone), with the
+    /// connection table's per-batch tick.
     fn police(
         &mut self,
         set: &PolicySet,
@@ -239,24 +274,10 @@ impl<'a> Forwarder<'a> {
         f: &FrameMut<'_>,
         st: &mut State,
     ) -> Result<(), DropReason> {
-        let src_here = r.origin == Origin::Pod;
-        let dst_here = match hop {
-            NextHop::LocalPod { worker, port, .. } => {
-                WorkerId(*worker) == self.cfg.worker
-                    && matches!(self.roles.get(usize::from(*port)), Some(PortRole::Pod(_)))
-            }
-            NextHop::Blackhole => return Ok(()),
-            _ => false,
-        };
-        if !src_here && !dst_here {
-            return Ok(());
-        }
-        let Some(pkt) = Packet::of_frame(f.data()) else { return Ok(()) };
-        if is_node_address(self.cfg, pkt.flow.src) || is_node_address(self.cfg, pkt.flow.dst) {
-            return Ok(());
-        }
+        let Some(p) = self.policed(r, hop, f) else { return Ok(()) };
         let now = st.enforcer.secs(*self.now.get_or_insert_with(Instant::now));
-        st.enforcer.check(set, &pkt, src_here, dst_here, now, &mut st.totals)
+        st.enforcer.tick(now);
+        st.enforcer.check(set, &p.pkt, p.src_here, p.dst_here, now, &mut st.totals)
     }
 
     /// Delivery to a pod on this node, from a pod, the uplink or the exception port.

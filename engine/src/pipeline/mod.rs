@@ -268,6 +268,10 @@ pub(crate) struct State {
     pub enforcer: Enforcer,
     /// This worker's WireGuard side, if the node runs it.
     pub wg: Option<WgWorker>,
+    /// Stage 3a, per routed packet (indexed like `which`): what the policy checks of it.
+    pre: Vec<Option<forward::Policed>>,
+    /// Stage 3a, per routed packet: the policy's verdict.
+    policed: Vec<Result<(), DropReason>>,
 }
 
 /// The forwarding pipeline of one worker (see the module docs).
@@ -303,6 +307,8 @@ impl Pipeline {
                 recent: [(0, 0); 16],
                 enforcer: Enforcer::default(),
                 wg: handles.wireguard,
+                pre: Vec::with_capacity(MAX_BATCH),
+                policed: Vec::with_capacity(MAX_BATCH),
             },
             tables: forward::ForwardTables {
                 cfg,
@@ -413,25 +419,44 @@ impl Pipeline {
         let n = st.dsts.len();
         let snapshot = self.fib.resolve_batch(&st.dsts, &mut st.hops[..n]);
 
-        // Stage 3: forward. With a policy in force, the connection-table lines of every routed
-        // packet are loaded first, together, so their cache misses overlap.
+        // Stage 3a, with a policy in force: the batch's policy checks. The connection-table
+        // line of every packet a check reads is loaded first, together, so that the cache misses
+        // overlap; then each packet is checked.
         let policy = self.policy.load();
         let mut fw = forward::Forwarder::new(&self.tables, enforced(&policy), rx_port, role);
+        st.pre.clear();
+        st.policed.clear();
         if let Some(set) = fw.policy
             && n > 0
         {
             let now = std::time::Instant::now();
             fw.now = Some(now);
-            st.enforcer.tick(st.enforcer.secs(now));
+            fw.policed = true;
+            let secs = st.enforcer.secs(now);
+            st.enforcer.tick(secs);
             let mut folded = 0u32;
-            for &i in &st.which {
-                let Some(f) = frames.get_mut(usize::from(i)) else { continue };
-                if let Some(pkt) = Packet::of_frame(pool.view(f).data()) {
-                    folded ^= st.enforcer.touch(set, &pkt);
+            for (k, &i) in st.which.iter().enumerate() {
+                let (i, hop) = (usize::from(i), st.hops[k].and_then(|id| snapshot.get(id)));
+                let pre = match (&st.steps[i], hop, frames.get_mut(i)) {
+                    (Step::Route(r), Some(hop), Some(f)) => fw.policed(*r, hop, &pool.view(f)),
+                    _ => None,
+                };
+                if let Some(p) = &pre {
+                    folded ^= st.enforcer.touch(set, &p.pkt);
                 }
+                st.pre.push(pre);
             }
             std::hint::black_box(folded);
+            for p in &st.pre {
+                let v = match p {
+                    Some(p) => st.enforcer.check(set, &p.pkt, p.src_here, p.dst_here, secs, &mut st.totals),
+                    None => Ok(()),
+                };
+                st.policed.push(v);
+            }
         }
+
+        // Stage 3: forward.
         let mut k = 0;
         for (i, f) in frames.iter_mut().enumerate() {
             let v = match st.steps[i] {
@@ -439,8 +464,12 @@ impl Pipeline {
                 Step::Route(r) => {
                     debug_assert_eq!(usize::from(st.which[k]), i);
                     let hop = st.hops[k].and_then(|id| snapshot.get(id));
+                    let policed = st.policed.get(k).copied().unwrap_or(Ok(()));
                     k += 1;
-                    fw.forward(r, hop, &mut pool.view(f), st)
+                    match policed {
+                        Err(reason) => Verdict::Drop(reason),
+                        Ok(()) => fw.forward(r, hop, &mut pool.view(f), st),
+                    }
                 }
             };
             verdicts.push(v);
@@ -448,6 +477,7 @@ impl Pipeline {
         drop(snapshot);
         drop(policy);
         self.counters.publish(&st.totals);
+        self.counters.publish_conntrack(st.enforcer.table().entries());
     }
 }
 
@@ -754,15 +784,11 @@ impl FrameProcessor for Pipeline {
                 let snapshot = self.fib.resolve_batch(&[r.dst], &mut hop);
                 let policy = self.policy.load();
                 let mut fw = forward::Forwarder::new(&self.tables, enforced(&policy), rx_port, role);
-                if fw.policy.is_some() {
-                    let now = std::time::Instant::now();
-                    fw.now = Some(now);
-                    self.st.enforcer.tick(self.st.enforcer.secs(now));
-                }
                 fw.forward(r, hop[0].and_then(|id| snapshot.get(id)), frame, &mut self.st)
             }
         };
         self.counters.publish(&self.st.totals);
+        self.counters.publish_conntrack(self.st.enforcer.table().entries());
         v
     }
 
