@@ -75,6 +75,7 @@ pub(crate) fn settings(etcd: &etcd::Etcd, dir: &std::path::Path) -> AgentSetting
         public_ip: Ipv4Addr::new(198, 18, 255, 1),
         vtep_mac: MacAddr([0x0a, 0x58, 0xc6, 0x12, 0xff, 0x01]),
         wg_public_key: None,
+        wg_key_dir: None,
         uplink_subnet: None,
         subnet_file: dir.join("subnet.env"),
         ipmasq: false,

@@ -31,3 +31,4 @@ pub mod policy;
 pub mod routes;
 pub mod static_mode;
 pub mod subnet_env;
+pub mod wg_key;

@@ -407,3 +407,39 @@ async fn a_list_spanning_several_pages_arrives_whole_in_the_first_batch() {
         Via::HostGw { gateway: Ipv4Addr::new(198, 18, 51, 136) }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wireguard_node_makes_its_key_once_and_publishes_it_as_flannel_does() {
+    let (etcd, dir) = etcd_with_network(
+        r#"{"Network":"198.19.0.0/16","SubnetMin":"198.19.1.0","SubnetMax":"198.19.63.0","Backend":{"Type":"wireguard"}}"#,
+    );
+    let state = dir.path().join("state");
+    let with_key_dir = || weft_control::etcd::AgentSettings {
+        wg_key_dir: Some(state.clone()),
+        ..settings(&etcd, 11, dir.path())
+    };
+    let agent = Running::start(with_key_dir()).await;
+    let pair = weft_control::wg_key::load(&state).unwrap().expect("the agent made the key");
+    assert_eq!(
+        etcd.get(&key(agent.subnet)).unwrap(),
+        format!(
+            r#"{{"PublicIP":"198.18.0.11","PublicIPv6":null,"BackendType":"wireguard","BackendData":{{"PublicKey":"{}","Port":51820}}}}"#,
+            pair.public
+        )
+    );
+    let subnet = agent.subnet;
+    agent.stop().await;
+    let again = Running::start(with_key_dir()).await;
+    assert_eq!(again.subnet, subnet);
+    assert_eq!(weft_control::wg_key::load(&state).unwrap().unwrap().public, pair.public, "the same key");
+
+    // Another backend's node makes none.
+    let (etcd2, dir2) = etcd_with_network(VXLAN_NET);
+    let vx_state = dir2.path().join("state");
+    let _vx = Running::start(weft_control::etcd::AgentSettings {
+        wg_key_dir: Some(vx_state.clone()),
+        ..settings(&etcd2, 12, dir2.path())
+    })
+    .await;
+    assert!(!vx_state.join(weft_control::wg_key::FILE).exists());
+}

@@ -158,6 +158,7 @@ async fn run_async(opts: Options) -> anyhow::Result<()> {
         // host-gw leases carry no VtepMAC.
         vtep_mac: vtep_mac.unwrap_or(MacAddr::ZERO),
         wg_public_key: wg.as_ref().map(|d| d.public_key),
+        wg_key_dir: None,
         uplink_subnet: Some(uplink_subnet),
         subnet_file: opts.subnet_file.clone(),
         ipmasq: false,

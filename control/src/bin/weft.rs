@@ -10,6 +10,7 @@ use weft_control::config::{Config, DEFAULT_API_SOCKET, Mode};
 use weft_control::daemon::{self, RunOptions, vtep_mac};
 use weft_control::flannel::MacAddr;
 use weft_control::policy::{LabelChange, PolicyId, PolicyStore, Protocol, parse_documents};
+use weft_control::wg_key;
 
 const USAGE: &str = "usage:
   weft run    --config FILE [--init-network]     run the node daemon
@@ -53,6 +54,16 @@ fn check(path: PathBuf) -> Result<(), String> {
         // Static mode uses the uplink's MAC.
         (None, Mode::Static) => {}
     }
+    if config.mode == Mode::Etcd {
+        let file = node.state_dir.join(wg_key::FILE);
+        match wg_key::load(&node.state_dir).map_err(|e| e.to_string())? {
+            Some(pair) => println!("node.wg_key     public key {} (kept in {})", pair.public, file.display()),
+            None => println!(
+                "node.wg_key     made when the network is wireguard, kept in {} (0600)",
+                file.display()
+            ),
+        }
+    }
     println!(
         "subnet file     {} (ipmasq {}, uplink mtu {})",
         node.subnet_file.display(),
@@ -80,7 +91,7 @@ fn check(path: PathBuf) -> Result<(), String> {
         }
     }
     if let Some(network) = &config.network {
-        println!("network         {}", network.to_json());
+        println!("network         {}", network.to_json_redacted());
     }
     if let Some(s) = &config.static_routes {
         println!("static subnet   {}", s.subnet);

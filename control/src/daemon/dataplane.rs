@@ -69,7 +69,7 @@ impl Forwarding {
         network: &NetworkConfig,
         subnet: Ipv4Net,
         vtep_mac: Option<MacAddr>,
-        wg: Option<&super::wg_key::WgKeyPair>,
+        wg: Option<&crate::wg_key::WgKeyPair>,
     ) -> Result<Self, DaemonError> {
         let uplink = config.uplink.as_ref().ok_or(DaemonError::NoUplink)?;
         let ifname = uplink.interface.as_str();

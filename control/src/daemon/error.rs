@@ -49,7 +49,7 @@ pub enum DaemonError {
     VtepMac(#[from] super::vtep_mac::VtepMacError),
     /// The WireGuard key kept in `node.state_dir` could not be read or made.
     #[error(transparent)]
-    WgKey(#[from] super::wg_key::WgKeyError),
+    WgKey(#[from] crate::wg_key::WgKeyError),
     /// A pre-start check could not read what it checks.
     #[error("start checks: {what}")]
     Preflight {

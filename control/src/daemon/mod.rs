@@ -37,7 +37,6 @@ mod state;
 mod status;
 mod underlay;
 pub mod vtep_mac;
-pub mod wg_key;
 mod workers;
 
 use std::collections::BTreeSet;
@@ -119,9 +118,9 @@ fn kept_vtep_mac(state_dir: &std::path::Path) -> Result<MacAddr, DaemonError> {
 }
 
 /// The WireGuard key pair kept in `state_dir` (made there on the node's first start).
-fn kept_wg_key(state_dir: &std::path::Path) -> Result<wg_key::WgKeyPair, DaemonError> {
-    let pair = wg_key::load_or_create(state_dir)?;
-    let file = state_dir.join(wg_key::FILE);
+fn kept_wg_key(state_dir: &std::path::Path) -> Result<crate::wg_key::WgKeyPair, DaemonError> {
+    let pair = crate::wg_key::load_or_create(state_dir)?;
+    let file = state_dir.join(crate::wg_key::FILE);
     tracing::info!(public_key = %pair.public, file = %file.display(), "WireGuard key kept in node.state_dir");
     Ok(pair)
 }
@@ -249,18 +248,20 @@ async fn start_and_serve(
                 Some(mac) => mac,
                 None => kept_vtep_mac(&config.node.state_dir)?,
             };
-            // A wireguard lease carries our public key: settled before etcd too.
-            let wg = kept_wg_key(&config.node.state_dir)?;
-            // Nothing is attached before the lease: the data plane needs our subnet.
-            let mut settings = AgentSettings::from_config(config, vtep_mac, opts.init_network);
-            settings.wg_public_key = Some(wg.public);
+            // Nothing is attached before the lease: the data plane needs our subnet. A
+            // wireguard network's key is settled by the agent (made in node.state_dir).
+            let settings = AgentSettings::from_config(config, vtep_mac, opts.init_network);
             let started = Agent::start_when_ready_reporting(settings, progress, stopped(stop.clone()));
             let Some(agent) = started.await? else {
                 tracing::info!("stopped before etcd was ready; nothing was attached");
                 return Ok(());
             };
             let _ = shared.agent.set(agent.status());
-            (agent.subnet(), agent.network().clone(), Some(agent), Some(wg))
+            let wg = match agent.network().backend.backend_type {
+                crate::flannel::BackendType::WireGuard => Some(kept_wg_key(&config.node.state_dir)?),
+                _ => None,
+            };
+            (agent.subnet(), agent.network().clone(), Some(agent), wg)
         }
     };
     let _ = shared.backend.set(network.backend.backend_type.to_string());
@@ -380,7 +381,7 @@ async fn attach(
     subnet: ipnet::Ipv4Net,
     network: &crate::flannel::NetworkConfig,
     vtep_mac: Option<MacAddr>,
-    wg: Option<&wg_key::WgKeyPair>,
+    wg: Option<&crate::wg_key::WgKeyPair>,
 ) -> Result<(RouteTableSink, Arc<MacLearnQueue>, dataplane::SharedProgrammer), DaemonError> {
     let uplink = config.uplink.clone().ok_or(DaemonError::NoUplink)?;
     let fwd = Forwarding::new(config, network, subnet, vtep_mac, wg)?;

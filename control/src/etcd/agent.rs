@@ -121,8 +121,8 @@ pub(crate) async fn network_config(
         .map_err(|source| ControlError::BadNetworkConfig { key: key.clone(), source })?;
     let refused = match &network.backend.backend_type {
         BackendType::Other(name) => Some(format!("{name:?}: weft runs vxlan, host-gw, ipip and wireguard")),
-        BackendType::WireGuard if settings.wg_public_key.is_none() => {
-            Some("\"wireguard\" needs the node's WireGuard key, which this start did not settle".into())
+        BackendType::WireGuard if settings.wg_public_key.is_none() && settings.wg_key_dir.is_none() => {
+            Some("\"wireguard\" needs the node's WireGuard key, and this agent has none".into())
         }
         _ => None,
     };
@@ -142,6 +142,16 @@ async fn take_lease(
     rollback: &mut Rollback,
 ) -> Result<(NetworkConfig, LeaseAttrs, LeaseTable, OwnLease), ControlError> {
     let network = network_config(client, settings, keys, rollback).await?;
+    let keyed;
+    let settings = match (&network.backend.backend_type, settings.wg_public_key, &settings.wg_key_dir) {
+        (BackendType::WireGuard, None, Some(dir)) => {
+            let pair = crate::wg_key::load_or_create(dir)?;
+            tracing::info!(public_key = %pair.public, dir = %dir.display(), "WireGuard key kept in node.state_dir");
+            keyed = AgentSettings { wg_public_key: Some(pair.public), ..settings.clone() };
+            &keyed
+        }
+        _ => settings,
+    };
     let attrs = own_attrs(settings, &network);
     let mut table = list(client, settings, keys).await?;
     let prefer: Vec<Ipv4Net> = SubnetEnv::read_subnet(&settings.subnet_file).into_iter().collect();

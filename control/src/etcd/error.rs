@@ -118,4 +118,7 @@ pub enum ControlError {
     /// subnet.env could not be written.
     #[error(transparent)]
     SubnetEnv(#[from] SubnetEnvError),
+    /// The WireGuard key of a wireguard network could not be read or made.
+    #[error(transparent)]
+    WgKey(#[from] crate::wg_key::WgKeyError),
 }

@@ -22,9 +22,12 @@ pub struct AgentSettings {
     pub public_ip: Ipv4Addr,
     /// Our VtepMAC, written into vxlan leases (other backends' leases carry none).
     pub vtep_mac: MacAddr,
-    /// Our WireGuard public key, written into wireguard leases; without one a wireguard network
-    /// is refused.
+    /// Our WireGuard public key, written into wireguard leases; `None`: the key kept in
+    /// `wg_key_dir` (made there when the network is wireguard).
     pub wg_public_key: Option<WgKey>,
+    /// Where the node's WireGuard key is kept (`node.state_dir`); a wireguard network with
+    /// neither this nor `wg_public_key` is refused.
+    pub wg_key_dir: Option<PathBuf>,
     /// Uplink L2 subnet for DirectRouting.
     pub uplink_subnet: Option<Ipv4Net>,
     /// subnet.env path.
@@ -87,6 +90,7 @@ impl AgentSettings {
             public_ip: config.node.public_ip,
             vtep_mac,
             wg_public_key: None,
+            wg_key_dir: Some(config.node.state_dir.clone()),
             uplink_subnet: config.node.uplink_subnet,
             subnet_file: config.node.subnet_file.clone(),
             ipmasq: config.node.ipmasq,

@@ -293,6 +293,16 @@ impl NetworkConfig {
         .to_string()
     }
 
+    /// [`NetworkConfig::to_json`] with a pre-shared key shown as `"<secret>"` (for printing).
+    pub fn to_json_redacted(&self) -> String {
+        if self.backend.wireguard.psk.is_none() {
+            return self.to_json();
+        }
+        let mut doc: Value = serde_json::from_str(&self.to_json()).unwrap_or_default();
+        doc["Backend"]["PSK"] = json!("<secret>");
+        doc.to_string()
+    }
+
     /// Every subnet a node may lease, SubnetMin..=SubnetMax in order.
     pub fn subnets(&self) -> impl Iterator<Item = Ipv4Net> + '_ {
         let size = 1u32 << (32 - self.subnet_len);
@@ -446,6 +456,16 @@ mod tests {
             Some("GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A=")
         );
         assert_eq!(parse(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_printed_config_hides_the_pre_shared_key() {
+        let c = parse(
+            r#"{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard","PSK":"GBu1TyHOw2CxlWvXGasnKhUrwXk/F1ZW9KdzOz7XD3A="}}"#,
+        )
+        .unwrap();
+        let printed = c.to_json_redacted();
+        assert!(printed.contains(r#""PSK":"<secret>""#) && !printed.contains("GBu1"), "{printed}");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub fn settings(etcd: &Etcd, host: u8, dir: &Path) -> AgentSettings {
         public_ip: Ipv4Addr::new(198, 18, 0, host),
         vtep_mac: format!("0a:58:c6:12:00:{host:02x}").parse().unwrap(),
         wg_public_key: None,
+        wg_key_dir: None,
         uplink_subnet: Some("198.18.0.0/24".parse().unwrap()),
         subnet_file: dir.join(format!("node{host}/subnet.env")),
         ipmasq: false,

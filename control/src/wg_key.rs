@@ -1,7 +1,9 @@
 //! The node's WireGuard private key: made once at random and kept in
 //! `<node.state_dir>/wg_key`, readable by its owner only (0600), so the public key in the
 //! node's lease stays the same across restarts (peers keep it in their configuration).
-//! `weft run` settles it before it touches etcd, as flanneld settles `/run/flannel/wgkey`.
+//! The etcd agent settles it once it reads a wireguard network config, before it takes the
+//! lease, as flanneld's wireguard backend settles `/run/flannel/wgkey`; nodes of other backends
+//! never make one.
 //!
 //! The file holds the key as `wg genkey` prints it (base64 and a newline), so an operator can
 //! derive the public key with `wg pubkey < wg_key`, and flannel's key file can be copied in.
