@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod neighbour;
 pub mod policy;
 pub mod routes;
+pub mod state_file;
 pub mod static_mode;
 pub mod subnet_env;
 pub mod wg_key;

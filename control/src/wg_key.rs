@@ -12,13 +12,12 @@
 //! readable by others. A start that finds it unreadable, not a key, or readable by group or
 //! others stops rather than make another.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::flannel::WgKey;
+use crate::state_file::{self, StateFileError};
 
 /// The file's name under `node.state_dir`.
 pub const FILE: &str = "wg_key";
@@ -47,35 +46,16 @@ impl WgKeyPair {
 }
 
 /// Why the kept key could not be read or made.
-#[derive(Debug, thiserror::Error)]
-#[error("node.state_dir: {what} {}: {source}", path.display())]
-pub struct WgKeyError {
-    what: &'static str,
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
-}
-
-fn error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WgKeyError {
-    let path = path.to_owned();
-    move |source| WgKeyError { what, path, source }
-}
-
-fn invalid(path: &Path, why: String) -> WgKeyError {
-    error("cannot use", path)(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
-}
+pub type WgKeyError = StateFileError;
 
 /// The key pair kept under `state_dir`, `None` when there is none yet.
 pub fn load(state_dir: &Path) -> Result<Option<WgKeyPair>, WgKeyError> {
-    let path = state_dir.join(FILE);
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(error("cannot read", &path)(e)),
+    let Some((text, mode)) = state_file::read(state_dir, FILE)? else {
+        return Ok(None);
     };
-    let mode = file.metadata().map_err(error("cannot read", &path))?.permissions().mode();
+    let path = state_dir.join(FILE);
     if mode & 0o077 != 0 {
-        return Err(invalid(
+        return Err(state_file::invalid(
             &path,
             format!(
                 "a private key must be readable by its owner only, its mode is {:o} (chmod 600 it)",
@@ -83,10 +63,9 @@ pub fn load(state_dir: &Path) -> Result<Option<WgKeyPair>, WgKeyError> {
             ),
         ));
     }
-    let text = std::io::read_to_string(file).map_err(error("cannot read", &path))?;
     match text.trim().parse::<WgKey>() {
         Ok(key) => Ok(Some(WgKeyPair::from_private(key.0))),
-        Err(e) => Err(invalid(
+        Err(e) => Err(state_file::invalid(
             &path,
             format!("not a WireGuard private key: {e} (fix it, or remove it to make a new one)"),
         )),
@@ -98,36 +77,22 @@ pub fn load_or_create(state_dir: &Path) -> Result<WgKeyPair, WgKeyError> {
     if let Some(pair) = load(state_dir)? {
         return Ok(pair);
     }
-    std::fs::create_dir_all(state_dir).map_err(error("cannot create", state_dir))?;
     let mut bytes: [u8; 32] = rand::random();
     // Clamped as x25519 and `wg genkey` do, so the file reads back to the same scalar anywhere.
     bytes[0] &= 248;
     bytes[31] = (bytes[31] & 127) | 64;
-    let pair = WgKeyPair::from_private(bytes);
-    let path = state_dir.join(FILE);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".wg_key.")
-        .tempfile_in(state_dir)
-        .map_err(error("cannot create a file in", state_dir))?;
-    // Set on the open file before the key is in it, so no moment exists where others may read it.
-    let written = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600));
-    written
-        .and_then(|()| writeln!(tmp, "{}", WgKey(bytes)))
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(error("cannot write", tmp.path()))?;
-    if let Err(e) = tmp.persist_noclobber(&path) {
-        // Another start made it in the meantime: its key is the node's.
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            return load(state_dir)?.ok_or_else(|| error("cannot read", &path)(e.error));
-        }
-        return Err(error("cannot write", &path)(e.error));
+    if state_file::create(state_dir, FILE, 0o600, &format!("{}\n", WgKey(bytes)))? {
+        return Ok(WgKeyPair::from_private(bytes));
     }
-    std::fs::File::open(state_dir).and_then(|d| d.sync_all()).map_err(error("cannot sync", state_dir))?;
-    Ok(pair)
+    // Another start made it in the meantime: its key is the node's.
+    load(state_dir)?
+        .ok_or_else(|| state_file::invalid(&state_dir.join(FILE), "vanished after it was made".into()))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

@@ -44,12 +44,10 @@ pub enum DaemonError {
         /// What failed.
         why: String,
     },
-    /// The VtepMAC kept in `node.state_dir` could not be read or made.
+    /// A value kept in `node.state_dir` (the VtepMAC, the WireGuard key) could not be read or
+    /// made.
     #[error(transparent)]
-    VtepMac(#[from] super::vtep_mac::VtepMacError),
-    /// The WireGuard key kept in `node.state_dir` could not be read or made.
-    #[error(transparent)]
-    WgKey(#[from] crate::wg_key::WgKeyError),
+    StateFile(#[from] crate::state_file::StateFileError),
     /// A pre-start check could not read what it checks.
     #[error("start checks: {what}")]
     Preflight {

@@ -8,47 +8,31 @@
 //! whole; a start that finds it unreadable or not a unicast address stops rather than make
 //! another (the old one may be in other nodes' forwarding tables).
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::flannel::MacAddr;
+use crate::state_file::{self, StateFileError};
 
 /// The file's name under `node.state_dir`.
 pub const FILE: &str = "vtep_mac";
 
 /// Why the kept VTEP MAC could not be read or made.
-#[derive(Debug, thiserror::Error)]
-#[error("node.state_dir: {what} {}: {source}", path.display())]
-pub struct VtepMacError {
-    what: &'static str,
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
-}
-
-fn error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> VtepMacError {
-    let path = path.to_owned();
-    move |source| VtepMacError { what, path, source }
-}
+pub type VtepMacError = StateFileError;
 
 /// The MAC kept under `state_dir`, `None` when there is none yet.
 pub fn load(state_dir: &Path) -> Result<Option<MacAddr>, VtepMacError> {
-    let path = state_dir.join(FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(error("cannot read", &path)(e)),
+    let Some((text, _mode)) = state_file::read(state_dir, FILE)? else {
+        return Ok(None);
     };
     match text.trim().parse::<MacAddr>() {
         Ok(mac) if mac.is_unicast() => Ok(Some(mac)),
-        _ => Err(error("cannot use", &path)(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
+        _ => Err(state_file::invalid(
+            &state_dir.join(FILE),
             format!(
                 "expected a unicast MAC address, found {:?} (fix it, or remove it to make a new one)",
                 text.trim()
             ),
-        ))),
+        )),
     }
 }
 
@@ -57,29 +41,13 @@ pub fn load_or_create(state_dir: &Path) -> Result<MacAddr, VtepMacError> {
     if let Some(mac) = load(state_dir)? {
         return Ok(mac);
     }
-    std::fs::create_dir_all(state_dir).map_err(error("cannot create", state_dir))?;
     let mac = random();
-    let path = state_dir.join(FILE);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vtep_mac.")
-        .tempfile_in(state_dir)
-        .map_err(error("cannot create a file in", state_dir))?;
-    // Set on the open file, so the umask does not narrow it.
-    let written = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
-    written
-        .and_then(|()| writeln!(tmp, "{mac}"))
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(error("cannot write", tmp.path()))?;
-    if let Err(e) = tmp.persist_noclobber(&path) {
-        // Another start made it in the meantime: its MAC is the node's.
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            return load(state_dir)?.ok_or_else(|| error("cannot read", &path)(e.error));
-        }
-        return Err(error("cannot write", &path)(e.error));
+    if state_file::create(state_dir, FILE, 0o644, &format!("{mac}\n"))? {
+        return Ok(mac);
     }
-    // The rename itself survives a crash once the directory is synced.
-    std::fs::File::open(state_dir).and_then(|d| d.sync_all()).map_err(error("cannot sync", state_dir))?;
-    Ok(mac)
+    // Another start made it in the meantime: its MAC is the node's.
+    load(state_dir)?
+        .ok_or_else(|| state_file::invalid(&state_dir.join(FILE), "vanished after it was made".into()))
 }
 
 /// A random locally administered (U/L bit set) unicast (I/G bit clear) MAC.
@@ -91,6 +59,8 @@ fn random() -> MacAddr {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
