@@ -12,7 +12,9 @@
 use std::net::Ipv4Addr;
 
 use weft_encap::MacAddr;
-use weft_encap::checksum::checksum;
+use weft_encap::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr};
+use weft_encap::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
+use weft_encap::wire::udp::{self, UdpPacket, UdpRepr};
 
 /// Bytes of Ethernet + IPv4 + UDP in front of a message.
 pub(crate) const LEN: usize = 14 + 20 + 8;
@@ -33,28 +35,27 @@ impl Outer {
     /// shorter or the datagram would not fit an IPv4 packet.
     pub(crate) fn write(&self, buf: &mut [u8], payload: usize, ident: u16) -> bool {
         let Some(h) = buf.get_mut(..LEN) else { return false };
-        let Ok(ip_len) = u16::try_from(20 + 8 + payload) else { return false };
-        h[0..6].copy_from_slice(&self.dst_mac.0);
-        h[6..12].copy_from_slice(&self.src_mac.0);
-        h[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let ip = &mut h[14..34];
-        ip[0] = 0x45;
-        ip[1] = 0;
-        ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-        ip[4..6].copy_from_slice(&ident.to_be_bytes());
-        ip[6..8].copy_from_slice(&[0, 0]);
-        ip[8] = 64;
-        ip[9] = 17;
-        ip[10..12].copy_from_slice(&[0, 0]);
-        ip[12..16].copy_from_slice(&self.src_ip.octets());
-        ip[16..20].copy_from_slice(&self.dst_ip.octets());
-        let sum = checksum(ip);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        let udp = &mut h[34..42];
-        udp[0..2].copy_from_slice(&self.src_port.to_be_bytes());
-        udp[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
-        udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
-        udp[6..8].copy_from_slice(&[0, 0]);
+        let Ok(payload_len) = u16::try_from(udp::HEADER_LEN + payload) else { return false };
+        if usize::from(payload_len) + ipv4::HEADER_LEN > usize::from(u16::MAX) {
+            return false;
+        }
+        let (eth, rest) = h.split_at_mut(ethernet::HEADER_LEN);
+        let (ip, udp_hdr) = rest.split_at_mut(ipv4::HEADER_LEN);
+        EthernetRepr { src: self.src_mac, dst: self.dst_mac, ethertype: EtherType::IPV4 }
+            .emit(&mut EthernetFrame::new_unchecked(eth));
+        Ipv4Repr {
+            src: self.src_ip,
+            dst: self.dst_ip,
+            protocol: IpProtocol::UDP,
+            payload_len,
+            ttl: 64,
+            tos: 0,
+            ident,
+            dont_frag: false,
+        }
+        .emit(&mut Ipv4Packet::new_unchecked(ip));
+        UdpRepr { src_port: self.src_port, dst_port: self.dst_port, payload_len: payload_len - 8 }
+            .emit(&mut UdpPacket::new_unchecked(udp_hdr));
         true
     }
 }
@@ -87,37 +88,28 @@ pub(crate) enum DatagramError {
 /// (version, IHL, total length within the frame).
 pub(crate) fn datagram(d: &[u8]) -> Result<Datagram, DatagramError> {
     use DatagramError::*;
-    if d.len() < 14 + 20 || d[12..14] != [0x08, 0x00] || d[14] >> 4 != 4 || d[23] != 17 {
+    let eth = EthernetFrame::new_checked(d).map_err(|_| Malformed)?;
+    if eth.ethertype() != EtherType::IPV4 {
         return Err(Malformed);
     }
-    let ihl = usize::from(d[14] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
-    if u16::from_be_bytes([d[20], d[21]]) & 0x3fff != 0 {
+    let ip = Ipv4Packet::new_checked(&d[ethernet::HEADER_LEN..]).map_err(|_| Malformed)?;
+    if ip.protocol() != IpProtocol::UDP {
+        return Err(Malformed);
+    }
+    if ip.is_fragment() {
         return Err(Fragment);
     }
-    if ihl < 20 || total < ihl + 8 || 14 + total > d.len() {
-        return Err(Malformed);
-    }
-    let udp = 14 + ihl;
-    let udp_len = usize::from(u16::from_be_bytes([d[udp + 4], d[udp + 5]]));
-    if udp_len < 8 || udp + udp_len > 14 + total {
-        return Err(Malformed);
-    }
-    let mac = |at: usize| {
-        let mut m = [0u8; 6];
-        m.copy_from_slice(&d[at..at + 6]);
-        MacAddr(m)
-    };
-    let ip = |at: usize| Ipv4Addr::new(d[at], d[at + 1], d[at + 2], d[at + 3]);
+    let udp_at = ethernet::HEADER_LEN + ip.header_len();
+    let datagram = UdpPacket::new_checked(ip.payload()).map_err(|_| Malformed)?;
     Ok(Datagram {
-        dst_mac: mac(0),
-        src_mac: mac(6),
-        src_ip: ip(26),
-        dst_ip: ip(30),
-        src_port: u16::from_be_bytes([d[udp], d[udp + 1]]),
-        dst_port: u16::from_be_bytes([d[udp + 2], d[udp + 3]]),
-        payload_at: udp + 8,
-        payload_len: udp_len - 8,
+        dst_mac: eth.dst_addr(),
+        src_mac: eth.src_addr(),
+        src_ip: ip.src_addr(),
+        dst_ip: ip.dst_addr(),
+        src_port: datagram.src_port(),
+        dst_port: datagram.dst_port(),
+        payload_at: udp_at + udp::HEADER_LEN,
+        payload_len: datagram.payload().len(),
     })
 }
 
@@ -132,6 +124,8 @@ pub(crate) fn udp_dst_port(d: &[u8]) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
+    use weft_encap::checksum::checksum;
+
     use super::*;
 
     fn outer() -> Outer {
